@@ -1,0 +1,95 @@
+import { randomUUID } from "node:crypto";
+import fastifySwagger from "@fastify/swagger";
+import fastifySwaggerUi from "@fastify/swagger-ui";
+import type { Database } from "@genq/db";
+import type { JobQueues } from "@genq/queue";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from "fastify-type-provider-zod";
+import type { Redis } from "ioredis";
+import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
+import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
+import { errorHandlerPlugin } from "./plugins/error-handler.ts";
+import { resourcesPlugin } from "./plugins/resources.ts";
+import { healthRoutes } from "./routes/health-routes.ts";
+import { jobRoutes } from "./routes/job-routes.ts";
+
+/** Options for {@link buildApp}. */
+export interface AppOptions {
+  db: Database;
+  /** A producer connection (fails fast while Redis is down). */
+  redis: Redis;
+  queues: JobQueues;
+  /** Fastify's logger option: pino options, a pino instance, or false. */
+  logger?: FastifyServerOptions["logger"] | FastifyServerOptions["loggerInstance"];
+  /** Operator credentials for Bull Board. */
+  admin: { user: string; password: string };
+  bodyLimitBytes?: number;
+  /** Prefix of links in responses, e.g. https://genq.example.com; relative links when empty. */
+  publicUrl?: string;
+  docs?: boolean;
+  trustProxy?: boolean;
+}
+
+/**
+ * Builds the genq API: /v1 (API-key auth), /docs (OpenAPI), /admin/queues (Bull
+ * Board, operator auth) and /health. It does not listen; see `main.ts`.
+ */
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const loggerOption =
+    options.logger !== undefined && typeof options.logger === "object" && "child" in options.logger
+      ? { loggerInstance: options.logger as FastifyServerOptions["loggerInstance"] }
+      : { logger: (options.logger as FastifyServerOptions["logger"]) ?? false };
+  const app = Fastify({
+    ...loggerOption,
+    bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
+    trustProxy: options.trustProxy ?? false,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    // Errors never echo what the client sent beyond what the handler chooses.
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+
+  await app.register(errorHandlerPlugin);
+  await app.register(resourcesPlugin, { db: options.db, redis: options.redis, queues: options.queues });
+
+  if (options.docs ?? true) {
+    await app.register(fastifySwagger, {
+      openapi: {
+        openapi: "3.1.0",
+        info: {
+          title: "genq API",
+          version: "1.0.0",
+          description:
+            "Submit prioritized AI generation jobs and read their results. Authenticate with `Authorization: Bearer <api key>`.",
+        },
+        components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
+        security: [{ apiKey: [] }],
+      },
+      transform: jsonSchemaTransform,
+      transformObject: jsonSchemaTransformObject,
+    });
+    await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
+  }
+
+  await app.register(healthRoutes);
+  await app.register(
+    async (v1) => {
+      await v1.register(apiKeyAuthPlugin);
+      await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "" });
+    },
+    { prefix: "/v1" },
+  );
+  await app.register(bullBoardPlugin, options.admin);
+  app.log.debug({ bullBoard: BULL_BOARD_PATH }, "routes registered");
+  return app;
+}

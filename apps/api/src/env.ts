@@ -1,0 +1,34 @@
+import { BooleanFromString, CommonEnv, parseEnv } from "@genq/core";
+import { z } from "zod";
+
+/** The API's configuration, from environment variables. */
+export const ApiEnv = CommonEnv.extend({
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
+  /** Base URL used in `links` (e.g. https://genq.example.com); relative links when unset. */
+  GENQ_PUBLIC_URL: z.url().optional(),
+  GENQ_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .max(100 * 1024 * 1024)
+    .default(1024 * 1024),
+  GENQ_ADMIN_USER: z.string().min(1).default("admin"),
+  GENQ_ADMIN_PASSWORD: z.string().min(12, "must be at least 12 characters").optional(),
+  GENQ_DOCS_ENABLED: BooleanFromString.default(true),
+  GENQ_TRUST_PROXY: BooleanFromString.default(false),
+}).superRefine((env, context) => {
+  if (env.NODE_ENV === "production" && env.GENQ_ADMIN_PASSWORD === undefined) {
+    context.addIssue({
+      code: "custom",
+      path: ["GENQ_ADMIN_PASSWORD"],
+      message: "is required when NODE_ENV=production (it protects Bull Board at /admin/queues)",
+    });
+  }
+});
+export type ApiEnv = z.infer<typeof ApiEnv>;
+
+/** Reads and validates the API's environment; throws EnvError naming bad variables. */
+export function loadApiEnv(source: Record<string, string | undefined> = process.env): ApiEnv {
+  return parseEnv(ApiEnv, source);
+}

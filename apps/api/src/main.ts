@@ -1,0 +1,85 @@
+import { randomBytes } from "node:crypto";
+import { createLogger, EnvError } from "@genq/core";
+import { assertDatabaseReachable, createPrismaClient } from "@genq/db";
+import { assertRedisReachable, createRedisConnection, JobQueues } from "@genq/queue";
+import { buildApp } from "./app.ts";
+import { loadApiEnv } from "./env.ts";
+import { BULL_BOARD_PATH } from "./plugins/bull-board.ts";
+
+async function main(): Promise<void> {
+  const env = loadApiEnv();
+  const logger = createLogger({
+    name: "genq-api",
+    level: env.LOG_LEVEL,
+    ...(env.LOG_PRETTY === undefined ? {} : { pretty: env.LOG_PRETTY }),
+  });
+  await assertRedisReachable(env.REDIS_URL);
+  await assertDatabaseReachable(env.DATABASE_URL);
+
+  let adminPassword = env.GENQ_ADMIN_PASSWORD;
+  if (adminPassword === undefined) {
+    // Development only (production refuses to start without one): a fresh password per run.
+    adminPassword = randomBytes(12).toString("base64url");
+    process.stdout.write(
+      `Bull Board: no GENQ_ADMIN_PASSWORD set, so this run uses user "${env.GENQ_ADMIN_USER}" with password "${adminPassword}"\n`,
+    );
+  }
+
+  const db = createPrismaClient({ connectionString: env.DATABASE_URL });
+  const redis = createRedisConnection({ url: env.REDIS_URL, role: "producer", connectionName: "genq-api" });
+  redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
+  const queues = new JobQueues({
+    connection: redis,
+    prefix: env.GENQ_QUEUE_PREFIX,
+    overrides: {
+      text: { attempts: env.GENQ_JOB_ATTEMPTS, backoffMs: env.GENQ_RETRY_BACKOFF_MS },
+      image: { attempts: env.GENQ_JOB_ATTEMPTS, backoffMs: env.GENQ_RETRY_BACKOFF_MS },
+    },
+  });
+  const app = await buildApp({
+    db,
+    redis,
+    queues,
+    logger,
+    admin: { user: env.GENQ_ADMIN_USER, password: adminPassword },
+    bodyLimitBytes: env.GENQ_BODY_LIMIT_BYTES,
+    publicUrl: env.GENQ_PUBLIC_URL ?? "",
+    docs: env.GENQ_DOCS_ENABLED,
+    trustProxy: env.GENQ_TRUST_PROXY,
+  });
+  app.addHook("onClose", async () => {
+    await queues.close();
+    redis.disconnect();
+    await db.$disconnect();
+  });
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, "shutting down");
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+
+  await app.listen({ host: env.HOST, port: env.PORT });
+  const base = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${env.PORT}`;
+  logger.info(
+    { api: `${base}/v1`, docs: `${base}/docs`, queues: `${base}${BULL_BOARD_PATH}` },
+    "genq API listening",
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `genq-api: ${error instanceof EnvError || error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,187 @@
+import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError, PRIORITIES } from "@genq/core";
+import { requestFingerprint } from "@genq/db";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { JobView, toJobView } from "../job-view.ts";
+import { ErrorResponse } from "./error-response.ts";
+
+/** Options for {@link jobRoutes}. */
+export interface JobRoutesOptions {
+  /** Prefix of links in responses; empty for relative links. */
+  publicUrl: string;
+}
+
+const JobIdParams = z.object({ id: z.string().describe("The job id") });
+
+const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(255, "Idempotency-Key must be at most 255 characters")
+    .optional()
+    .describe("Repeat a request safely: the same key and body return the same job"),
+});
+
+const ListQuery = z
+  .object({
+    status: JobStatus.optional(),
+    type: JobType.optional(),
+    cursor: z.string().max(64).optional().describe("`nextCursor` of the previous page"),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+  })
+  .strict();
+
+const JobPage = z.object({
+  object: z.literal("list"),
+  data: z.array(JobView),
+  nextCursor: z.string().nullable(),
+});
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!isId(id)) {
+    throw new GenqError("invalid_request", "querystring.cursor: not a cursor returned by this API", {
+      details: { location: "querystring", field: "cursor" },
+    });
+  }
+  return id;
+}
+
+function requireJobId(id: string): string {
+  // A malformed id cannot name a job; answering 404 keeps it out of Postgres.
+  if (!isId(id)) throw new NotFoundError("job", id);
+  return id;
+}
+
+/** `/v1/jobs`: submit, read, list and cancel jobs. */
+export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions): Promise<void> {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const { jobs, queues, redis } = app.genq;
+
+  routes.post(
+    "/jobs",
+    {
+      schema: {
+        summary: "Submit a job",
+        description:
+          "Stores the job, then queues it by priority. 202 means the job is committed and will run; " +
+          "repeating an Idempotency-Key with the same body answers 200 with the same job.",
+        tags: ["jobs"],
+        headers: IdempotencyHeaders,
+        body: CreateJobRequest,
+        response: {
+          200: JobView,
+          202: JobView,
+          400: ErrorResponse,
+          401: ErrorResponse,
+          409: ErrorResponse,
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (request, reply) => {
+      // Refuse before writing anything if the queue is unreachable: no promise we cannot keep soon.
+      if (redis.status !== "ready") {
+        throw new GenqError("service_unavailable", "the job queue (Redis) is unavailable; retry shortly", {
+          retryable: true,
+        });
+      }
+      const body = request.body;
+      const idempotencyKey = request.headers["idempotency-key"];
+      const { job, created } = await jobs.create({
+        userId: request.principal.userId,
+        type: body.type,
+        priority: PRIORITIES[body.priority],
+        provider: body.provider,
+        model: body.model,
+        input: body.input,
+        metadata: body.metadata,
+        idempotencyKey,
+        requestHash: idempotencyKey === undefined ? undefined : requestFingerprint(body),
+      });
+      if (created) {
+        try {
+          await queues.enqueue({ id: job.id, type: job.type, priority: job.priority });
+        } catch (error) {
+          // The row is committed, so the reconciler will enqueue it: the 202 still holds.
+          request.log.warn(
+            { err: error, jobId: job.id },
+            "enqueue failed; the reconciler will enqueue the job",
+          );
+        }
+        request.log.info({ jobId: job.id, priority: body.priority }, "job accepted");
+      }
+      return reply.status(created ? 202 : 200).send(toJobView(job, options.publicUrl));
+    },
+  );
+
+  routes.get(
+    "/jobs/:id",
+    {
+      schema: {
+        summary: "Get a job",
+        tags: ["jobs"],
+        params: JobIdParams,
+        response: { 200: JobView, 401: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const job = await jobs.findForUser(request.principal.userId, requireJobId(request.params.id));
+      return toJobView(job, options.publicUrl);
+    },
+  );
+
+  routes.get(
+    "/jobs",
+    {
+      schema: {
+        summary: "List jobs, newest first",
+        tags: ["jobs"],
+        querystring: ListQuery,
+        response: { 200: JobPage, 400: ErrorResponse, 401: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const { status, type, cursor, limit } = request.query;
+      const page = await jobs.list(request.principal.userId, {
+        status,
+        type,
+        cursor: cursor === undefined ? undefined : decodeCursor(cursor),
+        limit,
+      });
+      return {
+        object: "list" as const,
+        data: page.jobs.map((job) => toJobView(job, options.publicUrl)),
+        nextCursor: page.nextCursor === null ? null : Buffer.from(page.nextCursor).toString("base64url"),
+      };
+    },
+  );
+
+  routes.post(
+    "/jobs/:id/cancel",
+    {
+      schema: {
+        summary: "Cancel a job",
+        description:
+          "A queued job is canceled at once; an active one is canceled at its next safe point " +
+          "(`cancelRequested` is true until then). A completed or failed job answers 409.",
+        tags: ["jobs"],
+        params: JobIdParams,
+        response: { 200: JobView, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const id = requireJobId(request.params.id);
+      const { job, wasActive } = await jobs.requestCancel(request.principal.userId, id);
+      // Best effort: the flag in Postgres is what the worker honours; these only make it faster.
+      try {
+        if (wasActive) await queues.publishCancel(id);
+        else await queues.removeWaiting(job.type, id);
+      } catch (error) {
+        request.log.warn({ err: error, jobId: id }, "could not signal the cancel through Redis");
+      }
+      return toJobView(job, options.publicUrl);
+    },
+  );
+}

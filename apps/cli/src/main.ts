@@ -1,0 +1,125 @@
+import { parseArgs } from "node:util";
+import { CommonEnv, EnvError, parseEnv } from "@genq/core";
+import {
+  AccountRepository,
+  assertDatabaseReachable,
+  createPrismaClient,
+  ensureDatabaseExists,
+  migrate,
+  PLANS,
+  type Plan,
+} from "@genq/db";
+import { startSystem } from "./start-system.ts";
+
+const USAGE = `Usage: pnpm genq <command>
+
+Commands:
+  start                               migrate, then run the API and one worker (what \`pnpm start\` does)
+  migrate                             apply pending database migrations
+  users create <email> [--plan P]     create a user (plans: ${PLANS.join(", ")}; default basic) and print its API key once
+  users show <id|email>               show a user
+  keys create <user id|email> [--name N]  create another API key and print it once
+  keys list <user id|email>           list a user's keys (prefixes only)
+  keys revoke <key id|prefix>         revoke a key
+
+Environment: DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/genq), REDIS_URL.`;
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { plan: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
+  const [command, sub, argument] = positionals;
+  if (values.help || command === undefined) {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const env = parseEnv(CommonEnv, process.env);
+  if (command === "start") return startSystem(env);
+  if (command === "migrate") {
+    await assertDatabaseReachable(env.DATABASE_URL).catch(async (error: unknown) => {
+      // A missing database (not a missing server) is created, so a fresh server just works.
+      if (!(await ensureDatabaseExists(env.DATABASE_URL).catch(() => false))) throw error;
+    });
+    const result = await migrate({ connectionString: env.DATABASE_URL });
+    process.stdout.write(
+      result.applied.length === 0
+        ? `Database is up to date (${result.alreadyApplied.length} migrations applied before).\n`
+        : `Applied ${result.applied.length} migration(s): ${result.applied.join(", ")}\n`,
+    );
+    return 0;
+  }
+
+  const db = createPrismaClient({ connectionString: env.DATABASE_URL, maxConnections: 2 });
+  const accounts = new AccountRepository({ db });
+  try {
+    if (command === "users" && sub === "create" && argument !== undefined) {
+      const plan = (values.plan ?? "basic") as Plan;
+      if (!PLANS.includes(plan)) throw new UsageError(`--plan must be one of ${PLANS.join(", ")}`);
+      if (!/^[^@\s]+@[^@\s]+$/.test(argument)) throw new UsageError(`"${argument}" is not an email address`);
+      const { user, apiKey } = await accounts.createUser({ email: argument, plan });
+      process.stdout.write(
+        `Created user ${user.email} (plan ${user.plan})\nuser id: ${user.id}\napi key: ${apiKey}\n` +
+          "Keep the API key now: it is shown only once.\n",
+      );
+      return 0;
+    }
+    if (command === "users" && sub === "show" && argument !== undefined) {
+      const user = await requireUser(accounts, argument);
+      process.stdout.write(`${JSON.stringify(user, null, 2)}\n`);
+      return 0;
+    }
+    if (command === "keys" && sub === "create" && argument !== undefined) {
+      const user = await requireUser(accounts, argument);
+      const { apiKey, key } = await accounts.createApiKey({
+        userId: user.id,
+        ...(values.name === undefined ? {} : { name: values.name }),
+      });
+      process.stdout.write(
+        `key id: ${key.id}\nprefix: ${key.prefix}\napi key: ${apiKey}\nKeep the API key now: it is shown only once.\n`,
+      );
+      return 0;
+    }
+    if (command === "keys" && sub === "list" && argument !== undefined) {
+      const user = await requireUser(accounts, argument);
+      for (const key of await accounts.listApiKeys(user.id)) {
+        process.stdout.write(
+          `${key.prefix}  id=${key.id}  name=${key.name ?? "-"}  created=${key.createdAt.toISOString()}  ${key.revokedAt === null ? "active" : `revoked=${key.revokedAt.toISOString()}`}\n`,
+        );
+      }
+      return 0;
+    }
+    if (command === "keys" && sub === "revoke" && argument !== undefined) {
+      const key = await accounts.revokeApiKey(argument);
+      if (key === null) throw new UsageError(`no key with id or prefix ${argument}`);
+      process.stdout.write(`Revoked ${key.prefix} (id ${key.id})\n`);
+      return 0;
+    }
+    throw new UsageError(`unknown command: ${positionals.join(" ")}\n\n${USAGE}`);
+  } finally {
+    await db.$disconnect();
+  }
+}
+
+async function requireUser(accounts: AccountRepository, idOrEmail: string) {
+  const user = await accounts.findUser(idOrEmail);
+  if (user === null) throw new UsageError(`no user ${idOrEmail}`);
+  return user;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const message =
+      error instanceof UsageError || error instanceof EnvError || error instanceof Error
+        ? error.message
+        : String(error);
+    process.stderr.write(`genq: ${message}\n`);
+    process.exitCode = error instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,55 @@
+import { CommonEnv, parseEnv } from "@genq/core";
+import { z } from "zod";
+
+const QueueList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(",")
+      .map((name) => name.trim())
+      .filter((name) => name !== ""),
+  )
+  .pipe(
+    z
+      .array(z.enum(["text", "image"], { error: "queues are text and image" }))
+      .min(1, "name at least one queue"),
+  );
+
+/** The worker's configuration, from environment variables. */
+export const WorkerEnv = CommonEnv.extend({
+  /** Which queues this process runs, comma-separated. */
+  GENQ_WORKER_QUEUES: QueueList.default(["text"]),
+  GENQ_TEXT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(32),
+  GENQ_IMAGE_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
+  GENQ_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+  GENQ_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(30_000),
+  GENQ_LOCK_DURATION_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  GENQ_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
+  GENQ_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
+  GENQ_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).default(15_000),
+  GENQ_DEFAULT_PROVIDER: z.string().min(1).default("mock"),
+  GENQ_MOCK_LATENCY_MS: z.coerce.number().int().min(0).max(600_000).default(250),
+  GENQ_MOCK_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.url().optional(),
+  OPENAI_DEFAULT_MODEL: z.string().min(1).default("gpt-4o-mini"),
+  /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
+  GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+}).superRefine((env, context) => {
+  if (env.GENQ_DEFAULT_PROVIDER === "openai" && env.OPENAI_API_KEY === undefined) {
+    context.addIssue({
+      code: "custom",
+      path: ["OPENAI_API_KEY"],
+      message: "is required when GENQ_DEFAULT_PROVIDER=openai",
+    });
+  }
+  if (!["mock", "openai"].includes(env.GENQ_DEFAULT_PROVIDER)) {
+    context.addIssue({ code: "custom", path: ["GENQ_DEFAULT_PROVIDER"], message: "must be mock or openai" });
+  }
+});
+export type WorkerEnv = z.infer<typeof WorkerEnv>;
+
+/** Reads and validates the worker's environment; throws EnvError naming bad variables. */
+export function loadWorkerEnv(source: Record<string, string | undefined> = process.env): WorkerEnv {
+  return parseEnv(WorkerEnv, source);
+}

@@ -1,0 +1,48 @@
+import { createLogger } from "@genq/core";
+import { assertDatabaseReachable } from "@genq/db";
+import { assertRedisReachable } from "@genq/queue";
+import { loadWorkerEnv } from "./env.ts";
+import { startWorker } from "./worker.ts";
+
+async function main(): Promise<void> {
+  const env = loadWorkerEnv();
+  const logger = createLogger({
+    name: "genq-worker",
+    level: env.LOG_LEVEL,
+    ...(env.LOG_PRETTY === undefined ? {} : { pretty: env.LOG_PRETTY }),
+  });
+  await assertRedisReachable(env.REDIS_URL);
+  await assertDatabaseReachable(env.DATABASE_URL);
+  const worker = await startWorker(env, logger);
+  logger.info(
+    { queues: env.GENQ_WORKER_QUEUES, defaultProvider: env.GENQ_DEFAULT_PROVIDER, pid: process.pid },
+    "genq worker ready",
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS }, "stopping: finishing in-flight jobs");
+    worker.close().then(
+      ({ drained }) => {
+        logger.info(
+          { drained },
+          drained ? "stopped cleanly" : "stopped; unfinished jobs will be retried by another worker",
+        );
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`genq-worker: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

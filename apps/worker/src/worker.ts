@@ -1,0 +1,82 @@
+import { createServer, type Server } from "node:http";
+import type { JobType, Logger } from "@genq/core";
+import { createPrismaClient, JobRepository, pingDatabase } from "@genq/db";
+import { createPriceCatalog } from "@genq/providers";
+import { createRedisConnection, JobQueues } from "@genq/queue";
+import { startWorkerPool, type WorkerPool } from "@genq/runner";
+import type { WorkerEnv } from "./env.ts";
+import { createProvidersFromEnv } from "./providers.ts";
+
+/** A running worker process's parts. */
+export interface RunningWorker {
+  pool: WorkerPool;
+  /** The health server's port, when one runs. */
+  healthPort: number | undefined;
+  /** Graceful stop: no new jobs, in-flight ones get `GENQ_SHUTDOWN_TIMEOUT_MS`. */
+  close(): Promise<{ drained: boolean }>;
+}
+
+/** Wires a worker from its configuration: database, queues, providers, pool, health. */
+export async function startWorker(env: WorkerEnv, logger: Logger): Promise<RunningWorker> {
+  const db = createPrismaClient({ connectionString: env.DATABASE_URL });
+  const redis = createRedisConnection({
+    url: env.REDIS_URL,
+    role: "producer",
+    connectionName: "genq-worker",
+  });
+  redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
+  const overrides = {
+    attempts: env.GENQ_JOB_ATTEMPTS,
+    backoffMs: env.GENQ_RETRY_BACKOFF_MS,
+    attemptTimeoutMs: env.GENQ_ATTEMPT_TIMEOUT_MS,
+  };
+  const queues = new JobQueues({
+    connection: redis,
+    prefix: env.GENQ_QUEUE_PREFIX,
+    overrides: { text: overrides, image: overrides },
+  });
+  const concurrency: Record<JobType, number> = {
+    text: env.GENQ_TEXT_CONCURRENCY,
+    image: env.GENQ_IMAGE_CONCURRENCY,
+  };
+  const pool = await startWorkerPool({
+    redisUrl: env.REDIS_URL,
+    jobs: new JobRepository({ db }),
+    queues,
+    providers: createProvidersFromEnv(env, redis),
+    prices: createPriceCatalog(),
+    logger,
+    assignments: env.GENQ_WORKER_QUEUES.map((type) => ({ type, concurrency: concurrency[type] })),
+    lockDurationMs: env.GENQ_LOCK_DURATION_MS,
+    stalledIntervalMs: env.GENQ_STALLED_INTERVAL_MS,
+    maxStalledCount: env.GENQ_MAX_STALLED_COUNT,
+    reconcileIntervalMs: env.GENQ_RECONCILE_INTERVAL_MS,
+  });
+
+  let health: Server | undefined;
+  if (env.GENQ_WORKER_HEALTH_PORT > 0) {
+    health = createServer((request, response) => {
+      const ready = request.url === "/health/ready";
+      const probe = ready ? Promise.all([redis.ping(), pingDatabase(db)]) : Promise.resolve();
+      probe.then(
+        () => response.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}'),
+        () => response.writeHead(503, { "content-type": "application/json" }).end('{"status":"unavailable"}'),
+      );
+    });
+    await new Promise<void>((resolve) => health?.listen(env.GENQ_WORKER_HEALTH_PORT, "0.0.0.0", resolve));
+  }
+  const address = health?.address();
+
+  return {
+    pool,
+    healthPort: typeof address === "object" && address !== null ? address.port : undefined,
+    async close() {
+      health?.close();
+      const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
+      await queues.close();
+      redis.disconnect();
+      await db.$disconnect();
+      return result;
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import { z } from "zod";
+
+/** Parses "true"/"false"/"1"/"0" (z.coerce.boolean would take "false" as true). */
+export const BooleanFromString = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((value) => value === "true" || value === "1" || value === "yes");
+
+/** Settings every genq process reads. Apps extend this in their own `env.ts`. */
+export const CommonEnv = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" })
+    .default("postgresql://postgres@127.0.0.1:5432/genq"),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" })
+    .default("redis://127.0.0.1:6379"),
+  GENQ_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '.', '_' and '-' only")
+    .default("genq"),
+  GENQ_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
+  GENQ_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  LOG_PRETTY: BooleanFromString.optional(),
+});
+export type CommonEnv = z.infer<typeof CommonEnv>;
+
+/** Thrown by {@link parseEnv}; the message lists every bad variable. */
+export class EnvError extends Error {
+  override readonly name = "EnvError";
+}
+
+/**
+ * Parses environment variables with `schema`, or throws an {@link EnvError}
+ * naming each bad variable, its value's problem and what is expected. Empty
+ * strings count as unset, so `FOO=` falls back to the default.
+ */
+export function parseEnv<Schema extends z.ZodType>(
+  schema: Schema,
+  source: Record<string, string | undefined>,
+): z.infer<Schema> {
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([, value]) => value !== undefined && value !== ""),
+  );
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const name = issue.path.join(".") || "(environment)";
+    return `  ${name}: ${issue.message}`;
+  });
+  throw new EnvError(`Invalid configuration:\n${lines.join("\n")}`);
+}

@@ -1,0 +1,47 @@
+import { z } from "zod";
+import { PRIORITY_NAMES } from "./priorities.ts";
+import { TextJobInput } from "./text-job.ts";
+
+/** The kinds of job genq runs. */
+export const JobType = z.enum(["text", "image"]);
+export type JobType = z.infer<typeof JobType>;
+
+/** A job's lifecycle: queued → active → completed | failed | canceled. */
+export const JobStatus = z.enum(["queued", "active", "completed", "failed", "canceled"]);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+/** Statuses a job never leaves. */
+export const TERMINAL_STATUSES: readonly JobStatus[] = ["completed", "failed", "canceled"];
+
+/** Free-form caller data stored with a job and echoed back; at most 16 KiB as JSON. */
+export const JobMetadata = z
+  .record(z.string().max(64), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= 16_384, "metadata must be at most 16 KiB as JSON");
+export type JobMetadata = z.infer<typeof JobMetadata>;
+
+/** `POST /v1/jobs` body for a text job. */
+export const CreateTextJobRequest = z
+  .object({
+    type: z.literal("text"),
+    input: TextJobInput,
+    priority: z.enum(PRIORITY_NAMES).default("normal"),
+    provider: z
+      .string()
+      .regex(
+        /^[a-z0-9][a-z0-9_-]{0,63}$/,
+        "provider must be a configured provider name such as `openai` or `mock`",
+      )
+      .optional(),
+    model: z.string().min(1).max(128).optional(),
+    metadata: JobMetadata.optional(),
+  })
+  .strict();
+export type CreateTextJobRequest = z.infer<typeof CreateTextJobRequest>;
+
+/** `POST /v1/jobs` body. Image jobs join this union in their own issue. */
+export const CreateJobRequest = CreateTextJobRequest;
+export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
+
+/** The payload BullMQ carries: only the id; the job itself lives in Postgres. */
+export const QueuedJobPayload = z.object({ jobId: z.string() });
+export type QueuedJobPayload = z.infer<typeof QueuedJobPayload>;

@@ -1,0 +1,254 @@
+import { createHash } from "node:crypto";
+import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
+import { estimateTokens, truncateToTokens } from "../estimate-tokens.ts";
+import type { Provider, TextGenerationRequest, TextGenerationResult, TextStreamPart } from "../provider.ts";
+import { ProviderError, type ProviderErrorCode } from "../provider-error.ts";
+import { abortableDelay } from "./abortable-delay.ts";
+import { createInMemoryFailureCounter, type FailureCounter } from "./failure-counter.ts";
+
+/** Options for {@link createMockProvider}. */
+export interface MockProviderOptions {
+  /** The provider name, and the `providerOptions` key it reads besides `mock`. Default `mock`. */
+  name?: string;
+  /** Simulated time to the answer (to the first delta when streaming), in milliseconds. Default 0. */
+  latencyMs?: number;
+  /** Probability (0..1) that a call fails with a retryable `provider_unavailable` (503). Default 0. */
+  failureRate?: number;
+  /** The random source for `failureRate`; inject a seeded one for reproducible runs. Default `Math.random`. */
+  random?: () => number;
+  /** The model reported when a request names none. Default `mock-1`. */
+  defaultModel?: string;
+  /**
+   * Where `failTimes` counts attempts. Attempts of one job can run in different
+   * worker processes, so the worker passes a shared (Redis-backed) counter.
+   * Default: an in-memory counter private to this provider instance.
+   */
+  failureCounter?: FailureCounter;
+}
+
+/**
+ * Per-request behaviour, read from `providerOptions.mock` and then
+ * `providerOptions[<name>]` (the latter wins), so a test can steer one mock of
+ * several or all of them at once.
+ */
+export interface MockRequestOptions {
+  /** Overrides the provider's `latencyMs` for this call. */
+  latencyMs?: number;
+  /** Makes the call throw a {@link ProviderError} with this code (retryable per the taxonomy). */
+  fail?: ProviderErrorCode;
+  /**
+   * Fails only the first N calls with the same messages (then succeeds), counted
+   * in the `failureCounter`. Without `fail`, the failure is `provider_unavailable`.
+   */
+  failTimes?: number;
+  /** `retryAfterMs` carried by the simulated failure (a rate limit's Retry-After). */
+  retryAfterMs?: number;
+}
+
+/**
+ * The HTTP status a real provider would send with each code. The record type
+ * makes it exhaustive, so it doubles as the list of valid `fail` codes.
+ */
+const STATUS_BY_CODE: Record<ProviderErrorCode, number | undefined> = {
+  rate_limited: 429,
+  credit_exhausted: 402,
+  quota_exceeded: 429,
+  content_filtered: 400,
+  context_length_exceeded: 400,
+  auth_failed: 401,
+  invalid_request: 400,
+  provider_unavailable: 503,
+  timeout: 408,
+  canceled: undefined,
+};
+
+/** How much of the last user message the reply quotes, so replies stay short. */
+const QUOTED_CHARACTERS = 48;
+
+/**
+ * An offline, deterministic {@link Provider} for development, demos and tests.
+ * The reply is derived from the messages (same input, same text), usage comes
+ * from a ~4 characters/token estimate, and `maxTokens`/`stop` behave like a real
+ * model's. Latency, random failures and scripted failures are configurable;
+ * `generateImage` is not implemented.
+ */
+export function createMockProvider(options: MockProviderOptions = {}): Provider {
+  const name = options.name ?? "mock";
+  const defaultLatencyMs = options.latencyMs ?? 0;
+  const failureRate = options.failureRate ?? 0;
+  const random = options.random ?? Math.random;
+  const defaultModel = options.defaultModel ?? "mock-1";
+  const failureCounter = options.failureCounter ?? createInMemoryFailureCounter();
+
+  if (!(Number.isFinite(defaultLatencyMs) && defaultLatencyMs >= 0)) {
+    throw new RangeError(`mock provider "${name}": latencyMs must be a non-negative number`);
+  }
+  if (!(failureRate >= 0 && failureRate <= 1)) {
+    throw new RangeError(`mock provider "${name}": failureRate must be between 0 and 1`);
+  }
+
+  function canceled(signal: AbortSignal | undefined): ProviderError {
+    return new ProviderError("canceled", `${name}: the request was canceled`, {
+      provider: name,
+      cause: signal?.reason,
+    });
+  }
+
+  /** Waits, decides whether to fail, and builds the reply that both methods return. */
+  async function respond(request: TextGenerationRequest): Promise<TextGenerationResult> {
+    const requestOptions = readRequestOptions(name, request);
+    const fingerprint = fingerprintMessages(request.messages);
+    if (request.signal?.aborted) throw canceled(request.signal);
+    try {
+      const latencyMs = requestOptions.latencyMs ?? defaultLatencyMs;
+      if (latencyMs > 0) await abortableDelay(latencyMs, request.signal);
+    } catch (error) {
+      if (request.signal?.aborted) throw canceled(request.signal);
+      throw error;
+    }
+
+    const failureCode = await decideFailure(requestOptions, fingerprint);
+    if (failureCode !== undefined) {
+      const status = STATUS_BY_CODE[failureCode];
+      throw new ProviderError(failureCode, `${name}: simulated ${failureCode}`, {
+        provider: name,
+        ...(status === undefined ? {} : { status }),
+        requestId: `mock_${fingerprint}`,
+        ...(requestOptions.retryAfterMs === undefined ? {} : { retryAfterMs: requestOptions.retryAfterMs }),
+      });
+    }
+
+    const { text, finishReason } = applyLimits(replyText(request.messages, fingerprint), request);
+    const usage: TokenUsage = {
+      inputTokens: Math.max(
+        1,
+        request.messages.reduce((sum, message) => sum + estimateTokens(message.content), 0),
+      ),
+      outputTokens: estimateTokens(text),
+    };
+    return {
+      text,
+      finishReason,
+      usage,
+      model: request.model || defaultModel,
+      providerRequestId: `mock_${fingerprint}`,
+    };
+  }
+
+  async function decideFailure(
+    requestOptions: MockRequestOptions,
+    fingerprint: string,
+  ): Promise<ProviderErrorCode | undefined> {
+    if (requestOptions.failTimes !== undefined) {
+      // Keyed by provider name too, so a fallback mock does not share the primary's count.
+      const attempt = await failureCounter.increment(`${name}:${fingerprint}`);
+      if (attempt <= requestOptions.failTimes) return requestOptions.fail ?? "provider_unavailable";
+    } else if (requestOptions.fail !== undefined) {
+      return requestOptions.fail;
+    }
+    if (failureRate > 0 && random() < failureRate) return "provider_unavailable";
+    return undefined;
+  }
+
+  return {
+    name,
+    defaultModel,
+
+    generateText: respond,
+
+    async *streamText(request): AsyncGenerator<TextStreamPart> {
+      const result = await respond(request);
+      for (const delta of splitIntoDeltas(result.text)) {
+        if (request.signal?.aborted) throw canceled(request.signal);
+        yield { type: "text-delta", delta };
+      }
+      yield {
+        type: "finish",
+        finishReason: result.finishReason,
+        usage: result.usage,
+        model: result.model,
+        ...(result.providerRequestId === undefined ? {} : { providerRequestId: result.providerRequestId }),
+      };
+    },
+
+    async healthCheck(healthOptions) {
+      if (healthOptions?.signal?.aborted) throw canceled(healthOptions.signal);
+      return { ok: true, latencyMs: 0 };
+    },
+  };
+}
+
+/** A stable hash of the conversation: same messages, same reply and same failure counter. */
+function fingerprintMessages(messages: ChatMessage[]): string {
+  const canonical = JSON.stringify(messages.map((message) => [message.role, message.content]));
+  return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+}
+
+function replyText(messages: ChatMessage[], fingerprint: string): string {
+  const lastUser = messages.findLast((message) => message.role === "user")?.content ?? "";
+  const oneLine = lastUser.replace(/\s+/g, " ").trim();
+  const quoted = oneLine.length > QUOTED_CHARACTERS ? `${oneLine.slice(0, QUOTED_CHARACTERS)}…` : oneLine;
+  return `mock reply to: "${quoted}" (${fingerprint.slice(0, 8)})`;
+}
+
+/** Cuts the reply where a real model would stop: the first stop sequence or the token budget. */
+function applyLimits(
+  text: string,
+  request: TextGenerationRequest,
+): { text: string; finishReason: FinishReason } {
+  let stopIndex = -1;
+  for (const sequence of request.stop ?? []) {
+    const index = sequence === "" ? -1 : text.indexOf(sequence);
+    if (index !== -1 && (stopIndex === -1 || index < stopIndex)) stopIndex = index;
+  }
+  const limited = request.maxTokens === undefined ? text : truncateToTokens(text, request.maxTokens);
+  if (stopIndex !== -1 && stopIndex <= limited.length) {
+    return { text: text.slice(0, stopIndex), finishReason: "stop" };
+  }
+  if (limited.length < text.length) return { text: limited, finishReason: "length" };
+  return { text, finishReason: "stop" };
+}
+
+/** Word-sized pieces whose concatenation is exactly `text`. */
+function splitIntoDeltas(text: string): string[] {
+  return text.match(/\S+\s*|\s+/g) ?? [];
+}
+
+function readRequestOptions(name: string, request: TextGenerationRequest): MockRequestOptions {
+  const merged: Record<string, unknown> = {
+    ...request.providerOptions?.mock,
+    ...(name === "mock" ? {} : request.providerOptions?.[name]),
+  };
+  const invalid = (field: string, expected: string) =>
+    new ProviderError("invalid_request", `${name}: providerOptions.mock.${field} must be ${expected}`, {
+      provider: name,
+    });
+
+  const result: MockRequestOptions = {};
+  const { latencyMs, fail, failTimes, retryAfterMs } = merged;
+  if (latencyMs !== undefined) {
+    if (typeof latencyMs !== "number" || !Number.isFinite(latencyMs) || latencyMs < 0) {
+      throw invalid("latencyMs", "a non-negative number");
+    }
+    result.latencyMs = latencyMs;
+  }
+  if (fail !== undefined) {
+    if (typeof fail !== "string" || !Object.hasOwn(STATUS_BY_CODE, fail)) {
+      throw invalid("fail", `one of ${Object.keys(STATUS_BY_CODE).join(", ")}`);
+    }
+    result.fail = fail as ProviderErrorCode;
+  }
+  if (failTimes !== undefined) {
+    if (typeof failTimes !== "number" || !Number.isInteger(failTimes) || failTimes < 0) {
+      throw invalid("failTimes", "a non-negative integer");
+    }
+    result.failTimes = failTimes;
+  }
+  if (retryAfterMs !== undefined) {
+    if (typeof retryAfterMs !== "number" || !Number.isFinite(retryAfterMs) || retryAfterMs < 0) {
+      throw invalid("retryAfterMs", "a non-negative number");
+    }
+    result.retryAfterMs = retryAfterMs;
+  }
+  return result;
+}

@@ -1,0 +1,2 @@
+export * from "./map-openai-error.ts";
+export * from "./openai-provider.ts";

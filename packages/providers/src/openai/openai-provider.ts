@@ -1,0 +1,371 @@
+import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
+import OpenAI from "openai";
+import { detectImageMediaType } from "../detect-image-media-type.ts";
+import { estimateTokens } from "../estimate-tokens.ts";
+import type {
+  ImageGenerationRequest,
+  ImageGenerationResult,
+  Provider,
+  TextGenerationRequest,
+  TextStreamPart,
+} from "../provider.ts";
+import { ProviderError } from "../provider-error.ts";
+import { mapOpenAIError } from "./map-openai-error.ts";
+
+/** Options for {@link createOpenAIProvider}. */
+export interface OpenAIProviderOptions {
+  /**
+   * The provider name: the key of its `providerOptions`, its name in errors,
+   * usage and prices. Use another name (`deepseek`, `ollama`, `vllm`) with
+   * `baseURL` for an OpenAI-compatible endpoint. Default `openai`.
+   */
+  name?: string;
+  apiKey: string;
+  /** Default `https://api.openai.com/v1`; compatible servers need the `/v1` suffix too. */
+  baseURL?: string;
+  organization?: string;
+  /** The model used when a request names none. */
+  defaultModel?: string;
+  /** Per-request timeout, in milliseconds (the SDK's default is 10 minutes). */
+  timeoutMs?: number;
+  /** The fetch used for API calls and for downloading image URLs; inject one to proxy or record. */
+  fetch?: typeof fetch;
+  defaultHeaders?: Record<string, string>;
+  /**
+   * Send `max_completion_tokens` instead of `max_tokens`. OpenAI's reasoning
+   * models require it; most compatible servers only know `max_tokens`, hence the
+   * default false. A request can override it with
+   * `providerOptions[name].useMaxCompletionTokens`.
+   */
+  useMaxCompletionTokens?: boolean;
+}
+
+/** `providerOptions[name]` keys the adapter consumes itself instead of sending them as body fields. */
+const CONTROL_KEYS = new Set(["useMaxCompletionTokens"]);
+
+const DEFAULT_BASE_URL = "https://api.openai.com/v1";
+
+/**
+ * A {@link Provider} on the official `openai` SDK, for OpenAI and any
+ * OpenAI-compatible endpoint (DeepSeek, Ollama, vLLM, ...). SDK retries are off:
+ * every call is one HTTP attempt, and failures come out as {@link ProviderError}.
+ * Fields in `providerOptions[name]` are passed through into the request body.
+ */
+export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
+  const name = options.name ?? "openai";
+  if (typeof options.apiKey !== "string" || options.apiKey === "") {
+    throw new TypeError(`provider "${name}": apiKey must be a non-empty string`);
+  }
+  if (options.timeoutMs !== undefined && !(Number.isFinite(options.timeoutMs) && options.timeoutMs > 0)) {
+    throw new RangeError(`provider "${name}": timeoutMs must be a positive number`);
+  }
+  const fetchFunction = options.fetch ?? globalThis.fetch;
+  const client = new OpenAI({
+    apiKey: options.apiKey,
+    // Explicit values (null included) keep the SDK from reading OPENAI_BASE_URL,
+    // OPENAI_ORG_ID and OPENAI_PROJECT_ID: configuration comes from the caller only.
+    baseURL: options.baseURL ?? DEFAULT_BASE_URL,
+    organization: options.organization ?? null,
+    project: null,
+    // The router owns retries (backoff, fallback, breaker); a hidden SDK retry would
+    // multiply attempts and hide failures from it.
+    maxRetries: 0,
+    fetch: fetchFunction,
+    ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
+    ...(options.defaultHeaders === undefined ? {} : { defaultHeaders: options.defaultHeaders }),
+  });
+
+  function resolveModel(model: string): string {
+    const resolved = model || options.defaultModel;
+    if (!resolved) {
+      throw new ProviderError("invalid_request", `${name}: no model given and no default model configured`, {
+        provider: name,
+      });
+    }
+    return resolved;
+  }
+
+  /**
+   * Maps a failure, treating anything that ends a call whose signal has aborted as
+   * `canceled`: the abort reason can be any value, and whatever the SDK saw last
+   * (a reset socket, a cut stream) is a consequence of the caller giving up.
+   */
+  function toProviderError(error: unknown, signal: AbortSignal | undefined): ProviderError {
+    if (signal?.aborted && !(error instanceof ProviderError && error.code === "canceled")) {
+      return new ProviderError("canceled", `${name}: the request was canceled`, {
+        provider: name,
+        cause: signal.reason,
+      });
+    }
+    return mapOpenAIError(error, name);
+  }
+
+  /** The fields shared by streaming and non-streaming chat requests. */
+  function chatBody(request: TextGenerationRequest) {
+    const { body: extraBody, control } = splitProviderOptions(request.providerOptions?.[name]);
+    const useMaxCompletionTokens =
+      typeof control.useMaxCompletionTokens === "boolean"
+        ? control.useMaxCompletionTokens
+        : (options.useMaxCompletionTokens ?? false);
+    return {
+      extraBody,
+      fields: {
+        model: resolveModel(request.model),
+        messages: request.messages.map(toOpenAIMessage),
+        ...(request.maxTokens === undefined
+          ? {}
+          : useMaxCompletionTokens
+            ? { max_completion_tokens: request.maxTokens }
+            : { max_tokens: request.maxTokens }),
+        ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+        ...(request.topP === undefined ? {} : { top_p: request.topP }),
+        ...(request.stop === undefined ? {} : { stop: request.stop }),
+      },
+    };
+  }
+
+  return {
+    name,
+    ...(options.defaultModel === undefined ? {} : { defaultModel: options.defaultModel }),
+
+    async generateText(request) {
+      try {
+        const { extraBody, fields } = chatBody(request);
+        const body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming = {
+          ...extraBody,
+          ...fields,
+          stream: false,
+        };
+        const { data, request_id: requestId } = await client.chat.completions
+          .create(body, { signal: request.signal ?? null })
+          .withResponse();
+        const choice = data.choices[0];
+        if (choice === undefined) {
+          throw new ProviderError("provider_unavailable", `${name}: the response had no choices`, {
+            provider: name,
+            ...(requestId ? { requestId } : {}),
+          });
+        }
+        const text = choice.message.content ?? "";
+        return {
+          text,
+          finishReason: mapFinishReason(choice.finish_reason),
+          usage: toTokenUsage(data.usage) ?? estimateUsage(request.messages, text),
+          model: data.model || fields.model,
+          // x-request-id is what OpenAI support asks for; compatible servers that
+          // send none still identify the completion by its id.
+          providerRequestId: requestId || data.id,
+        };
+      } catch (error) {
+        throw toProviderError(error, request.signal);
+      }
+    },
+
+    async *streamText(request): AsyncGenerator<TextStreamPart> {
+      let text = "";
+      try {
+        const { extraBody, fields } = chatBody(request);
+        const body: OpenAI.Chat.ChatCompletionCreateParamsStreaming = {
+          // Without include_usage a stream reports no token counts; a server that
+          // rejects it can be told `stream_options: null` in providerOptions.
+          stream_options: { include_usage: true },
+          ...extraBody,
+          ...fields,
+          stream: true,
+        };
+        const { data: stream, request_id: requestId } = await client.chat.completions
+          .create(body, { signal: request.signal ?? null })
+          .withResponse();
+
+        let finishReason: FinishReason | undefined;
+        let usage: TokenUsage | undefined;
+        let model = fields.model;
+        let completionId: string | undefined;
+        for await (const chunk of stream) {
+          completionId ??= chunk.id;
+          if (chunk.model) model = chunk.model;
+          const choice = chunk.choices[0];
+          const delta = choice?.delta?.content;
+          if (delta) {
+            text += delta;
+            yield { type: "text-delta", delta };
+          }
+          if (choice?.finish_reason) finishReason = mapFinishReason(choice.finish_reason);
+          usage = toTokenUsage(chunk.usage) ?? usage;
+        }
+        // The SDK ends an aborted stream quietly; the caller must still learn it was canceled.
+        if (request.signal?.aborted) throw new OpenAI.APIUserAbortError();
+        if (finishReason === undefined) {
+          throw new ProviderError("provider_unavailable", `${name}: the stream ended before it finished`, {
+            provider: name,
+            ...(requestId ? { requestId } : {}),
+          });
+        }
+        const providerRequestId = requestId || completionId;
+        yield {
+          type: "finish",
+          finishReason,
+          usage: usage ?? estimateUsage(request.messages, text),
+          model,
+          ...(providerRequestId ? { providerRequestId } : {}),
+        };
+      } catch (error) {
+        throw toProviderError(error, request.signal);
+      }
+    },
+
+    async generateImage(request: ImageGenerationRequest): Promise<ImageGenerationResult> {
+      try {
+        const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
+        const model = resolveModel(request.model);
+        // size and quality are strings here because compatible servers accept values
+        // the SDK's literal unions do not list; the server validates them.
+        const body = {
+          ...extraBody,
+          model,
+          prompt: request.prompt,
+          n: request.n,
+          ...(request.size === undefined ? {} : { size: request.size }),
+          ...(request.quality === undefined ? {} : { quality: request.quality }),
+        } as OpenAI.Images.ImageGenerateParamsNonStreaming;
+        const { data, request_id: requestId } = await client.images
+          .generate(body, { signal: request.signal ?? null })
+          .withResponse();
+        const images = await Promise.all(
+          (data.data ?? []).map((image) => toImage(image, data, request.signal)),
+        );
+        if (images.length === 0) {
+          throw new ProviderError("provider_unavailable", `${name}: the response had no images`, {
+            provider: name,
+            ...(requestId ? { requestId } : {}),
+          });
+        }
+        return {
+          images,
+          usage: {
+            images: images.length,
+            ...(data.usage === undefined
+              ? {}
+              : { inputTokens: data.usage.input_tokens, outputTokens: data.usage.output_tokens }),
+          },
+          model,
+          ...(requestId ? { providerRequestId: requestId } : {}),
+        };
+      } catch (error) {
+        throw toProviderError(error, request.signal);
+      }
+    },
+
+    async healthCheck(healthOptions) {
+      const started = performance.now();
+      try {
+        await client.models.list({ signal: healthOptions?.signal ?? null });
+        return { ok: true, latencyMs: Math.round(performance.now() - started) };
+      } catch (error) {
+        const mapped = toProviderError(error, healthOptions?.signal);
+        if (mapped.code === "canceled") throw mapped;
+        return {
+          ok: false,
+          latencyMs: Math.round(performance.now() - started),
+          message: `${mapped.code}: ${mapped.message}`,
+        };
+      }
+    },
+  };
+
+  /** One generated image as bytes: decoded from base64, or downloaded before its URL expires. */
+  async function toImage(
+    image: OpenAI.Images.Image,
+    response: OpenAI.Images.ImagesResponse,
+    signal: AbortSignal | undefined,
+  ): Promise<ImageGenerationResult["images"][number]> {
+    const revised = image.revised_prompt ? { revisedPrompt: image.revised_prompt } : {};
+    const declared = response.output_format ? `image/${response.output_format}` : undefined;
+    if (image.b64_json) {
+      const bytes = Uint8Array.from(Buffer.from(image.b64_json, "base64"));
+      return { bytes, mediaType: declared ?? detectImageMediaType(bytes) ?? "image/png", ...revised };
+    }
+    if (image.url) {
+      const download = await fetchFunction(image.url, signal === undefined ? {} : { signal });
+      if (!download.ok) {
+        throw new ProviderError(
+          "provider_unavailable",
+          `${name}: downloading the generated image failed with HTTP ${download.status}`,
+          { provider: name, status: download.status },
+        );
+      }
+      const bytes = new Uint8Array(await download.arrayBuffer());
+      const contentType = download.headers.get("content-type")?.split(";")[0]?.trim();
+      const mediaType =
+        detectImageMediaType(bytes) ?? (contentType?.startsWith("image/") ? contentType : undefined);
+      return { bytes, mediaType: mediaType ?? declared ?? "image/png", ...revised };
+    }
+    throw new ProviderError("provider_unavailable", `${name}: an image had neither b64_json nor url`, {
+      provider: name,
+    });
+  }
+}
+
+/** Splits `providerOptions[name]` into body pass-through fields and the adapter's own switches. */
+function splitProviderOptions(providerOptions: Record<string, unknown> | undefined): {
+  body: Record<string, unknown>;
+  control: Record<string, unknown>;
+} {
+  const body: Record<string, unknown> = {};
+  const control: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(providerOptions ?? {})) {
+    if (CONTROL_KEYS.has(key)) control[key] = value;
+    else body[key] = value;
+  }
+  return { body, control };
+}
+
+function toOpenAIMessage(message: ChatMessage): OpenAI.Chat.ChatCompletionMessageParam {
+  switch (message.role) {
+    case "system":
+      return { role: "system", content: message.content };
+    case "user":
+      return { role: "user", content: message.content };
+    case "assistant":
+      return { role: "assistant", content: message.content };
+  }
+}
+
+/** OpenAI's finish reasons in genq's terms; anything new or vendor-specific is `other`. */
+function mapFinishReason(reason: string | null | undefined): FinishReason {
+  switch (reason) {
+    case "stop":
+    case "length":
+    case "content_filter":
+      return reason;
+    case "tool_calls":
+    case "function_call":
+      return "tool_calls";
+    default:
+      return "other";
+  }
+}
+
+function toTokenUsage(usage: OpenAI.CompletionUsage | null | undefined): TokenUsage | undefined {
+  if (usage === null || usage === undefined) return undefined;
+  const cached = usage.prompt_tokens_details?.cached_tokens;
+  const reasoning = usage.completion_tokens_details?.reasoning_tokens;
+  return {
+    inputTokens: usage.prompt_tokens,
+    outputTokens: usage.completion_tokens,
+    ...(typeof cached === "number" ? { cachedInputTokens: cached } : {}),
+    ...(typeof reasoning === "number" ? { reasoningTokens: reasoning } : {}),
+  };
+}
+
+/**
+ * Usage for servers that report none (some compatible servers, streams without
+ * include_usage support). An estimate keeps quotas charging something rather than
+ * nothing for real work.
+ */
+function estimateUsage(messages: ChatMessage[], text: string): TokenUsage {
+  return {
+    inputTokens: messages.reduce((sum, message) => sum + estimateTokens(message.content), 0),
+    outputTokens: estimateTokens(text),
+  };
+}

@@ -1,0 +1,4 @@
+export * from "./job-queues.ts";
+export * from "./queue-catalog.ts";
+export * from "./redis-connection.ts";
+export * from "./retry-backoff.ts";

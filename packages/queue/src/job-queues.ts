@@ -1,0 +1,111 @@
+import type { JobType, QueuedJobPayload } from "@genq/core";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { cancelChannel, DEFAULT_QUEUE_PREFIX, QUEUE_CATALOG, type QueueDefinition } from "./queue-catalog.ts";
+
+/** Options for {@link JobQueues}. */
+export interface JobQueuesOptions {
+  /** A producer connection (see `createRedisConnection`). Not closed by {@link JobQueues.close}. */
+  connection: Redis;
+  /** Redis key prefix; tests use their own to stay isolated. */
+  prefix?: string;
+  /** Overrides of the catalog's attempts and backoff. */
+  overrides?: Partial<Record<JobType, Partial<QueueDefinition>>>;
+}
+
+/** A job to put on its queue. */
+export interface EnqueueRequest {
+  id: string;
+  type: JobType;
+  /** BullMQ priority: lower runs first. */
+  priority: number;
+}
+
+/**
+ * The producer side of genq's queues. The BullMQ job id is the genq job id, so
+ * adding the same job twice (reconciler and API racing) keeps a single entry.
+ */
+export class JobQueues {
+  readonly prefix: string;
+  readonly #connection: Redis;
+  readonly #queues = new Map<JobType, Queue<QueuedJobPayload>>();
+  readonly #definitions: Record<JobType, QueueDefinition>;
+
+  constructor(options: JobQueuesOptions) {
+    this.#connection = options.connection;
+    this.prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
+    this.#definitions = {
+      text: { ...QUEUE_CATALOG.text, ...options.overrides?.text },
+      image: { ...QUEUE_CATALOG.image, ...options.overrides?.image },
+    };
+  }
+
+  /** The definition in force for a job type. */
+  definition(type: JobType): QueueDefinition {
+    return this.#definitions[type];
+  }
+
+  /** The BullMQ queue of a job type (created on first use). */
+  queue(type: JobType): Queue<QueuedJobPayload> {
+    let queue = this.#queues.get(type);
+    if (queue === undefined) {
+      queue = new Queue<QueuedJobPayload>(this.#definitions[type].name, {
+        connection: this.#connection,
+        prefix: this.prefix,
+        skipWaitingForReady: true,
+      });
+      // Errors surface through the calls that fail; this keeps them off the process.
+      queue.on("error", () => {});
+      this.#queues.set(type, queue);
+    }
+    return queue;
+  }
+
+  /** Every queue, for Bull Board and metrics. */
+  all(): Array<Queue<QueuedJobPayload>> {
+    return (Object.keys(this.#definitions) as JobType[]).map((type) => this.queue(type));
+  }
+
+  /** Puts a job on its queue with the catalog's retry policy. */
+  async enqueue(request: EnqueueRequest): Promise<void> {
+    const definition = this.#definitions[request.type];
+    await this.queue(request.type).add(
+      request.type,
+      { jobId: request.id },
+      {
+        jobId: request.id,
+        priority: request.priority,
+        attempts: definition.attempts,
+        backoff: { type: "genq", delay: definition.backoffMs },
+        // Postgres holds the history; Redis keeps a little for Bull Board.
+        removeOnComplete: { age: 3_600, count: 1_000 },
+        removeOnFail: { age: 24 * 3_600, count: 5_000 },
+      },
+    );
+  }
+
+  /** Whether BullMQ knows the job (in any state). */
+  async has(type: JobType, id: string): Promise<boolean> {
+    return (await this.queue(type).getJobState(id)) !== "unknown";
+  }
+
+  /** Removes a waiting job; an active (locked) one stays and is canceled by its worker. */
+  async removeWaiting(type: JobType, id: string): Promise<void> {
+    try {
+      await this.queue(type).remove(id);
+    } catch {
+      // Locked by a worker: the worker sees the cancel flag at its next safe point.
+    }
+  }
+
+  /** Tells the workers to abort an active job. */
+  async publishCancel(id: string): Promise<void> {
+    await this.#connection.publish(cancelChannel(this.prefix), id);
+  }
+
+  /** Closes the queues (not the connection, which the caller owns). */
+  async close(): Promise<void> {
+    await Promise.all([...this.#queues.values()].map((queue) => queue.close()));
+    this.#queues.clear();
+  }
+}

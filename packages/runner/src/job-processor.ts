@@ -1,0 +1,141 @@
+import { GenqError, type QueuedJobPayload, TextJobInput, toChatMessages } from "@genq/core";
+import type { JobRecord, JobRepository } from "@genq/db";
+import type { PriceCatalog, ProviderRegistry } from "@genq/providers";
+import { type Job, UnrecoverableError } from "bullmq";
+import type { Logger } from "pino";
+
+/** What one attempt ended with, as BullMQ stores it (small: the result lives in Postgres). */
+export interface AttemptOutcome {
+  status: "completed" | "canceled" | "skipped";
+}
+
+/** Dependencies of {@link createJobProcessor}. */
+export interface JobProcessorOptions {
+  jobs: JobRepository;
+  providers: ProviderRegistry;
+  prices: PriceCatalog;
+  logger: Logger;
+  /** Per-attempt deadline for the provider call. */
+  attemptTimeoutMs: number;
+}
+
+/**
+ * Creates the BullMQ processor that runs one attempt of a genq job: claim the row,
+ * call the provider, and record the outcome in Postgres. Effects are keyed by job
+ * id, so a retried, stalled or duplicated delivery never completes a job twice.
+ */
+export function createJobProcessor(options: JobProcessorOptions) {
+  const { jobs, logger } = options;
+
+  return async function processJob(
+    job: Job<QueuedJobPayload>,
+    _token?: string,
+    cancelSignal?: AbortSignal,
+  ): Promise<AttemptOutcome> {
+    const jobId = job.data.jobId;
+    const log = logger.child({ jobId, queue: job.queueName, attempt: job.attemptsMade + 1 });
+    const record = await jobs.claim(jobId);
+    if (record === null) return skip(jobs, jobId, log);
+    log.info({ type: record.type, priority: record.priority }, "job started");
+
+    const timeout = AbortSignal.timeout(options.attemptTimeoutMs);
+    const signal = cancelSignal === undefined ? timeout : AbortSignal.any([cancelSignal, timeout]);
+    try {
+      const outcome = await runAttempt(options, record, job.attemptsMade + 1, signal);
+      log.info({ outcome: outcome.status }, "job finished");
+      return outcome;
+    } catch (error) {
+      if (cancelSignal?.aborted) {
+        await jobs.markCanceled(jobId);
+        log.info("job canceled while running");
+        return { status: "canceled" };
+      }
+      const failure = classify(error, timeout.aborted, options.attemptTimeoutMs);
+      const attempts = job.opts.attempts ?? 1;
+      const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
+      if (finalAttempt) {
+        await jobs.fail(jobId, failure);
+        log.warn({ code: failure.code, retryable: failure.retryable }, `job failed: ${failure.message}`);
+        // UnrecoverableError tells BullMQ not to spend the remaining attempts.
+        throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
+      }
+      await jobs.recordRetry(jobId, failure);
+      log.info({ code: failure.code }, `attempt failed, will retry: ${failure.message}`);
+      throw failure;
+    }
+  };
+}
+
+async function runAttempt(
+  options: JobProcessorOptions,
+  record: JobRecord,
+  attempt: number,
+  signal: AbortSignal,
+): Promise<AttemptOutcome> {
+  if (record.type !== "text") {
+    throw new GenqError("invalid_request", `job type ${record.type} is not supported by this worker yet`);
+  }
+  const parsed = TextJobInput.safeParse(record.input);
+  if (!parsed.success) {
+    throw new GenqError(
+      "invalid_request",
+      `stored input is invalid: ${parsed.error.issues[0]?.message ?? "unknown"}`,
+    );
+  }
+  const input = parsed.data;
+  const { provider, model } = options.providers.resolve({
+    provider: record.provider ?? undefined,
+    model: record.model ?? undefined,
+  });
+  const output = await provider.generateText({
+    model,
+    messages: toChatMessages(input),
+    ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
+    ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
+    ...(input.topP === undefined ? {} : { topP: input.topP }),
+    ...(input.stop === undefined ? {} : { stop: input.stop }),
+    ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
+    signal,
+  });
+  const price = options.prices.costMicroUsd({
+    provider: provider.name,
+    model: output.model,
+    usage: output.usage,
+  });
+  const completed = await options.jobs.complete({
+    jobId: record.id,
+    attempt,
+    provider: provider.name,
+    model: output.model,
+    usage: output.usage,
+    costMicroUsd: price.costMicroUsd,
+    result: {
+      text: output.text,
+      finishReason: output.finishReason,
+      provider: provider.name,
+      model: output.model,
+      ...(output.providerRequestId === undefined ? {} : { providerRequestId: output.providerRequestId }),
+    },
+  });
+  if (completed) return { status: "completed" };
+  // A cancel arrived while the provider was working: honour it now (a safe point).
+  await options.jobs.markCanceled(record.id);
+  return { status: "canceled" };
+}
+
+async function skip(jobs: JobRepository, jobId: string, log: Logger): Promise<AttemptOutcome> {
+  const current = await jobs.find(jobId);
+  if (current?.cancelRequested && current.status === "active") await jobs.markCanceled(jobId);
+  log.info({ status: current?.status ?? "missing" }, "job skipped: nothing left to run");
+  return { status: "skipped" };
+}
+
+/** Any failure as a GenqError; unknown errors (bugs, lost connections) are retryable. */
+function classify(error: unknown, timedOut: boolean, timeoutMs: number): GenqError {
+  if (timedOut) {
+    return new GenqError("timeout", `the attempt did not finish within ${timeoutMs} ms`, { retryable: true });
+  }
+  if (GenqError.is(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new GenqError("internal_error", message, { retryable: true, cause: error });
+}

@@ -1,0 +1,148 @@
+import type { JobType, QueuedJobPayload } from "@genq/core";
+import type { JobRepository } from "@genq/db";
+import type { PriceCatalog, ProviderRegistry } from "@genq/providers";
+import { cancelChannel, createRedisConnection, type JobQueues, retryDelayMs } from "@genq/queue";
+import { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { createJobProcessor } from "./job-processor.ts";
+import { Reconciler } from "./reconciler.ts";
+
+/** One queue a worker process runs, with its concurrency. */
+export interface QueueAssignment {
+  type: JobType;
+  concurrency: number;
+}
+
+/** Options for {@link startWorkerPool}. */
+export interface WorkerPoolOptions {
+  redisUrl: string;
+  jobs: JobRepository;
+  /** Producer-side queues, used by the reconciler (same prefix as the workers). */
+  queues: JobQueues;
+  providers: ProviderRegistry;
+  prices: PriceCatalog;
+  logger: Logger;
+  assignments: QueueAssignment[];
+  /** How long a job's lock lasts without renewal; a dead worker's job stalls after it. */
+  lockDurationMs?: number;
+  /** How often stalled jobs are looked for. */
+  stalledIntervalMs?: number;
+  /** How many stalls a job survives before it fails. */
+  maxStalledCount?: number;
+  reconcileIntervalMs?: number;
+}
+
+/** Running workers; {@link WorkerPool.close} shuts them down gracefully. */
+export interface WorkerPool {
+  workers: Array<Worker<QueuedJobPayload>>;
+  reconciler: Reconciler;
+  /**
+   * Stops taking jobs and waits up to `timeoutMs` for in-flight ones; after that
+   * they are abandoned to BullMQ's stall recovery (another worker re-runs them).
+   */
+  close(options?: { timeoutMs?: number }): Promise<{ drained: boolean }>;
+}
+
+/** Starts a BullMQ worker per assigned queue, the cancel listener and the reconciler. */
+export async function startWorkerPool(options: WorkerPoolOptions): Promise<WorkerPool> {
+  const { logger, jobs, queues } = options;
+  const connections: Redis[] = [];
+  const workers = options.assignments.map((assignment) => {
+    const definition = queues.definition(assignment.type);
+    const connection = createRedisConnection({
+      url: options.redisUrl,
+      role: "worker",
+      connectionName: `genq-worker-${definition.name}`,
+    });
+    connections.push(connection);
+    const worker = new Worker<QueuedJobPayload>(
+      definition.name,
+      createJobProcessor({
+        jobs,
+        providers: options.providers,
+        prices: options.prices,
+        logger,
+        attemptTimeoutMs: definition.attemptTimeoutMs,
+      }),
+      {
+        connection,
+        prefix: queues.prefix,
+        concurrency: assignment.concurrency,
+        lockDuration: options.lockDurationMs ?? 30_000,
+        stalledInterval: options.stalledIntervalMs ?? 30_000,
+        maxStalledCount: options.maxStalledCount ?? 2,
+        settings: {
+          backoffStrategy: (attemptsMade, _type, error, job) =>
+            retryDelayMs({
+              attemptsMade,
+              baseMs: typeof job?.opts.backoff === "object" ? (job.opts.backoff.delay ?? 1_000) : 1_000,
+              retryAfterMs: (error as { retryAfterMs?: number } | undefined)?.retryAfterMs,
+            }),
+        },
+      },
+    );
+    worker.on("failed", (job, error) => {
+      if (job === undefined) return;
+      // Stalled too often, or out of attempts: make sure Postgres says failed too.
+      const exhausted = job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === "UnrecoverableError";
+      if (!exhausted && !/stalled/i.test(error.message)) return;
+      jobs
+        .fail(job.data.jobId, { code: "internal_error", message: error.message })
+        .catch((failure: unknown) =>
+          logger.error({ err: failure, jobId: job.data.jobId }, "could not record failure"),
+        );
+    });
+    worker.on("error", (error) => logger.error({ err: error, queue: definition.name }, "worker error"));
+    return worker;
+  });
+
+  const subscriber = createRedisConnection({
+    url: options.redisUrl,
+    role: "subscriber",
+    connectionName: "genq-cancel",
+  });
+  connections.push(subscriber);
+  subscriber.on("error", () => {});
+  await subscriber.subscribe(cancelChannel(queues.prefix));
+  subscriber.on("message", (_channel: string, jobId: string) => {
+    for (const worker of workers) {
+      if (worker.cancelJob(jobId, "canceled by request")) logger.info({ jobId }, "aborting canceled job");
+    }
+  });
+
+  const reconciler = new Reconciler({
+    jobs,
+    queues,
+    logger,
+    intervalMs: options.reconcileIntervalMs ?? 15_000,
+    queuedGraceMs: 10_000,
+    activeGraceMs:
+      Math.max(
+        ...workers.map((_, index) => queues.definition(options.assignments[index]!.type).attemptTimeoutMs),
+      ) + 60_000,
+  });
+  reconciler.start();
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+
+  return {
+    workers,
+    reconciler,
+    async close({ timeoutMs = 30_000 } = {}) {
+      await reconciler.stop();
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), timeoutMs);
+      });
+      const drained = await Promise.race([
+        Promise.all(workers.map((worker) => worker.close())).then(() => true),
+        timedOut,
+      ]);
+      clearTimeout(timer);
+      if (!drained) await Promise.all(workers.map((worker) => worker.close(true)));
+      await subscriber.unsubscribe().catch(() => {});
+      for (const connection of connections) connection.disconnect();
+      return { drained };
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN, Harness } from "./harness.ts";
+
+describe("API validation, limits and operator surfaces", () => {
+  const harness = new Harness();
+  let apiKey: string;
+
+  beforeAll(async () => {
+    await harness.start({ startWorker: false });
+    ({ apiKey } = await harness.createUser());
+  });
+  afterAll(() => harness.close());
+
+  const valid = { type: "text", input: { prompt: "hi" } };
+  const cases: Array<[string, unknown, string]> = [
+    ["a missing type", { input: { prompt: "hi" } }, "type"],
+    ["an unknown type", { ...valid, type: "video" }, "type"],
+    ["a missing input", { type: "text" }, "input"],
+    [
+      "both prompt and messages",
+      { type: "text", input: { prompt: "a", messages: [{ role: "user", content: "b" }] } },
+      "input.messages",
+    ],
+    ["neither prompt nor messages", { type: "text", input: {} }, "input.prompt"],
+    ["an empty prompt", { type: "text", input: { prompt: "" } }, "input.prompt"],
+    [
+      "a bad message role",
+      { type: "text", input: { messages: [{ role: "robot", content: "b" }] } },
+      "input.messages.0.role",
+    ],
+    ["a temperature above 2", { type: "text", input: { prompt: "a", temperature: 5 } }, "input.temperature"],
+    ["a zero maxTokens", { type: "text", input: { prompt: "a", maxTokens: 0 } }, "input.maxTokens"],
+    ["a fractional maxTokens", { type: "text", input: { prompt: "a", maxTokens: 1.5 } }, "input.maxTokens"],
+    ["an unknown priority", { ...valid, priority: "asap" }, "priority"],
+    ["a malformed provider name", { ...valid, provider: "Open AI!" }, "provider"],
+    ["an unknown top-level field", { ...valid, colour: "blue" }, "(root)"],
+    ["an unknown input field", { type: "text", input: { prompt: "a", temprature: 1 } }, "input"],
+    ["metadata that is not an object", { ...valid, metadata: "x" }, "metadata"],
+    ["metadata over 16 KiB", { ...valid, metadata: { blob: "x".repeat(17_000) } }, "metadata"],
+  ];
+
+  it.each(cases)("answers 400 invalid_request naming the field for %s", async (_name, body, field) => {
+    const response = await harness.submit(apiKey, body);
+    expect(response.statusCode).toBe(400);
+    const { error } = response.json();
+    expect(error.code).toBe("invalid_request");
+    expect(error.details.location).toBe("body");
+    expect(error.details.field).toBe(field);
+    expect(error.message).toContain(field === "(root)" ? "body" : `body.${field}`);
+    expect(JSON.stringify(error)).not.toMatch(/at .*\.ts:\d+/);
+    expect(await harness.db.job.count()).toBe(0);
+  });
+
+  it("answers 400 for a body that is not JSON", async () => {
+    const response = await harness.app.inject({
+      method: "POST",
+      url: "/v1/jobs",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      payload: '{"type": "text", ',
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error.code).toBe("invalid_request");
+  });
+
+  it("answers 415 for a body that is not application/json", async () => {
+    const response = await harness.app.inject({
+      method: "POST",
+      url: "/v1/jobs",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "text/csv" },
+      payload: "a,b",
+    });
+    expect(response.statusCode).toBe(415);
+    expect(response.json().error.code).toBe("unsupported_media_type");
+  });
+
+  it("answers 413 for a body over the limit", async () => {
+    const response = await harness.submit(apiKey, {
+      type: "text",
+      input: { prompt: "x".repeat(2 * 1024 * 1024) },
+    });
+    expect(response.statusCode).toBe(413);
+    expect(response.json().error).toMatchObject({
+      code: "payload_too_large",
+      details: { limitBytes: 1024 * 1024 },
+    });
+  });
+
+  it("answers 400 for an Idempotency-Key over 255 characters", async () => {
+    const response = await harness.submit(apiKey, valid, { "idempotency-key": "k".repeat(300) });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error.details).toMatchObject({ location: "headers", field: "idempotency-key" });
+  });
+
+  it("answers 400 for bad list parameters and 404 for malformed job ids", async () => {
+    const headers = { authorization: `Bearer ${apiKey}` };
+    for (const query of ["status=done", "limit=1000", "cursor=not-a-cursor", "limit=abc"]) {
+      const response = await harness.app.inject({ method: "GET", url: `/v1/jobs?${query}`, headers });
+      expect(response.statusCode, query).toBe(400);
+      expect(response.json().error.code).toBe("invalid_request");
+    }
+    const malformed = await harness.app.inject({ method: "GET", url: "/v1/jobs/123", headers });
+    expect(malformed.statusCode).toBe(404);
+    const unknownRoute = await harness.app.inject({ method: "GET", url: "/v1/nothing", headers });
+    expect(unknownRoute.statusCode).toBe(404);
+    expect(unknownRoute.json().error.code).toBe("not_found");
+  });
+
+  it("accepts a job while no worker runs, so it waits queued in Postgres and Redis", async () => {
+    const response = await harness.submit(apiKey, {
+      type: "text",
+      priority: "high",
+      input: { prompt: "later" },
+    });
+    expect(response.statusCode).toBe(202);
+    const { id } = response.json();
+    expect(await harness.queues.queue("text").getJobState(id)).toBe("prioritized");
+    expect((await harness.db.job.findUniqueOrThrow({ where: { id } })).status).toBe("queued");
+  });
+
+  it("reports liveness and readiness of Redis and Postgres", async () => {
+    expect((await harness.app.inject({ method: "GET", url: "/health/live" })).statusCode).toBe(200);
+    const ready = await harness.app.inject({ method: "GET", url: "/health/ready" });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json()).toEqual({ status: "ok", checks: { redis: "ok", postgres: "ok" } });
+  });
+
+  it("serves an OpenAPI 3.1 document describing the job routes", async () => {
+    const response = await harness.app.inject({ method: "GET", url: "/docs/json" });
+    expect(response.statusCode).toBe(200);
+    const document = response.json();
+    expect(document.openapi).toBe("3.1.0");
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/health/ready"]),
+    );
+    expect(document.paths["/v1/jobs"].post.requestBody).toBeDefined();
+    expect((await harness.app.inject({ method: "GET", url: "/docs" })).statusCode).toBeLessThan(400);
+  });
+
+  it("protects Bull Board with operator credentials", async () => {
+    const anonymous = await harness.app.inject({ method: "GET", url: "/admin/queues" });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers["www-authenticate"]).toContain("Basic");
+    const wrong = await harness.app.inject({
+      method: "GET",
+      url: "/admin/queues",
+      headers: { authorization: `Basic ${Buffer.from(`${ADMIN.user}:wrong`).toString("base64")}` },
+    });
+    expect(wrong.statusCode).toBe(401);
+    const userKey = await harness.app.inject({
+      method: "GET",
+      url: "/admin/queues",
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    expect(userKey.statusCode).toBe(401);
+    const operator = {
+      authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString("base64")}`,
+    };
+    const page = await harness.app.inject({ method: "GET", url: "/admin/queues", headers: operator });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain("<html");
+    const queues = await harness.app.inject({
+      method: "GET",
+      url: "/admin/queues/api/queues",
+      headers: operator,
+    });
+    expect(queues.statusCode).toBe(200);
+    expect(queues.json().queues.map((queue: { name: string }) => queue.name)).toEqual(
+      expect.arrayContaining(["text"]),
+    );
+  });
+
+  it("echoes a request id", async () => {
+    const response = await harness.app.inject({
+      method: "GET",
+      url: "/health/live",
+      headers: { "x-request-id": "req-123" },
+    });
+    expect(response.headers["x-request-id"]).toBe("req-123");
+  });
+});

@@ -1,0 +1,257 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildApp } from "@genq/api";
+import { AccountRepository, createPrismaClient, type Database, JobRepository } from "@genq/db";
+import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { createRedisConnection, JobQueues } from "@genq/queue";
+import { type RunningWorker, startWorker } from "@genq/worker";
+import { loadWorkerEnv } from "@genq/worker/env";
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+export const ADMIN = { user: "operator", password: "operator-password-1" };
+
+/** Options for {@link startHarness}. */
+export interface HarnessOptions {
+  /** Redis for this harness (default: the machine's). */
+  redisUrl?: string;
+  /** Extra worker environment (GENQ_*, OPENAI_*). */
+  workerEnv?: Record<string, string>;
+  /** Start an in-process worker now (default true). */
+  startWorker?: boolean;
+}
+
+/**
+ * A genq system for one test file: its own Postgres schema, its own queue
+ * prefix, the real API (through `inject`) and a real worker.
+ */
+export class Harness {
+  readonly prefix = `t${randomBytes(5).toString("hex")}`;
+  database!: TestDatabase;
+  db!: Database;
+  redis!: Redis;
+  queues!: JobQueues;
+  app!: FastifyInstance;
+  jobs!: JobRepository;
+  accounts!: AccountRepository;
+  worker: RunningWorker | undefined;
+  readonly redisUrl: string;
+  readonly #workerEnv: Record<string, string>;
+  readonly #children = new Set<ChildProcess>();
+
+  constructor(options: HarnessOptions = {}) {
+    this.redisUrl = options.redisUrl ?? REDIS_URL;
+    this.#workerEnv = options.workerEnv ?? {};
+  }
+
+  /** Environment for a worker of this harness (in-process or child process). */
+  workerEnvironment(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      DATABASE_URL: this.database.url,
+      REDIS_URL: this.redisUrl,
+      GENQ_QUEUE_PREFIX: this.prefix,
+      GENQ_MOCK_LATENCY_MS: "0",
+      GENQ_RETRY_BACKOFF_MS: "50",
+      GENQ_RECONCILE_INTERVAL_MS: "500",
+      LOG_LEVEL: "warn",
+      LOG_PRETTY: "false",
+      ...this.#workerEnv,
+      ...extra,
+    };
+  }
+
+  async start(options: HarnessOptions = {}): Promise<this> {
+    this.database = await createTestDatabase();
+    this.db = createPrismaClient({ connectionString: this.database.url, maxConnections: 5 });
+    this.redis = createRedisConnection({ url: this.redisUrl, role: "producer" });
+    this.redis.on("error", () => {});
+    this.queues = new JobQueues({
+      connection: this.redis,
+      prefix: this.prefix,
+      overrides: { text: { backoffMs: 50 }, image: { backoffMs: 50 } },
+    });
+    this.jobs = new JobRepository({ db: this.db });
+    this.accounts = new AccountRepository({ db: this.db });
+    this.app = await buildApp({
+      db: this.db,
+      redis: this.redis,
+      queues: this.queues,
+      logger: false,
+      admin: ADMIN,
+    });
+    await this.app.ready();
+    await waitUntil(() => this.redis.status === "ready", 5_000);
+    if (options.startWorker ?? true) await this.startInProcessWorker();
+    return this;
+  }
+
+  /** Starts a worker in this process. */
+  async startInProcessWorker(extra: Record<string, string> = {}): Promise<RunningWorker> {
+    const env = loadWorkerEnv(this.workerEnvironment(extra));
+    this.worker = await startWorker(env, pino({ level: "silent" }));
+    return this.worker;
+  }
+
+  /** Starts a real worker process (`apps/worker/src/main.ts`); resolves once it is ready. */
+  async spawnWorker(extra: Record<string, string> = {}): Promise<ChildProcess> {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/worker/src/main.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.workerEnvironment({ LOG_LEVEL: "info", ...extra }) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.#children.add(child);
+    child.on("exit", () => this.#children.delete(child));
+    let output = "";
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes("genq worker ready")) resolve();
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      child.on("exit", (code) =>
+        reject(new Error(`worker exited with ${code} before it was ready:\n${output}`)),
+      );
+    });
+    return child;
+  }
+
+  /** Creates a user and returns its id and API key. */
+  async createUser(
+    email = `${randomBytes(4).toString("hex")}@example.com`,
+  ): Promise<{ userId: string; apiKey: string }> {
+    const { user, apiKey } = await this.accounts.createUser({ email, plan: "basic" });
+    return { userId: user.id, apiKey };
+  }
+
+  /** Submits a job through the API. */
+  submit(apiKey: string, body: unknown, headers: Record<string, string> = {}) {
+    return this.app.inject({
+      method: "POST",
+      url: "/v1/jobs",
+      headers: { authorization: `Bearer ${apiKey}`, ...headers },
+      payload: body as Record<string, unknown>,
+    });
+  }
+
+  /** Reads a job through the API. */
+  async getJob(apiKey: string, id: string): Promise<Record<string, unknown> & { status: string }> {
+    const response = await this.app.inject({
+      method: "GET",
+      url: `/v1/jobs/${id}`,
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    if (response.statusCode !== 200)
+      throw new Error(`GET /v1/jobs/${id} answered ${response.statusCode}: ${response.body}`);
+    return response.json();
+  }
+
+  /** Polls a job until `predicate` holds. */
+  async waitForJob(
+    apiKey: string,
+    id: string,
+    predicate: (job: Record<string, unknown> & { status: string }) => boolean = (job) =>
+      ["completed", "failed", "canceled"].includes(job.status),
+    timeoutMs = 30_000,
+  ): Promise<Record<string, unknown> & { status: string }> {
+    let last: (Record<string, unknown> & { status: string }) | undefined;
+    await waitUntil(async () => {
+      last = await this.getJob(apiKey, id);
+      return predicate(last);
+    }, timeoutMs).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message}; last seen: ${JSON.stringify(last)}`);
+    });
+    return last!;
+  }
+
+  async close(): Promise<void> {
+    for (const child of this.#children) child.kill("SIGKILL");
+    await this.worker?.close();
+    await this.app?.close();
+    await this.queues?.close();
+    if (this.redis?.status === "ready") await deleteKeys(this.redis, `${this.prefix}:*`);
+    this.redis?.disconnect();
+    await this.db?.$disconnect();
+    await this.database?.drop();
+  }
+}
+
+/** Deletes the keys matching `pattern` (this harness's queues only, never others'). */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+}
+
+/** Polls `condition` every 25 ms until it holds, or rejects after `timeoutMs`. */
+export async function waitUntil(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** A private redis-server on a free port, for tests that flush or restart Redis. */
+export async function startPrivateRedis(): Promise<{
+  url: string;
+  redis: Redis;
+  /** Kills the server (like a crash: nothing is saved). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, empty. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}> {
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const url = `redis://127.0.0.1:${port}`;
+  const redis = new Redis(url, { lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
+  redis.on("error", () => {});
+  let child: ChildProcess | undefined;
+  const launch = async () => {
+    child = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      {
+        stdio: "ignore",
+      },
+    );
+    await waitUntil(async () => {
+      try {
+        if (redis.status === "wait" || redis.status === "end") await redis.connect().catch(() => {});
+        return (await redis.ping()) === "PONG";
+      } catch {
+        return false;
+      }
+    }, 10_000);
+  };
+  const kill = async () => {
+    const current = child;
+    if (current === undefined || current.exitCode !== null) return;
+    await new Promise((resolve) => {
+      current.on("exit", resolve);
+      current.kill("SIGKILL");
+    });
+  };
+  await launch();
+  return {
+    url,
+    redis,
+    kill,
+    restart: launch,
+    async stop() {
+      redis.disconnect();
+      await kill();
+    },
+  };
+}
