@@ -16,7 +16,9 @@ const USAGE = `Usage: pnpm genq <command>
 Commands:
   start                               migrate, then run the API and one worker (what \`pnpm start\` does)
   migrate                             apply pending database migrations
-  users create <email> [--plan P]     create a user (plans: ${PLANS.join(", ")}; default basic) and print its API key once
+  users create <email> [--plan P] [--key-only]
+                                      create a user (plans: ${PLANS.join(", ")}; default basic) and print its API key once
+                                      (--key-only prints just the key, for scripts)
   users show <id|email>               show a user
   keys create <user id|email> [--name N]  create another API key and print it once
   keys list <user id|email>           list a user's keys (prefixes only)
@@ -30,7 +32,12 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { plan: { type: "string" }, name: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      plan: { type: "string" },
+      name: { type: "string" },
+      "key-only": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
   const [command, sub, argument] = positionals;
   if (values.help || command === undefined) {
@@ -61,6 +68,10 @@ async function main(argv: string[]): Promise<number> {
       if (!PLANS.includes(plan)) throw new UsageError(`--plan must be one of ${PLANS.join(", ")}`);
       if (!/^[^@\s]+@[^@\s]+$/.test(argument)) throw new UsageError(`"${argument}" is not an email address`);
       const { user, apiKey } = await accounts.createUser({ email: argument, plan });
+      if (values["key-only"]) {
+        process.stdout.write(`${apiKey}\n`);
+        return 0;
+      }
       process.stdout.write(
         `Created user ${user.email} (plan ${user.plan})\nuser id: ${user.id}\napi key: ${apiKey}\n` +
           "Keep the API key now: it is shown only once.\n",

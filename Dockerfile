@@ -1,0 +1,29 @@
+# One image for every genq process; the command picks the role:
+#   api:     node --import tsx apps/api/src/main.ts
+#   worker:  node --import tsx apps/worker/src/main.ts
+#   migrate: node --import tsx apps/cli/src/main.ts migrate
+FROM node:20-bookworm-slim
+ENV PNPM_HOME=/pnpm PATH=/pnpm:$PATH CI=true
+RUN npm install --global pnpm@10
+WORKDIR /app
+# Manifests first, so dependency layers are cached across source changes.
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml tsconfig.base.json prisma.config.ts ./
+COPY prisma ./prisma
+COPY packages/db/scripts ./packages/db/scripts
+COPY apps/api/package.json apps/api/
+COPY apps/worker/package.json apps/worker/
+COPY apps/cli/package.json apps/cli/
+COPY packages/core/package.json packages/core/
+COPY packages/db/package.json packages/db/
+COPY packages/queue/package.json packages/queue/
+COPY packages/providers/package.json packages/providers/
+COPY packages/runner/package.json packages/runner/
+COPY tests/e2e/package.json tests/e2e/
+# postinstall generates the Prisma client from prisma/schema.prisma.
+RUN pnpm install --frozen-lockfile
+COPY . .
+RUN node packages/db/scripts/generate.mjs
+ENV NODE_ENV=production HOST=0.0.0.0
+USER node
+EXPOSE 3000
+CMD ["node", "--import", "tsx", "apps/api/src/main.ts"]

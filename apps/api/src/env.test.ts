@@ -1,0 +1,40 @@
+import { EnvError } from "@genq/core";
+import { describe, expect, it } from "vitest";
+import { loadApiEnv } from "./env.ts";
+
+describe("loadApiEnv", () => {
+  it("runs on defaults with nothing configured", () => {
+    const env = loadApiEnv({});
+    expect(env).toMatchObject({
+      PORT: 3000,
+      HOST: "127.0.0.1",
+      DATABASE_URL: "postgresql://postgres@127.0.0.1:5432/genq",
+      REDIS_URL: "redis://127.0.0.1:6379",
+      GENQ_ADMIN_USER: "admin",
+    });
+    expect(env.GENQ_ADMIN_PASSWORD).toBeUndefined();
+  });
+
+  it("refuses to start in production without operator credentials, naming the variable", () => {
+    expect(() => loadApiEnv({ NODE_ENV: "production" })).toThrow(/GENQ_ADMIN_PASSWORD: is required when NODE_ENV=production/);
+    expect(loadApiEnv({ NODE_ENV: "production", GENQ_ADMIN_PASSWORD: "a-long-enough-secret" }).NODE_ENV).toBe("production");
+  });
+
+  it("names every bad variable at once", () => {
+    let error: unknown;
+    try {
+      loadApiEnv({ PORT: "http", REDIS_URL: "localhost:6379", DATABASE_URL: "mysql://x/y" });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(EnvError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/PORT:/);
+    expect(message).toMatch(/REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/);
+    expect(message).toMatch(/DATABASE_URL: must be a postgresql:\/\/ URL/);
+  });
+
+  it("treats an empty variable as unset", () => {
+    expect(loadApiEnv({ PORT: "" }).PORT).toBe(3000);
+  });
+});

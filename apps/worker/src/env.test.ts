@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { loadWorkerEnv } from "./env.ts";
+
+describe("loadWorkerEnv", () => {
+  it("runs the text queue on the mock provider by default", () => {
+    const env = loadWorkerEnv({});
+    expect(env.GENQ_WORKER_QUEUES).toEqual(["text"]);
+    expect(env.GENQ_DEFAULT_PROVIDER).toBe("mock");
+    expect(env.GENQ_SHUTDOWN_TIMEOUT_MS).toBe(30_000);
+  });
+
+  it("parses a comma-separated queue list and refuses unknown queues", () => {
+    expect(loadWorkerEnv({ GENQ_WORKER_QUEUES: "text, image" }).GENQ_WORKER_QUEUES).toEqual(["text", "image"]);
+    expect(() => loadWorkerEnv({ GENQ_WORKER_QUEUES: "text,video" })).toThrow(/GENQ_WORKER_QUEUES/);
+  });
+
+  it("requires an OpenAI key when OpenAI is the default provider", () => {
+    expect(() => loadWorkerEnv({ GENQ_DEFAULT_PROVIDER: "openai" })).toThrow(/OPENAI_API_KEY: is required/);
+  });
+
+  it("names a non-numeric concurrency", () => {
+    expect(() => loadWorkerEnv({ GENQ_TEXT_CONCURRENCY: "lots" })).toThrow(/GENQ_TEXT_CONCURRENCY/);
+  });
+});
