@@ -16,8 +16,12 @@ describe("loadApiEnv", () => {
   });
 
   it("refuses to start in production without operator credentials, naming the variable", () => {
-    expect(() => loadApiEnv({ NODE_ENV: "production" })).toThrow(/GENQ_ADMIN_PASSWORD: is required when NODE_ENV=production/);
-    expect(loadApiEnv({ NODE_ENV: "production", GENQ_ADMIN_PASSWORD: "a-long-enough-secret" }).NODE_ENV).toBe("production");
+    expect(() => loadApiEnv({ NODE_ENV: "production" })).toThrow(
+      /GENQ_ADMIN_PASSWORD: is required when NODE_ENV=production/,
+    );
+    expect(loadApiEnv({ NODE_ENV: "production", GENQ_ADMIN_PASSWORD: "a-long-enough-secret" }).NODE_ENV).toBe(
+      "production",
+    );
   });
 
   it("names every bad variable at once", () => {

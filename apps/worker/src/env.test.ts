@@ -10,7 +10,10 @@ describe("loadWorkerEnv", () => {
   });
 
   it("parses a comma-separated queue list and refuses unknown queues", () => {
-    expect(loadWorkerEnv({ GENQ_WORKER_QUEUES: "text, image" }).GENQ_WORKER_QUEUES).toEqual(["text", "image"]);
+    expect(loadWorkerEnv({ GENQ_WORKER_QUEUES: "text, image" }).GENQ_WORKER_QUEUES).toEqual([
+      "text",
+      "image",
+    ]);
     expect(() => loadWorkerEnv({ GENQ_WORKER_QUEUES: "text,video" })).toThrow(/GENQ_WORKER_QUEUES/);
   });
 
