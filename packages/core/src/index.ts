@@ -4,4 +4,5 @@ export * from "./ids.ts";
 export * from "./job.ts";
 export * from "./logger.ts";
 export * from "./priorities.ts";
+export * from "./redact-url.ts";
 export * from "./text-job.ts";

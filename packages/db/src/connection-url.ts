@@ -1,3 +1,5 @@
+import { redactUrl } from "@genq/core";
+
 /**
  * Splits Prisma's `?schema=` convention off a PostgreSQL URL. `pg` does not know
  * the parameter, so it is removed from the URL and returned separately; callers
@@ -18,12 +20,4 @@ export function parseDatabaseUrl(connectionString: string): { url: string; schem
 }
 
 /** The URL with every credential masked, safe for logs and error messages. */
-export function redactDatabaseUrl(connectionString: string): string {
-  try {
-    const parsed = new URL(connectionString);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "<invalid url>";
-  }
-}
+export const redactDatabaseUrl = redactUrl;

@@ -1,3 +1,4 @@
+import { redactUrl } from "@genq/core";
 import { Redis } from "ioredis";
 
 /**
@@ -51,15 +52,7 @@ export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<voi
 }
 
 /** The URL with its password masked, safe for logs and error messages. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "<invalid url>";
-  }
-}
+export const redactRedisUrl = redactUrl;
 
 /**
  * Fails with an actionable message when Redis cannot be reached at `url`.

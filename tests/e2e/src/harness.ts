@@ -139,6 +139,15 @@ export class Harness {
     });
   }
 
+  /** Cancels a job through the API. */
+  cancel(apiKey: string, id: string) {
+    return this.app.inject({
+      method: "POST",
+      url: `/v1/jobs/${id}/cancel`,
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+  }
+
   /** Reads a job through the API. */
   async getJob(apiKey: string, id: string): Promise<Record<string, unknown> & { status: string }> {
     const response = await this.app.inject({

@@ -72,11 +72,7 @@ describe("text jobs through the API and a worker (mock provider)", () => {
       await harness.submit(alice.apiKey, { type: "text", priority: "urgent", input: { prompt: "urgent" } })
     ).json();
     // Everything is queued behind the busy worker; free it.
-    await harness.app.inject({
-      method: "POST",
-      url: `/v1/jobs/${blocker.id}/cancel`,
-      headers: { authorization: `Bearer ${alice.apiKey}` },
-    });
+    await harness.cancel(alice.apiKey, blocker.id);
 
     const urgentJob = await harness.waitForJob(alice.apiKey, urgent.id);
     for (const id of background) await harness.waitForJob(alice.apiKey, id);
@@ -156,11 +152,7 @@ describe("text jobs through the API and a worker (mock provider)", () => {
     });
     expect(asBob.statusCode).toBe(404);
     expect(asBob.json().error.code).toBe("not_found");
-    const cancelAsBob = await harness.app.inject({
-      method: "POST",
-      url: `/v1/jobs/${job.id}/cancel`,
-      headers: { authorization: `Bearer ${bob.apiKey}` },
-    });
+    const cancelAsBob = await harness.cancel(bob.apiKey, job.id);
     expect(cancelAsBob.statusCode).toBe(404);
   });
 
@@ -277,11 +269,7 @@ describe("text jobs through the API and a worker (mock provider)", () => {
   it("cancels a queued job, which then never runs", async () => {
     await harness.worker?.close();
     const job = (await harness.submit(alice.apiKey, { type: "text", input: { prompt: "never" } })).json();
-    const canceled = await harness.app.inject({
-      method: "POST",
-      url: `/v1/jobs/${job.id}/cancel`,
-      headers: { authorization: `Bearer ${alice.apiKey}` },
-    });
+    const canceled = await harness.cancel(alice.apiKey, job.id);
     expect(canceled.statusCode).toBe(200);
     expect(canceled.json()).toMatchObject({ status: "canceled", cancelRequested: true });
     await harness.startInProcessWorker();
@@ -294,11 +282,7 @@ describe("text jobs through the API and a worker (mock provider)", () => {
       startedAt: null,
     });
     // Canceling again is harmless.
-    const again = await harness.app.inject({
-      method: "POST",
-      url: `/v1/jobs/${job.id}/cancel`,
-      headers: { authorization: `Bearer ${alice.apiKey}` },
-    });
+    const again = await harness.cancel(alice.apiKey, job.id);
     expect(again.statusCode).toBe(200);
   });
 
@@ -311,11 +295,7 @@ describe("text jobs through the API and a worker (mock provider)", () => {
     ).json();
     await harness.waitForJob(alice.apiKey, job.id, (current) => current.status === "active");
     const started = Date.now();
-    const response = await harness.app.inject({
-      method: "POST",
-      url: `/v1/jobs/${job.id}/cancel`,
-      headers: { authorization: `Bearer ${alice.apiKey}` },
-    });
+    const response = await harness.cancel(alice.apiKey, job.id);
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({ status: "active", cancelRequested: true });
     const finished = await harness.waitForJob(alice.apiKey, job.id);
@@ -327,11 +307,7 @@ describe("text jobs through the API and a worker (mock provider)", () => {
   it("refuses to cancel a completed job with 409", async () => {
     const job = (await harness.submit(alice.apiKey, { type: "text", input: { prompt: "done" } })).json();
     await harness.waitForJob(alice.apiKey, job.id);
-    const response = await harness.app.inject({
-      method: "POST",
-      url: `/v1/jobs/${job.id}/cancel`,
-      headers: { authorization: `Bearer ${alice.apiKey}` },
-    });
+    const response = await harness.cancel(alice.apiKey, job.id);
     expect(response.statusCode).toBe(409);
     expect(response.json().error).toMatchObject({ code: "conflict", details: { status: "completed" } });
   });
