@@ -158,6 +158,16 @@ describe("API validation, limits and operator surfaces", () => {
     const page = await harness.app.inject({ method: "GET", url: "/admin/queues", headers: operator });
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain("<html");
+    // Every script and stylesheet the page loads must resolve, as a browser would resolve it.
+    const base = /<base href="([^"]+)"/.exec(page.body)?.[1];
+    expect(base).toBe("/admin/queues/");
+    const assets = [...page.body.matchAll(/(?:src|href)="([^"]+\.(?:js|css))"/g)].map((match) => match[1]!);
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      const url = new URL(asset, `http://localhost${base}`).pathname;
+      const response = await harness.app.inject({ method: "GET", url, headers: operator });
+      expect(response.statusCode, url).toBe(200);
+    }
     const queues = await harness.app.inject({
       method: "GET",
       url: "/admin/queues/api/queues",
