@@ -1,4 +1,4 @@
-import { CommonEnv, parseEnv } from "@genq/core";
+import { BooleanFromString, CommonEnv, parseEnv } from "@genq/core";
 import { z } from "zod";
 
 const QueueList = z
@@ -28,6 +28,8 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
   GENQ_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).default(15_000),
   GENQ_DEFAULT_PROVIDER: z.string().min(1).default("mock"),
+  /** Offer the offline `mock` provider to jobs; default on, except when NODE_ENV=production. */
+  GENQ_MOCK_ENABLED: BooleanFromString.optional(),
   GENQ_MOCK_LATENCY_MS: z.coerce.number().int().min(0).max(600_000).default(250),
   GENQ_MOCK_FAILURE_RATE: z.coerce.number().min(0).max(1).default(0),
   OPENAI_API_KEY: z.string().min(1).optional(),
@@ -41,6 +43,15 @@ export const WorkerEnv = CommonEnv.extend({
       code: "custom",
       path: ["OPENAI_API_KEY"],
       message: "is required when GENQ_DEFAULT_PROVIDER=openai",
+    });
+  }
+  const mockEnabled = env.GENQ_MOCK_ENABLED ?? env.NODE_ENV !== "production";
+  if (env.GENQ_DEFAULT_PROVIDER === "mock" && !mockEnabled) {
+    context.addIssue({
+      code: "custom",
+      path: ["GENQ_DEFAULT_PROVIDER"],
+      message:
+        "is mock, but the mock provider is off (NODE_ENV=production); set it to openai, or GENQ_MOCK_ENABLED=true",
     });
   }
   if (!["mock", "openai"].includes(env.GENQ_DEFAULT_PROVIDER)) {

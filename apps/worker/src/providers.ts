@@ -22,13 +22,17 @@ export function createRedisFailureCounter(redis: Redis, prefix: string): Failure
 
 /** The providers this worker can call, from its environment. */
 export function createProvidersFromEnv(env: WorkerEnv, redis: Redis): ProviderRegistry {
-  const providers: Provider[] = [
-    createMockProvider({
-      latencyMs: env.GENQ_MOCK_LATENCY_MS,
-      failureRate: env.GENQ_MOCK_FAILURE_RATE,
-      failureCounter: createRedisFailureCounter(redis, env.GENQ_QUEUE_PREFIX),
-    }),
-  ];
+  const providers: Provider[] = [];
+  // In production the mock would give free, fault-injectable completions to anyone who asks.
+  if (env.GENQ_MOCK_ENABLED ?? env.NODE_ENV !== "production") {
+    providers.push(
+      createMockProvider({
+        latencyMs: env.GENQ_MOCK_LATENCY_MS,
+        failureRate: env.GENQ_MOCK_FAILURE_RATE,
+        failureCounter: createRedisFailureCounter(redis, env.GENQ_QUEUE_PREFIX),
+      }),
+    );
+  }
   if (env.OPENAI_API_KEY !== undefined) {
     providers.push(
       createOpenAIProvider({

@@ -5,4 +5,5 @@ export * from "./job.ts";
 export * from "./logger.ts";
 export * from "./priorities.ts";
 export * from "./redact-url.ts";
+export * from "./storable-json.ts";
 export * from "./text-job.ts";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { PRIORITY_NAMES } from "./priorities.ts";
+import { findUnstorableJson } from "./storable-json.ts";
 import { TextJobInput } from "./text-job.ts";
 
 /** The kinds of job genq runs. */
@@ -14,9 +15,15 @@ export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ["completed", "failed", "canceled"];
 
 /** Free-form caller data stored with a job and echoed back; at most 16 KiB as JSON. */
-export const JobMetadata = z
-  .record(z.string().max(64), z.unknown())
-  .refine((value) => JSON.stringify(value).length <= 16_384, "metadata must be at most 16 KiB as JSON");
+export const JobMetadata = z.record(z.string().max(64), z.unknown()).superRefine((value, context) => {
+  // Depth first: measuring the size of hostile nesting would overflow the stack.
+  const problem = findUnstorableJson(value);
+  if (problem !== undefined) {
+    context.addIssue({ code: "custom", path: problem.path, message: problem.message });
+  } else if (JSON.stringify(value).length > 16_384) {
+    context.addIssue({ code: "custom", message: "metadata must be at most 16 KiB as JSON" });
+  }
+});
 export type JobMetadata = z.infer<typeof JobMetadata>;
 
 /** `POST /v1/jobs` body for a text job. */
@@ -35,7 +42,12 @@ export const CreateTextJobRequest = z
     model: z.string().min(1).max(128).optional(),
     metadata: JobMetadata.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((request, context) => {
+    const problem = findUnstorableJson(request);
+    if (problem !== undefined)
+      context.addIssue({ code: "custom", path: problem.path, message: problem.message });
+  });
 export type CreateTextJobRequest = z.infer<typeof CreateTextJobRequest>;
 
 /** `POST /v1/jobs` body. Image jobs join this union in their own issue. */

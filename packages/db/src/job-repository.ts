@@ -9,8 +9,7 @@ import {
   type TokenUsage,
 } from "@genq/core";
 import type { Database } from "./client.ts";
-import type { Job } from "./generated/prisma/client.ts";
-import type { InputJsonValue } from "./generated/prisma/internal/prismaNamespace.ts";
+import type { Job, Prisma } from "./generated/prisma/client.ts";
 import { isUniqueViolation } from "./prisma-errors.ts";
 
 /** A job row. */
@@ -72,6 +71,19 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** A finished job (completed or failed) cannot be canceled. */
+export class JobNotCancelableError extends GenqError {
+  override readonly name = "JobNotCancelableError";
+  constructor(
+    readonly jobId: string,
+    readonly status: JobStatus,
+  ) {
+    super("conflict", `job ${jobId} is already ${status} and can no longer be canceled`, {
+      details: { jobId, status },
+    });
+  }
+}
+
 const ACTIVE_OR_QUEUED: JobStatus[] = ["queued", "active"];
 
 /**
@@ -106,8 +118,8 @@ export class JobRepository {
           priority: job.priority,
           provider: job.provider ?? null,
           model: job.model ?? null,
-          input: job.input as InputJsonValue,
-          ...(job.metadata === undefined ? {} : { metadata: job.metadata as InputJsonValue }),
+          input: job.input as Prisma.InputJsonValue,
+          ...(job.metadata === undefined ? {} : { metadata: job.metadata as Prisma.InputJsonValue }),
           idempotencyKey: job.idempotencyKey ?? null,
           requestHash: job.requestHash ?? null,
         },
@@ -222,7 +234,7 @@ export class JobRepository {
         where: { id: completion.jobId, status: "active", cancelRequested: false },
         data: {
           status: "completed",
-          result: completion.result as InputJsonValue,
+          result: completion.result as Prisma.InputJsonValue,
           provider: completion.provider,
           model: completion.model,
           inputTokens: completion.usage.inputTokens,
@@ -256,12 +268,28 @@ export class JobRepository {
     });
   }
 
-  /** Records a failed attempt that will be retried: the job waits in `queued` again. */
-  async recordRetry(jobId: string, error: { code: string; message: string }): Promise<void> {
-    await this.#db.job.updateMany({
-      where: { id: jobId, status: "active" },
+  /**
+   * Records a failed attempt that will be retried: the job waits in `queued` again.
+   * Returns false when a cancel was requested meanwhile; the job is then canceled
+   * instead, and the caller must not retry it.
+   */
+  async recordRetry(jobId: string, error: { code: string; message: string }): Promise<boolean> {
+    const updated = await this.#db.job.updateMany({
+      where: { id: jobId, status: "active", cancelRequested: false },
       data: { status: "queued", errorCode: error.code, errorMessage: error.message, queuedAt: new Date() },
     });
+    if (updated.count === 1) return true;
+    await this.markCanceledIfRequested(jobId);
+    return false;
+  }
+
+  /** Cancels an unfinished job whose cancel was requested; true when it did. */
+  async markCanceledIfRequested(jobId: string): Promise<boolean> {
+    const updated = await this.#db.job.updateMany({
+      where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: true },
+      data: { status: "canceled", finishedAt: new Date() },
+    });
+    return updated.count === 1;
   }
 
   /** Fails a job that is not finished yet. Returns false when it already was. */

@@ -284,6 +284,12 @@ async function applyMigration(
     // No parameters, so pg sends the simple query protocol, which accepts a
     // script of many statements.
     await client.query(migration.script);
+    // Marked finished inside the same transaction: a crash can then never leave an
+    // applied migration recorded as failed (or a failed one recorded as applied).
+    await client.query(
+      "UPDATE _prisma_migrations SET finished_at = now(), applied_steps_count = 1 WHERE id = $1",
+      [id],
+    );
     await client.query("COMMIT");
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
@@ -296,10 +302,6 @@ async function applyMigration(
       cause: error,
     });
   }
-  await client.query(
-    "UPDATE _prisma_migrations SET finished_at = now(), applied_steps_count = 1 WHERE id = $1",
-    [id],
-  );
   logger.info({ migration: migration.name }, "applied migration");
 }
 

@@ -86,7 +86,33 @@ export class JobQueues {
 
   /** Whether BullMQ knows the job (in any state). */
   async has(type: JobType, id: string): Promise<boolean> {
-    return (await this.queue(type).getJobState(id)) !== "unknown";
+    return (await this.state(type, id)) !== "unknown";
+  }
+
+  /** The job's BullMQ state, or "unknown" when BullMQ does not have it. */
+  state(type: JobType, id: string): Promise<string> {
+    return this.queue(type).getJobState(id);
+  }
+
+  /**
+   * Puts a job back on its queue even when BullMQ still holds it as completed or
+   * failed (its record says otherwise): the finished BullMQ entry is removed first.
+   */
+  async requeue(request: EnqueueRequest): Promise<void> {
+    await this.queue(request.type).remove(request.id);
+    await this.enqueue(request);
+  }
+
+  /**
+   * Takes a lease named `name` for `ttlMs` if nobody holds it; true when taken.
+   * For periodic work that one process at a time should do. A lease lost with
+   * Redis' data is simply taken again.
+   */
+  async acquireLease(name: string, ttlMs: number): Promise<boolean> {
+    return (
+      (await this.#connection.set(`${this.prefix}:lease:${name}`, String(process.pid), "PX", ttlMs, "NX")) ===
+      "OK"
+    );
   }
 
   /** Removes a waiting job; an active (locked) one stays and is canceled by its worker. */

@@ -1,8 +1,11 @@
-import { GenqError, type QueuedJobPayload, TextJobInput, toChatMessages } from "@genq/core";
+import { GenqError, QueuedJobPayload, TextJobInput, toChatMessages } from "@genq/core";
 import type { JobRecord, JobRepository } from "@genq/db";
 import type { PriceCatalog, ProviderRegistry } from "@genq/providers";
-import { type Job, UnrecoverableError } from "bullmq";
+import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
+
+/** How long a job waits when its row cannot be claimed (Postgres unreachable). */
+const CLAIM_RETRY_DELAY_MS = 5_000;
 
 /** What one attempt ended with, as BullMQ stores it (small: the result lives in Postgres). */
 export interface AttemptOutcome {
@@ -29,12 +32,23 @@ export function createJobProcessor(options: JobProcessorOptions) {
 
   return async function processJob(
     job: Job<QueuedJobPayload>,
-    _token?: string,
+    token?: string,
     cancelSignal?: AbortSignal,
   ): Promise<AttemptOutcome> {
-    const jobId = job.data.jobId;
+    const payload = QueuedJobPayload.safeParse(job.data);
+    if (!payload.success) throw new UnrecoverableError(`malformed queue payload for BullMQ job ${job.id}`);
+    const jobId = payload.data.jobId;
     const log = logger.child({ jobId, queue: job.queueName, attempt: job.attemptsMade + 1 });
-    const record = await jobs.claim(jobId);
+    let record: JobRecord | null;
+    try {
+      record = await jobs.claim(jobId);
+    } catch (error) {
+      // Postgres is unreachable: nothing ran, so postpone without spending an attempt.
+      log.warn({ err: error }, "could not claim the job; postponing it");
+      if (token === undefined) throw error;
+      await job.moveToDelayed(Date.now() + CLAIM_RETRY_DELAY_MS, token);
+      throw new DelayedError();
+    }
     if (record === null) return skip(jobs, jobId, log);
     log.info({ type: record.type, priority: record.priority }, "job started");
 
@@ -45,12 +59,12 @@ export function createJobProcessor(options: JobProcessorOptions) {
       log.info({ outcome: outcome.status }, "job finished");
       return outcome;
     } catch (error) {
-      if (cancelSignal?.aborted) {
-        await jobs.markCanceled(jobId);
+      if (cancelSignal?.aborted && (await jobs.markCanceledIfRequested(jobId))) {
         log.info("job canceled while running");
         return { status: "canceled" };
       }
       const failure = classify(error, timeout.aborted, options.attemptTimeoutMs);
+      if (failure.code === "internal_error") log.error({ err: error }, "attempt failed unexpectedly");
       const attempts = job.opts.attempts ?? 1;
       const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
       if (finalAttempt) {
@@ -59,7 +73,10 @@ export function createJobProcessor(options: JobProcessorOptions) {
         // UnrecoverableError tells BullMQ not to spend the remaining attempts.
         throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      await jobs.recordRetry(jobId, failure);
+      if (!(await jobs.recordRetry(jobId, failure))) {
+        log.info("job canceled after a failed attempt; not retrying");
+        return { status: "canceled" };
+      }
       log.info({ code: failure.code }, `attempt failed, will retry: ${failure.message}`);
       throw failure;
     }
@@ -119,23 +136,37 @@ async function runAttempt(
   });
   if (completed) return { status: "completed" };
   // A cancel arrived while the provider was working: honour it now (a safe point).
-  await options.jobs.markCanceled(record.id);
-  return { status: "canceled" };
+  // Otherwise another delivery owns the job now (e.g. after a stall); leave it alone.
+  return (await options.jobs.markCanceledIfRequested(record.id))
+    ? { status: "canceled" }
+    : { status: "skipped" };
 }
 
 async function skip(jobs: JobRepository, jobId: string, log: Logger): Promise<AttemptOutcome> {
+  if (await jobs.markCanceledIfRequested(jobId)) {
+    log.info("job canceled before it ran");
+    return { status: "canceled" };
+  }
   const current = await jobs.find(jobId);
-  if (current?.cancelRequested && current.status === "active") await jobs.markCanceled(jobId);
   log.info({ status: current?.status ?? "missing" }, "job skipped: nothing left to run");
   return { status: "skipped" };
 }
 
-/** Any failure as a GenqError; unknown errors (bugs, lost connections) are retryable. */
+/**
+ * Any failure as a GenqError; unknown errors (bugs, lost connections) are retryable.
+ * Their text stays in the logs: it can hold internals that users must not see.
+ */
 function classify(error: unknown, timedOut: boolean, timeoutMs: number): GenqError {
   if (timedOut) {
     return new GenqError("timeout", `the attempt did not finish within ${timeoutMs} ms`, { retryable: true });
   }
   if (GenqError.is(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new GenqError("internal_error", message, { retryable: true, cause: error });
+  return new GenqError(
+    "internal_error",
+    "the worker hit an internal error running this job (see worker logs)",
+    {
+      retryable: true,
+      cause: error,
+    },
+  );
 }

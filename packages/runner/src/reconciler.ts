@@ -19,8 +19,10 @@ export interface ReconcilerOptions {
 
 /**
  * Re-enqueues jobs that Postgres says are queued (or active) but BullMQ does not
- * know, e.g. after Redis restarted without persistence. Adding is idempotent on
- * the job id, so several reconcilers (one per worker process) can run at once.
+ * know (e.g. after Redis restarted without persistence) or holds as finished
+ * (e.g. every attempt failed while Postgres was unreachable, so the outcome was
+ * never recorded). Adding is idempotent on the job id, so reconcilers in several
+ * processes are safe; a lease makes one of them do each periodic pass.
  */
 export class Reconciler {
   readonly #options: ReconcilerOptions;
@@ -35,9 +37,12 @@ export class Reconciler {
   start(): void {
     if (this.#timer !== undefined) return;
     const tick = () => {
-      this.reconcileOnce().catch((error: unknown) => {
-        this.#options.logger.warn({ err: error }, "reconcile pass failed; will try again");
-      });
+      this.#options.queues
+        .acquireLease("reconciler", Math.max(this.#options.intervalMs - 100, 100))
+        .then((leased) => (leased ? this.reconcileOnce() : 0))
+        .catch((error: unknown) => {
+          this.#options.logger.warn({ err: error }, "reconcile pass failed; will try again");
+        });
     };
     tick();
     this.#timer = setInterval(tick, this.#options.intervalMs);
@@ -74,14 +79,20 @@ export class Reconciler {
         limit: pageSize,
         ...(afterId === undefined ? {} : { afterId }),
       });
-      const known = await Promise.all(page.map((job) => queues.has(job.type, job.id)));
-      const missing = page.filter((_, index) => !known[index]);
+      const states = await Promise.all(page.map((job) => queues.state(job.type, job.id)));
+      const stranded = page
+        .map((job, index) => ({ job, state: states[index] ?? "unknown" }))
+        .filter(({ state }) => state === "unknown" || state === "completed" || state === "failed");
       await Promise.all(
-        missing.map((job) => queues.enqueue({ id: job.id, type: job.type, priority: job.priority })),
+        stranded.map(({ job }) => queues.requeue({ id: job.id, type: job.type, priority: job.priority })),
       );
-      for (const job of missing)
-        logger.warn({ jobId: job.id, status: job.status }, "job was missing from its queue; re-enqueued");
-      requeued += missing.length;
+      for (const { job, state } of stranded) {
+        logger.warn(
+          { jobId: job.id, status: job.status, queueState: state },
+          "job was not waiting in its queue; re-enqueued",
+        );
+      }
+      requeued += stranded.length;
       if (page.length < pageSize) break;
       afterId = page.at(-1)?.id;
     }

@@ -83,12 +83,15 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
       },
     );
     worker.on("failed", (job, error) => {
-      if (job === undefined) return;
-      // Stalled too often, or out of attempts: make sure Postgres says failed too.
-      const exhausted = job.attemptsMade >= (job.opts.attempts ?? 1) || error.name === "UnrecoverableError";
-      if (!exhausted && !/stalled/i.test(error.message)) return;
+      // The processor records its own failures. A job that stalled too often never
+      // reached it, so its failure is recorded here. (If this write is lost, the
+      // reconciler finds the unfinished row and runs the job again.)
+      if (job === undefined || !/stalled/i.test(error.message)) return;
       jobs
-        .fail(job.data.jobId, { code: "internal_error", message: error.message })
+        .fail(job.data.jobId, {
+          code: "internal_error",
+          message: "the workers running this job stopped responding too many times (stalled)",
+        })
         .catch((failure: unknown) =>
           logger.error({ err: failure, jobId: job.data.jobId }, "could not record failure"),
         );
@@ -139,7 +142,11 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         timedOut,
       ]);
       clearTimeout(timer);
-      if (!drained) await Promise.all(workers.map((worker) => worker.close(true)));
+      // Past the deadline, in-flight jobs are abandoned, not aborted (aborting would
+      // read as a cancel): their locks lapse and BullMQ's stall check hands them to
+      // another worker. (worker.close(true) would not help: BullMQ returns the pending close.)
+      if (!drained)
+        logger.warn({ timeoutMs }, "shutdown deadline passed; abandoning in-flight jobs to another worker");
       await subscriber.unsubscribe().catch(() => {});
       for (const connection of connections) connection.disconnect();
       return { drained };

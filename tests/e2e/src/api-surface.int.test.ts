@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN, Harness } from "./harness.ts";
 
+/** The JSON text `{"x":{"x":...{}}}`, `depth` levels deep (too deep for JSON.stringify). */
+function nested(depth: number): string {
+  return `${'{"x":'.repeat(depth)}{}${"}".repeat(depth)}`;
+}
+
 describe("API validation, limits and operator surfaces", () => {
   const harness = new Harness();
   let apiKey: string;
@@ -37,6 +42,19 @@ describe("API validation, limits and operator surfaces", () => {
     ["an unknown input field", { type: "text", input: { prompt: "a", temprature: 1 } }, "input"],
     ["metadata that is not an object", { ...valid, metadata: "x" }, "metadata"],
     ["metadata over 16 KiB", { ...valid, metadata: { blob: "x".repeat(17_000) } }, "metadata"],
+    ["a NUL character in the prompt", { type: "text", input: { prompt: "a\u0000b" } }, "input.prompt"],
+    ["a NUL character in the model", { ...valid, model: "x\u0000" }, "model"],
+    ["a NUL character in a metadata key", { ...valid, metadata: { "a\u0000": 1 } }, "metadata.a\u0000"],
+    [
+      "metadata nested 5,000 levels deep",
+      `{"type":"text","input":{"prompt":"a"},"metadata":{"deep":${nested(5_000)}}}`,
+      `metadata.deep${".x".repeat(31)}`,
+    ],
+    [
+      "providerOptions nested 100,000 levels deep",
+      `{"type":"text","input":{"prompt":"a","providerOptions":{"mock":{"deep":${nested(100_000)}}}}}`,
+      `input.providerOptions.mock.deep${".x".repeat(28)}`,
+    ],
   ];
 
   it.each(cases)("answers 400 invalid_request naming the field for %s", async (_name, body, field) => {

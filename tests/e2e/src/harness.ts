@@ -134,8 +134,13 @@ export class Harness {
     return this.app.inject({
       method: "POST",
       url: "/v1/jobs",
-      headers: { authorization: `Bearer ${apiKey}`, ...headers },
-      payload: body as Record<string, unknown>,
+      headers: {
+        authorization: `Bearer ${apiKey}`,
+        // A string body is sent as it is: JSON text that JSON.stringify could not produce.
+        ...(typeof body === "string" ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
+      payload: body as Record<string, unknown> | string,
     });
   }
 

@@ -5,7 +5,12 @@ import { z } from "zod";
 
 const CHECK_TIMEOUT_MS = 2_000;
 
-async function check(probe: () => Promise<unknown>): Promise<"ok" | string> {
+/** "ok" or "unavailable"; the reason goes to the log, not to unauthenticated callers. */
+async function check(
+  app: FastifyInstance,
+  name: string,
+  probe: () => Promise<unknown>,
+): Promise<"ok" | "unavailable"> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -19,7 +24,8 @@ async function check(probe: () => Promise<unknown>): Promise<"ok" | string> {
     ]);
     return "ok";
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    app.log.warn({ err: error, check: name }, "readiness check failed");
+    return "unavailable";
   } finally {
     clearTimeout(timer);
   }
@@ -41,8 +47,8 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     { schema: { tags: ["health"], response: { 200: Health, 503: Health } } },
     async (_request, reply) => {
       const [redis, postgres] = await Promise.all([
-        check(() => app.genq.redis.ping()),
-        check(() => pingDatabase(app.genq.db)),
+        check(app, "redis", () => app.genq.redis.ping()),
+        check(app, "postgres", () => pingDatabase(app.genq.db)),
       ]);
       const ok = redis === "ok" && postgres === "ok";
       return reply
