@@ -55,7 +55,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
     const timeout = AbortSignal.timeout(options.attemptTimeoutMs);
     const signal = cancelSignal === undefined ? timeout : AbortSignal.any([cancelSignal, timeout]);
     try {
-      const outcome = await runAttempt(options, record, job.attemptsMade + 1, signal);
+      const outcome = await runAttempt(options, record, record.attempts, signal);
       log.info({ outcome: outcome.status }, "job finished");
       return outcome;
     } catch (error) {

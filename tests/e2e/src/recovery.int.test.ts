@@ -38,6 +38,8 @@ describe("durability: crashes, shutdowns and lost Redis data", () => {
     const finished = await harness.waitForJob(apiKey, job.id);
     expect(finished).toMatchObject({ status: "completed", attempts: 2 });
     expect(await harness.jobs.countUsageRecords(job.id)).toBe(1);
+    // The usage record names the attempt that produced the result: the re-run after the crash.
+    expect((await harness.db.usageRecord.findFirstOrThrow({ where: { jobId: job.id } })).attempt).toBe(2);
   });
 
   it("finishes in-flight jobs on SIGTERM, takes no new ones, and exits 0", async () => {
