@@ -1,5 +1,7 @@
+export * from "./anthropic/index.ts";
 export * from "./detect-image-media-type.ts";
 export * from "./estimate-tokens.ts";
+export * from "./gemini/index.ts";
 export * from "./mock/failure-counter.ts";
 export * from "./mock/mock-provider.ts";
 export * from "./openai/index.ts";

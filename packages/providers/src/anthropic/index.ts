@@ -1,0 +1,2 @@
+export * from "./anthropic-provider.ts";
+export * from "./map-anthropic-error.ts";

@@ -1,0 +1,2 @@
+export * from "./gemini-provider.ts";
+export { mapGeminiError } from "./map-gemini-error.ts";
