@@ -35,6 +35,12 @@ export const WorkerEnv = CommonEnv.extend({
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_BASE_URL: z.url().optional(),
   OPENAI_DEFAULT_MODEL: z.string().min(1).default("gpt-4o-mini"),
+  ANTHROPIC_API_KEY: z.string().min(1).optional(),
+  ANTHROPIC_BASE_URL: z.url().optional(),
+  ANTHROPIC_DEFAULT_MODEL: z.string().min(1).default("claude-sonnet-4-5"),
+  GEMINI_API_KEY: z.string().min(1).optional(),
+  GEMINI_BASE_URL: z.url().optional(),
+  GEMINI_DEFAULT_MODEL: z.string().min(1).default("gemini-2.5-flash"),
   /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
   GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
 }).superRefine((env, context) => {
@@ -54,8 +60,12 @@ export const WorkerEnv = CommonEnv.extend({
         "is mock, but the mock provider is off (NODE_ENV=production); set it to openai, or GENQ_MOCK_ENABLED=true",
     });
   }
-  if (!["mock", "openai"].includes(env.GENQ_DEFAULT_PROVIDER)) {
-    context.addIssue({ code: "custom", path: ["GENQ_DEFAULT_PROVIDER"], message: "must be mock or openai" });
+  if (!["mock", "openai", "anthropic", "gemini"].includes(env.GENQ_DEFAULT_PROVIDER)) {
+    context.addIssue({
+      code: "custom",
+      path: ["GENQ_DEFAULT_PROVIDER"],
+      message: "must be mock, openai, anthropic or gemini",
+    });
   }
 });
 export type WorkerEnv = z.infer<typeof WorkerEnv>;

@@ -1,5 +1,11 @@
 import type { FailureCounter, ProviderRegistry } from "@genq/providers";
-import { createMockProvider, createProviderRegistry, type Provider } from "@genq/providers";
+import {
+  createAnthropicProvider,
+  createGeminiProvider,
+  createMockProvider,
+  createProviderRegistry,
+  type Provider,
+} from "@genq/providers";
 import { createOpenAIProvider } from "@genq/providers/openai";
 import type { Redis } from "ioredis";
 import type { WorkerEnv } from "./env.ts";
@@ -42,8 +48,30 @@ export function createProvidersFromEnv(env: WorkerEnv, redis: Redis): ProviderRe
       }),
     );
   }
+  if (env.ANTHROPIC_API_KEY !== undefined) {
+    providers.push(
+      createAnthropicProvider({
+        apiKey: env.ANTHROPIC_API_KEY,
+        defaultModel: env.ANTHROPIC_DEFAULT_MODEL,
+        ...(env.ANTHROPIC_BASE_URL === undefined ? {} : { baseURL: env.ANTHROPIC_BASE_URL }),
+      }),
+    );
+  }
+  if (env.GEMINI_API_KEY !== undefined) {
+    providers.push(
+      createGeminiProvider({
+        apiKey: env.GEMINI_API_KEY,
+        defaultModel: env.GEMINI_DEFAULT_MODEL,
+        ...(env.GEMINI_BASE_URL === undefined ? {} : { baseURL: env.GEMINI_BASE_URL }),
+      }),
+    );
+  }
   return createProviderRegistry(providers, {
     defaultProvider: env.GENQ_DEFAULT_PROVIDER,
-    defaultModels: { openai: env.OPENAI_DEFAULT_MODEL },
+    defaultModels: {
+      openai: env.OPENAI_DEFAULT_MODEL,
+      anthropic: env.ANTHROPIC_DEFAULT_MODEL,
+      gemini: env.GEMINI_DEFAULT_MODEL,
+    },
   });
 }
