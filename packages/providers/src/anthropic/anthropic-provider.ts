@@ -1,5 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk";
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
+import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
@@ -83,13 +84,7 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
   ignoreEnvironmentHeaders(client, options.defaultHeaders);
 
   function resolveModel(model: string): string {
-    const resolved = model || options.defaultModel;
-    if (!resolved) {
-      throw new ProviderError("invalid_request", `${name}: no model given and no default model configured`, {
-        provider: name,
-      });
-    }
-    return resolved;
+    return resolveModelOrThrow(name, model, options.defaultModel);
   }
 
   /**
@@ -98,12 +93,8 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
    * (a reset socket, a cut stream) is a consequence of the caller giving up.
    */
   function toProviderError(error: unknown, signal: AbortSignal | undefined): ProviderError {
-    if (signal?.aborted && !(error instanceof ProviderError && error.code === "canceled")) {
-      return new ProviderError("canceled", `${name}: the request was canceled`, {
-        provider: name,
-        cause: signal.reason,
-      });
-    }
+    const canceled = canceledIfAborted(name, error, signal);
+    if (canceled !== undefined) return canceled;
     return mapAnthropicError(error, name);
   }
 

@@ -10,6 +10,7 @@ import {
   Modality,
   type Part,
 } from "@google/genai";
+import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
 import { detectImageMediaType } from "../detect-image-media-type.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type {
@@ -123,13 +124,7 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
   });
 
   function resolveModel(model: string, fallback: string | undefined): string {
-    const resolved = model || fallback;
-    if (!resolved) {
-      throw new ProviderError("invalid_request", `${name}: no model given and no default model configured`, {
-        provider: name,
-      });
-    }
-    return resolved;
+    return resolveModelOrThrow(name, model, fallback);
   }
 
   /**
@@ -138,12 +133,8 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
    * since the adapter hands the SDK no other signal.
    */
   function toProviderError(error: unknown, signal: AbortSignal | undefined): ProviderError {
-    if (signal?.aborted && !(error instanceof ProviderError && error.code === "canceled")) {
-      return new ProviderError("canceled", `${name}: the request was canceled`, {
-        provider: name,
-        cause: signal.reason,
-      });
-    }
+    const canceled = canceledIfAborted(name, error, signal);
+    if (canceled !== undefined) return canceled;
     const mapped = mapGeminiError(error, name);
     if (mapped.code === "canceled" && !(error instanceof ProviderError)) {
       return new ProviderError(

@@ -1,5 +1,6 @@
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
 import OpenAI from "openai";
+import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
 import { detectImageMediaType } from "../detect-image-media-type.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type {
@@ -76,13 +77,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
   });
 
   function resolveModel(model: string): string {
-    const resolved = model || options.defaultModel;
-    if (!resolved) {
-      throw new ProviderError("invalid_request", `${name}: no model given and no default model configured`, {
-        provider: name,
-      });
-    }
-    return resolved;
+    return resolveModelOrThrow(name, model, options.defaultModel);
   }
 
   /**
@@ -91,12 +86,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
    * (a reset socket, a cut stream) is a consequence of the caller giving up.
    */
   function toProviderError(error: unknown, signal: AbortSignal | undefined): ProviderError {
-    if (signal?.aborted && !(error instanceof ProviderError && error.code === "canceled")) {
-      return new ProviderError("canceled", `${name}: the request was canceled`, {
-        provider: name,
-        cause: signal.reason,
-      });
-    }
+    const canceled = canceledIfAborted(name, error, signal);
+    if (canceled !== undefined) return canceled;
     return mapOpenAIError(error, name);
   }
 
