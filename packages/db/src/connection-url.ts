@@ -1,5 +1,3 @@
-import { redactUrl } from "@genq/core";
-
 /**
  * Splits Prisma's `?schema=` convention off a PostgreSQL URL. `pg` does not know
  * the parameter, so it is removed from the URL and returned separately; callers
@@ -18,6 +16,3 @@ export function parseDatabaseUrl(connectionString: string): { url: string; schem
   parsed.searchParams.delete("schema");
   return { url: parsed.toString(), schema };
 }
-
-/** The URL with every credential masked, safe for logs and error messages. */
-export const redactDatabaseUrl = redactUrl;

@@ -301,15 +301,6 @@ export class JobRepository {
     return updated.count === 1;
   }
 
-  /** Cancels a job that is not finished yet (the worker's side of a cancel). */
-  async markCanceled(jobId: string): Promise<boolean> {
-    const updated = await this.#db.job.updateMany({
-      where: { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
-      data: { status: "canceled", cancelRequested: true, finishedAt: new Date() },
-    });
-    return updated.count === 1;
-  }
-
   /**
    * Jobs that should be in the queue: queued before `queuedBefore`, or active
    * since before `activeBefore` (their worker may be gone with Redis' data).

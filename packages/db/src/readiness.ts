@@ -1,6 +1,7 @@
+import { redactUrl } from "@genq/core";
 import pg from "pg";
 import type { Database } from "./client.ts";
-import { parseDatabaseUrl, redactDatabaseUrl } from "./connection-url.ts";
+import { parseDatabaseUrl } from "./connection-url.ts";
 
 /** Resolves when Postgres answers a trivial query; rejects otherwise. */
 export async function pingDatabase(db: Database): Promise<void> {
@@ -23,7 +24,7 @@ export async function assertDatabaseReachable(url: string, timeoutMs = 3_000): P
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(
-      `Cannot reach PostgreSQL at ${redactDatabaseUrl(url)} (${reason}). Start one with \`docker compose up -d postgres\` or set DATABASE_URL.`,
+      `Cannot reach PostgreSQL at ${redactUrl(url)} (${reason}). Start one with \`docker compose up -d postgres\` or set DATABASE_URL.`,
     );
   } finally {
     await client.end().catch(() => {});

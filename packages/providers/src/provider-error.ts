@@ -61,8 +61,3 @@ export class ProviderError extends GenqError {
     this.retryAfterMs = options.retryAfterMs;
   }
 }
-
-/** True when `code` is retryable by default. */
-export function isRetryableProviderCode(code: ProviderErrorCode): boolean {
-  return RETRYABLE.has(code);
-}

@@ -31,29 +31,6 @@ export function createRedisConnection(options: RedisConnectionOptions): Redis {
   });
 }
 
-/** Waits until a connection is ready, or rejects after `timeoutMs`. */
-export async function waitForRedis(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === "ready") return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`Redis did not become ready within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      redis.off("ready", onReady);
-    };
-    redis.on("ready", onReady);
-  });
-}
-
-/** The URL with its password masked, safe for logs and error messages. */
-export const redactRedisUrl = redactUrl;
-
 /**
  * Fails with an actionable message when Redis cannot be reached at `url`.
  * Used at start-up so a missing Redis is reported in one line, not a stack trace.
@@ -72,7 +49,7 @@ export async function assertRedisReachable(url: string, timeoutMs = 3_000): Prom
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(
-      `Cannot reach Redis at ${redactRedisUrl(url)} (${reason}). Start one with \`docker compose up -d redis\` or set REDIS_URL.`,
+      `Cannot reach Redis at ${redactUrl(url)} (${reason}). Start one with \`docker compose up -d redis\` or set REDIS_URL.`,
     );
   } finally {
     redis.disconnect();

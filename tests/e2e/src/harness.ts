@@ -14,6 +14,8 @@ import { pino } from "pino";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+/** Short locks, so a dead worker's job is taken over in about two seconds instead of thirty. */
+export const FAST_STALL = { GENQ_LOCK_DURATION_MS: "1500", GENQ_STALLED_INTERVAL_MS: "1000" };
 export const ADMIN = { user: "operator", password: "operator-password-1" };
 
 /** Options for {@link startHarness}. */

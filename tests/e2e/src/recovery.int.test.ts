@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Harness, startPrivateRedis, waitUntil } from "./harness.ts";
+import { FAST_STALL, Harness, startPrivateRedis, waitUntil } from "./harness.ts";
 
 function exited(child: import("node:child_process").ChildProcess): Promise<number | null> {
   return child.exitCode !== null
@@ -21,9 +21,7 @@ describe("durability: crashes, shutdowns and lost Redis data", () => {
   it("completes a job exactly once after its worker process is killed with SIGKILL mid-job", async () => {
     harness = await new Harness().start({ startWorker: false });
     const { apiKey } = await harness.createUser();
-    // Short locks so the stalled job is noticed in about two seconds instead of thirty.
-    const fastStall = { GENQ_LOCK_DURATION_MS: "1500", GENQ_STALLED_INTERVAL_MS: "1000" };
-    const first = await harness.spawnWorker(fastStall);
+    const first = await harness.spawnWorker(FAST_STALL);
     const job = (
       await harness.submit(apiKey, {
         type: "text",
@@ -34,7 +32,7 @@ describe("durability: crashes, shutdowns and lost Redis data", () => {
     first.kill("SIGKILL");
     expect(await exited(first)).toBe(null);
 
-    await harness.spawnWorker(fastStall);
+    await harness.spawnWorker(FAST_STALL);
     const finished = await harness.waitForJob(apiKey, job.id);
     expect(finished).toMatchObject({ status: "completed", attempts: 2 });
     expect(await harness.jobs.countUsageRecords(job.id)).toBe(1);
@@ -114,5 +112,61 @@ describe("durability: crashes, shutdowns and lost Redis data", () => {
     const accepted = await harness.submit(apiKey, { type: "text", input: { prompt: "after the outage" } });
     expect(accepted.statusCode).toBe(202);
     expect(await harness.queues.has("text", accepted.json().id)).toBe(true);
+  });
+
+  it("exits 0 at the SIGTERM deadline with a job still running, which another worker then completes", async () => {
+    harness = await new Harness().start({ startWorker: false });
+    const { apiKey } = await harness.createUser();
+    const worker = await harness.spawnWorker({ ...FAST_STALL, GENQ_SHUTDOWN_TIMEOUT_MS: "500" });
+    const job = (
+      await harness.submit(apiKey, {
+        type: "text",
+        input: { prompt: "outlives the deadline", providerOptions: { mock: { latencyMs: 8_000 } } },
+      })
+    ).json();
+    await harness.waitForJob(apiKey, job.id, (current) => current.status === "active");
+
+    const stopping = Date.now();
+    worker.kill("SIGTERM");
+    const code = await new Promise<number | null>((resolve) =>
+      worker.on("exit", (exitCode) => resolve(exitCode)),
+    );
+    expect(code).toBe(0);
+    expect(Date.now() - stopping).toBeLessThan(4_000);
+
+    await harness.spawnWorker(FAST_STALL);
+    const finished = await harness.waitForJob(apiKey, job.id, undefined, 30_000);
+    expect(finished).toMatchObject({ status: "completed", attempts: 2 });
+  });
+
+  it("runs a job whose retry was waiting in Redis when Redis lost its data", async () => {
+    privateRedis = await startPrivateRedis();
+    harness = await new Harness({ redisUrl: privateRedis.url }).start();
+    const { apiKey } = await harness.createUser();
+    const job = (
+      await harness.submit(apiKey, {
+        type: "text",
+        input: {
+          prompt: `retry then flush ${Date.now()}`,
+          providerOptions: { mock: { failTimes: 1, retryAfterMs: 60_000 } },
+        },
+      })
+    ).json();
+    await harness.waitForJob(
+      apiKey,
+      job.id,
+      (current) => current.attempts === 1 && current.status === "queued",
+    );
+    expect(await harness.queues.state("text", job.id)).toBe("delayed");
+
+    await privateRedis.redis.flushall();
+    // Age the row past the reconciler's grace period, and drop the fault injection:
+    // its failure counter went with the flush and would fail the re-run once more.
+    await harness.db.job.update({
+      where: { id: job.id },
+      data: { queuedAt: new Date(Date.now() - 60 * 60_000), input: { prompt: "retry then flush" } },
+    });
+    const finished = await harness.waitForJob(apiKey, job.id);
+    expect(finished).toMatchObject({ status: "completed", attempts: 2 });
   });
 });

@@ -2,6 +2,12 @@ import { randomInt } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { estimateTokens, truncateToTokens } from "../../estimate-tokens.ts";
+import {
+  closeFakeServer,
+  type RecordedRequest,
+  readFakeRequest,
+  waitUnlessClosed,
+} from "../../testing/fake-server-support.ts";
 import apiErrorFixture from "../__fixtures__/error-api.json" with { type: "json" };
 import authenticationFixture from "../__fixtures__/error-authentication.json" with { type: "json" };
 import creditBalanceFixture from "../__fixtures__/error-credit-balance.json" with { type: "json" };
@@ -14,16 +20,8 @@ import messageFixture from "../__fixtures__/message.json" with { type: "json" };
 import messageStreamFixture from "../__fixtures__/message-stream.json" with { type: "json" };
 import modelsListFixture from "../__fixtures__/models-list.json" with { type: "json" };
 
-/** A request the fake server received, as the test wants to assert on it. */
-export interface FakeAnthropicRequest {
-  method: string;
-  /** The path without the query string, e.g. `/v1/messages`. */
-  path: string;
-  /** Lower-case header names. */
-  headers: Record<string, string>;
-  /** The parsed JSON body, the raw text when it is not JSON, or undefined when empty. */
-  body: unknown;
-}
+/** One request the fake received. */
+export type FakeAnthropicRequest = RecordedRequest;
 
 /** One server-sent event as the Messages API writes it: `event: <event>` then `data: <json>`. */
 export interface FakeAnthropicServerSentEvent {
@@ -149,7 +147,7 @@ export async function startFakeAnthropicServer(
   });
 
   async function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
-    const request = await readRequest(incoming);
+    const request = await readFakeRequest(incoming);
     requests.push(request);
     const scripted = queue.shift() ?? (await handler?.(request));
     await send(incoming, outgoing, request, scripted ?? defaultResponse(request));
@@ -258,11 +256,7 @@ export async function startFakeAnthropicServer(
       handler = undefined;
     },
     close() {
-      return new Promise((resolve, reject) => {
-        // Keep-alive sockets would hold close() open until they time out.
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      });
+      return closeFakeServer(server);
     },
   };
 }
@@ -435,39 +429,6 @@ function errorBody(type: string, message: string) {
 
 function isAuthorized(request: FakeAnthropicRequest, apiKey: string): boolean {
   return request.headers["x-api-key"] === apiKey || request.headers.authorization === `Bearer ${apiKey}`;
-}
-
-async function readRequest(incoming: IncomingMessage): Promise<FakeAnthropicRequest> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of incoming) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
-  let body: unknown;
-  if (text !== "") {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  const path = new URL(incoming.url ?? "/", "http://localhost").pathname;
-  return { method: incoming.method ?? "GET", path, headers, body };
-}
-
-/** Resolves after `milliseconds`, or as soon as the client goes away. */
-function waitUnlessClosed(incoming: IncomingMessage, milliseconds: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, milliseconds);
-    function done() {
-      clearTimeout(timer);
-      incoming.socket.off("close", done);
-      resolve();
-    }
-    incoming.socket.once("close", done);
-  });
 }
 
 function defaultReply(body: Record<string, unknown>): string {

@@ -2,6 +2,12 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { estimateTokens, truncateToTokens } from "../../estimate-tokens.ts";
+import {
+  closeFakeServer,
+  type RecordedRequest,
+  readFakeRequest,
+  waitUnlessClosed,
+} from "../../testing/fake-server-support.ts";
 import apiKeyInvalidFixture from "../__fixtures__/error-api-key-invalid.json" with { type: "json" };
 import billingRequiredFixture from "../__fixtures__/error-billing-required.json" with { type: "json" };
 import contextLengthFixture from "../__fixtures__/error-context-length.json" with { type: "json" };
@@ -20,18 +26,8 @@ import modelsListFixture from "../__fixtures__/models-list.json" with { type: "j
 import promptBlockedFixture from "../__fixtures__/prompt-blocked.json" with { type: "json" };
 import streamChunksFixture from "../__fixtures__/stream-generate-content.json" with { type: "json" };
 
-/** A request the fake server received, as the test wants to assert on it. */
-export interface FakeGeminiRequest {
-  method: string;
-  /** The path without the query string, e.g. `/v1beta/models/gemini-2.5-flash:generateContent`. */
-  path: string;
-  /** The query string's parameters, e.g. `{ alt: "sse" }`. */
-  query: Record<string, string>;
-  /** Lower-case header names. */
-  headers: Record<string, string>;
-  /** The parsed JSON body, the raw text when it is not JSON, or undefined when empty. */
-  body: unknown;
-}
+/** One request the fake received. */
+export type FakeGeminiRequest = RecordedRequest;
 
 /** A scripted answer. Every field is optional; an empty object is `200 {}`. */
 export interface FakeGeminiResponse {
@@ -157,7 +153,7 @@ export async function startFakeGeminiServer(
   });
 
   async function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
-    const request = await readRequest(incoming);
+    const request = await readFakeRequest(incoming);
     requests.push(request);
     const scripted = queue.shift() ?? (await handler?.(request));
     await send(incoming, outgoing, scripted ?? defaultResponse(request));
@@ -229,38 +225,8 @@ export async function startFakeGeminiServer(
       handler = undefined;
     },
     close() {
-      return new Promise((resolve, reject) => {
-        // Keep-alive sockets would hold close() open until they time out.
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      });
+      return closeFakeServer(server);
     },
-  };
-}
-
-async function readRequest(incoming: IncomingMessage): Promise<FakeGeminiRequest> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of incoming) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
-  let body: unknown;
-  if (text !== "") {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  const url = new URL(incoming.url ?? "/", "http://localhost");
-  return {
-    method: incoming.method ?? "GET",
-    path: url.pathname,
-    query: Object.fromEntries(url.searchParams),
-    headers,
-    body,
   };
 }
 
@@ -304,19 +270,6 @@ async function send(incoming: IncomingMessage, outgoing: ServerResponse, respons
     ...headers,
   });
   outgoing.end(payload);
-}
-
-/** Resolves after `milliseconds`, or as soon as the client goes away. */
-function waitUnlessClosed(incoming: IncomingMessage, milliseconds: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, milliseconds);
-    function done() {
-      clearTimeout(timer);
-      incoming.socket.off("close", done);
-      resolve();
-    }
-    incoming.socket.once("close", done);
-  });
 }
 
 /** The answer as stream chunks: one per word, the last with the finish reason and the full usage. */

@@ -2,6 +2,12 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { estimateTokens, truncateToTokens } from "../../estimate-tokens.ts";
+import {
+  closeFakeServer,
+  type RecordedRequest,
+  readFakeRequest,
+  waitUnlessClosed,
+} from "../../testing/fake-server-support.ts";
 import chatCompletionFixture from "../__fixtures__/chat-completion.json" with { type: "json" };
 import chatCompletionChunkFixture from "../__fixtures__/chat-completion-chunk.json" with { type: "json" };
 import contentPolicyFixture from "../__fixtures__/error-content-policy.json" with { type: "json" };
@@ -13,16 +19,8 @@ import serverErrorFixture from "../__fixtures__/error-server.json" with { type: 
 import imageGenerationFixture from "../__fixtures__/image-generation.json" with { type: "json" };
 import modelsListFixture from "../__fixtures__/models-list.json" with { type: "json" };
 
-/** A request the fake server received, as the test wants to assert on it. */
-export interface FakeOpenAIRequest {
-  method: string;
-  /** The path without the query string, e.g. `/v1/chat/completions`. */
-  path: string;
-  /** Lower-case header names. */
-  headers: Record<string, string>;
-  /** The parsed JSON body, the raw text when it is not JSON, or undefined when empty. */
-  body: unknown;
-}
+/** One request the fake received. */
+export type FakeOpenAIRequest = RecordedRequest;
 
 /** A scripted answer. Every field is optional; an empty object is `200 {}`. */
 export interface FakeOpenAIResponse {
@@ -117,7 +115,7 @@ export async function startFakeOpenAIServer(
   });
 
   async function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
-    const request = await readRequest(incoming);
+    const request = await readFakeRequest(incoming);
     requests.push(request);
 
     if (request.method === "GET" && request.path.startsWith("/files/")) {
@@ -179,33 +177,9 @@ export async function startFakeOpenAIServer(
       handler = undefined;
     },
     close() {
-      return new Promise((resolve, reject) => {
-        // Keep-alive sockets would hold close() open until they time out.
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      });
+      return closeFakeServer(server);
     },
   };
-}
-
-async function readRequest(incoming: IncomingMessage): Promise<FakeOpenAIRequest> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of incoming) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
-  let body: unknown;
-  if (text !== "") {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = text;
-    }
-  }
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(incoming.headers)) {
-    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  const path = new URL(incoming.url ?? "/", "http://localhost").pathname;
-  return { method: incoming.method ?? "GET", path, headers, body };
 }
 
 async function send(incoming: IncomingMessage, outgoing: ServerResponse, response: FakeOpenAIResponse) {
@@ -243,19 +217,6 @@ async function send(incoming: IncomingMessage, outgoing: ServerResponse, respons
     ...headers,
   });
   outgoing.end(payload);
-}
-
-/** Resolves after `milliseconds`, or as soon as the client goes away. */
-function waitUnlessClosed(incoming: IncomingMessage, milliseconds: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, milliseconds);
-    function done() {
-      clearTimeout(timer);
-      incoming.socket.off("close", done);
-      resolve();
-    }
-    incoming.socket.once("close", done);
-  });
 }
 
 function chatCompletion(body: Record<string, unknown>, fullText: string): FakeOpenAIResponse {

@@ -1,0 +1,61 @@
+import type { IncomingMessage, Server } from "node:http";
+
+/** One request as a fake provider server records it. */
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** The query string as a record. */
+  query: Record<string, string>;
+  /** Lower-case header names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  /** The parsed JSON body, the raw text when it is not JSON, or undefined when empty. */
+  body: unknown;
+}
+
+/** Reads and records an incoming request the way every fake provider server does. */
+export async function readFakeRequest(incoming: IncomingMessage): Promise<RecordedRequest> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of incoming) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString("utf8");
+  let body: unknown;
+  if (text !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text;
+    }
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(incoming.headers)) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  const url = new URL(incoming.url ?? "/", "http://localhost");
+  return {
+    method: incoming.method ?? "GET",
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers,
+    body,
+  };
+}
+
+/** Resolves after `milliseconds`, or as soon as the client goes away. */
+export function waitUnlessClosed(incoming: IncomingMessage, milliseconds: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, milliseconds);
+    function done() {
+      clearTimeout(timer);
+      incoming.socket.off("close", done);
+      resolve();
+    }
+    incoming.socket.once("close", done);
+  });
+}
+
+/** Closes a fake server at once; keep-alive sockets would otherwise hold it open until they time out. */
+export function closeFakeServer(server: Server): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.closeAllConnections();
+    server.close((error) => (error ? reject(error) : resolve()));
+  });
+}
