@@ -1,5 +1,5 @@
 import { JobStatus, JobType, PRIORITY_NAMES, priorityName } from "@genq/core";
-import type { JobRecord } from "@genq/db";
+import type { JobProviderCall, JobRecord } from "@genq/db";
 import { z } from "zod";
 
 /** A job as the API shows it. */
@@ -27,6 +27,10 @@ export const JobView = z
       .describe("Why the job failed; on a queued job, why the last attempt failed before a retry"),
     usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }).nullable(),
     costMicroUsd: z.number().int().nullable().describe("Cost in millionths of a US dollar"),
+    priceVersion: z
+      .string()
+      .nullable()
+      .describe("The version of the price list `costMicroUsd` was computed with"),
     createdAt: z.string(),
     queuedAt: z.string(),
     startedAt: z.string().nullable(),
@@ -35,6 +39,35 @@ export const JobView = z
   })
   .meta({ id: "Job" });
 export type JobView = z.infer<typeof JobView>;
+
+/** One provider call of a job attempt, as the API shows it. */
+export const ProviderCallView = z
+  .object({
+    attempt: z.number().int().describe("The job attempt that made the call, from 1"),
+    seq: z.number().int().describe("The call's order within its attempt, from 1"),
+    provider: z.string(),
+    model: z.string(),
+    keyId: z.string().optional().describe("The configured id of the provider key used"),
+    startedAt: z.string(),
+    latencyMs: z.number().int(),
+    outcome: z
+      .enum(["ok", "error", "skipped"])
+      .describe("`skipped`: not called (circuit open, rate limited or no key available)"),
+    errorCode: z.string().optional(),
+    errorMessage: z.string().optional(),
+    inputTokens: z.number().int().optional(),
+    outputTokens: z.number().int().optional(),
+  })
+  .meta({ id: "ProviderCall" });
+export type ProviderCallView = z.infer<typeof ProviderCallView>;
+
+/** A single job with its provider calls, as `GET /v1/jobs/:id` shows it. */
+export const JobDetailView = JobView.extend({
+  calls: z
+    .array(ProviderCallView)
+    .describe("Every provider call of every attempt (retries, fallbacks), by attempt, then seq"),
+}).meta({ id: "JobDetail" });
+export type JobDetailView = z.infer<typeof JobDetailView>;
 
 /** Builds the API view of a job row; `baseUrl` prefixes links (empty for relative links). */
 export function toJobView(job: JobRecord, baseUrl: string): JobView {
@@ -59,10 +92,37 @@ export function toJobView(job: JobRecord, baseUrl: string): JobView {
         ? null
         : { inputTokens: job.inputTokens, outputTokens: job.outputTokens },
     costMicroUsd: job.costMicroUsd === null ? null : Number(job.costMicroUsd),
+    priceVersion: job.priceVersion,
     createdAt: job.createdAt.toISOString(),
     queuedAt: job.queuedAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,
     links: { self, cancel: `${self}/cancel` },
+  };
+}
+
+/** Builds the API view of a job row with its provider calls (from `JobRepository.listCalls`). */
+export function toJobDetailView(
+  job: JobRecord,
+  calls: readonly JobProviderCall[],
+  baseUrl: string,
+): JobDetailView {
+  return { ...toJobView(job, baseUrl), calls: calls.map(toProviderCallView) };
+}
+
+function toProviderCallView(call: JobProviderCall): ProviderCallView {
+  return {
+    attempt: call.jobAttempt,
+    seq: call.seq,
+    provider: call.provider,
+    model: call.model,
+    ...(call.keyId === undefined ? {} : { keyId: call.keyId }),
+    startedAt: call.startedAt.toISOString(),
+    latencyMs: call.latencyMs,
+    outcome: call.outcome,
+    ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
+    ...(call.errorMessage === undefined ? {} : { errorMessage: call.errorMessage }),
+    ...(call.inputTokens === undefined ? {} : { inputTokens: call.inputTokens }),
+    ...(call.outputTokens === undefined ? {} : { outputTokens: call.outputTokens }),
   };
 }

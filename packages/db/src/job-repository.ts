@@ -9,7 +9,7 @@ import {
   type TokenUsage,
 } from "@genq/core";
 import type { Database } from "./client.ts";
-import type { Job, Prisma } from "./generated/prisma/client.ts";
+import type { Job, Prisma, ProviderCall } from "./generated/prisma/client.ts";
 import { isUniqueViolation } from "./prisma-errors.ts";
 
 /** A job row. */
@@ -44,15 +44,61 @@ export interface JobListQuery {
   limit: number;
 }
 
+/**
+ * How a provider call ended. `skipped`: the target was not called at all (its
+ * circuit was open, it was rate limited, or no key was available).
+ */
+export type ProviderCallOutcome = "ok" | "error" | "skipped";
+
+/**
+ * One provider call the router made (or skipped) during an attempt. An attempt
+ * has one or more: retries and fallbacks to other providers or keys each add one.
+ */
+export interface ProviderCallRecord {
+  /** The call's order within its attempt, from 1. */
+  seq: number;
+  provider: string;
+  model: string;
+  /** The configured id of the provider key used; never the secret. */
+  keyId?: string | undefined;
+  startedAt: Date;
+  /** Stored rounded to whole milliseconds. */
+  latencyMs: number;
+  outcome: ProviderCallOutcome;
+  errorCode?: string | undefined;
+  errorMessage?: string | undefined;
+  inputTokens?: number | undefined;
+  outputTokens?: number | undefined;
+}
+
+/** A stored provider call, with the attempt of the job it belongs to. */
+export interface JobProviderCall extends ProviderCallRecord {
+  /** The job's `attempts` after the claim that ran the call. */
+  jobAttempt: number;
+}
+
+/** Why an attempt failed, as stored on the job (a GenqError fits). */
+export interface JobFailure {
+  code: string;
+  message: string;
+}
+
 /** What a finished attempt produced. */
 export interface JobCompletion {
   jobId: string;
+  /** The claimed row's `attempts`. */
   attempt: number;
   result: unknown;
   provider: string;
   model: string;
   usage: TokenUsage;
   costMicroUsd: number;
+  /** The price catalog version the cost was computed with. */
+  priceVersion?: string | undefined;
+  /** The configured id of the provider key that produced the result; never the secret. */
+  keyId?: string | undefined;
+  /** Every provider call of this attempt, including the failed and skipped ones. */
+  calls?: readonly ProviderCallRecord[] | undefined;
 }
 
 /** The hash that tells a repeated request from a different one under one idempotency key. */
@@ -224,13 +270,14 @@ export class JobRepository {
   }
 
   /**
-   * Completes an active job and records its usage in one transaction. Returns
-   * false (and changes nothing) when the job is no longer active or a cancel was
-   * requested meanwhile; the usage row is unique per job, so it is written once.
+   * Completes an active job and records its usage and provider calls in one
+   * transaction. Returns false (and leaves the job as it is) when the job is no
+   * longer active or a cancel was requested meanwhile; the usage row is unique per
+   * job, so it is written once. The calls are recorded either way: they happened.
    */
   async complete(completion: JobCompletion): Promise<boolean> {
     return this.#db.$transaction(async (transaction) => {
-      const updated = await transaction.job.updateMany({
+      const [updated] = await transaction.job.updateManyAndReturn({
         where: { id: completion.jobId, status: "active", cancelRequested: false },
         data: {
           status: "completed",
@@ -240,31 +287,35 @@ export class JobRepository {
           inputTokens: completion.usage.inputTokens,
           outputTokens: completion.usage.outputTokens,
           costMicroUsd: BigInt(completion.costMicroUsd),
+          priceVersion: completion.priceVersion ?? null,
           errorCode: null,
           errorMessage: null,
           progress: 100,
           finishedAt: new Date(),
         },
-      });
-      if (updated.count === 0) return false;
-      const job = await transaction.job.findUniqueOrThrow({
-        where: { id: completion.jobId },
         select: { userId: true },
       });
-      await transaction.usageRecord.create({
-        data: {
-          id: newId(),
-          userId: job.userId,
-          jobId: completion.jobId,
-          attempt: completion.attempt,
-          provider: completion.provider,
-          model: completion.model,
-          inputTokens: completion.usage.inputTokens,
-          outputTokens: completion.usage.outputTokens,
-          costMicroUsd: BigInt(completion.costMicroUsd),
-        },
-      });
-      return true;
+      if (updated !== undefined) {
+        await transaction.usageRecord.create({
+          data: {
+            id: newId(),
+            userId: updated.userId,
+            jobId: completion.jobId,
+            attempt: completion.attempt,
+            provider: completion.provider,
+            model: completion.model,
+            keyId: completion.keyId ?? null,
+            inputTokens: completion.usage.inputTokens,
+            outputTokens: completion.usage.outputTokens,
+            cachedInputTokens: completion.usage.cachedInputTokens ?? 0,
+            reasoningTokens: completion.usage.reasoningTokens ?? 0,
+            costMicroUsd: BigInt(completion.costMicroUsd),
+            priceVersion: completion.priceVersion ?? null,
+          },
+        });
+      }
+      await recordCalls(transaction, completion.jobId, completion.calls, completion.attempt);
+      return updated !== undefined;
     });
   }
 
@@ -272,33 +323,100 @@ export class JobRepository {
    * Records a failed attempt that will be retried: the job waits in `queued` again.
    * Returns false when a cancel was requested meanwhile; the job is then canceled
    * instead, and the caller must not retry it.
+   *
+   * `calls` are the provider calls of the failed attempt; they are recorded whatever
+   * the outcome, once per (attempt, seq). `attempt` is the claimed row's `attempts`;
+   * without it the row's current count is used, which is the same unless another
+   * delivery claimed the job meanwhile.
    */
-  async recordRetry(jobId: string, error: { code: string; message: string }): Promise<boolean> {
-    const updated = await this.#db.job.updateMany({
-      where: { id: jobId, status: "active", cancelRequested: false },
-      data: { status: "queued", errorCode: error.code, errorMessage: error.message, queuedAt: new Date() },
+  async recordRetry(
+    jobId: string,
+    failure: JobFailure,
+    calls?: readonly ProviderCallRecord[],
+    attempt?: number,
+  ): Promise<boolean> {
+    const retried = await this.#db.$transaction(async (transaction) => {
+      const updated = await transaction.job.updateMany({
+        where: { id: jobId, status: "active", cancelRequested: false },
+        data: {
+          status: "queued",
+          errorCode: failure.code,
+          errorMessage: failure.message,
+          queuedAt: new Date(),
+        },
+      });
+      await recordCalls(transaction, jobId, calls, attempt);
+      return updated.count === 1;
     });
-    if (updated.count === 1) return true;
+    if (retried) return true;
     await this.markCanceledIfRequested(jobId);
     return false;
   }
 
-  /** Cancels an unfinished job whose cancel was requested; true when it did. */
-  async markCanceledIfRequested(jobId: string): Promise<boolean> {
-    const updated = await this.#db.job.updateMany({
-      where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: true },
-      data: { status: "canceled", finishedAt: new Date() },
+  /**
+   * Puts an active job back to `queued` without an error: every provider candidate
+   * was rate limited or resting, so the job waits in BullMQ's delayed set. Its
+   * `attempts` keeps counting runs (calls of this run stay filed under it); the
+   * retry budget is BullMQ's, which a postponement does not spend. False when the
+   * job is no longer active here (canceled meanwhile, or owned by another delivery).
+   */
+  async postpone(jobId: string, calls?: readonly ProviderCallRecord[], attempt?: number): Promise<boolean> {
+    return this.#db.$transaction(async (transaction) => {
+      const updated = await transaction.job.updateMany({
+        where: { id: jobId, status: "active", cancelRequested: false },
+        data: { status: "queued", queuedAt: new Date() },
+      });
+      await recordCalls(transaction, jobId, calls, attempt);
+      return updated.count === 1;
     });
-    return updated.count === 1;
   }
 
-  /** Fails a job that is not finished yet. Returns false when it already was. */
-  async fail(jobId: string, error: { code: string; message: string }): Promise<boolean> {
-    const updated = await this.#db.job.updateMany({
-      where: { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
-      data: { status: "failed", errorCode: error.code, errorMessage: error.message, finishedAt: new Date() },
+  /**
+   * Cancels an unfinished job whose cancel was requested; true when it did.
+   * `calls` and `attempt` (of an attempt the cancel interrupted) are recorded as by
+   * {@link JobRepository.recordRetry}.
+   */
+  async markCanceledIfRequested(
+    jobId: string,
+    calls?: readonly ProviderCallRecord[],
+    attempt?: number,
+  ): Promise<boolean> {
+    const cancel = (client: Prisma.TransactionClient | Database) =>
+      client.job.updateMany({
+        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: true },
+        data: { status: "canceled", finishedAt: new Date() },
+      });
+    if (calls === undefined || calls.length === 0) return (await cancel(this.#db)).count === 1;
+    return this.#db.$transaction(async (transaction) => {
+      const updated = await cancel(transaction);
+      await recordCalls(transaction, jobId, calls, attempt);
+      return updated.count === 1;
     });
-    return updated.count === 1;
+  }
+
+  /**
+   * Fails a job that is not finished yet. Returns false when it already was.
+   * `calls` and `attempt` are recorded as by {@link JobRepository.recordRetry}.
+   */
+  async fail(
+    jobId: string,
+    failure: JobFailure,
+    calls?: readonly ProviderCallRecord[],
+    attempt?: number,
+  ): Promise<boolean> {
+    return this.#db.$transaction(async (transaction) => {
+      const updated = await transaction.job.updateMany({
+        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
+        data: {
+          status: "failed",
+          errorCode: failure.code,
+          errorMessage: failure.message,
+          finishedAt: new Date(),
+        },
+      });
+      await recordCalls(transaction, jobId, calls, attempt);
+      return updated.count === 1;
+    });
   }
 
   /**
@@ -325,8 +443,72 @@ export class JobRepository {
     });
   }
 
+  /** A job's provider calls, in the order they were made: by attempt, then by `seq`. */
+  async listCalls(jobId: string): Promise<JobProviderCall[]> {
+    const rows = await this.#db.providerCall.findMany({
+      where: { jobId },
+      orderBy: [{ jobAttempt: "asc" }, { seq: "asc" }],
+    });
+    return rows.map(toJobProviderCall);
+  }
+
   /** How many usage rows a job has (1 once it completed; never more). */
   countUsageRecords(jobId: string): Promise<number> {
     return this.#db.usageRecord.count({ where: { jobId } });
   }
+}
+
+/**
+ * Writes an attempt's provider calls. A call already stored under the same
+ * (job, attempt, seq) is kept as it is, so a re-delivered attempt adds nothing.
+ * Calls of a job that no longer exists are dropped: there is nothing to attach them to.
+ */
+async function recordCalls(
+  transaction: Prisma.TransactionClient,
+  jobId: string,
+  calls: readonly ProviderCallRecord[] | undefined,
+  attempt: number | undefined,
+): Promise<void> {
+  if (calls === undefined || calls.length === 0) return;
+  const job = await transaction.job.findUnique({ where: { id: jobId }, select: { attempts: true } });
+  if (job === null) return;
+  const jobAttempt = attempt ?? job.attempts;
+  await transaction.providerCall.createMany({
+    data: calls.map((call) => ({
+      id: newId(),
+      jobId,
+      jobAttempt,
+      seq: call.seq,
+      provider: call.provider,
+      model: call.model,
+      keyId: call.keyId ?? null,
+      startedAt: call.startedAt,
+      // Durations come from performance.now() differences; the column holds whole milliseconds.
+      latencyMs: Math.round(call.latencyMs),
+      outcome: call.outcome,
+      errorCode: call.errorCode ?? null,
+      errorMessage: call.errorMessage ?? null,
+      inputTokens: call.inputTokens ?? null,
+      outputTokens: call.outputTokens ?? null,
+    })),
+    skipDuplicates: true,
+  });
+}
+
+function toJobProviderCall(row: ProviderCall): JobProviderCall {
+  return {
+    jobAttempt: row.jobAttempt,
+    seq: row.seq,
+    provider: row.provider,
+    model: row.model,
+    ...(row.keyId === null ? {} : { keyId: row.keyId }),
+    startedAt: row.startedAt,
+    latencyMs: row.latencyMs,
+    // Only recordCalls writes this column, from a ProviderCallOutcome.
+    outcome: row.outcome as ProviderCallOutcome,
+    ...(row.errorCode === null ? {} : { errorCode: row.errorCode }),
+    ...(row.errorMessage === null ? {} : { errorMessage: row.errorMessage }),
+    ...(row.inputTokens === null ? {} : { inputTokens: row.inputTokens }),
+    ...(row.outputTokens === null ? {} : { outputTokens: row.outputTokens }),
+  };
 }

@@ -135,6 +135,76 @@ describe("API validation, limits and operator surfaces", () => {
     expect((await harness.db.job.findUniqueOrThrow({ where: { id } })).status).toBe("queued");
   });
 
+  it("shows a job's provider calls of every attempt on the job, but not in the list", async () => {
+    const { id } = (await harness.submit(apiKey, { type: "text", input: { prompt: "calls" } })).json();
+    const rateLimited = {
+      seq: 1,
+      provider: "openai",
+      model: "gpt-4o-mini",
+      keyId: "openai-main",
+      startedAt: new Date("2026-11-22T10:00:00.000Z"),
+      latencyMs: 120,
+      outcome: "error" as const,
+      errorCode: "rate_limited",
+      errorMessage: "429 Too Many Requests",
+    };
+    // What a worker does: claim, attempt, record; here without a worker, so the calls are known.
+    await harness.jobs.claim(id);
+    await harness.jobs.recordRetry(id, { code: "rate_limited", message: "429" }, [rateLimited]);
+    await harness.jobs.claim(id);
+    await harness.jobs.fail(id, { code: "credit_exhausted", message: "out of credit" }, [
+      { ...rateLimited, outcome: "skipped", latencyMs: 0, errorCode: undefined, errorMessage: undefined },
+      { ...rateLimited, seq: 2, provider: "anthropic", model: "claude-haiku", keyId: undefined },
+    ]);
+
+    const job = await harness.getJob(apiKey, id);
+
+    expect(job).toMatchObject({ status: "failed", attempts: 2, priceVersion: null });
+    expect(job.calls).toEqual([
+      {
+        attempt: 1,
+        seq: 1,
+        provider: "openai",
+        model: "gpt-4o-mini",
+        keyId: "openai-main",
+        startedAt: "2026-11-22T10:00:00.000Z",
+        latencyMs: 120,
+        outcome: "error",
+        errorCode: "rate_limited",
+        errorMessage: "429 Too Many Requests",
+      },
+      {
+        attempt: 2,
+        seq: 1,
+        provider: "openai",
+        model: "gpt-4o-mini",
+        keyId: "openai-main",
+        startedAt: "2026-11-22T10:00:00.000Z",
+        latencyMs: 0,
+        outcome: "skipped",
+      },
+      {
+        attempt: 2,
+        seq: 2,
+        provider: "anthropic",
+        model: "claude-haiku",
+        startedAt: "2026-11-22T10:00:00.000Z",
+        latencyMs: 120,
+        outcome: "error",
+        errorCode: "rate_limited",
+        errorMessage: "429 Too Many Requests",
+      },
+    ]);
+    const list = await harness.app.inject({
+      method: "GET",
+      url: "/v1/jobs",
+      headers: { authorization: `Bearer ${apiKey}` },
+    });
+    const listed = list.json().data.find((each: { id: string }) => each.id === id);
+    expect(listed).toMatchObject({ id, priceVersion: null });
+    expect(listed).not.toHaveProperty("calls");
+  });
+
   it("reports liveness and readiness of Redis and Postgres", async () => {
     expect((await harness.app.inject({ method: "GET", url: "/health/live" })).statusCode).toBe(200);
     const ready = await harness.app.inject({ method: "GET", url: "/health/ready" });
@@ -151,6 +221,13 @@ describe("API validation, limits and operator surfaces", () => {
       expect.arrayContaining(["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/cancel", "/health/ready"]),
     );
     expect(document.paths["/v1/jobs"].post.requestBody).toBeDefined();
+    const single = document.paths["/v1/jobs/{id}"].get.responses["200"].content["application/json"].schema;
+    expect(single).toEqual({ $ref: "#/components/schemas/JobDetail" });
+    expect(Object.keys(document.components.schemas.JobDetail.properties)).toEqual(
+      expect.arrayContaining(["calls", "priceVersion", "costMicroUsd"]),
+    );
+    expect(document.components.schemas.Job.properties).not.toHaveProperty("calls");
+    expect(document.components.schemas.Job.properties).toHaveProperty("priceVersion");
     expect((await harness.app.inject({ method: "GET", url: "/docs" })).statusCode).toBeLessThan(400);
   });
 

@@ -3,7 +3,7 @@ import { requestFingerprint } from "@genq/db";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { JobView, toJobView } from "../job-view.ts";
+import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { ErrorResponse } from "./error-response.ts";
 
 /** Options for {@link jobRoutes}. */
@@ -121,14 +121,16 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       schema: {
         summary: "Get a job",
+        description: "The job with every provider call of its attempts (`calls`); the list leaves them out.",
         tags: ["jobs"],
         params: JobIdParams,
-        response: { 200: JobView, 401: ErrorResponse, 404: ErrorResponse },
+        response: { 200: JobDetailView, 401: ErrorResponse, 404: ErrorResponse },
       },
     },
     async (request) => {
-      const job = await jobs.findForUser(request.principal.userId, requireJobId(request.params.id));
-      return toJobView(job, options.publicUrl);
+      const id = requireJobId(request.params.id);
+      const job = await jobs.findForUser(request.principal.userId, id);
+      return toJobDetailView(job, await jobs.listCalls(id), options.publicUrl);
     },
   );
 

@@ -1,0 +1,296 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountRepository } from "./account-repository.ts";
+import { createPrismaClient, type Database } from "./client.ts";
+import { type JobCompletion, JobRepository, type ProviderCallRecord } from "./job-repository.ts";
+import { createTestDatabase, type TestDatabase } from "./testing/index.ts";
+
+let database: TestDatabase;
+let db: Database;
+let jobs: JobRepository;
+let accounts: AccountRepository;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
+  jobs = new JobRepository({ db });
+  accounts = new AccountRepository({ db });
+});
+
+afterAll(async () => {
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+async function createUser(): Promise<string> {
+  const { user } = await accounts.createUser({
+    email: `${randomBytes(6).toString("hex")}@example.com`,
+    plan: "basic",
+  });
+  return user.id;
+}
+
+/** A job claimed by a worker, as the processor sees it after `claim`. */
+async function claimedJob(userId?: string): Promise<{ id: string; attempt: number }> {
+  const { job } = await jobs.create({
+    userId: userId ?? (await createUser()),
+    type: "text",
+    priority: 2,
+    input: { prompt: "hello" },
+  });
+  const claimed = await jobs.claim(job.id);
+  if (claimed === null) throw new Error("claim failed");
+  return { id: claimed.id, attempt: claimed.attempts };
+}
+
+const STARTED = new Date("2026-11-22T10:00:00.000Z");
+
+function call(seq: number, overrides: Partial<ProviderCallRecord> = {}): ProviderCallRecord {
+  return {
+    seq,
+    provider: "openai",
+    model: "gpt-4o-mini",
+    startedAt: new Date(STARTED.getTime() + seq * 1_000),
+    latencyMs: 100 * seq,
+    outcome: "ok",
+    ...overrides,
+  };
+}
+
+function completion(jobId: string, attempt: number, overrides: Partial<JobCompletion> = {}): JobCompletion {
+  return {
+    jobId,
+    attempt,
+    result: { text: "hi", finishReason: "stop" },
+    provider: "openai",
+    model: "gpt-4o-mini",
+    usage: { inputTokens: 12, outputTokens: 5 },
+    costMicroUsd: 42,
+    ...overrides,
+  };
+}
+
+const RATE_LIMITED: ProviderCallRecord = call(1, {
+  provider: "anthropic",
+  model: "claude-haiku",
+  keyId: "anthropic-main",
+  latencyMs: 80,
+  outcome: "error",
+  errorCode: "rate_limited",
+  errorMessage: "429 Too Many Requests",
+});
+
+describe("JobRepository provider calls", () => {
+  it("records the calls, price version, key id and detailed usage of a completed attempt", async () => {
+    const job = await claimedJob();
+
+    const completed = await jobs.complete(
+      completion(job.id, job.attempt, {
+        usage: { inputTokens: 12, outputTokens: 5, cachedInputTokens: 4, reasoningTokens: 2 },
+        priceVersion: "2026-11-01",
+        keyId: "openai-secondary",
+        calls: [
+          RATE_LIMITED,
+          call(2, { provider: "gemini", model: "gemini-flash", outcome: "skipped", latencyMs: 0 }),
+          call(3, { keyId: "openai-secondary", inputTokens: 12, outputTokens: 5 }),
+        ],
+      }),
+    );
+
+    expect(completed).toBe(true);
+    const row = await db.job.findUniqueOrThrow({ where: { id: job.id } });
+    expect(row).toMatchObject({ status: "completed", priceVersion: "2026-11-01", costMicroUsd: 42n });
+    const usage = await db.usageRecord.findUniqueOrThrow({ where: { jobId: job.id } });
+    expect(usage).toMatchObject({
+      attempt: 1,
+      keyId: "openai-secondary",
+      inputTokens: 12,
+      outputTokens: 5,
+      cachedInputTokens: 4,
+      reasoningTokens: 2,
+      priceVersion: "2026-11-01",
+    });
+    expect(await jobs.listCalls(job.id)).toEqual([
+      { jobAttempt: 1, ...RATE_LIMITED },
+      {
+        jobAttempt: 1,
+        seq: 2,
+        provider: "gemini",
+        model: "gemini-flash",
+        startedAt: new Date("2026-11-22T10:00:02.000Z"),
+        latencyMs: 0,
+        outcome: "skipped",
+      },
+      {
+        jobAttempt: 1,
+        seq: 3,
+        provider: "openai",
+        model: "gpt-4o-mini",
+        keyId: "openai-secondary",
+        startedAt: new Date("2026-11-22T10:00:03.000Z"),
+        latencyMs: 300,
+        outcome: "ok",
+        inputTokens: 12,
+        outputTokens: 5,
+      },
+    ]);
+  });
+
+  it("completes without calls, leaving the new usage columns at their defaults", async () => {
+    const job = await claimedJob();
+
+    expect(await jobs.complete(completion(job.id, job.attempt))).toBe(true);
+
+    expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).priceVersion).toBeNull();
+    expect(await db.usageRecord.findUniqueOrThrow({ where: { jobId: job.id } })).toMatchObject({
+      keyId: null,
+      cachedInputTokens: 0,
+      reasoningTokens: 0,
+      priceVersion: null,
+    });
+    expect(await jobs.listCalls(job.id)).toEqual([]);
+  });
+
+  it("does not duplicate the calls when a completed attempt is recorded again", async () => {
+    const job = await claimedJob();
+    const calls = [RATE_LIMITED, call(2)];
+    expect(await jobs.complete(completion(job.id, job.attempt, { calls }))).toBe(true);
+
+    const replay = await jobs.complete(
+      completion(job.id, job.attempt, {
+        calls: [...calls, call(3)].map((each) => ({ ...each, latencyMs: 9 })),
+      }),
+    );
+
+    expect(replay).toBe(false);
+    const stored = await jobs.listCalls(job.id);
+    // The first write of a (attempt, seq) stands; only the call not seen before is added.
+    expect(stored.map((each) => [each.jobAttempt, each.seq, each.latencyMs])).toEqual([
+      [1, 1, 80],
+      [1, 2, 200],
+      [1, 3, 9],
+    ]);
+    expect(await jobs.countUsageRecords(job.id)).toBe(1);
+  });
+
+  it("records the calls of a retried attempt under the claimed row's attempt number", async () => {
+    const job = await claimedJob();
+
+    expect(
+      await jobs.recordRetry(job.id, { code: "rate_limited", message: "slow down" }, [RATE_LIMITED]),
+    ).toBe(true);
+    // A re-delivery of the same attempt records the same calls again.
+    await jobs.recordRetry(job.id, { code: "rate_limited", message: "slow down" }, [RATE_LIMITED], 1);
+
+    expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("queued");
+    expect(await jobs.listCalls(job.id)).toEqual([{ jobAttempt: 1, ...RATE_LIMITED }]);
+  });
+
+  it("lists the calls of every attempt in order: by attempt, then by seq", async () => {
+    const job = await claimedJob();
+    await jobs.recordRetry(job.id, { code: "provider_unavailable", message: "503" }, [call(2), call(1)], 1);
+    const second = await jobs.claim(job.id);
+    expect(second?.attempts).toBe(2);
+    await jobs.recordRetry(job.id, { code: "provider_unavailable", message: "503" }, [call(1)], 2);
+    await jobs.claim(job.id);
+
+    const failed = await jobs.fail(
+      job.id,
+      { code: "provider_unavailable", message: "503" },
+      [call(3, { outcome: "error", errorCode: "provider_unavailable" }), call(1), call(2)],
+      3,
+    );
+
+    expect(failed).toBe(true);
+    expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("failed");
+    const stored = await jobs.listCalls(job.id);
+    expect(stored.map((each) => [each.jobAttempt, each.seq])).toEqual([
+      [1, 1],
+      [1, 2],
+      [2, 1],
+      [3, 1],
+      [3, 2],
+      [3, 3],
+    ]);
+    expect(stored.at(-1)).toMatchObject({ outcome: "error", errorCode: "provider_unavailable" });
+  });
+
+  it("does not duplicate the calls when a failed attempt is recorded again", async () => {
+    const job = await claimedJob();
+    const failure = { code: "credit_exhausted", message: "out of credit" };
+
+    expect(await jobs.fail(job.id, failure, [RATE_LIMITED, call(2)])).toBe(true);
+    expect(await jobs.fail(job.id, failure, [RATE_LIMITED, call(2)], job.attempt)).toBe(false);
+
+    expect((await jobs.listCalls(job.id)).map((each) => [each.jobAttempt, each.seq])).toEqual([
+      [1, 1],
+      [1, 2],
+    ]);
+  });
+
+  it("records the calls of an attempt whose job was canceled meanwhile", async () => {
+    const userId = await createUser();
+    const job = await claimedJob(userId);
+    await jobs.requestCancel(userId, job.id);
+
+    expect(await jobs.complete(completion(job.id, job.attempt, { calls: [call(1)] }))).toBe(false);
+
+    expect(await jobs.countUsageRecords(job.id)).toBe(0);
+    expect(await jobs.listCalls(job.id)).toEqual([{ jobAttempt: 1, ...call(1) }]);
+  });
+
+  it("records the calls of an attempt a cancel interrupted", async () => {
+    const userId = await createUser();
+    const job = await claimedJob(userId);
+    await jobs.requestCancel(userId, job.id);
+
+    expect(await jobs.markCanceledIfRequested(job.id, [call(1, { outcome: "error" })])).toBe(true);
+
+    expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("canceled");
+    expect(await jobs.listCalls(job.id)).toEqual([{ jobAttempt: 1, ...call(1, { outcome: "error" }) }]);
+  });
+
+  it("files a stale delivery's calls under its own attempt, not the row's newer one", async () => {
+    const job = await claimedJob();
+    // The job stalled and another delivery claimed it: the row says attempt 2 now.
+    await jobs.claim(job.id);
+
+    await jobs.recordRetry(job.id, { code: "timeout", message: "too slow" }, [call(1)], job.attempt);
+
+    expect((await jobs.listCalls(job.id)).map((each) => each.jobAttempt)).toEqual([1]);
+  });
+
+  it("stores latency in whole milliseconds", async () => {
+    const job = await claimedJob();
+
+    await jobs.fail(job.id, { code: "timeout", message: "too slow" }, [call(1, { latencyMs: 1234.56 })]);
+
+    expect((await jobs.listCalls(job.id))[0]?.latencyMs).toBe(1235);
+  });
+
+  it("drops the calls of a job that no longer exists", async () => {
+    const job = await claimedJob();
+    await db.job.delete({ where: { id: job.id } });
+
+    expect(await jobs.fail(job.id, { code: "timeout", message: "too slow" }, [call(1)], 1)).toBe(false);
+    expect(await db.providerCall.count({ where: { jobId: job.id } })).toBe(0);
+  });
+
+  it("deletes a job's calls with the job, and with its user", async () => {
+    const userId = await createUser();
+    const deletedJob = await claimedJob(userId);
+    const deletedUserJob = await claimedJob(userId);
+    await jobs.fail(deletedJob.id, { code: "timeout", message: "too slow" }, [call(1), call(2)]);
+    await jobs.fail(deletedUserJob.id, { code: "timeout", message: "too slow" }, [call(1)]);
+    expect(
+      await db.providerCall.count({ where: { jobId: { in: [deletedJob.id, deletedUserJob.id] } } }),
+    ).toBe(3);
+
+    await db.job.delete({ where: { id: deletedJob.id } });
+    expect(await db.providerCall.count({ where: { jobId: deletedJob.id } })).toBe(0);
+    expect(await db.providerCall.count({ where: { jobId: deletedUserJob.id } })).toBe(1);
+
+    await db.user.delete({ where: { id: userId } });
+    expect(await db.providerCall.count({ where: { jobId: deletedUserJob.id } })).toBe(0);
+  });
+});
