@@ -1,4 +1,5 @@
 export * from "./anthropic/index.ts";
+export * from "./config/index.ts";
 export * from "./detect-image-media-type.ts";
 export * from "./estimate-tokens.ts";
 export * from "./gemini/index.ts";
@@ -9,4 +10,9 @@ export * from "./parse-retry-after.ts";
 export * from "./price-catalog.ts";
 export * from "./provider.ts";
 export * from "./provider-error.ts";
-export * from "./provider-registry.ts";
+export * from "./router/resolve-targets.ts";
+export * from "./router/router.ts";
+export * from "./router/router-catalog.ts";
+export * from "./router/state/redis-router-state.ts";
+export * from "./router/strategies.ts";
+export * from "./router/types.ts";

@@ -10,10 +10,13 @@ export interface RecordedRequest {
   headers: Record<string, string>;
   /** The parsed JSON body, the raw text when it is not JSON, or undefined when empty. */
   body: unknown;
+  /** When the request arrived (epoch ms). */
+  receivedAt: number;
 }
 
 /** Reads and records an incoming request the way every fake provider server does. */
 export async function readFakeRequest(incoming: IncomingMessage): Promise<RecordedRequest> {
+  const receivedAt = Date.now();
   const chunks: Buffer[] = [];
   for await (const chunk of incoming) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString("utf8");
@@ -36,6 +39,7 @@ export async function readFakeRequest(incoming: IncomingMessage): Promise<Record
     query: Object.fromEntries(url.searchParams),
     headers,
     body,
+    receivedAt,
   };
 }
 
