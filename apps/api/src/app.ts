@@ -15,6 +15,7 @@ import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
+import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
 
@@ -26,7 +27,7 @@ export interface AppOptions {
   queues: JobQueues;
   /** Fastify's logger option: pino options, a pino instance, or false. */
   logger?: FastifyServerOptions["logger"] | FastifyServerOptions["loggerInstance"];
-  /** Operator credentials for Bull Board. */
+  /** Operator credentials for Bull Board and /v1/admin. */
   admin: { user: string; password: string };
   bodyLimitBytes?: number;
   /** Prefix of links in responses, e.g. https://genq.example.com; relative links when empty. */
@@ -72,7 +73,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           description:
             "Submit prioritized AI generation jobs and read their results. Authenticate with `Authorization: Bearer <api key>`.",
         },
-        components: { securitySchemes: { apiKey: { type: "http", scheme: "bearer" } } },
+        components: {
+          securitySchemes: {
+            apiKey: { type: "http", scheme: "bearer" },
+            operator: { type: "http", scheme: "basic" },
+          },
+        },
         security: [{ apiKey: [] }],
       },
       transform: jsonSchemaTransform,
@@ -89,6 +95,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
     { prefix: "/v1" },
   );
+  await app.register(adminProviderRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(bullBoardPlugin, options.admin);
   app.log.debug({ bullBoard: BULL_BOARD_PATH }, "routes registered");
   return app;

@@ -24,4 +24,17 @@ describe("loadWorkerEnv", () => {
   it("names a non-numeric concurrency", () => {
     expect(() => loadWorkerEnv({ GENQ_TEXT_CONCURRENCY: "lots" })).toThrow(/GENQ_TEXT_CONCURRENCY/);
   });
+
+  it("requires the key of whichever provider is the default", () => {
+    expect(() => loadWorkerEnv({ GENQ_DEFAULT_PROVIDER: "gemini" })).toThrow(/GEMINI_API_KEY: is required/);
+    expect(() => loadWorkerEnv({ GENQ_DEFAULT_PROVIDER: "anthropic" })).toThrow(
+      /ANTHROPIC_API_KEY: is required/,
+    );
+  });
+
+  it("leaves the provider choice to the providers file when one is given", () => {
+    const env = loadWorkerEnv({ GENQ_PROVIDERS_FILE: "/etc/genq/providers.yaml", NODE_ENV: "production" });
+    expect(env.GENQ_PROVIDERS_FILE).toBe("/etc/genq/providers.yaml");
+    expect(env.GENQ_PROVIDERS_WATCH).toBe(false);
+  });
 });

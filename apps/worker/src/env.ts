@@ -27,6 +27,10 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   GENQ_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
   GENQ_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).default(15_000),
+  /** A providers file (YAML or JSON): providers, keys, models, prices, routes. Overrides the provider variables below. */
+  GENQ_PROVIDERS_FILE: z.string().min(1).optional(),
+  /** Reload the providers file when it changes (SIGHUP always reloads it). */
+  GENQ_PROVIDERS_WATCH: BooleanFromString.default(false),
   GENQ_DEFAULT_PROVIDER: z.string().min(1).default("mock"),
   /** Offer the offline `mock` provider to jobs; default on, except when NODE_ENV=production. */
   GENQ_MOCK_ENABLED: BooleanFromString.optional(),
@@ -44,11 +48,19 @@ export const WorkerEnv = CommonEnv.extend({
   /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
   GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
 }).superRefine((env, context) => {
-  if (env.GENQ_DEFAULT_PROVIDER === "openai" && env.OPENAI_API_KEY === undefined) {
+  // With a providers file, the file names the providers and the default route.
+  if (env.GENQ_PROVIDERS_FILE !== undefined) return;
+  const keyOf = {
+    openai: ["OPENAI_API_KEY", env.OPENAI_API_KEY],
+    anthropic: ["ANTHROPIC_API_KEY", env.ANTHROPIC_API_KEY],
+    gemini: ["GEMINI_API_KEY", env.GEMINI_API_KEY],
+  } as const;
+  const required = keyOf[env.GENQ_DEFAULT_PROVIDER as keyof typeof keyOf];
+  if (required !== undefined && required[1] === undefined) {
     context.addIssue({
       code: "custom",
-      path: ["OPENAI_API_KEY"],
-      message: "is required when GENQ_DEFAULT_PROVIDER=openai",
+      path: [required[0]],
+      message: `is required when GENQ_DEFAULT_PROVIDER=${env.GENQ_DEFAULT_PROVIDER}`,
     });
   }
   const mockEnabled = env.GENQ_MOCK_ENABLED ?? env.NODE_ENV !== "production";

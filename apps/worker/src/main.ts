@@ -15,7 +15,11 @@ async function main(): Promise<void> {
   await assertDatabaseReachable(env.DATABASE_URL);
   const worker = await startWorker(env, logger);
   logger.info(
-    { queues: env.GENQ_WORKER_QUEUES, defaultProvider: env.GENQ_DEFAULT_PROVIDER, pid: process.pid },
+    {
+      queues: env.GENQ_WORKER_QUEUES,
+      providers: env.GENQ_PROVIDERS_FILE ?? `environment (default ${env.GENQ_DEFAULT_PROVIDER})`,
+      pid: process.pid,
+    },
     "genq worker ready",
   );
 
@@ -38,6 +42,14 @@ async function main(): Promise<void> {
       },
     );
   };
+  process.on("SIGHUP", () => {
+    if (worker.reloadProviders === undefined) {
+      logger.info("SIGHUP ignored: no providers file (GENQ_PROVIDERS_FILE) to reload");
+      return;
+    }
+    // The source logs the outcome; a bad file keeps the running configuration.
+    void worker.reloadProviders();
+  });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
 }

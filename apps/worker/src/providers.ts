@@ -1,12 +1,15 @@
-import type { FailureCounter, ProviderRegistry } from "@genq/providers";
+import type { Logger } from "@genq/core";
 import {
-  createAnthropicProvider,
-  createGeminiProvider,
-  createMockProvider,
-  createProviderRegistry,
-  type Provider,
+  buildRouterConfig,
+  type ConfigSource,
+  createConfigSource,
+  defaultProvidersFile,
+  type FailureCounter,
+  ProviderRouter,
+  publishRouterCatalog,
+  RedisRouterState,
+  type RouterConfig,
 } from "@genq/providers";
-import { createOpenAIProvider } from "@genq/providers/openai";
 import type { Redis } from "ioredis";
 import type { WorkerEnv } from "./env.ts";
 
@@ -26,52 +29,118 @@ export function createRedisFailureCounter(redis: Redis, prefix: string): Failure
   };
 }
 
-/** The providers this worker can call, from its environment. */
-export function createProvidersFromEnv(env: WorkerEnv, redis: Redis): ProviderRegistry {
-  const providers: Provider[] = [];
-  // In production the mock would give free, fault-injectable completions to anyone who asks.
-  if (env.GENQ_MOCK_ENABLED ?? env.NODE_ENV !== "production") {
-    providers.push(
-      createMockProvider({
-        latencyMs: env.GENQ_MOCK_LATENCY_MS,
-        failureRate: env.GENQ_MOCK_FAILURE_RATE,
-        failureCounter: createRedisFailureCounter(redis, env.GENQ_QUEUE_PREFIX),
-      }),
+/** How often a worker re-publishes its provider catalog for the admin API. */
+const CATALOG_REFRESH_MS = 15_000;
+
+/** The worker's router and where its configuration comes from. */
+export interface WorkerRouter {
+  router: ProviderRouter;
+  /** Present when a providers file is configured: reload it (SIGHUP) or stop watching it. */
+  source: ConfigSource | undefined;
+  close(): void;
+}
+
+/**
+ * The provider router of a worker: from the providers file when
+ * `GENQ_PROVIDERS_FILE` is set (reloadable), else from the environment
+ * (`OPENAI_API_KEY`, ...). Its state (circuits, limits, keys) lives in Redis,
+ * shared with every other worker; its configuration is published there for the API.
+ */
+export async function createWorkerRouter(
+  env: WorkerEnv,
+  redis: Redis,
+  logger: Logger,
+  environment: Record<string, string | undefined>,
+): Promise<WorkerRouter> {
+  const mockFailureCounter = createRedisFailureCounter(redis, env.GENQ_QUEUE_PREFIX);
+  const publish = (config: RouterConfig) =>
+    publishRouterCatalog(redis, env.GENQ_QUEUE_PREFIX, config).catch((error: unknown) =>
+      logger.warn({ err: error }, "could not publish the provider catalog for the admin API"),
     );
+
+  let current: () => RouterConfig;
+  let source: ConfigSource | undefined;
+  if (env.GENQ_PROVIDERS_FILE !== undefined) {
+    source = await createConfigSource({
+      path: env.GENQ_PROVIDERS_FILE,
+      env: environment,
+      build: (file, text) => buildRouterConfig(file, { source: text, mockFailureCounter }),
+      logger,
+      watch: env.GENQ_PROVIDERS_WATCH,
+    });
+    const configSource = source;
+    current = () => configSource.current();
+    // The source logs each reload (and keeps the running configuration when a file is bad).
+    source.onChange((config) => void publish(config));
+  } else {
+    const settings = providerSettingsFromEnv(env);
+    // The source text only feeds the version hash; it is never logged.
+    const config = buildRouterConfig(defaultProvidersFile(settings), {
+      source: JSON.stringify(settings),
+      mockFailureCounter,
+    });
+    current = () => config;
   }
-  if (env.OPENAI_API_KEY !== undefined) {
-    providers.push(
-      createOpenAIProvider({
-        apiKey: env.OPENAI_API_KEY,
-        defaultModel: env.OPENAI_DEFAULT_MODEL,
-        ...(env.OPENAI_BASE_URL === undefined ? {} : { baseURL: env.OPENAI_BASE_URL }),
-      }),
-    );
-  }
-  if (env.ANTHROPIC_API_KEY !== undefined) {
-    providers.push(
-      createAnthropicProvider({
-        apiKey: env.ANTHROPIC_API_KEY,
-        defaultModel: env.ANTHROPIC_DEFAULT_MODEL,
-        ...(env.ANTHROPIC_BASE_URL === undefined ? {} : { baseURL: env.ANTHROPIC_BASE_URL }),
-      }),
-    );
-  }
-  if (env.GEMINI_API_KEY !== undefined) {
-    providers.push(
-      createGeminiProvider({
-        apiKey: env.GEMINI_API_KEY,
-        defaultModel: env.GEMINI_DEFAULT_MODEL,
-        ...(env.GEMINI_BASE_URL === undefined ? {} : { baseURL: env.GEMINI_BASE_URL }),
-      }),
-    );
-  }
-  return createProviderRegistry(providers, {
-    defaultProvider: env.GENQ_DEFAULT_PROVIDER,
-    defaultModels: {
-      openai: env.OPENAI_DEFAULT_MODEL,
-      anthropic: env.ANTHROPIC_DEFAULT_MODEL,
-      gemini: env.GEMINI_DEFAULT_MODEL,
-    },
+  // Published when the connection is (again) ready and every so often, so the admin API
+  // sees it after a Redis restart or flush too.
+  const republish = () => {
+    if (redis.status === "ready") void publish(current());
+  };
+  redis.on("ready", republish);
+  const timer = setInterval(republish, CATALOG_REFRESH_MS);
+  timer.unref();
+  if (redis.status === "ready") await publish(current());
+
+  const state = new RedisRouterState({
+    redis,
+    prefix: env.GENQ_QUEUE_PREFIX,
+    breaker: () => current().breaker,
   });
+  return {
+    router: new ProviderRouter({ config: current, state, logger }),
+    source,
+    close() {
+      clearInterval(timer);
+      redis.off("ready", republish);
+      source?.close();
+    },
+  };
+}
+
+/** The providers the environment configures, in the shape of `defaultProvidersFile`'s input. */
+function providerSettingsFromEnv(env: WorkerEnv) {
+  return {
+    defaultProvider: env.GENQ_DEFAULT_PROVIDER,
+    // In production the mock would give free, fault-injectable completions to anyone who asks.
+    ...((env.GENQ_MOCK_ENABLED ?? env.NODE_ENV !== "production")
+      ? { mock: { latencyMs: env.GENQ_MOCK_LATENCY_MS, failureRate: env.GENQ_MOCK_FAILURE_RATE } }
+      : {}),
+    ...(env.OPENAI_API_KEY === undefined
+      ? {}
+      : {
+          openai: {
+            apiKey: env.OPENAI_API_KEY,
+            defaultModel: env.OPENAI_DEFAULT_MODEL,
+            ...(env.OPENAI_BASE_URL === undefined ? {} : { baseUrl: env.OPENAI_BASE_URL }),
+          },
+        }),
+    ...(env.ANTHROPIC_API_KEY === undefined
+      ? {}
+      : {
+          anthropic: {
+            apiKey: env.ANTHROPIC_API_KEY,
+            defaultModel: env.ANTHROPIC_DEFAULT_MODEL,
+            ...(env.ANTHROPIC_BASE_URL === undefined ? {} : { baseUrl: env.ANTHROPIC_BASE_URL }),
+          },
+        }),
+    ...(env.GEMINI_API_KEY === undefined
+      ? {}
+      : {
+          gemini: {
+            apiKey: env.GEMINI_API_KEY,
+            defaultModel: env.GEMINI_DEFAULT_MODEL,
+            ...(env.GEMINI_BASE_URL === undefined ? {} : { baseUrl: env.GEMINI_BASE_URL }),
+          },
+        }),
+  };
 }

@@ -1,15 +1,16 @@
 import { createServer, type Server } from "node:http";
 import type { JobType, Logger } from "@genq/core";
 import { createPrismaClient, JobRepository, pingDatabase } from "@genq/db";
-import { createPriceCatalog } from "@genq/providers";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { startWorkerPool, type WorkerPool } from "@genq/runner";
 import type { WorkerEnv } from "./env.ts";
-import { createProvidersFromEnv } from "./providers.ts";
+import { createWorkerRouter } from "./providers.ts";
 
 /** A running worker process's parts. */
 export interface RunningWorker {
   pool: WorkerPool;
+  /** Re-reads the providers file; a bad file keeps the current configuration. Undefined without a file. */
+  reloadProviders: (() => Promise<{ ok: boolean }>) | undefined;
   /** The health server's port, when one runs. */
   healthPort: number | undefined;
   /** Graceful stop: no new jobs, in-flight ones get `GENQ_SHUTDOWN_TIMEOUT_MS`. */
@@ -17,7 +18,12 @@ export interface RunningWorker {
 }
 
 /** Wires a worker from its configuration: database, queues, providers, pool, health. */
-export async function startWorker(env: WorkerEnv, logger: Logger): Promise<RunningWorker> {
+export async function startWorker(
+  env: WorkerEnv,
+  logger: Logger,
+  /** Variables the providers file may interpolate (`${OPENAI_API_KEY}`). */
+  environment: Record<string, string | undefined> = process.env,
+): Promise<RunningWorker> {
   const db = createPrismaClient({ connectionString: env.DATABASE_URL });
   const redis = createRedisConnection({
     url: env.REDIS_URL,
@@ -39,12 +45,12 @@ export async function startWorker(env: WorkerEnv, logger: Logger): Promise<Runni
     text: env.GENQ_TEXT_CONCURRENCY,
     image: env.GENQ_IMAGE_CONCURRENCY,
   };
+  const routing = await createWorkerRouter(env, redis, logger, environment);
   const pool = await startWorkerPool({
     redisUrl: env.REDIS_URL,
     jobs: new JobRepository({ db }),
     queues,
-    providers: createProvidersFromEnv(env, redis),
-    prices: createPriceCatalog(),
+    router: routing.router,
     logger,
     assignments: env.GENQ_WORKER_QUEUES.map((type) => ({ type, concurrency: concurrency[type] })),
     lockDurationMs: env.GENQ_LOCK_DURATION_MS,
@@ -67,11 +73,14 @@ export async function startWorker(env: WorkerEnv, logger: Logger): Promise<Runni
   }
   const address = health?.address();
 
+  const source = routing.source;
   return {
     pool,
+    reloadProviders: source === undefined ? undefined : () => source.reload(),
     healthPort: typeof address === "object" && address !== null ? address.port : undefined,
     async close() {
       health?.close();
+      routing.close();
       const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
       await queues.close();
       redis.disconnect();

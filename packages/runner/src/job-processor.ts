@@ -1,6 +1,6 @@
 import { GenqError, QueuedJobPayload, TextJobInput, toChatMessages } from "@genq/core";
 import type { JobRecord, JobRepository } from "@genq/db";
-import type { PriceCatalog, ProviderRegistry } from "@genq/providers";
+import { type ProviderRouter, RouteDelayedError, RouteFailedError } from "@genq/providers";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
 
@@ -15,8 +15,7 @@ export interface AttemptOutcome {
 /** Dependencies of {@link createJobProcessor}. */
 export interface JobProcessorOptions {
   jobs: JobRepository;
-  providers: ProviderRegistry;
-  prices: PriceCatalog;
+  router: ProviderRouter;
   logger: Logger;
   /** Per-attempt deadline for the provider call. */
   attemptTimeoutMs: number;
@@ -59,21 +58,32 @@ export function createJobProcessor(options: JobProcessorOptions) {
       log.info({ outcome: outcome.status }, "job finished");
       return outcome;
     } catch (error) {
-      if (cancelSignal?.aborted && (await jobs.markCanceledIfRequested(jobId))) {
+      const calls =
+        error instanceof RouteFailedError || error instanceof RouteDelayedError ? error.calls : [];
+      if (cancelSignal?.aborted && (await jobs.markCanceledIfRequested(jobId, calls, record.attempts))) {
         log.info("job canceled while running");
         return { status: "canceled" };
+      }
+      if (error instanceof RouteDelayedError && token !== undefined) {
+        // Every candidate is limited for a while: wait in BullMQ's delayed set, spending no attempt.
+        if (!(await jobs.postpone(jobId, calls, record.attempts))) {
+          return (await jobs.markCanceledIfRequested(jobId)) ? { status: "canceled" } : { status: "skipped" };
+        }
+        log.info({ delayMs: error.delayMs }, "every provider candidate is limited; job delayed");
+        await job.moveToDelayed(Date.now() + error.delayMs, token);
+        throw new DelayedError();
       }
       const failure = classify(error, timeout.aborted, options.attemptTimeoutMs);
       if (failure.code === "internal_error") log.error({ err: error }, "attempt failed unexpectedly");
       const attempts = job.opts.attempts ?? 1;
       const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
       if (finalAttempt) {
-        await jobs.fail(jobId, failure);
+        await jobs.fail(jobId, failure, calls, record.attempts);
         log.warn({ code: failure.code, retryable: failure.retryable }, `job failed: ${failure.message}`);
         // UnrecoverableError tells BullMQ not to spend the remaining attempts.
         throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      if (!(await jobs.recordRetry(jobId, failure))) {
+      if (!(await jobs.recordRetry(jobId, failure, calls, record.attempts))) {
         log.info("job canceled after a failed attempt; not retrying");
         return { status: "canceled" };
       }
@@ -100,37 +110,37 @@ async function runAttempt(
     );
   }
   const input = parsed.data;
-  const { provider, model } = options.providers.resolve({
-    provider: record.provider ?? undefined,
-    model: record.model ?? undefined,
-  });
-  const output = await provider.generateText({
-    model,
-    messages: toChatMessages(input),
-    ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
-    ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
-    ...(input.topP === undefined ? {} : { topP: input.topP }),
-    ...(input.stop === undefined ? {} : { stop: input.stop }),
-    ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
-    signal,
-  });
-  const price = options.prices.costMicroUsd({
-    provider: provider.name,
-    model: output.model,
-    usage: output.usage,
-  });
+  const routed = await options.router.generateText(
+    {
+      ...(record.provider === null ? {} : { provider: record.provider }),
+      ...(record.model === null ? {} : { model: record.model }),
+    },
+    {
+      messages: toChatMessages(input),
+      ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
+      ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
+      ...(input.topP === undefined ? {} : { topP: input.topP }),
+      ...(input.stop === undefined ? {} : { stop: input.stop }),
+      ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
+    },
+    { signal },
+  );
+  const { output } = routed;
   const completed = await options.jobs.complete({
     jobId: record.id,
     attempt,
-    provider: provider.name,
-    model: output.model,
+    provider: routed.provider,
+    model: routed.model,
+    keyId: routed.keyId,
     usage: output.usage,
-    costMicroUsd: price.costMicroUsd,
+    costMicroUsd: routed.costMicroUsd,
+    priceVersion: routed.priceVersion,
+    calls: routed.calls,
     result: {
       text: output.text,
       finishReason: output.finishReason,
-      provider: provider.name,
-      model: output.model,
+      provider: routed.provider,
+      model: routed.model,
       ...(output.providerRequestId === undefined ? {} : { providerRequestId: output.providerRequestId }),
     },
   });

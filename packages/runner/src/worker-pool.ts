@@ -1,6 +1,6 @@
 import type { JobType, QueuedJobPayload } from "@genq/core";
 import type { JobRepository } from "@genq/db";
-import type { PriceCatalog, ProviderRegistry } from "@genq/providers";
+import type { ProviderRouter } from "@genq/providers";
 import { cancelChannel, createRedisConnection, type JobQueues, retryDelayMs } from "@genq/queue";
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
@@ -20,8 +20,7 @@ export interface WorkerPoolOptions {
   jobs: JobRepository;
   /** Producer-side queues, used by the reconciler (same prefix as the workers). */
   queues: JobQueues;
-  providers: ProviderRegistry;
-  prices: PriceCatalog;
+  router: ProviderRouter;
   logger: Logger;
   assignments: QueueAssignment[];
   /** How long a job's lock lasts without renewal; a dead worker's job stalls after it. */
@@ -60,8 +59,7 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
       definition.name,
       createJobProcessor({
         jobs,
-        providers: options.providers,
-        prices: options.prices,
+        router: options.router,
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),

@@ -94,8 +94,8 @@ export class Harness {
 
   /** Starts a worker in this process. */
   async startInProcessWorker(extra: Record<string, string> = {}): Promise<RunningWorker> {
-    const env = loadWorkerEnv(this.workerEnvironment(extra));
-    this.worker = await startWorker(env, pino({ level: "silent" }));
+    const environment = this.workerEnvironment(extra);
+    this.worker = await startWorker(loadWorkerEnv(environment), pino({ level: "silent" }), environment);
     return this.worker;
   }
 

@@ -251,7 +251,13 @@ describe("text jobs through the API and a worker (mock provider)", () => {
       })
     ).json();
     const finished = await harness.waitForJob(alice.apiKey, job.id);
-    expect(finished).toMatchObject({ status: "completed", attempts: 3, error: null });
+    // The router retries once within the attempt (perTargetAttempts 2); the queue retries the job.
+    expect(finished).toMatchObject({ status: "completed", attempts: 2, error: null });
+    expect(
+      (finished.calls as Array<{ attempt: number; outcome: string }>).map(
+        (call) => `${call.attempt}:${call.outcome}`,
+      ),
+    ).toEqual(["1:error", "1:error", "2:ok"]);
     expect(await harness.jobs.countUsageRecords(job.id)).toBe(1);
   });
 

@@ -1,6 +1,6 @@
 import { type FakeOpenAIServer, openAIErrorBodies, startFakeOpenAIServer } from "@genq/providers/testing";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Harness } from "./harness.ts";
+import { ADMIN, Harness } from "./harness.ts";
 
 describe("text jobs on the OpenAI adapter (fake chat-completions server)", () => {
   let server: FakeOpenAIServer;
@@ -69,15 +69,41 @@ describe("text jobs on the OpenAI adapter (fake chat-completions server)", () =>
     const finished = await harness.waitForJob(apiKey, job.id);
     expect(finished).toMatchObject({ status: "failed", attempts: 1, error: { code: "credit_exhausted" } });
     expect(server.requests.filter((request) => request.path === "/v1/chat/completions")).toHaveLength(1);
+
+    // The key stays out of rotation: the next job fails without calling the provider...
+    const next = (
+      await harness.submit(apiKey, { type: "text", provider: "openai", input: { prompt: "still no credit" } })
+    ).json();
+    expect(await harness.waitForJob(apiKey, next.id)).toMatchObject({
+      status: "failed",
+      attempts: 1,
+      error: { code: "credit_exhausted" },
+      calls: [expect.objectContaining({ outcome: "skipped", errorCode: "rate_limited" })],
+    });
+    expect(server.requests.filter((request) => request.path === "/v1/chat/completions")).toHaveLength(1);
+    // ...until an operator puts it back.
+    const reset = await harness.app.inject({
+      method: "POST",
+      url: "/v1/admin/providers/openai/keys/default/reset",
+      headers: {
+        authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString("base64")}`,
+      },
+    });
+    expect(reset.statusCode).toBe(204);
   });
 
-  it("retries a 500 from the provider and completes on the next attempt", async () => {
+  it("retries a 500 from the provider within the attempt and completes", async () => {
     server.queueResponse({ status: 500, body: openAIErrorBodies.serverError });
     const job = (
       await harness.submit(apiKey, { type: "text", provider: "openai", input: { prompt: "flaky upstream" } })
     ).json();
     const finished = await harness.waitForJob(apiKey, job.id);
-    expect(finished).toMatchObject({ status: "completed", attempts: 2, error: null });
+    expect(finished).toMatchObject({ status: "completed", attempts: 1, error: null });
+    expect(
+      (finished.calls as Array<{ outcome: string; errorCode?: string }>).map(
+        (call) => call.errorCode ?? call.outcome,
+      ),
+    ).toEqual(["provider_unavailable", "ok"]);
     expect(server.requests.filter((request) => request.path === "/v1/chat/completions")).toHaveLength(2);
     expect(await harness.jobs.countUsageRecords(job.id)).toBe(1);
   });
