@@ -511,6 +511,47 @@ describe("ProviderRouter", () => {
     });
   });
 
+  it("routes an image call to a model with the image capability and prices it by size and quality", async () => {
+    const providers = [
+      {
+        ...deployment(
+          "openai",
+          [{ id: "gpt-4o-mini" }],
+          [{ id: "a", client: openAIClient(openai, "openai") }],
+        ),
+      },
+    ];
+    const [openaiDeployment] = providers;
+    openaiDeployment?.models.set("gpt-image-1", {
+      id: "gpt-image-1",
+      capabilities: ["image"],
+      zeroCost: false,
+    });
+    const routed = await router(
+      config({
+        providers,
+        prices: [
+          price("openai", "gpt-4o-mini", 1, 1),
+          {
+            provider: "openai",
+            model: "gpt-image-1",
+            inputPerMillionMicroUsd: 0,
+            outputPerMillionMicroUsd: 0,
+            perImageMicroUsd: 42_000,
+            imagePricesMicroUsd: { "1024x1024/high": 167_000 },
+          },
+        ],
+      }),
+    ).generateImage(
+      { provider: "openai" },
+      { prompt: "a lighthouse", n: 1, size: "1024x1024", quality: "high" },
+    );
+    expect(routed.model).toBe("gpt-image-1");
+    expect(routed.output.images).toHaveLength(1);
+    expect(routed.costMicroUsd).toBe(167_000);
+    expect(openai.requests.some((request) => request.path === "/v1/images/generations")).toBe(true);
+  });
+
   describe("streaming", () => {
     /** A provider whose stream sends `deltas`, then fails if `failAfter` is set. */
     function streamingProvider(name: string, deltas: string[], failAfter?: boolean): Provider {
@@ -520,7 +561,8 @@ describe("ProviderRouter", () => {
         name,
         async *streamText() {
           for (const delta of deltas) yield { type: "text-delta" as const, delta };
-          if (failAfter) throw new ProviderError("provider_unavailable", `${name}: connection reset`, { provider: name });
+          if (failAfter)
+            throw new ProviderError("provider_unavailable", `${name}: connection reset`, { provider: name });
           yield {
             type: "finish" as const,
             finishReason: "stop" as const,

@@ -10,7 +10,13 @@ import type {
 } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { type RoutePlan, type RouteSelection, resolveTargets } from "./resolve-targets.ts";
-import { orderTier, STRATEGIES_NEEDING_STATS, targetKey, WeightedRoundRobin } from "./strategies.ts";
+import {
+  orderTier,
+  STRATEGIES_NEEDING_STATS,
+  type StrategyContext,
+  targetKey,
+  WeightedRoundRobin,
+} from "./strategies.ts";
 import type { ReleaseRequest, RouterConfig, RouterState, RouteTarget, TargetStats } from "./types.ts";
 
 /** One provider call (or a target skipped without a call), as recorded on the job. */
@@ -97,7 +103,7 @@ export interface ProviderRouterOptions {
   sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
   /** For backoff jitter. Default `Math.random`. */
   random?: () => number;
-  logger?: { debug(object: object, message: string): void };
+  logger?: { debug(object: object, message: string): void; warn(object: object, message: string): void };
 }
 
 /** How one call is made on a chosen target, and what it consumed. */
@@ -111,7 +117,7 @@ interface CallSpec<T> {
   };
   /** Tokens reserved against TPM before the call. */
   reserveTokens: number;
-  estimate: { inputTokens: number; outputTokens: number; images: number };
+  estimate: StrategyContext["estimate"];
   /** When the output carries the model that answered (aliases resolved). */
   answeredModel?(output: T): string;
 }
@@ -203,7 +209,9 @@ export class ProviderRouter {
                 finishReason: part.finishReason,
                 usage: part.usage,
                 model: part.model,
-                ...(part.providerRequestId === undefined ? {} : { providerRequestId: part.providerRequestId }),
+                ...(part.providerRequestId === undefined
+                  ? {}
+                  : { providerRequestId: part.providerRequestId }),
               };
             }
           }
@@ -243,7 +251,15 @@ export class ProviderRouter {
       }),
       answeredModel: (output) => output.model,
       reserveTokens: estimateTokens(request.prompt),
-      estimate: { inputTokens: estimateTokens(request.prompt), outputTokens: 0, images: request.n },
+      estimate: {
+        inputTokens: estimateTokens(request.prompt),
+        outputTokens: 0,
+        images: request.n,
+        image: {
+          ...(request.size === undefined ? {} : { size: request.size }),
+          ...(request.quality === undefined ? {} : { quality: request.quality }),
+        },
+      },
     });
   }
 
@@ -333,11 +349,18 @@ export class ProviderRouter {
             const output = await spec.invoke(key.client, target.model, callSignal);
             const latencyMs = Math.round(performance.now() - started);
             const usage = spec.usage(output);
-            await release({
+            // Not awaited: nothing in it changes this call's outcome, and commands on one
+            // connection run in order, so this process's next acquire still sees it.
+            release({
               latencyMs,
               usedTokens: usage.inputTokens + usage.outputTokens,
               countsAsFailure: false,
-            });
+            }).catch((error: unknown) =>
+              this.#options.logger?.warn(
+                { err: error, provider: target.provider },
+                "could not record a call's release",
+              ),
+            );
             const model = spec.answeredModel?.(output) ?? target.model;
             calls.push({
               seq: calls.length + 1,
@@ -350,7 +373,12 @@ export class ProviderRouter {
               inputTokens: usage.inputTokens,
               outputTokens: usage.outputTokens,
             });
-            const cost = config.prices.costMicroUsd({ provider: target.provider, model, usage });
+            const cost = config.prices.costMicroUsd({
+              provider: target.provider,
+              model,
+              usage,
+              ...(spec.estimate.image === undefined ? {} : { image: spec.estimate.image }),
+            });
             return {
               output,
               provider: target.provider,

@@ -1,4 +1,4 @@
-import type { PriceCatalog } from "../price-catalog.ts";
+import type { PriceCatalog, PricedImage } from "../price-catalog.ts";
 import type { RouteTarget, StrategyName, TargetStats } from "./types.ts";
 
 /** What a strategy may look at to order one tier of targets. */
@@ -8,8 +8,8 @@ export interface StrategyContext {
   stats?: Map<string, TargetStats>;
   /** Smooth weighted round-robin state, kept by the router per tier. */
   roundRobin: WeightedRoundRobin;
-  /** The call's expected size, for the `cost` strategy. */
-  estimate: { inputTokens: number; outputTokens: number; images: number };
+  /** The call's expected size, for the `cost` strategy; `image` is the size and quality of image calls. */
+  estimate: { inputTokens: number; outputTokens: number; images: number; image?: PricedImage };
 }
 
 /** The strategies that need live figures from the shared state before ordering. */
@@ -51,11 +51,12 @@ function estimatedCost(target: RouteTarget, context: StrategyContext): number {
   const entry = context.prices.find(target.provider, target.model);
   // An unpriced target never gets here (routing fails closed); sort it last if it does.
   if (entry === undefined) return Number.POSITIVE_INFINITY;
-  const { inputTokens, outputTokens, images } = context.estimate;
+  const { inputTokens, outputTokens, images, image } = context.estimate;
+  const perImage = images > 0 ? (context.prices.imagePrice(target.provider, target.model, image) ?? 0) : 0;
   return (
     inputTokens * entry.inputPerMillionMicroUsd +
     outputTokens * entry.outputPerMillionMicroUsd +
-    images * (entry.perImageMicroUsd ?? 0) * 1_000_000
+    images * perImage * 1_000_000
   );
 }
 
