@@ -15,6 +15,7 @@ import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
+import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
@@ -34,6 +35,8 @@ export interface AppOptions {
   publicUrl?: string;
   docs?: boolean;
   trustProxy?: boolean;
+  /** Submissions per API key per minute (Redis-backed, shared by all API processes); 0 or absent: unlimited. */
+  submitRateLimitPerMinute?: number;
 }
 
 /**
@@ -91,6 +94,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       await v1.register(apiKeyAuthPlugin);
+      await v1.register(submissionRateLimitPlugin, { perMinute: options.submitRateLimitPerMinute ?? 0 });
       await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "" });
     },
     { prefix: "/v1" },

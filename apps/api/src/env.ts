@@ -16,6 +16,8 @@ export const ApiEnv = CommonEnv.extend({
   GENQ_ADMIN_USER: z.string().min(1).default("admin"),
   GENQ_ADMIN_PASSWORD: z.string().min(12, "must be at least 12 characters").optional(),
   GENQ_DOCS_ENABLED: BooleanFromString.default(true),
+  /** Submissions (POST /v1/jobs, cancels) per API key per minute, shared by all API processes; 0 turns it off. */
+  GENQ_SUBMIT_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),
   GENQ_TRUST_PROXY: BooleanFromString.default(false),
 }).superRefine((env, context) => {
   if (env.NODE_ENV === "production" && env.GENQ_ADMIN_PASSWORD === undefined) {

@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     publicUrl: env.GENQ_PUBLIC_URL ?? "",
     docs: env.GENQ_DOCS_ENABLED,
     trustProxy: env.GENQ_TRUST_PROXY,
+    submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
   });
   app.addHook("onClose", async () => {
     await queues.close();

@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
+import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { ErrorResponse } from "./error-response.ts";
 
 /** Options for {@link jobRoutes}. */
@@ -62,6 +63,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
   routes.post(
     "/jobs",
     {
+      config: SUBMISSION_ROUTE,
       schema: {
         summary: "Submit a job",
         description:
@@ -163,6 +165,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
   routes.post(
     "/jobs/:id/cancel",
     {
+      config: SUBMISSION_ROUTE,
       schema: {
         summary: "Cancel a job",
         description:
