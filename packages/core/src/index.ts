@@ -1,6 +1,7 @@
 export * from "./env.ts";
 export * from "./errors.ts";
 export * from "./ids.ts";
+export * from "./image-job.ts";
 export * from "./job.ts";
 export * from "./logger.ts";
 export * from "./priorities.ts";

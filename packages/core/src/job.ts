@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ImageJobInput } from "./image-job.ts";
 import { PRIORITY_NAMES } from "./priorities.ts";
 import { findUnstorableJson } from "./storable-json.ts";
 import { TextJobInput } from "./text-job.ts";
@@ -26,32 +27,43 @@ export const JobMetadata = z.record(z.string().max(64), z.unknown()).superRefine
 });
 export type JobMetadata = z.infer<typeof JobMetadata>;
 
+const ProviderName = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,63}$/,
+    "provider must be a configured provider name such as `openai` or `mock`",
+  );
+
+/** Fields every job request has besides its type and input. */
+const JOB_REQUEST_FIELDS = {
+  priority: z.enum(PRIORITY_NAMES).default("normal"),
+  provider: ProviderName.optional(),
+  model: z.string().min(1).max(128).optional(),
+  metadata: JobMetadata.optional(),
+};
+
+function storable(request: unknown, context: z.RefinementCtx): void {
+  const problem = findUnstorableJson(request);
+  if (problem !== undefined)
+    context.addIssue({ code: "custom", path: problem.path, message: problem.message });
+}
+
 /** `POST /v1/jobs` body for a text job. */
 export const CreateTextJobRequest = z
-  .object({
-    type: z.literal("text"),
-    input: TextJobInput,
-    priority: z.enum(PRIORITY_NAMES).default("normal"),
-    provider: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9_-]{0,63}$/,
-        "provider must be a configured provider name such as `openai` or `mock`",
-      )
-      .optional(),
-    model: z.string().min(1).max(128).optional(),
-    metadata: JobMetadata.optional(),
-  })
+  .object({ type: z.literal("text"), input: TextJobInput, ...JOB_REQUEST_FIELDS })
   .strict()
-  .superRefine((request, context) => {
-    const problem = findUnstorableJson(request);
-    if (problem !== undefined)
-      context.addIssue({ code: "custom", path: problem.path, message: problem.message });
-  });
+  .superRefine(storable);
 export type CreateTextJobRequest = z.infer<typeof CreateTextJobRequest>;
 
-/** `POST /v1/jobs` body. Image jobs join this union in their own issue. */
-export const CreateJobRequest = CreateTextJobRequest;
+/** `POST /v1/jobs` body for an image job. */
+export const CreateImageJobRequest = z
+  .object({ type: z.literal("image"), input: ImageJobInput, ...JOB_REQUEST_FIELDS })
+  .strict()
+  .superRefine(storable);
+export type CreateImageJobRequest = z.infer<typeof CreateImageJobRequest>;
+
+/** `POST /v1/jobs` body: a text or an image job, told apart by `type`. */
+export const CreateJobRequest = z.discriminatedUnion("type", [CreateTextJobRequest, CreateImageJobRequest]);
 export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
 
 /** The payload BullMQ carries: only the id; the job itself lives in Postgres. */

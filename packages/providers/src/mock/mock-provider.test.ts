@@ -1,11 +1,25 @@
 import { describe, expect, it } from "vitest";
-import type { TextGenerationRequest, TextStreamPart } from "../provider.ts";
+import { imageDimensions } from "../image-dimensions.ts";
+import type { ImageGenerationRequest, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { createInMemoryFailureCounter } from "./failure-counter.ts";
 import { createMockProvider } from "./mock-provider.ts";
 
 function request(content: string, overrides: Partial<TextGenerationRequest> = {}): TextGenerationRequest {
   return { model: "mock-1", messages: [{ role: "user", content }], ...overrides };
+}
+
+function imageRequest(
+  prompt: string,
+  overrides: Partial<ImageGenerationRequest> = {},
+): ImageGenerationRequest {
+  return { model: "mock-1", prompt, n: 1, ...overrides };
+}
+
+/** The mock always implements generateImage; this narrows the optional method for the tests. */
+function generateImage(provider: ReturnType<typeof createMockProvider>, input: ImageGenerationRequest) {
+  if (provider.generateImage === undefined) throw new Error("the mock provider should make images");
+  return provider.generateImage(input);
 }
 
 async function collect(stream: AsyncIterable<TextStreamPart>): Promise<TextStreamPart[]> {
@@ -130,5 +144,104 @@ describe("createMockProvider", () => {
 
   it("reports healthy", async () => {
     await expect(createMockProvider().healthCheck()).resolves.toMatchObject({ ok: true });
+  });
+
+  describe("generateImage", () => {
+    it("returns n distinct PNGs of the requested size, with the prompt as revisedPrompt", async () => {
+      const result = await generateImage(
+        createMockProvider(),
+        imageRequest("a lighthouse at dusk", { n: 3, size: "512x384" }),
+      );
+      expect(result.images).toHaveLength(3);
+      for (const image of result.images) {
+        expect(image).toMatchObject({ mediaType: "image/png", revisedPrompt: "a lighthouse at dusk" });
+        expect(imageDimensions(image.bytes)).toEqual({ width: 512, height: 384, mediaType: "image/png" });
+      }
+      const distinct = new Set(result.images.map((image) => Buffer.from(image.bytes).toString("base64")));
+      expect(distinct.size).toBe(3);
+      expect(result.usage).toEqual({ images: 3 });
+      expect(result.model).toBe("mock-1");
+      expect(result.providerRequestId).toMatch(/^mock_[0-9a-f]{16}$/);
+    });
+
+    it("draws the same images for the same prompt, and different ones for another prompt", async () => {
+      const first = await generateImage(
+        createMockProvider(),
+        imageRequest("a red fox", { n: 2, size: "256x256" }),
+      );
+      const again = await generateImage(
+        createMockProvider(),
+        imageRequest("a red fox", { n: 2, size: "256x256" }),
+      );
+      const other = await generateImage(
+        createMockProvider(),
+        imageRequest("a blue fox", { n: 1, size: "256x256" }),
+      );
+      expect(again.images.map((image) => image.bytes)).toEqual(first.images.map((image) => image.bytes));
+      expect(other.images[0]?.bytes).not.toEqual(first.images[0]?.bytes);
+    });
+
+    it("draws 1024x1024 when the request names no size, under the default model when it names none", async () => {
+      const result = await generateImage(
+        createMockProvider({ defaultModel: "mock-art" }),
+        imageRequest("x", { model: "" }),
+      );
+      expect(imageDimensions(result.images[0]!.bytes)).toMatchObject({ width: 1024, height: 1024 });
+      expect(result.model).toBe("mock-art");
+    });
+
+    it.each(["1024", "1024x", "1024X1024", "255x512", "512x2049", "auto", " 512x512", "512.5x512"])(
+      "rejects the size %j as invalid_request naming the format",
+      async (size) => {
+        const error = await rejection(generateImage(createMockProvider(), imageRequest("x", { size })));
+        expect(error).toMatchObject({ code: "invalid_request", retryable: false, provider: "mock" });
+        expect(error.message).toContain('"WIDTHxHEIGHT"');
+        expect(error.message).toContain("256..2048");
+      },
+    );
+
+    it.each([0, -1, 1.5, 11])("rejects n = %s as invalid_request", async (n) => {
+      const error = await rejection(generateImage(createMockProvider(), imageRequest("x", { n })));
+      expect(error.code).toBe("invalid_request");
+    });
+
+    it("throws the requested failure, and fails failTimes calls before succeeding", async () => {
+      const provider = createMockProvider();
+      const failing = imageRequest("x", {
+        size: "256x256",
+        providerOptions: { mock: { fail: "content_filtered" } },
+      });
+      expect(await rejection(generateImage(provider, failing))).toMatchObject({
+        code: "content_filtered",
+        retryable: false,
+        status: 400,
+      });
+
+      const flaky = imageRequest("y", { size: "256x256", providerOptions: { mock: { failTimes: 1 } } });
+      expect((await rejection(generateImage(provider, flaky))).code).toBe("provider_unavailable");
+      await expect(generateImage(provider, flaky)).resolves.toMatchObject({ usage: { images: 1 } });
+    });
+
+    it("fails at the configured failure rate", async () => {
+      const provider = createMockProvider({ failureRate: 1, random: () => 0 });
+      const error = await rejection(generateImage(provider, imageRequest("x", { size: "256x256" })));
+      expect(error).toMatchObject({ code: "provider_unavailable", retryable: true });
+    });
+
+    it("waits the latency and rejects with canceled when the signal aborts during it", async () => {
+      const provider = createMockProvider({ latencyMs: 60_000 });
+      const controller = new AbortController();
+      const started = performance.now();
+      const pending = generateImage(provider, imageRequest("slow", { signal: controller.signal }));
+      controller.abort();
+      expect((await rejection(pending)).code).toBe("canceled");
+      expect(performance.now() - started).toBeLessThan(1_000);
+      await expect(
+        generateImage(
+          provider,
+          imageRequest("fast", { size: "256x256", providerOptions: { mock: { latencyMs: 0 } } }),
+        ),
+      ).resolves.toBeDefined();
+    });
   });
 });

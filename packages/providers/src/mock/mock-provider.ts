@@ -1,10 +1,19 @@
 import { createHash } from "node:crypto";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
 import { estimateTokens, truncateToTokens } from "../estimate-tokens.ts";
-import type { Provider, TextGenerationRequest, TextGenerationResult, TextStreamPart } from "../provider.ts";
+import type {
+  ImageGenerationRequest,
+  ImageGenerationResult,
+  Provider,
+  TextGenerationRequest,
+  TextGenerationResult,
+  TextStreamPart,
+} from "../provider.ts";
 import { ProviderError, type ProviderErrorCode } from "../provider-error.ts";
 import { abortableDelay } from "./abortable-delay.ts";
 import { createInMemoryFailureCounter, type FailureCounter } from "./failure-counter.ts";
+import { renderPng } from "./render-png.ts";
 
 /** Options for {@link createMockProvider}. */
 export interface MockProviderOptions {
@@ -37,8 +46,9 @@ export interface MockRequestOptions {
   /** Makes the call throw a {@link ProviderError} with this code (retryable per the taxonomy). */
   fail?: ProviderErrorCode;
   /**
-   * Fails only the first N calls with the same messages (then succeeds), counted
-   * in the `failureCounter`. Without `fail`, the failure is `provider_unavailable`.
+   * Fails only the first N calls with the same messages (for images: the same
+   * prompt, size and `n`), then succeeds; counted in the `failureCounter`.
+   * Without `fail`, the failure is `provider_unavailable`.
    */
   failTimes?: number;
   /** `retryAfterMs` carried by the simulated failure (a rate limit's Retry-After). */
@@ -65,12 +75,21 @@ const STATUS_BY_CODE: Record<ProviderErrorCode, number | undefined> = {
 /** How much of the last user message the reply quotes, so replies stay short. */
 const QUOTED_CHARACTERS = 48;
 
+/** The image size when a request names none. */
+const DEFAULT_IMAGE_SIZE = "1024x1024";
+/** The smallest and largest image side the mock draws, in pixels. */
+const MIN_IMAGE_SIDE = 256;
+const MAX_IMAGE_SIDE = 2048;
+/** The most images one request may ask for, as with OpenAI's image API. */
+const MAX_IMAGES_PER_REQUEST = 10;
+
 /**
  * An offline, deterministic {@link Provider} for development, demos and tests.
  * The reply is derived from the messages (same input, same text), usage comes
  * from a ~4 characters/token estimate, and `maxTokens`/`stop` behave like a real
- * model's. Latency, random failures and scripted failures are configurable;
- * `generateImage` is not implemented.
+ * model's. `generateImage` draws real PNGs whose pictures derive from the
+ * prompt (see {@link renderPng}). Latency, random failures and scripted failures
+ * are configurable and apply to both.
  */
 export function createMockProvider(options: MockProviderOptions = {}): Provider {
   const name = options.name ?? "mock";
@@ -94,16 +113,18 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
     });
   }
 
-  /** Waits, decides whether to fail, and builds the reply that both methods return. */
-  async function respond(request: TextGenerationRequest): Promise<TextGenerationResult> {
-    const requestOptions = readRequestOptions(name, request);
-    const fingerprint = fingerprintMessages(request.messages);
-    if (request.signal?.aborted) throw canceled(request.signal);
+  /** Waits the latency and throws the simulated failure, if this call gets one. */
+  async function simulateCall(
+    requestOptions: MockRequestOptions,
+    fingerprint: string,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (signal?.aborted) throw canceled(signal);
     try {
       const latencyMs = requestOptions.latencyMs ?? defaultLatencyMs;
-      if (latencyMs > 0) await abortableDelay(latencyMs, request.signal);
+      if (latencyMs > 0) await abortableDelay(latencyMs, signal);
     } catch (error) {
-      if (request.signal?.aborted) throw canceled(request.signal);
+      if (signal?.aborted) throw canceled(signal);
       throw error;
     }
 
@@ -117,6 +138,13 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
         ...(requestOptions.retryAfterMs === undefined ? {} : { retryAfterMs: requestOptions.retryAfterMs }),
       });
     }
+  }
+
+  /** Waits, decides whether to fail, and builds the reply that both text methods return. */
+  async function respond(request: TextGenerationRequest): Promise<TextGenerationResult> {
+    const requestOptions = readRequestOptions(name, request.providerOptions);
+    const fingerprint = fingerprintMessages(request.messages);
+    await simulateCall(requestOptions, fingerprint, request.signal);
 
     const { text, finishReason } = applyLimits(replyText(request.messages, fingerprint), request);
     const usage: TokenUsage = {
@@ -171,6 +199,40 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
       };
     },
 
+    async generateImage(request: ImageGenerationRequest): Promise<ImageGenerationResult> {
+      const requestOptions = readRequestOptions(name, request.providerOptions);
+      const { width, height } = parseImageSize(name, request.size ?? DEFAULT_IMAGE_SIZE);
+      if (!Number.isInteger(request.n) || request.n < 1 || request.n > MAX_IMAGES_PER_REQUEST) {
+        throw new ProviderError(
+          "invalid_request",
+          `${name}: n must be an integer in 1..${MAX_IMAGES_PER_REQUEST}, got ${request.n}`,
+          { provider: name },
+        );
+      }
+      const fingerprint = fingerprintImageRequest(request.prompt, width, height, request.n);
+      await simulateCall(requestOptions, fingerprint, request.signal);
+
+      const images: ImageGenerationResult["images"] = [];
+      for (let index = 0; index < request.n; index++) {
+        // Drawing is synchronous (30–45 ms at 1024x1024); letting other work run between
+        // images keeps a worker's lock renewals and heartbeats on time.
+        if (index > 0) await yieldToEventLoop();
+        if (request.signal?.aborted) throw canceled(request.signal);
+        images.push({
+          // The index makes the images of one request differ; the prompt makes them repeatable.
+          bytes: renderPng({ width, height, seed: `${request.prompt}\n${index}` }),
+          mediaType: "image/png",
+          revisedPrompt: request.prompt,
+        });
+      }
+      return {
+        images,
+        usage: { images: images.length },
+        model: request.model || defaultModel,
+        providerRequestId: `mock_${fingerprint}`,
+      };
+    },
+
     async healthCheck(healthOptions) {
       if (healthOptions?.signal?.aborted) throw canceled(healthOptions.signal);
       return { ok: true, latencyMs: 0 };
@@ -182,6 +244,28 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
 function fingerprintMessages(messages: ChatMessage[]): string {
   const canonical = JSON.stringify(messages.map((message) => [message.role, message.content]));
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+}
+
+/** Same prompt, size and count: same images and same failure counter. */
+function fingerprintImageRequest(prompt: string, width: number, height: number, count: number): string {
+  const canonical = JSON.stringify(["image", prompt, width, height, count]);
+  return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+}
+
+/** Parses "WIDTHxHEIGHT", each side within the sizes the mock draws. */
+function parseImageSize(name: string, size: string): { width: number; height: number } {
+  const match = /^(\d{1,5})x(\d{1,5})$/.exec(size);
+  const width = Number(match?.[1]);
+  const height = Number(match?.[2]);
+  const inRange = (side: number) => side >= MIN_IMAGE_SIDE && side <= MAX_IMAGE_SIDE;
+  if (match === null || !inRange(width) || !inRange(height)) {
+    throw new ProviderError(
+      "invalid_request",
+      `${name}: size must be "WIDTHxHEIGHT" with each side ${MIN_IMAGE_SIDE}..${MAX_IMAGE_SIDE} pixels (e.g. "${DEFAULT_IMAGE_SIZE}"), got "${size}"`,
+      { provider: name },
+    );
+  }
+  return { width, height };
 }
 
 function replyText(messages: ChatMessage[], fingerprint: string): string {
@@ -214,10 +298,13 @@ function splitIntoDeltas(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [];
 }
 
-function readRequestOptions(name: string, request: TextGenerationRequest): MockRequestOptions {
+function readRequestOptions(
+  name: string,
+  providerOptions: Record<string, Record<string, unknown>> | undefined,
+): MockRequestOptions {
   const merged: Record<string, unknown> = {
-    ...request.providerOptions?.mock,
-    ...(name === "mock" ? {} : request.providerOptions?.[name]),
+    ...providerOptions?.mock,
+    ...(name === "mock" ? {} : providerOptions?.[name]),
   };
   const invalid = (field: string, expected: string) =>
     new ProviderError("invalid_request", `${name}: providerOptions.mock.${field} must be ${expected}`, {
