@@ -16,6 +16,7 @@ import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
+import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
@@ -100,6 +101,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     { prefix: "/v1" },
   );
   await app.register(adminProviderRoutes, { ...options.admin, prefix: "/v1/admin" });
+  await app.register(adminAccountRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(bullBoardPlugin, options.admin);
   app.log.debug({ bullBoard: BULL_BOARD_PATH }, "routes registered");
   return app;

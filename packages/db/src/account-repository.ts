@@ -34,6 +34,46 @@ export interface Principal {
 /** Plans a user can be on. */
 export const PLANS: readonly Plan[] = ["basic", "professional", "enterprise"];
 
+/** Filters and position for {@link AccountRepository.listUsers}. */
+export interface UserListQuery {
+  /** The id of the last user of the previous page. */
+  cursor?: string | undefined;
+  limit: number;
+  /** Users whose email contains this text (case-insensitive, taken literally). */
+  email?: string | undefined;
+  plan?: Plan | undefined;
+  /** `true`: only disabled users; `false`: only enabled ones; absent: both. */
+  disabled?: boolean | undefined;
+}
+
+/** A page of users, newest first. */
+export interface UserPage {
+  users: Account[];
+  /** The cursor of the next page, or null on the last page. */
+  nextCursor: string | null;
+}
+
+/** What {@link AccountRepository.updateUser} changes; absent fields stay as they are. */
+export interface UserUpdate {
+  plan?: Plan | undefined;
+  /** `true` disables the user (its keys stop authenticating); `false` enables it again. */
+  disabled?: boolean | undefined;
+}
+
+/** The shortest prefix {@link AccountRepository.findApiKeysByPrefix} searches by. */
+export const MIN_API_KEY_SEARCH_PREFIX = 4;
+
+/**
+ * The user columns genq reads. Selecting them explicitly keeps these queries
+ * independent of columns other features add to `users`.
+ */
+const ACCOUNT_COLUMNS = { id: true, email: true, plan: true, disabledAt: true, createdAt: true } as const;
+
+/** Escapes LIKE wildcards: Prisma's `contains`/`startsWith` pass them through to Postgres. */
+function literalPattern(text: string): string {
+  return text.replaceAll(/[\\%_]/g, "\\$&");
+}
+
 /** Users and their API keys. */
 export class AccountRepository {
   readonly #db: Database;
@@ -77,6 +117,76 @@ export class AccountRepository {
       ? await this.#db.user.findUnique({ where: { email: idOrEmail.trim().toLowerCase() } })
       : await this.#db.user.findUnique({ where: { id: idOrEmail } });
     return user === null ? null : toAccount(user);
+  }
+
+  /**
+   * Users, newest first (ids are UUIDv7, so id order is creation order), filtered
+   * by email text, plan and whether they are disabled.
+   */
+  async listUsers(query: UserListQuery): Promise<UserPage> {
+    const users = await this.#db.user.findMany({
+      where: {
+        ...(query.email === undefined
+          ? {}
+          : { email: { contains: literalPattern(query.email.trim().toLowerCase()) } }),
+        ...(query.plan === undefined ? {} : { plan: query.plan }),
+        ...(query.disabled === undefined ? {} : { disabledAt: query.disabled ? { not: null } : null }),
+        ...(query.cursor === undefined ? {} : { id: { lt: query.cursor } }),
+      },
+      select: ACCOUNT_COLUMNS,
+      orderBy: { id: "desc" },
+      take: query.limit + 1,
+    });
+    const hasMore = users.length > query.limit;
+    const page = hasMore ? users.slice(0, query.limit) : users;
+    return { users: page.map(toAccount), nextCursor: hasMore ? (page.at(-1)?.id ?? null) : null };
+  }
+
+  /**
+   * Changes a user's plan or disables/enables it; returns the user, or null when
+   * there is none. Disabling an already disabled user keeps its original
+   * `disabledAt`, so repeating the request changes nothing.
+   */
+  async updateUser(id: string, update: UserUpdate): Promise<Account | null> {
+    return this.#db.$transaction(async (transaction) => {
+      const existing = await transaction.user.findUnique({ where: { id }, select: ACCOUNT_COLUMNS });
+      if (existing === null) return null;
+      const disabledAt =
+        update.disabled === undefined
+          ? undefined
+          : update.disabled
+            ? (existing.disabledAt ?? new Date())
+            : null;
+      const user = await transaction.user.update({
+        where: { id },
+        data: {
+          ...(update.plan === undefined ? {} : { plan: update.plan }),
+          ...(disabledAt === undefined ? {} : { disabledAt }),
+        },
+        select: ACCOUNT_COLUMNS,
+      });
+      return toAccount(user);
+    });
+  }
+
+  /**
+   * Keys whose visible prefix starts with `prefix` (at least
+   * {@link MIN_API_KEY_SEARCH_PREFIX} characters), ordered by prefix, at most `limit`.
+   */
+  async findApiKeysByPrefix(prefix: string, limit = 100): Promise<ApiKeyInfo[]> {
+    if (prefix.length < MIN_API_KEY_SEARCH_PREFIX) {
+      throw new GenqError(
+        "invalid_request",
+        `an API key prefix to search by needs at least ${MIN_API_KEY_SEARCH_PREFIX} characters`,
+        { details: { prefix } },
+      );
+    }
+    const keys = await this.#db.apiKey.findMany({
+      where: { prefix: { startsWith: literalPattern(prefix) } },
+      orderBy: { prefix: "asc" },
+      take: limit,
+    });
+    return keys.map(toKeyInfo);
   }
 
   /** Creates another API key for a user; the secret is returned once. */
