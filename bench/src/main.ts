@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchQuotaOverhead } from "./quota-overhead.ts";
 import { benchRouterOverhead } from "./router-overhead.ts";
 
 /**
@@ -13,7 +14,9 @@ async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
   const calls = Number(process.env.GENQ_BENCH_CALLS ?? 3_000);
 
+  const databaseUrl = process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
   const router = await benchRouterOverhead({ redisUrl, calls });
+  const quota = await benchQuotaOverhead({ databaseUrl, jobs: calls });
   const rows = [
     [
       "P3 router overhead",
@@ -35,6 +38,16 @@ async function main(): Promise<void> {
   process.stdout.write(`\nrouter overhead, ${calls} calls each (ms)\n`);
   process.stdout.write(`${["benchmark", "figure", "direct SDK", "routed", "overhead", "goal"].join("\t")}\n`);
   for (const row of rows) process.stdout.write(`${row.join("\t")}\n`);
+  process.stdout.write(`\nquota reserve+settle, ${calls} jobs (ms)\n`);
+  process.stdout.write(
+    `${["benchmark", "figure", "baseline (2× SELECT 1)", "reserve+settle", "ratio", "goal"].join("\t")}\n`,
+  );
+  for (const figure of ["p50", "p99"] as const) {
+    const ratio = quota.reserveSettle[figure] / quota.baseline[figure];
+    process.stdout.write(
+      `${["P6 quota overhead", figure, quota.baseline[figure], quota.reserveSettle[figure], `${ratio.toFixed(2)}×`, figure === "p99" ? "≤ 1" : ""].join("\t")}\n`,
+    );
+  }
 
   const results = {
     date: new Date().toISOString(),
@@ -45,7 +58,7 @@ async function main(): Promise<void> {
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
     },
-    benchmarks: [router],
+    benchmarks: [router, quota],
   };
   const directory = join(dirname(fileURLToPath(import.meta.url)), "..", "results");
   await mkdir(directory, { recursive: true });

@@ -15,6 +15,13 @@ import { isUniqueViolation } from "./prisma-errors.ts";
 /** A job row. */
 export type JobRecord = Job;
 
+/**
+ * The client inside an interactive transaction (`db.$transaction(async (transaction) => ...)`),
+ * for code that must write in the same transaction as a repository, such as the quota
+ * settlement that {@link JobCompletion.onCompleted} runs.
+ */
+export type TransactionClient = Prisma.TransactionClient;
+
 /** What the API stores for a new job. */
 export interface NewJob {
   userId: string;
@@ -91,7 +98,8 @@ export interface JobCompletion {
   result: unknown;
   provider: string;
   model: string;
-  usage: TokenUsage;
+  /** Token counts, and the images an image job generated (stored on the usage record; 0 when absent). */
+  usage: TokenUsage & { images?: number | undefined };
   costMicroUsd: number;
   /** The price catalog version the cost was computed with. */
   priceVersion?: string | undefined;
@@ -99,6 +107,13 @@ export interface JobCompletion {
   keyId?: string | undefined;
   /** Every provider call of this attempt, including the failed and skipped ones. */
   calls?: readonly ProviderCallRecord[] | undefined;
+  /**
+   * Runs inside the completing transaction, right after the usage record is written,
+   * only when the job really completed (not when it was no longer active or a cancel
+   * was requested). The quota settlement goes here, so the job is charged exactly
+   * when it completes; a throw rolls the completion back.
+   */
+  onCompleted?: ((transaction: TransactionClient, job: { userId: string }) => Promise<void>) | undefined;
 }
 
 /** The hash that tells a repeated request from a different one under one idempotency key. */
@@ -309,10 +324,12 @@ export class JobRepository {
             outputTokens: completion.usage.outputTokens,
             cachedInputTokens: completion.usage.cachedInputTokens ?? 0,
             reasoningTokens: completion.usage.reasoningTokens ?? 0,
+            images: completion.usage.images ?? 0,
             costMicroUsd: BigInt(completion.costMicroUsd),
             priceVersion: completion.priceVersion ?? null,
           },
         });
+        await completion.onCompleted?.(transaction, { userId: updated.userId });
       }
       await recordCalls(transaction, completion.jobId, completion.calls, completion.attempt);
       return updated !== undefined;

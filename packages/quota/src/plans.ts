@@ -1,0 +1,61 @@
+import type { Plan } from "@genq/db";
+import { z } from "zod";
+
+/** The largest value an `int` column (images) holds. */
+const MAX_INT32 = 2_147_483_647;
+
+/**
+ * A plan's monthly limits. `monthlyBudgetMicroUsd` is a cost ceiling in
+ * micro-USD; absent or null means the plan has no budget (cost is unlimited).
+ */
+export const PlanLimits = z.object({
+  textTokens: z.int().nonnegative(),
+  images: z.int().nonnegative().max(MAX_INT32),
+  monthlyBudgetMicroUsd: z.int().nonnegative().nullable().optional(),
+});
+export type PlanLimits = z.infer<typeof PlanLimits>;
+
+/** Limits per plan, used for every plan the configuration does not override. */
+export const DEFAULT_PLANS: Readonly<Record<Plan, PlanLimits>> = Object.freeze({
+  basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null },
+  professional: { textTokens: 500_000, images: 200, monthlyBudgetMicroUsd: null },
+  enterprise: { textTokens: 2_000_000, images: 1_000, monthlyBudgetMicroUsd: null },
+});
+
+/**
+ * A user's own limits, stored on the users row; each wins over the plan's. Null
+ * clears an override (the plan's limit applies again).
+ */
+export const UserLimits = z.object({
+  textTokenLimit: z.int().nonnegative().nullable().optional(),
+  imageLimit: z.int().nonnegative().max(MAX_INT32).nullable().optional(),
+  monthlyBudgetMicroUsd: z.int().nonnegative().nullable().optional(),
+});
+export type UserLimits = z.infer<typeof UserLimits>;
+
+/**
+ * Plan limits from configuration: JSON such as
+ * `{"basic": {"textTokens": 200000}, "enterprise": {"monthlyBudgetMicroUsd": 500000000}}`;
+ * each plan's given limits replace the defaults, the rest stay.
+ */
+export const PlansFromJson = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: "custom", message: 'must be JSON, e.g. {"basic":{"textTokens":200000}}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.partialRecord(z.enum(["basic", "professional", "enterprise"]), PlanLimits.partial().strict()));
+export type PlansFromJson = z.infer<typeof PlansFromJson>;
+
+/** The default plans with configured limits laid over them. */
+export function resolvePlans(overrides: PlansFromJson | undefined): Record<Plan, PlanLimits> {
+  return {
+    basic: { ...DEFAULT_PLANS.basic, ...overrides?.basic },
+    professional: { ...DEFAULT_PLANS.professional, ...overrides?.professional },
+    enterprise: { ...DEFAULT_PLANS.enterprise, ...overrides?.enterprise },
+  };
+}

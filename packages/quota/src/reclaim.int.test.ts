@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
+import { createLedgerTestContext, type LedgerTestContext, usageRow } from "./test-fixtures.ts";
+
+let context: LedgerTestContext;
+
+beforeAll(async () => {
+  context = await createLedgerTestContext();
+});
+
+beforeEach(() => {
+  context.clock.now = new Date("2026-11-15T12:00:00.000Z");
+});
+
+afterAll(async () => {
+  await context?.close();
+});
+
+const MINUTE = 60_000;
+
+/** Completes a claimed job the way a worker does, but without settling: it "died" right after. */
+async function completeWithoutSettling(jobId: string, usage: { inputTokens: number; outputTokens: number }) {
+  const claimed = await context.jobs.claim(jobId);
+  const completed = await context.jobs.complete({
+    jobId,
+    attempt: claimed!.attempts,
+    result: { text: "done", finishReason: "stop", provider: "mock", model: "mock-1" },
+    provider: "mock",
+    model: "mock-1",
+    usage,
+    costMicroUsd: 77,
+  });
+  expect(completed).toBe(true);
+}
+
+it("settles a completed job from its usage record, releases failed and canceled ones and old queued ones", async () => {
+  const ledger = context.ledger();
+  const userId = await context.createUser();
+  const [completed, failed, canceled, oldQueued, freshQueued, active] = await Promise.all(
+    Array.from({ length: 6 }, () => context.createJob(userId)),
+  );
+  for (const jobId of [completed!, failed!, canceled!, oldQueued!, active!]) {
+    await ledger.reserve({ jobId, userId, textTokens: 1_000, costMicroUsd: 100 });
+  }
+  context.clock.now = new Date(context.clock.now.getTime() + 30 * MINUTE);
+  await ledger.reserve({ jobId: freshQueued!, userId, textTokens: 1_000, costMicroUsd: 100 });
+
+  await completeWithoutSettling(completed!, { inputTokens: 120, outputTokens: 80 });
+  await context.jobs.claim(failed!);
+  await context.jobs.fail(failed!, { code: "invalid_request", message: "bad" });
+  await context.jobs.requestCancel(userId, canceled!);
+  await context.jobs.claim(active!);
+  expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 0, reserved: 6_000 });
+
+  const result = await ledger.reclaim({ olderThanMs: 10 * MINUTE });
+
+  expect(result).toEqual({ settled: 1, released: 3 });
+  expect((await ledger.reservation(completed!))?.status).toBe("settled");
+  expect((await ledger.reservation(failed!))?.status).toBe("released");
+  expect((await ledger.reservation(canceled!))?.status).toBe("released");
+  expect((await ledger.reservation(oldQueued!))?.status).toBe("released");
+  // Younger than the cutoff, or still running: left to their workers.
+  expect((await ledger.reservation(freshQueued!))?.status).toBe("reserved");
+  expect((await ledger.reservation(active!))?.status).toBe("reserved");
+  expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 200, reserved: 2_000 });
+  expect(await usageRow(context.db, userId, "cost_micro_usd")).toEqual({ used: 77, reserved: 200 });
+
+  expect(await ledger.reclaim({ olderThanMs: 10 * MINUTE })).toEqual({ settled: 0, released: 0 });
+});
+
+it("charges a recovered job once when a worker died between reserve and settle and the job ran again", async () => {
+  const ledger = context.ledger();
+  const userId = await context.createUser();
+  const jobId = await context.createJob(userId);
+
+  // First delivery: claims, reserves, dies. BullMQ re-delivers; the second delivery
+  // finds the reservation held, runs the job and settles in the completing transaction.
+  await context.jobs.claim(jobId);
+  await ledger.reserve({ jobId, userId, textTokens: 1_000 });
+  const claimed = await context.jobs.claim(jobId);
+  expect((await ledger.reserve({ jobId, userId, textTokens: 1_000 })).outcome).toBe("already_reserved");
+  await context.jobs.complete({
+    jobId,
+    attempt: claimed!.attempts,
+    result: { text: "done", finishReason: "stop", provider: "mock", model: "mock-1" },
+    provider: "mock",
+    model: "mock-1",
+    usage: { inputTokens: 100, outputTokens: 50 },
+    costMicroUsd: 10,
+    onCompleted: async (transaction) => {
+      await ledger.settle({ jobId, textTokens: 150, images: 0, costMicroUsd: 10 }, transaction);
+    },
+  });
+
+  expect(await ledger.reclaim({ olderThanMs: 0 })).toEqual({ settled: 0, released: 0 });
+  expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 150, reserved: 0 });
+});
+
+it("settles each reservation once when several processes reclaim at the same time", async () => {
+  const ledger = context.ledger();
+  const userId = await context.createUser();
+  const jobIds = await Promise.all(Array.from({ length: 20 }, () => context.createJob(userId)));
+  for (const jobId of jobIds) await ledger.reserve({ jobId, userId, textTokens: 500 });
+  for (const jobId of jobIds.slice(0, 10))
+    await completeWithoutSettling(jobId, { inputTokens: 100, outputTokens: 100 });
+  for (const jobId of jobIds.slice(10)) {
+    await context.jobs.claim(jobId);
+    await context.jobs.fail(jobId, { code: "timeout", message: "too slow" });
+  }
+
+  const results = await Promise.all(
+    Array.from({ length: 4 }, () => context.ledger().reclaim({ olderThanMs: 10 * MINUTE })),
+  );
+
+  const totals = results.reduce((sum, result) => ({
+    settled: sum.settled + result.settled,
+    released: sum.released + result.released,
+  }));
+  expect(totals).toEqual({ settled: 10, released: 10 });
+  expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 2_000, reserved: 0 });
+});
