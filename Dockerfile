@@ -18,12 +18,17 @@ COPY packages/db/package.json packages/db/
 COPY packages/queue/package.json packages/queue/
 COPY packages/providers/package.json packages/providers/
 COPY packages/runner/package.json packages/runner/
+COPY packages/quota/package.json packages/quota/
+COPY packages/storage/package.json packages/storage/
+COPY bench/package.json bench/
 COPY tests/e2e/package.json tests/e2e/
 # postinstall generates the Prisma client from prisma/schema.prisma.
 RUN pnpm install --frozen-lockfile
 COPY . .
 RUN node packages/db/scripts/generate.mjs
 ENV NODE_ENV=production HOST=0.0.0.0
+# Local object storage (generated images); docker-compose mounts a shared volume here.
+RUN mkdir -p /var/lib/genq/objects && chown -R node:node /var/lib/genq
 USER node
 EXPOSE 3000
 CMD ["node", "--import", "tsx", "apps/api/src/main.ts"]

@@ -3,6 +3,8 @@ import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
 import type { Database } from "@genq/db";
 import type { JobQueues } from "@genq/queue";
+import type { QuotaLedger } from "@genq/quota";
+import type { LocalStorage, ObjectStorage } from "@genq/storage";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import {
   jsonSchemaTransform,
@@ -18,8 +20,10 @@ import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
+import { assetRoutes } from "./routes/asset-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
+import { usageRoutes } from "./routes/usage-routes.ts";
 
 /** Options for {@link buildApp}. */
 export interface AppOptions {
@@ -36,6 +40,12 @@ export interface AppOptions {
   publicUrl?: string;
   docs?: boolean;
   trustProxy?: boolean;
+  /** Plans and quotas: submissions that cannot fit are refused (429 quota_exceeded); `/v1/usage`. */
+  quota?: QuotaLedger;
+  /** Object storage of image jobs; the local driver's objects are served under /v1/assets. */
+  storage?: ObjectStorage;
+  /** Lifetime of image links minted when a job is read. Default 3600. */
+  assetUrlTtlSeconds?: number;
   /** Submissions per API key per minute (Redis-backed, shared by all API processes); 0 or absent: unlimited. */
   submitRateLimitPerMinute?: number;
 }
@@ -65,7 +75,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   await app.register(errorHandlerPlugin);
-  await app.register(resourcesPlugin, { db: options.db, redis: options.redis, queues: options.queues });
+  await app.register(resourcesPlugin, {
+    db: options.db,
+    redis: options.redis,
+    queues: options.queues,
+    storage: options.storage,
+    assetUrlTtlSeconds: options.assetUrlTtlSeconds,
+    quota: options.quota,
+  });
 
   if (options.docs ?? true) {
     await app.register(fastifySwagger, {
@@ -97,9 +114,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(apiKeyAuthPlugin);
       await v1.register(submissionRateLimitPlugin, { perMinute: options.submitRateLimitPerMinute ?? 0 });
       await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "" });
+      await v1.register(usageRoutes);
     },
     { prefix: "/v1" },
   );
+  if (options.storage?.driver === "local") {
+    await app.register(assetRoutes, { storage: options.storage as LocalStorage, prefix: "/v1/assets" });
+  }
   await app.register(adminProviderRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(adminAccountRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(bullBoardPlugin, options.admin);

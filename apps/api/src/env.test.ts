@@ -19,8 +19,22 @@ describe("loadApiEnv", () => {
     expect(() => loadApiEnv({ NODE_ENV: "production" })).toThrow(
       /GENQ_ADMIN_PASSWORD: is required when NODE_ENV=production/,
     );
-    expect(loadApiEnv({ NODE_ENV: "production", GENQ_ADMIN_PASSWORD: "a-long-enough-secret" }).NODE_ENV).toBe(
-      "production",
+    expect(
+      loadApiEnv({
+        NODE_ENV: "production",
+        GENQ_ADMIN_PASSWORD: "a-long-enough-secret",
+        GENQ_STORAGE_SIGNING_SECRET: "s".repeat(32),
+      }).NODE_ENV,
+    ).toBe("production");
+  });
+
+  it("requires a signing secret for local image links in production, and a bucket for S3", () => {
+    expect(() => loadApiEnv({ NODE_ENV: "production", GENQ_ADMIN_PASSWORD: "a-long-enough-secret" })).toThrow(
+      /GENQ_STORAGE_SIGNING_SECRET: is required in production/,
+    );
+    expect(() => loadApiEnv({ GENQ_STORAGE_DRIVER: "s3" })).toThrow(/S3_BUCKET: is required/);
+    expect(() => loadApiEnv({ GENQ_STORAGE_DRIVER: "s3", S3_BUCKET: "b", S3_ACCESS_KEY_ID: "k" })).toThrow(
+      /S3_SECRET_ACCESS_KEY: give both/,
     );
   });
 

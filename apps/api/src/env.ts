@@ -1,8 +1,10 @@
-import { BooleanFromString, CommonEnv, parseEnv } from "@genq/core";
+import { BooleanFromString, CommonEnv, checkStorageEnv, parseEnv, StorageEnv } from "@genq/core";
+import { PlansFromJson } from "@genq/quota";
 import { z } from "zod";
 
 /** The API's configuration, from environment variables. */
 export const ApiEnv = CommonEnv.extend({
+  ...StorageEnv.shape,
   HOST: z.string().min(1).default("127.0.0.1"),
   PORT: z.coerce.number().int().min(0).max(65_535).default(3000),
   /** Base URL used in `links` (e.g. https://genq.example.com); relative links when unset. */
@@ -19,7 +21,10 @@ export const ApiEnv = CommonEnv.extend({
   /** Submissions (POST /v1/jobs, cancels) per API key per minute, shared by all API processes; 0 turns it off. */
   GENQ_SUBMIT_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),
   GENQ_TRUST_PROXY: BooleanFromString.default(false),
+  /** Plan limits as JSON, laid over the defaults (must match the workers'). */
+  GENQ_PLANS: PlansFromJson.optional(),
 }).superRefine((env, context) => {
+  checkStorageEnv(env, context);
   if (env.NODE_ENV === "production" && env.GENQ_ADMIN_PASSWORD === undefined) {
     context.addIssue({
       code: "custom",

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { createLogger, EnvError } from "@genq/core";
 import { assertDatabaseReachable, createPrismaClient } from "@genq/db";
 import { assertRedisReachable, createRedisConnection, JobQueues } from "@genq/queue";
+import { QuotaLedger, resolvePlans } from "@genq/quota";
+import { createStorage, storageConfigFromEnv } from "@genq/storage";
 import { buildApp } from "./app.ts";
 import { loadApiEnv } from "./env.ts";
 import { BULL_BOARD_PATH } from "./plugins/bull-board.ts";
@@ -36,7 +38,16 @@ async function main(): Promise<void> {
       image: { attempts: env.GENQ_JOB_ATTEMPTS, backoffMs: env.GENQ_RETRY_BACKOFF_MS },
     },
   });
+  const publicUrl =
+    env.GENQ_PUBLIC_URL ?? `http://${env.HOST.includes(":") ? `[${env.HOST}]` : env.HOST}:${env.PORT}`;
+  const storage = createStorage(
+    storageConfigFromEnv(env, { publicBaseUrl: `${publicUrl.replace(/\/$/, "")}/v1/assets` }),
+  );
+  await storage.ensureReady();
   const app = await buildApp({
+    quota: new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) }),
+    storage,
+    assetUrlTtlSeconds: env.GENQ_ASSET_URL_TTL_SECONDS,
     db,
     redis,
     queues,
@@ -49,6 +60,7 @@ async function main(): Promise<void> {
     submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
   });
   app.addHook("onClose", async () => {
+    await storage.close();
     await queues.close();
     redis.disconnect();
     await db.$disconnect();

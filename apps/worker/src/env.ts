@@ -1,4 +1,5 @@
-import { BooleanFromString, CommonEnv, parseEnv } from "@genq/core";
+import { BooleanFromString, CommonEnv, checkStorageEnv, parseEnv, StorageEnv } from "@genq/core";
+import { PlansFromJson } from "@genq/quota";
 import { z } from "zod";
 
 const QueueList = z
@@ -17,8 +18,13 @@ const QueueList = z
 
 /** The worker's configuration, from environment variables. */
 export const WorkerEnv = CommonEnv.extend({
+  ...StorageEnv.shape,
   /** Which queues this process runs, comma-separated. */
-  GENQ_WORKER_QUEUES: QueueList.default(["text"]),
+  GENQ_WORKER_QUEUES: QueueList.default(["text", "image"]),
+  /** Plan limits as JSON, laid over the defaults: {"basic":{"textTokens":200000,"images":50}}. */
+  GENQ_PLANS: PlansFromJson.optional(),
+  /** How often housekeeping (asset retention) runs. */
+  GENQ_MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
   GENQ_TEXT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(32),
   GENQ_IMAGE_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
   GENQ_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
@@ -48,6 +54,7 @@ export const WorkerEnv = CommonEnv.extend({
   /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
   GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
 }).superRefine((env, context) => {
+  checkStorageEnv(env, context);
   // With a providers file, the file names the providers and the default route.
   if (env.GENQ_PROVIDERS_FILE !== undefined) return;
   const keyOf = {

@@ -1,10 +1,21 @@
 import { createServer, type Server } from "node:http";
 import type { JobType, Logger } from "@genq/core";
-import { createPrismaClient, JobRepository, pingDatabase } from "@genq/db";
+import { AssetRepository, createPrismaClient, JobRepository, pingDatabase } from "@genq/db";
 import { createRedisConnection, JobQueues } from "@genq/queue";
-import { startWorkerPool, type WorkerPool } from "@genq/runner";
+import { QuotaLedger, resolvePlans } from "@genq/quota";
+import {
+  createJobImageStore,
+  startMaintenance,
+  startWorkerPool,
+  sweepExpiredAssets,
+  type WorkerPool,
+} from "@genq/runner";
+import { createStorage, storageConfigFromEnv } from "@genq/storage";
 import type { WorkerEnv } from "./env.ts";
 import { createWorkerRouter } from "./providers.ts";
+
+/** A reservation of a job still queued after this long is released (it reserves again when it runs). */
+const QUOTA_RECLAIM_AFTER_MS = 10 * 60_000;
 
 /** A running worker process's parts. */
 export interface RunningWorker {
@@ -46,11 +57,42 @@ export async function startWorker(
     image: env.GENQ_IMAGE_CONCURRENCY,
   };
   const routing = await createWorkerRouter(env, redis, logger, environment);
+  // The worker only writes objects; links are signed by the API, which knows its public URL.
+  const storage = createStorage(
+    storageConfigFromEnv(env, { publicBaseUrl: "http://unused.invalid/v1/assets" }),
+  );
+  await storage.ensureReady();
+  const assets = new AssetRepository({ db });
+  const quota = new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) });
+  const maintenance = await startMaintenance({
+    redisUrl: env.REDIS_URL,
+    prefix: env.GENQ_QUEUE_PREFIX,
+    logger,
+    tasks: [
+      // Holds of jobs that finished without settling (a crash) or wait long in the queue.
+      {
+        name: "quota-reclaim",
+        everyMs: 60_000,
+        run: async () => ({ ...(await quota.reclaim({ olderThanMs: QUOTA_RECLAIM_AFTER_MS })) }),
+      },
+      ...(env.GENQ_ASSET_RETENTION_DAYS > 0
+        ? [
+            {
+              name: "asset-retention",
+              everyMs: env.GENQ_MAINTENANCE_INTERVAL_MS,
+              run: () => sweepExpiredAssets({ storage, assets }),
+            },
+          ]
+        : []),
+    ],
+  });
   const pool = await startWorkerPool({
     redisUrl: env.REDIS_URL,
     jobs: new JobRepository({ db }),
     queues,
     router: routing.router,
+    quota,
+    images: createJobImageStore({ storage, assets, retentionDays: env.GENQ_ASSET_RETENTION_DAYS }),
     logger,
     assignments: env.GENQ_WORKER_QUEUES.map((type) => ({ type, concurrency: concurrency[type] })),
     lockDurationMs: env.GENQ_LOCK_DURATION_MS,
@@ -82,6 +124,8 @@ export async function startWorker(
       health?.close();
       routing.close();
       const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
+      await maintenance.close();
+      await storage.close();
       await queues.close();
       redis.disconnect();
       await db.$disconnect();

@@ -7,4 +7,5 @@ export * from "./logger.ts";
 export * from "./priorities.ts";
 export * from "./redact-url.ts";
 export * from "./storable-json.ts";
+export * from "./storage-env.ts";
 export * from "./text-job.ts";

@@ -1,3 +1,6 @@
+export * from "./asset-retention.ts";
+export * from "./job-image-store.ts";
 export * from "./job-processor.ts";
+export * from "./maintenance.ts";
 export * from "./reconciler.ts";
 export * from "./worker-pool.ts";

@@ -1,6 +1,14 @@
-import { GenqError, QueuedJobPayload, TextJobInput, toChatMessages } from "@genq/core";
-import type { JobRecord, JobRepository } from "@genq/db";
-import { type ProviderRouter, RouteDelayedError, RouteFailedError } from "@genq/providers";
+import {
+  GenqError,
+  ImageJobInput,
+  QueuedJobPayload,
+  type StoredImage,
+  TextJobInput,
+  toChatMessages,
+} from "@genq/core";
+import type { JobCompletion, JobRecord, JobRepository } from "@genq/db";
+import { estimateTokens, type ProviderRouter, RouteDelayedError, RouteFailedError } from "@genq/providers";
+import { chargedTextTokens, estimateTextReservation, type QuotaLedger } from "@genq/quota";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
 
@@ -12,11 +20,28 @@ export interface AttemptOutcome {
   status: "completed" | "canceled" | "skipped";
 }
 
+/** Where an image job's images go: object storage plus one asset row per image. */
+export interface JobImageStore {
+  storeJobImages(input: {
+    jobId: string;
+    userId: string;
+    images: Array<{ bytes: Uint8Array; mediaType: string; revisedPrompt?: string }>;
+  }): Promise<StoredImage[]>;
+}
+
 /** Dependencies of {@link createJobProcessor}. */
 export interface JobProcessorOptions {
   jobs: JobRepository;
   router: ProviderRouter;
   logger: Logger;
+  /**
+   * Charges jobs against their user's plan: a reservation of the worst case before
+   * the provider call, settled in the transaction that completes the job, released
+   * when it fails or is canceled. Without it, jobs are not metered against quotas.
+   */
+  quota?: QuotaLedger;
+  /** Stores the images of image jobs; without it, image jobs fail with a clear error. */
+  images?: JobImageStore;
   /** Per-attempt deadline for the provider call. */
   attemptTimeoutMs: number;
 }
@@ -61,6 +86,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const calls =
         error instanceof RouteFailedError || error instanceof RouteDelayedError ? error.calls : [];
       if (cancelSignal?.aborted && (await jobs.markCanceledIfRequested(jobId, calls, record.attempts))) {
+        await releaseQuota(options, jobId, log);
         log.info("job canceled while running");
         return { status: "canceled" };
       }
@@ -79,11 +105,13 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
       if (finalAttempt) {
         await jobs.fail(jobId, failure, calls, record.attempts);
+        await releaseQuota(options, jobId, log);
         log.warn({ code: failure.code, retryable: failure.retryable }, `job failed: ${failure.message}`);
         // UnrecoverableError tells BullMQ not to spend the remaining attempts.
         throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
       if (!(await jobs.recordRetry(jobId, failure, calls, record.attempts))) {
+        await releaseQuota(options, jobId, log);
         log.info("job canceled after a failed attempt; not retrying");
         return { status: "canceled" };
       }
@@ -99,24 +127,89 @@ async function runAttempt(
   attempt: number,
   signal: AbortSignal,
 ): Promise<AttemptOutcome> {
-  if (record.type !== "text") {
-    throw new GenqError("invalid_request", `job type ${record.type} is not supported by this worker yet`);
-  }
-  const parsed = TextJobInput.safeParse(record.input);
+  const selection = {
+    ...(record.provider === null ? {} : { provider: record.provider }),
+    ...(record.model === null ? {} : { model: record.model }),
+  };
+  const completion =
+    record.type === "image"
+      ? await runImage(options, record, selection, signal)
+      : await runText(options, record, selection, signal);
+  const { quota } = options;
+  const completed = await options.jobs.complete({
+    jobId: record.id,
+    attempt,
+    ...completion,
+    // The charge is settled in the transaction that completes the job: exactly once.
+    ...(quota === undefined
+      ? {}
+      : {
+          onCompleted: async (transaction) => {
+            await quota.settle(
+              {
+                jobId: record.id,
+                textTokens: record.type === "text" ? chargedTextTokens(completion.usage) : 0,
+                images: completion.usage.images ?? 0,
+                costMicroUsd: completion.costMicroUsd,
+              },
+              transaction,
+            );
+          },
+        }),
+  });
+  if (completed) return { status: "completed" };
+  // A cancel arrived while the provider was working: honour it now (a safe point).
+  // Otherwise another delivery owns the job now (e.g. after a stall); leave it alone.
+  return (await options.jobs.markCanceledIfRequested(record.id))
+    ? { status: "canceled" }
+    : { status: "skipped" };
+}
+
+type Selection = { provider?: string; model?: string };
+type Completion = Omit<JobCompletion, "jobId" | "attempt">;
+
+function parseInput<T>(
+  schema: {
+    safeParse(
+      value: unknown,
+    ): { success: true; data: T } | { success: false; error: { issues: Array<{ message: string }> } };
+  },
+  value: unknown,
+): T {
+  const parsed = schema.safeParse(value);
   if (!parsed.success) {
     throw new GenqError(
       "invalid_request",
       `stored input is invalid: ${parsed.error.issues[0]?.message ?? "unknown"}`,
     );
   }
-  const input = parsed.data;
+  return parsed.data;
+}
+
+async function runText(
+  options: JobProcessorOptions,
+  record: JobRecord,
+  selection: Selection,
+  signal: AbortSignal,
+): Promise<Completion> {
+  const input = parseInput(TextJobInput, record.input);
+  const messages = toChatMessages(input);
+  const inputTokens = messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
+  const outputTokens = input.maxTokens ?? DEFAULT_MAX_TOKENS_RESERVED;
+  await options.quota?.reserve({
+    jobId: record.id,
+    userId: record.userId,
+    textTokens: estimateTextReservation({
+      inputTokens,
+      maxTokens: input.maxTokens,
+      defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
+    }),
+    costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, { inputTokens, outputTokens, images: 0 }),
+  });
   const routed = await options.router.generateText(
+    selection,
     {
-      ...(record.provider === null ? {} : { provider: record.provider }),
-      ...(record.model === null ? {} : { model: record.model }),
-    },
-    {
-      messages: toChatMessages(input),
+      messages,
       ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
       ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
       ...(input.topP === undefined ? {} : { topP: input.topP }),
@@ -126,9 +219,7 @@ async function runAttempt(
     { signal },
   );
   const { output } = routed;
-  const completed = await options.jobs.complete({
-    jobId: record.id,
-    attempt,
+  return {
     provider: routed.provider,
     model: routed.model,
     keyId: routed.keyId,
@@ -143,13 +234,81 @@ async function runAttempt(
       model: routed.model,
       ...(output.providerRequestId === undefined ? {} : { providerRequestId: output.providerRequestId }),
     },
+  };
+}
+
+async function runImage(
+  options: JobProcessorOptions,
+  record: JobRecord,
+  selection: Selection,
+  signal: AbortSignal,
+): Promise<Completion> {
+  const { images } = options;
+  if (images === undefined) {
+    throw new GenqError("invalid_request", "this worker has no object storage configured for image jobs");
+  }
+  const input = parseInput(ImageJobInput, record.input);
+  await options.quota?.reserve({
+    jobId: record.id,
+    userId: record.userId,
+    images: input.n,
+    costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
+      inputTokens: estimateTokens(input.prompt),
+      outputTokens: 0,
+      images: input.n,
+      image: {
+        ...(input.size === undefined ? {} : { size: input.size }),
+        ...(input.quality === undefined ? {} : { quality: input.quality }),
+      },
+    }),
   });
-  if (completed) return { status: "completed" };
-  // A cancel arrived while the provider was working: honour it now (a safe point).
-  // Otherwise another delivery owns the job now (e.g. after a stall); leave it alone.
-  return (await options.jobs.markCanceledIfRequested(record.id))
-    ? { status: "canceled" }
-    : { status: "skipped" };
+  const routed = await options.router.generateImage(
+    selection,
+    {
+      prompt: input.prompt,
+      n: input.n,
+      ...(input.size === undefined ? {} : { size: input.size }),
+      ...(input.quality === undefined ? {} : { quality: input.quality }),
+      ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
+    },
+    { signal },
+  );
+  const { output } = routed;
+  // Keys are derived from the job id and image index: a retried job overwrites, never orphans.
+  const stored = await images.storeJobImages({
+    jobId: record.id,
+    userId: record.userId,
+    images: output.images,
+  });
+  return {
+    provider: routed.provider,
+    model: routed.model,
+    keyId: routed.keyId,
+    usage: {
+      inputTokens: output.usage.inputTokens ?? 0,
+      outputTokens: output.usage.outputTokens ?? 0,
+      images: output.usage.images,
+    },
+    costMicroUsd: routed.costMicroUsd,
+    priceVersion: routed.priceVersion,
+    calls: routed.calls,
+    result: {
+      images: stored,
+      provider: routed.provider,
+      model: routed.model,
+      ...(output.providerRequestId === undefined ? {} : { providerRequestId: output.providerRequestId }),
+    },
+  };
+}
+
+/** Output tokens reserved for a text job that sets no `maxTokens`. */
+const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
+
+async function releaseQuota(options: JobProcessorOptions, jobId: string, log: Logger): Promise<void> {
+  // If this fails, the reclaimer releases it later: the job is finished, its hold is not needed.
+  await options.quota?.release(jobId).catch((error: unknown) => {
+    log.warn({ err: error }, "could not release the job's quota reservation; the reclaimer will");
+  });
 }
 
 async function skip(jobs: JobRepository, jobId: string, log: Logger): Promise<AttemptOutcome> {

@@ -2,10 +2,11 @@ import type { JobType, QueuedJobPayload } from "@genq/core";
 import type { JobRepository } from "@genq/db";
 import type { ProviderRouter } from "@genq/providers";
 import { cancelChannel, createRedisConnection, type JobQueues, retryDelayMs } from "@genq/queue";
+import type { QuotaLedger } from "@genq/quota";
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { createJobProcessor } from "./job-processor.ts";
+import { createJobProcessor, type JobImageStore } from "./job-processor.ts";
 import { Reconciler } from "./reconciler.ts";
 
 /** One queue a worker process runs, with its concurrency. */
@@ -21,6 +22,10 @@ export interface WorkerPoolOptions {
   /** Producer-side queues, used by the reconciler (same prefix as the workers). */
   queues: JobQueues;
   router: ProviderRouter;
+  /** Charges jobs against their user's plan (reserve, settle, release). */
+  quota?: QuotaLedger;
+  /** Where image jobs store their images; without it image jobs fail with a clear error. */
+  images?: JobImageStore;
   logger: Logger;
   assignments: QueueAssignment[];
   /** How long a job's lock lasts without renewal; a dead worker's job stalls after it. */
@@ -60,6 +65,8 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
       createJobProcessor({
         jobs,
         router: options.router,
+        ...(options.images === undefined ? {} : { images: options.images }),
+        ...(options.quota === undefined ? {} : { quota: options.quota }),
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),

@@ -1,11 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "@genq/api";
+import { parseEnv, StorageEnv } from "@genq/core";
 import { AccountRepository, createPrismaClient, type Database, JobRepository } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
 import { createRedisConnection, JobQueues } from "@genq/queue";
+import { QuotaLedger } from "@genq/quota";
+import { createStorage, type ObjectStorage, storageConfigFromEnv } from "@genq/storage";
 import { type RunningWorker, startWorker } from "@genq/worker";
 import { loadWorkerEnv } from "@genq/worker/env";
 import type { FastifyInstance } from "fastify";
@@ -26,6 +31,11 @@ export interface HarnessOptions {
   workerEnv?: Record<string, string>;
   /** Start an in-process worker now (default true). */
   startWorker?: boolean;
+  /**
+   * Object storage for image jobs: a temporary local directory (default), or an
+   * S3-compatible server (`startS3rver()` from `@genq/storage/testing`).
+   */
+  s3?: { endpoint: string; bucket: string; accessKeyId: string; secretAccessKey: string; region: string };
 }
 
 /**
@@ -43,12 +53,35 @@ export class Harness {
   accounts!: AccountRepository;
   worker: RunningWorker | undefined;
   readonly redisUrl: string;
+  storage!: ObjectStorage;
+  quota!: QuotaLedger;
+  readonly storageDirectory = join(tmpdir(), `genq-objects-${randomBytes(5).toString("hex")}`);
+  readonly #s3: HarnessOptions["s3"];
   readonly #workerEnv: Record<string, string>;
   readonly #children = new Set<ChildProcess>();
 
   constructor(options: HarnessOptions = {}) {
     this.redisUrl = options.redisUrl ?? REDIS_URL;
     this.#workerEnv = options.workerEnv ?? {};
+    this.#s3 = options.s3;
+  }
+
+  /** The storage settings API and workers of this harness share. */
+  storageEnvironment(): Record<string, string> {
+    const s3 = this.#s3;
+    if (s3 === undefined) {
+      return { GENQ_STORAGE_DRIVER: "local", GENQ_STORAGE_DIR: this.storageDirectory };
+    }
+    return {
+      GENQ_STORAGE_DRIVER: "s3",
+      S3_BUCKET: s3.bucket,
+      S3_REGION: s3.region,
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: "true",
+      S3_ACCESS_KEY_ID: s3.accessKeyId,
+      S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      S3_CHECKSUM_WHEN_REQUIRED: "true",
+    };
   }
 
   /** Environment for a worker of this harness (in-process or child process). */
@@ -62,6 +95,7 @@ export class Harness {
       GENQ_RECONCILE_INTERVAL_MS: "500",
       LOG_LEVEL: "warn",
       LOG_PRETTY: "false",
+      ...this.storageEnvironment(),
       ...this.#workerEnv,
       ...extra,
     };
@@ -79,7 +113,16 @@ export class Harness {
     });
     this.jobs = new JobRepository({ db: this.db });
     this.accounts = new AccountRepository({ db: this.db });
+    this.storage = createStorage(
+      storageConfigFromEnv(parseEnv(StorageEnv, this.storageEnvironment()), {
+        publicBaseUrl: "http://localhost/v1/assets",
+      }),
+    );
+    await this.storage.ensureReady();
+    this.quota = new QuotaLedger({ db: this.db });
     this.app = await buildApp({
+      quota: this.quota,
+      storage: this.storage,
       db: this.db,
       redis: this.redis,
       queues: this.queues,
@@ -194,6 +237,8 @@ export class Harness {
     this.redis?.disconnect();
     await this.db?.$disconnect();
     await this.database?.drop();
+    await this.storage?.close();
+    await rm(this.storageDirectory, { recursive: true, force: true });
   }
 }
 

@@ -1,5 +1,7 @@
-import { AccountRepository, type Database, JobRepository } from "@genq/db";
+import { AccountRepository, AssetRepository, type Database, JobRepository } from "@genq/db";
 import type { JobQueues } from "@genq/queue";
+import type { QuotaLedger } from "@genq/quota";
+import type { ObjectStorage } from "@genq/storage";
 import type { FastifyInstance } from "fastify";
 import fastifyPlugin from "fastify-plugin";
 import type { Redis } from "ioredis";
@@ -11,6 +13,13 @@ export interface GenqResources {
   queues: JobQueues;
   jobs: JobRepository;
   accounts: AccountRepository;
+  assets: AssetRepository;
+  /** Where image jobs' images are; links to them are minted per read. */
+  storage: ObjectStorage | undefined;
+  /** Lifetime of those links. */
+  assetUrlTtlSeconds: number;
+  /** Plans and quotas: the submit-time check and `/v1/usage`. */
+  quota: QuotaLedger | undefined;
 }
 
 declare module "fastify" {
@@ -24,6 +33,9 @@ export interface ResourcesPluginOptions {
   db: Database;
   redis: Redis;
   queues: JobQueues;
+  storage?: ObjectStorage | undefined;
+  assetUrlTtlSeconds?: number | undefined;
+  quota?: QuotaLedger | undefined;
 }
 
 /** Decorates the instance with genq's resources. Their owner closes them. */
@@ -35,6 +47,10 @@ export const resourcesPlugin = fastifyPlugin(
       queues: options.queues,
       jobs: new JobRepository({ db: options.db }),
       accounts: new AccountRepository({ db: options.db }),
+      assets: new AssetRepository({ db: options.db }),
+      storage: options.storage,
+      assetUrlTtlSeconds: options.assetUrlTtlSeconds ?? 3_600,
+      quota: options.quota,
     });
   },
   { name: "genq-resources" },

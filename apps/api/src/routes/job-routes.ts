@@ -1,8 +1,20 @@
-import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError, PRIORITIES } from "@genq/core";
+import {
+  CreateJobRequest,
+  GenqError,
+  isId,
+  JobStatus,
+  JobType,
+  NotFoundError,
+  PRIORITIES,
+  toChatMessages,
+} from "@genq/core";
 import { requestFingerprint } from "@genq/db";
+import { estimateTokens } from "@genq/providers";
+import { estimateTextReservation } from "@genq/quota";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { withImageLinks } from "../image-links.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { ErrorResponse } from "./error-response.ts";
@@ -55,6 +67,25 @@ function requireJobId(id: string): string {
   return id;
 }
 
+/** Output tokens assumed for a text job without `maxTokens` (as the worker reserves). */
+const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
+
+/** The most a job can use of each quota kind. */
+function worstCaseQuota(body: CreateJobRequest): { textTokens?: number; images?: number } {
+  if (body.type === "image") return { images: body.input.n };
+  const inputTokens = toChatMessages(body.input).reduce(
+    (sum, message) => sum + estimateTokens(message.content),
+    0,
+  );
+  return {
+    textTokens: estimateTextReservation({
+      inputTokens,
+      maxTokens: body.input.maxTokens,
+      defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
+    }),
+  };
+}
+
 /** `/v1/jobs`: submit, read, list and cancel jobs. */
 export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -90,6 +121,9 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         });
       }
       const body = request.body;
+      // A job that cannot fit the caller's quota is refused now; the worker's reservation
+      // stays the authoritative check (usage may grow between now and then).
+      await app.genq.quota?.check({ userId: request.principal.userId, ...worstCaseQuota(body) });
       const idempotencyKey = request.headers["idempotency-key"];
       const { job, created } = await jobs.create({
         userId: request.principal.userId,
@@ -132,7 +166,16 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     async (request) => {
       const id = requireJobId(request.params.id);
       const job = await jobs.findForUser(request.principal.userId, id);
-      return toJobDetailView(job, await jobs.listCalls(id), options.publicUrl);
+      const view = toJobDetailView(job, await jobs.listCalls(id), options.publicUrl);
+      const { storage, assets, assetUrlTtlSeconds } = app.genq;
+      if (job.type !== "image" || job.status !== "completed" || storage === undefined) return view;
+      const result = await withImageLinks(
+        job.result,
+        await assets.listForJob(id),
+        storage,
+        assetUrlTtlSeconds,
+      );
+      return { ...view, result };
     },
   );
 

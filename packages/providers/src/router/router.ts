@@ -161,6 +161,39 @@ export class ProviderRouter {
     return this.#options.config();
   }
 
+  /**
+   * The most a call could cost on any target it may be routed to (for budget
+   * reservations): prices of every candidate applied to the worst-case size.
+   * 0 when the selection cannot be routed (the call itself then fails with the reason).
+   */
+  estimateMaxCostMicroUsd(
+    selection: Omit<RouteSelection, "capability">,
+    estimate: StrategyContext["estimate"],
+  ): number {
+    const config = this.#options.config();
+    let plan: RoutePlan;
+    try {
+      plan = resolveTargets(config, { ...selection, capability: estimate.images > 0 ? "image" : "text" });
+    } catch {
+      return 0;
+    }
+    let max = 0;
+    for (const target of plan.tiers.flat()) {
+      const { costMicroUsd } = config.prices.costMicroUsd({
+        provider: target.provider,
+        model: target.model,
+        usage: {
+          inputTokens: estimate.inputTokens,
+          outputTokens: estimate.outputTokens,
+          images: estimate.images,
+        },
+        ...(estimate.image === undefined ? {} : { image: estimate.image }),
+      });
+      max = Math.max(max, costMicroUsd);
+    }
+    return max;
+  }
+
   async generateText(
     selection: Omit<RouteSelection, "capability">,
     request: Omit<TextGenerationRequest, "model" | "signal">,

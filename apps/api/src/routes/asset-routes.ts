@@ -1,0 +1,69 @@
+import { GenqError } from "@genq/core";
+import { contentDisposition, type LocalStorage, ObjectNotFoundError } from "@genq/storage";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { ErrorResponse } from "./error-response.ts";
+
+const AssetQuery = z.object({
+  expires: z.string().max(20).optional(),
+  signature: z.string().max(200).optional(),
+  filename: z.string().max(200).optional(),
+});
+
+/**
+ * `GET /v1/assets/<key>?expires&signature`: objects of the local storage driver,
+ * behind HMAC-signed, expiring links (the link is the credential; no API key).
+ * Tampered, foreign or expired links answer 403.
+ */
+export async function assetRoutes(app: FastifyInstance, options: { storage: LocalStorage }): Promise<void> {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  routes.get(
+    "/*",
+    {
+      schema: {
+        tags: ["assets"],
+        summary: "Download a stored image through a signed link",
+        security: [],
+        querystring: AssetQuery,
+        response: { 200: z.any().describe("the image bytes"), 403: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const key = (request.params as { "*": string })["*"];
+      const { expires, signature, filename } = request.query;
+      let verdict: "ok" | "expired" | "invalid";
+      try {
+        verdict = options.storage.verifySignedUrl(
+          key,
+          expires,
+          signature,
+          filename === undefined ? {} : { filename },
+        );
+      } catch {
+        verdict = "invalid"; // not even a valid object key
+      }
+      if (verdict !== "ok") {
+        throw new GenqError(
+          "forbidden",
+          verdict === "expired"
+            ? "this link has expired; read the job again for a fresh one"
+            : "this link is not valid (wrong signature or object)",
+        );
+      }
+      try {
+        const object = await options.storage.get(key);
+        reply.header("content-type", object.contentType);
+        reply.header("content-length", String(object.bytes));
+        reply.header("cache-control", "private, max-age=300");
+        if (object.sha256 !== undefined) reply.header("etag", `"${object.sha256}"`);
+        if (filename !== undefined) reply.header("content-disposition", contentDisposition(filename));
+        return reply.send(object.body);
+      } catch (error) {
+        if (error instanceof ObjectNotFoundError)
+          throw new GenqError("not_found", "the image no longer exists");
+        throw error;
+      }
+    },
+  );
+}
