@@ -1,4 +1,4 @@
-import { GenqError, isId, JobStatus, NotFoundError } from "@genq/core";
+import { isId, JobStatus, NotFoundError } from "@genq/core";
 import {
   type Account,
   API_KEY_PREFIX,
@@ -13,6 +13,7 @@ import { z } from "zod";
 import { ProviderCallView, toJobDetailView } from "../job-view.ts";
 import { type OperatorCredentials, requireOperator } from "../plugins/operator-auth.ts";
 import { ErrorResponse } from "./error-response.ts";
+import { decodeCursor, encodeCursor } from "./page-cursor.ts";
 
 const PlanName = z.enum(PLANS as readonly [Plan, ...Plan[]]);
 
@@ -146,16 +147,6 @@ function toApiKeyView(key: ApiKeyInfo): ApiKeyView {
   };
 }
 
-function decodeCursor(cursor: string): string {
-  const id = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!isId(id)) {
-    throw new GenqError("invalid_request", "querystring.cursor: not a cursor returned by this API", {
-      details: { location: "querystring", field: "cursor" },
-    });
-  }
-  return id;
-}
-
 /** A malformed id cannot name anything; answering 404 keeps it out of Postgres. */
 function requireId(resource: string, id: string): string {
   if (!isId(id)) throw new NotFoundError(resource, id);
@@ -218,7 +209,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
       return {
         object: "list" as const,
         data: page.users.map(toUserView),
-        nextCursor: page.nextCursor === null ? null : Buffer.from(page.nextCursor).toString("base64url"),
+        nextCursor: encodeCursor(page.nextCursor),
       };
     },
   );

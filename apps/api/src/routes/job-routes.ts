@@ -18,6 +18,7 @@ import { withImageLinks } from "../image-links.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { ErrorResponse } from "./error-response.ts";
+import { decodeCursor, encodeCursor } from "./page-cursor.ts";
 
 /** Options for {@link jobRoutes}. */
 export interface JobRoutesOptions {
@@ -50,16 +51,6 @@ const JobPage = z.object({
   data: z.array(JobView),
   nextCursor: z.string().nullable(),
 });
-
-function decodeCursor(cursor: string): string {
-  const id = Buffer.from(cursor, "base64url").toString("utf8");
-  if (!isId(id)) {
-    throw new GenqError("invalid_request", "querystring.cursor: not a cursor returned by this API", {
-      details: { location: "querystring", field: "cursor" },
-    });
-  }
-  return id;
-}
 
 function requireJobId(id: string): string {
   // A malformed id cannot name a job; answering 404 keeps it out of Postgres.
@@ -200,7 +191,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
       return {
         object: "list" as const,
         data: page.jobs.map((job) => toJobView(job, options.publicUrl)),
-        nextCursor: page.nextCursor === null ? null : Buffer.from(page.nextCursor).toString("base64url"),
+        nextCursor: encodeCursor(page.nextCursor),
       };
     },
   );
