@@ -9,12 +9,13 @@ import {
   toChatMessages,
 } from "@genq/core";
 import { requestFingerprint } from "@genq/db";
-import { estimateTokens } from "@genq/providers";
+import { estimateTokens, readRouterCatalog } from "@genq/providers";
 import { estimateTextReservation } from "@genq/quota";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { withImageLinks } from "../image-links.ts";
+import { checkImageRequest } from "../image-request-check.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { ErrorResponse } from "./error-response.ts";
@@ -114,6 +115,9 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
       const body = request.body;
       // A job that cannot fit the caller's quota is refused now; the worker's reservation
       // stays the authoritative check (usage may grow between now and then).
+      if (body.type === "image") {
+        checkImageRequest(await readRouterCatalog(redis, queues.prefix).catch(() => undefined), body);
+      }
       await app.genq.quota?.check({ userId: request.principal.userId, ...worstCaseQuota(body) });
       const idempotencyKey = request.headers["idempotency-key"];
       const { job, created } = await jobs.create({

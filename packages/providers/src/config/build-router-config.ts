@@ -76,6 +76,7 @@ export function buildRouterConfig(file: ProvidersFile, options: BuildRouterConfi
             capabilities: [...model.capabilities],
             ...(model.contextWindow === undefined ? {} : { contextWindow: model.contextWindow }),
             ...(model.maxOutputTokens === undefined ? {} : { maxOutputTokens: model.maxOutputTokens }),
+            ...(model.image === undefined ? {} : { image: model.image }),
             zeroCost: model.zeroCost,
           },
         ]),

@@ -1,10 +1,11 @@
 import { DEFAULT_PRICE_ENTRIES } from "../price-catalog.ts";
-import type { Capability } from "../router/types.ts";
+import type { Capability, ImageOptions } from "../router/types.ts";
 
 /** A model known without a providers file, in the file's own shape. */
 export interface BuiltinModel {
   id: string;
   capabilities: Capability[];
+  image?: ImageOptions;
   price: {
     input: number;
     cachedInput?: number;
@@ -14,8 +15,29 @@ export interface BuiltinModel {
   };
 }
 
-/** Models that make images only; every other built-in model makes text. */
-const IMAGE_MODELS = new Set(["gpt-image-1", "dall-e-3", "gemini-2.5-flash-image"]);
+/** Models that make images only, with what they accept; every other built-in model makes text. */
+const IMAGE_MODELS: ReadonlyMap<string, ImageOptions> = new Map([
+  [
+    "gpt-image-1",
+    {
+      sizes: ["1024x1024", "1024x1536", "1536x1024", "auto"],
+      qualities: ["low", "medium", "high", "auto"],
+      maxImages: 10,
+    },
+  ],
+  [
+    "dall-e-3",
+    { sizes: ["1024x1024", "1792x1024", "1024x1792"], qualities: ["standard", "hd"], maxImages: 1 },
+  ],
+  // Gemini takes aspect ratios; sizes are mapped to the nearest one, so any size is accepted.
+  ["gemini-2.5-flash-image", { qualities: ["1k", "2k", "4k"], maxImages: 10 }],
+]);
+
+/** What the mock provider's images accept (its renderer takes 256–2048 pixels a side). */
+export const MOCK_IMAGE_OPTIONS: ImageOptions = {
+  sizes: ["256x256", "512x512", "1024x1024", "1024x1536", "1536x1024", "2048x2048"],
+  maxImages: 10,
+};
 
 /**
  * The priced models of `provider` from {@link DEFAULT_PRICE_ENTRIES}, which stay
@@ -26,6 +48,7 @@ export function builtinModels(provider: string): BuiltinModel[] {
     (entry) => ({
       id: entry.model,
       capabilities: IMAGE_MODELS.has(entry.model) ? ["image"] : ["text"],
+      ...(IMAGE_MODELS.has(entry.model) ? { image: { ...IMAGE_MODELS.get(entry.model) } } : {}),
       price: {
         input: entry.inputPerMillionMicroUsd,
         output: entry.outputPerMillionMicroUsd,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { IMAGE_PRICE_KEY } from "../price-catalog.ts";
-import type { BreakerPolicy, Capability, RetryPolicy, RouteSpec } from "../router/types.ts";
+import type { BreakerPolicy, Capability, ImageOptions, RetryPolicy, RouteSpec } from "../router/types.ts";
+import { MOCK_IMAGE_OPTIONS } from "./builtin-models.ts";
 import { toPriceEntries } from "./price-entries.ts";
 import { shortHash } from "./short-hash.ts";
 
@@ -109,6 +110,19 @@ const PriceInput = z.strictObject({
   images: ImagePrices.optional(),
 });
 
+const ImageOptionsInput = z.strictObject({
+  /** Sizes the model accepts (`1024x1024`, `auto`); a job asking another size is refused with these. */
+  sizes: z
+    .array(z.string().regex(/^(\d{2,5}x\d{2,5}|auto)$/, "a size is WIDTHxHEIGHT (1024x1024) or auto"))
+    .min(1)
+    .optional(),
+  qualities: z
+    .array(z.string().regex(/^[a-z0-9]{1,16}$/, "a quality is a lower-case word (low, hd)"))
+    .min(1)
+    .optional(),
+  maxImages: PositiveInteger.optional(),
+});
+
 const ModelInput = z.strictObject({
   id: ModelId,
   capabilities: z
@@ -119,6 +133,8 @@ const ModelInput = z.strictObject({
   maxOutputTokens: PositiveInteger.optional(),
   price: PriceInput.optional(),
   zeroCost: Flag.optional(),
+  /** For image models: the sizes, qualities and count per job they accept. */
+  image: ImageOptionsInput.optional(),
 });
 
 const KeyLimitFields = {
@@ -298,6 +314,7 @@ export interface ModelSettings {
   /** Absent exactly when `zeroCost` is true. */
   price?: ModelPrice;
   zeroCost: boolean;
+  image?: ImageOptions;
 }
 
 /** An API key of a provider, defaults applied. */
@@ -497,6 +514,7 @@ function normalizeProvider(provider: ProviderInput): ProviderSettings {
             id: provider.defaultModel ?? MOCK_DEFAULT_MODEL,
             capabilities: ["text", "image"],
             zeroCost: true,
+            image: { ...MOCK_IMAGE_OPTIONS },
           },
         ];
   const keys: KeySettings[] =
@@ -536,6 +554,7 @@ function normalizeModel(model: NonNullable<ProviderInput["models"]>[number], moc
     id: model.id,
     capabilities: [...new Set<Capability>(model.capabilities ?? ["text"])],
     ...withoutUndefined({ contextWindow: model.contextWindow, maxOutputTokens: model.maxOutputTokens }),
+    ...(model.image === undefined ? {} : { image: withoutUndefined({ ...model.image }) as ImageOptions }),
     ...(model.price === undefined || zeroCost
       ? {}
       : {

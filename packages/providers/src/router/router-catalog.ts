@@ -27,6 +27,7 @@ export interface RouterCatalog {
       contextWindow?: number;
       maxOutputTokens?: number;
       zeroCost: boolean;
+      image?: { sizes?: string[]; qualities?: string[]; maxImages?: number };
     }>;
   }>;
   routes: Array<{
@@ -58,6 +59,7 @@ export function describeRouterConfig(config: RouterConfig, now: Date = new Date(
         capabilities: [...model.capabilities],
         ...(model.contextWindow === undefined ? {} : { contextWindow: model.contextWindow }),
         ...(model.maxOutputTokens === undefined ? {} : { maxOutputTokens: model.maxOutputTokens }),
+        ...(model.image === undefined ? {} : { image: model.image }),
         zeroCost: model.zeroCost,
       })),
     })),

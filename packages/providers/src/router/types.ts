@@ -41,6 +41,15 @@ export interface ModelSpec {
   maxOutputTokens?: number;
   /** Local models with no price: allowed without a price entry. */
   zeroCost: boolean;
+  /** What an image model accepts; absent lists mean "not restricted here" (the provider decides). */
+  image?: ImageOptions;
+}
+
+/** The sizes, qualities and image count an image model accepts. */
+export interface ImageOptions {
+  sizes?: string[];
+  qualities?: string[];
+  maxImages?: number;
 }
 
 /** A configured provider: its keys (one client each) and its models. */
