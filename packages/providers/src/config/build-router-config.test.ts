@@ -7,6 +7,7 @@ import { ProviderError } from "../provider-error.ts";
 import { EXAMPLE_ENV, EXAMPLE_PATH } from "./__fixtures__/example-env.ts";
 import { apiKeyHint } from "./api-key-hint.ts";
 import { buildRouterConfig } from "./build-router-config.ts";
+import { MOCK_IMAGE_OPTIONS } from "./builtin-models.ts";
 import { defaultProvidersFile } from "./default-providers-file.ts";
 import { parseProvidersText } from "./load-providers-file.ts";
 import { loadRouterConfig } from "./load-router-config.ts";
@@ -73,6 +74,7 @@ describe("buildRouterConfig", () => {
       id: "mock-1",
       capabilities: ["text", "image"],
       zeroCost: true,
+      image: MOCK_IMAGE_OPTIONS,
     });
 
     expect(config.prices.find("openai", "gpt-4o-mini")).toEqual({

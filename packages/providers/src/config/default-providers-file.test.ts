@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { buildRouterConfig } from "./build-router-config.ts";
+import { MOCK_IMAGE_OPTIONS } from "./builtin-models.ts";
 import { defaultProvidersFile } from "./default-providers-file.ts";
 import { ProvidersConfigError } from "./providers-config-error.ts";
 
@@ -25,7 +26,9 @@ describe("defaultProvidersFile", () => {
         type: "mock",
         keys: [{ id: "default", priority: 1 }],
         defaultModel: "mock-1",
-        models: [{ id: "mock-1", capabilities: ["text", "image"], zeroCost: true }],
+        models: [
+          { id: "mock-1", capabilities: ["text", "image"], zeroCost: true, image: MOCK_IMAGE_OPTIONS },
+        ],
         options: { latencyMs: 250, failureRate: 0.1 },
       },
     ]);

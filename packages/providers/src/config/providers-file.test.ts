@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: ${NAME} is the providers file's own reference syntax, not a template.
 import { describe, expect, it } from "vitest";
+import { MOCK_IMAGE_OPTIONS } from "./builtin-models.ts";
 import { parseProvidersFile } from "./parse-providers-file.ts";
 import { ProvidersConfigError } from "./providers-config-error.ts";
 import { DEFAULT_BREAKER_POLICY, DEFAULT_RETRY_POLICY } from "./providers-file.ts";
@@ -49,7 +50,7 @@ describe("ProvidersFile defaults", () => {
       type: "mock",
       keys: [{ id: "default", priority: 1 }],
       defaultModel: "mock-1",
-      models: [{ id: "mock-1", capabilities: ["text", "image"], zeroCost: true }],
+      models: [{ id: "mock-1", capabilities: ["text", "image"], zeroCost: true, image: MOCK_IMAGE_OPTIONS }],
       options: {},
     });
     expect(openai).toMatchObject({
