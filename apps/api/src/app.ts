@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
+import type { SecretBox } from "@genq/core";
 import type { Database } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
 import type { LocalStorage, ObjectStorage } from "@genq/storage";
@@ -16,6 +18,7 @@ import type { Redis } from "ioredis";
 import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin } from "./plugins/error-handler.ts";
+import { metricsPlugin } from "./plugins/metrics.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
@@ -23,6 +26,8 @@ import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { assetRoutes } from "./routes/asset-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
+import { providerKeyRoutes } from "./routes/provider-key-routes.ts";
+import { DEFAULT_UPLOAD_LIMIT_BYTES, uploadRoutes } from "./routes/upload-routes.ts";
 import { usageRoutes } from "./routes/usage-routes.ts";
 
 /** Options for {@link buildApp}. */
@@ -40,6 +45,8 @@ export interface AppOptions {
   publicUrl?: string;
   docs?: boolean;
   trustProxy?: boolean;
+  /** Prometheus metrics, served at /metrics; absent: no /metrics. */
+  metrics?: GenqMetrics;
   /** Plans and quotas: submissions that cannot fit are refused (429 quota_exceeded); `/v1/usage`. */
   quota?: QuotaLedger;
   /** Object storage of image jobs; the local driver's objects are served under /v1/assets. */
@@ -48,6 +55,13 @@ export interface AppOptions {
   assetUrlTtlSeconds?: number;
   /** Submissions per API key per minute (Redis-backed, shared by all API processes); 0 or absent: unlimited. */
   submitRateLimitPerMinute?: number;
+  /** The largest image `POST /v1/uploads` accepts, in bytes. Default 20 MiB. */
+  uploadLimitBytes?: number;
+  /**
+   * Seals users' own provider keys (`/v1/provider-keys`); build it with
+   * `createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS))`. Absent: those routes answer 503.
+   */
+  secretBox?: SecretBox;
 }
 
 /**
@@ -108,13 +122,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
   }
 
+  if (options.metrics !== undefined) await app.register(metricsPlugin, { metrics: options.metrics });
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {
       await v1.register(apiKeyAuthPlugin);
       await v1.register(submissionRateLimitPlugin, { perMinute: options.submitRateLimitPerMinute ?? 0 });
-      await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "" });
+      await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "", metrics: options.metrics });
       await v1.register(usageRoutes);
+      await v1.register(uploadRoutes, { limitBytes: options.uploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES });
+      await v1.register(providerKeyRoutes, { secretBox: options.secretBox });
     },
     { prefix: "/v1" },
   );

@@ -1,4 +1,11 @@
-import { BooleanFromString, CommonEnv, checkStorageEnv, parseEnv, StorageEnv } from "@genq/core";
+import {
+  BooleanFromString,
+  CommonEnv,
+  checkStorageEnv,
+  parseEnv,
+  parseKeyRing,
+  StorageEnv,
+} from "@genq/core";
 import { PlansFromJson } from "@genq/quota";
 import { z } from "zod";
 
@@ -21,8 +28,31 @@ export const ApiEnv = CommonEnv.extend({
   /** Submissions (POST /v1/jobs, cancels) per API key per minute, shared by all API processes; 0 turns it off. */
   GENQ_SUBMIT_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),
   GENQ_TRUST_PROXY: BooleanFromString.default(false),
+  /** The largest image `POST /v1/uploads` accepts, in bytes (default 20 MiB); larger ones get 413. */
+  GENQ_UPLOAD_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    // The route holds a file in memory while it checks and stores it.
+    .max(100 * 1024 * 1024)
+    .default(20 * 1024 * 1024),
   /** Plan limits as JSON, laid over the defaults (must match the workers'). */
   GENQ_PLANS: PlansFromJson.optional(),
+  /**
+   * Encryption keys of users' own provider keys: `id:<base64 of 32 bytes>`, comma-separated,
+   * the first one current (`openssl rand -base64 32`). Unset: /v1/provider-keys answers 503.
+   */
+  GENQ_ENCRYPTION_KEYS: z
+    .string()
+    .superRefine((text, context) => {
+      try {
+        parseKeyRing(text);
+      } catch (error) {
+        // parseKeyRing's messages name entries by position and id, never key material.
+        context.addIssue({ code: "custom", message: (error as Error).message });
+      }
+    })
+    .optional(),
 }).superRefine((env, context) => {
   checkStorageEnv(env, context);
   if (env.NODE_ENV === "production" && env.GENQ_ADMIN_PASSWORD === undefined) {

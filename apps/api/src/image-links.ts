@@ -34,7 +34,9 @@ export async function withImageLinks(
   const parsed = ImageJobResult.safeParse(result);
   if (!parsed.success) return result;
   const byIndex = new Map(assets.map((asset) => [asset.index, asset]));
-  const urlExpiresAt = new Date(now.getTime() + ttlSeconds * 1_000).toISOString();
+  // Both drivers count the lifetime from the signing time cut to whole seconds (local
+  // `expires`, S3 `X-Amz-Date`): the expiry shown must not be later than the one enforced.
+  const urlExpiresAt = new Date(Math.floor(now.getTime() / 1_000) * 1_000 + ttlSeconds * 1_000).toISOString();
   const images = await Promise.all(
     parsed.data.images.map(async (image): Promise<ImageView> => {
       const asset = byIndex.get(image.index);

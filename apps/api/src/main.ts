@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createLogger, EnvError } from "@genq/core";
+import { createLogger, createSecretBox, EnvError, parseKeyRing } from "@genq/core";
 import { assertDatabaseReachable, createPrismaClient } from "@genq/db";
+import { GenqMetrics } from "@genq/metrics";
 import { assertRedisReachable, createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
 import { createStorage, storageConfigFromEnv } from "@genq/storage";
@@ -45,6 +46,10 @@ async function main(): Promise<void> {
   );
   await storage.ensureReady();
   const app = await buildApp({
+    metrics: new GenqMetrics({ process: "api" }),
+    ...(env.GENQ_ENCRYPTION_KEYS === undefined
+      ? {}
+      : { secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)) }),
     quota: new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) }),
     storage,
     assetUrlTtlSeconds: env.GENQ_ASSET_URL_TTL_SECONDS,
@@ -58,6 +63,7 @@ async function main(): Promise<void> {
     docs: env.GENQ_DOCS_ENABLED,
     trustProxy: env.GENQ_TRUST_PROXY,
     submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
+    uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
   });
   app.addHook("onClose", async () => {
     await storage.close();

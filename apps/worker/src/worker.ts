@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { JobType, Logger } from "@genq/core";
 import { AssetRepository, createPrismaClient, JobRepository, pingDatabase } from "@genq/db";
+import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
 import {
@@ -86,7 +87,9 @@ export async function startWorker(
         : []),
     ],
   });
+  const metrics = new GenqMetrics({ process: "worker" });
   const pool = await startWorkerPool({
+    metrics,
     redisUrl: env.REDIS_URL,
     jobs: new JobRepository({ db }),
     queues,
@@ -104,6 +107,13 @@ export async function startWorker(
   let health: Server | undefined;
   if (env.GENQ_WORKER_HEALTH_PORT > 0) {
     health = createServer((request, response) => {
+      if (request.url === "/metrics") {
+        metrics.render().then(
+          ({ contentType, body }) => response.writeHead(200, { "content-type": contentType }).end(body),
+          () => response.writeHead(500).end(),
+        );
+        return;
+      }
       const ready = request.url === "/health/ready";
       const probe = ready ? Promise.all([redis.ping(), pingDatabase(db)]) : Promise.resolve();
       probe.then(

@@ -6,6 +6,7 @@ export * from "./job.ts";
 export * from "./logger.ts";
 export * from "./priorities.ts";
 export * from "./redact-url.ts";
+export * from "./secret-box.ts";
 export * from "./storable-json.ts";
 export * from "./storage-env.ts";
 export * from "./text-job.ts";

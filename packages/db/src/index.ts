@@ -7,3 +7,5 @@ export type { Plan } from "./generated/prisma/enums.ts";
 export * from "./job-repository.ts";
 export * from "./migrate.ts";
 export * from "./readiness.ts";
+export * from "./upload-repository.ts";
+export * from "./user-provider-key-repository.ts";

@@ -22,6 +22,14 @@ export type JobRecord = Job;
  */
 export type TransactionClient = Prisma.TransactionClient;
 
+/**
+ * The completing transaction waits longer than Prisma's defaults (2 s to start, 5 s to
+ * run): `onCompleted` settles the quota on the user's hot `quota_usage` rows, where it
+ * queues behind concurrent reservations, and giving up here would throw away a provider
+ * result that was already paid for (the attempt would run again).
+ */
+const COMPLETE_TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 10_000 } as const;
+
 /** What the API stores for a new job. */
 export interface NewJob {
   userId: string;
@@ -333,7 +341,7 @@ export class JobRepository {
       }
       await recordCalls(transaction, completion.jobId, completion.calls, completion.attempt);
       return updated !== undefined;
-    });
+    }, COMPLETE_TRANSACTION_OPTIONS);
   }
 
   /**

@@ -49,6 +49,37 @@ export interface ImageGenerationRequest {
   signal?: AbortSignal;
 }
 
+/** An image sent to a provider: an upload's bytes and their media type. */
+export interface ImageSource {
+  bytes: Uint8Array;
+  /** `image/png`, `image/jpeg` or `image/webp`. */
+  mediaType: string;
+}
+
+/** An image edit request: change `image` as `prompt` says, only where `mask` is transparent. */
+export interface ImageEditRequest {
+  model: string;
+  prompt: string;
+  image: ImageSource;
+  /** A PNG the size of `image`; its fully transparent pixels mark the area to edit. */
+  mask?: ImageSource;
+  n: number;
+  size?: string;
+  quality?: string;
+  providerOptions?: Record<string, Record<string, unknown>>;
+  signal?: AbortSignal;
+}
+
+/** An image variation request: new images in the manner of `image`, without a prompt. */
+export interface ImageVariationRequest {
+  model: string;
+  image: ImageSource;
+  n: number;
+  size?: string;
+  providerOptions?: Record<string, Record<string, unknown>>;
+  signal?: AbortSignal;
+}
+
 /** A finished image generation: bytes, never URLs that expire. */
 export interface ImageGenerationResult {
   images: Array<{ bytes: Uint8Array; mediaType: string; revisedPrompt?: string }>;
@@ -81,5 +112,9 @@ export interface Provider {
   streamText(request: TextGenerationRequest): AsyncIterable<TextStreamPart>;
   /** Absent when the provider cannot make images. */
   generateImage?(request: ImageGenerationRequest): Promise<ImageGenerationResult>;
+  /** Absent when the provider cannot edit images. */
+  editImage?(request: ImageEditRequest): Promise<ImageGenerationResult>;
+  /** Absent when the provider cannot make variations of an image. */
+  createImageVariation?(request: ImageVariationRequest): Promise<ImageGenerationResult>;
   healthCheck(options?: { signal?: AbortSignal }): Promise<HealthCheckResult>;
 }

@@ -1,4 +1,4 @@
-import type { StoredImage } from "@genq/core";
+import { GenqError, type StoredImage } from "@genq/core";
 import type { AssetRepository } from "@genq/db";
 import { imageDimensions } from "@genq/providers";
 import type { ObjectStorage } from "@genq/storage";
@@ -20,9 +20,14 @@ const EXTENSIONS: Record<string, string> = {
   "image/gif": "gif",
 };
 
+/** The prefix of every object key of a job's images. */
+export function imageKeyPrefix(jobId: string): string {
+  return `images/${jobId}/`;
+}
+
 /** The object key of a job's image: derived from the job and index, so a retry overwrites it. */
 export function imageObjectKey(jobId: string, index: number, mediaType: string): string {
-  return `images/${jobId}/${index}.${EXTENSIONS[mediaType] ?? "bin"}`;
+  return `${imageKeyPrefix(jobId)}${index}.${EXTENSIONS[mediaType] ?? "bin"}`;
 }
 
 /**
@@ -58,6 +63,7 @@ export function createJobImageStore(options: JobImageStoreOptions): JobImageStor
         }),
       );
       const rows = await options.assets.saveForJob({ jobId, userId }, stored);
+      await removeEarlierAttempts(options, jobId, stored);
       return rows.map(
         (row): StoredImage => ({
           index: row.index,
@@ -71,5 +77,42 @@ export function createJobImageStore(options: JobImageStoreOptions): JobImageStor
         }),
       );
     },
+
+    async readUpload(key) {
+      try {
+        const object = await options.storage.get(key);
+        const chunks: Buffer[] = [];
+        for await (const chunk of object.body) chunks.push(chunk as Buffer);
+        return new Uint8Array(Buffer.concat(chunks));
+      } catch (error) {
+        // Gone for good (deleted with its user): retrying the job cannot bring it back.
+        if (GenqError.is(error) && error.code === "not_found") {
+          throw new GenqError("invalid_request", "an uploaded image of this job no longer exists", {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    },
   };
+}
+
+/**
+ * Deletes what an earlier attempt stored and this one did not overwrite: images in
+ * another format (the key's extension differs, e.g. after a fallback to another
+ * provider) or beyond this attempt's count. Objects go first, then rows, as in retention.
+ */
+async function removeEarlierAttempts(
+  options: JobImageStoreOptions,
+  jobId: string,
+  stored: Array<{ key: string }>,
+): Promise<void> {
+  const current = new Set(stored.map((image) => image.key));
+  const staleKeys: string[] = [];
+  for await (const key of options.storage.list(imageKeyPrefix(jobId))) {
+    if (!current.has(key)) staleKeys.push(key);
+  }
+  if (staleKeys.length > 0) await options.storage.deleteMany(staleKeys);
+  const staleRows = (await options.assets.listForJob(jobId)).filter((row) => row.index >= stored.length);
+  await options.assets.deleteMany(staleRows.map((row) => row.id));
 }

@@ -6,8 +6,14 @@ import {
   TextJobInput,
   toChatMessages,
 } from "@genq/core";
-import type { JobCompletion, JobRecord, JobRepository } from "@genq/db";
-import { estimateTokens, type ProviderRouter, RouteDelayedError, RouteFailedError } from "@genq/providers";
+import { type JobCompletion, type JobRecord, type JobRepository, uploadObjectKey } from "@genq/db";
+import {
+  detectImageMediaType,
+  estimateTokens,
+  type ProviderRouter,
+  RouteDelayedError,
+  RouteFailedError,
+} from "@genq/providers";
 import { chargedTextTokens, estimateTextReservation, type QuotaLedger } from "@genq/quota";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
@@ -27,6 +33,8 @@ export interface JobImageStore {
     userId: string;
     images: Array<{ bytes: Uint8Array; mediaType: string; revisedPrompt?: string }>;
   }): Promise<StoredImage[]>;
+  /** The bytes of an upload (the source or mask of an edit or variation), by object key. */
+  readUpload(key: string): Promise<Uint8Array>;
 }
 
 /** Dependencies of {@link createJobProcessor}. */
@@ -73,13 +81,13 @@ export function createJobProcessor(options: JobProcessorOptions) {
       await job.moveToDelayed(Date.now() + CLAIM_RETRY_DELAY_MS, token);
       throw new DelayedError();
     }
-    if (record === null) return skip(jobs, jobId, log);
+    if (record === null) return skip(options, jobId, log);
     log.info({ type: record.type, priority: record.priority }, "job started");
 
     const timeout = AbortSignal.timeout(options.attemptTimeoutMs);
     const signal = cancelSignal === undefined ? timeout : AbortSignal.any([cancelSignal, timeout]);
     try {
-      const outcome = await runAttempt(options, record, record.attempts, signal);
+      const outcome = await runAttempt(options, record, record.attempts, signal, log);
       log.info({ outcome: outcome.status }, "job finished");
       return outcome;
     } catch (error) {
@@ -93,7 +101,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
       if (error instanceof RouteDelayedError && token !== undefined) {
         // Every candidate is limited for a while: wait in BullMQ's delayed set, spending no attempt.
         if (!(await jobs.postpone(jobId, calls, record.attempts))) {
-          return (await jobs.markCanceledIfRequested(jobId)) ? { status: "canceled" } : { status: "skipped" };
+          if (!(await jobs.markCanceledIfRequested(jobId))) return { status: "skipped" };
+          await releaseQuota(options, jobId, log);
+          return { status: "canceled" };
         }
         log.info({ delayMs: error.delayMs }, "every provider candidate is limited; job delayed");
         await job.moveToDelayed(Date.now() + error.delayMs, token);
@@ -126,6 +136,7 @@ async function runAttempt(
   record: JobRecord,
   attempt: number,
   signal: AbortSignal,
+  log: Logger,
 ): Promise<AttemptOutcome> {
   const selection = {
     ...(record.provider === null ? {} : { provider: record.provider }),
@@ -160,9 +171,9 @@ async function runAttempt(
   if (completed) return { status: "completed" };
   // A cancel arrived while the provider was working: honour it now (a safe point).
   // Otherwise another delivery owns the job now (e.g. after a stall); leave it alone.
-  return (await options.jobs.markCanceledIfRequested(record.id))
-    ? { status: "canceled" }
-    : { status: "skipped" };
+  if (!(await options.jobs.markCanceledIfRequested(record.id))) return { status: "skipped" };
+  await releaseQuota(options, record.id, log);
+  return { status: "canceled" };
 }
 
 type Selection = { provider?: string; model?: string };
@@ -253,7 +264,7 @@ async function runImage(
     userId: record.userId,
     images: input.n,
     costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
-      inputTokens: estimateTokens(input.prompt),
+      inputTokens: estimateTokens(input.prompt ?? ""),
       outputTokens: 0,
       images: input.n,
       image: {
@@ -262,17 +273,7 @@ async function runImage(
       },
     }),
   });
-  const routed = await options.router.generateImage(
-    selection,
-    {
-      prompt: input.prompt,
-      n: input.n,
-      ...(input.size === undefined ? {} : { size: input.size }),
-      ...(input.quality === undefined ? {} : { quality: input.quality }),
-      ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
-    },
-    { signal },
-  );
+  const routed = await routeImage(options.router, images, record, input, selection, signal);
   const { output } = routed;
   // Keys are derived from the job id and image index: a retried job overwrites, never orphans.
   const stored = await images.storeJobImages({
@@ -301,6 +302,40 @@ async function runImage(
   };
 }
 
+/** Calls the router method of the job's operation, with the uploads it names read from storage. */
+async function routeImage(
+  router: ProviderRouter,
+  images: JobImageStore,
+  record: JobRecord,
+  input: ImageJobInput,
+  selection: Selection,
+  signal: AbortSignal,
+) {
+  const common = {
+    n: input.n,
+    ...(input.size === undefined ? {} : { size: input.size }),
+    ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
+  };
+  const quality = input.quality === undefined ? {} : { quality: input.quality };
+  const readSource = async (uploadId: string) => {
+    const bytes = await images.readUpload(uploadObjectKey(record.userId, uploadId));
+    return { bytes, mediaType: detectImageMediaType(bytes) ?? "image/png" };
+  };
+  if (input.operation === "generate" || input.image === undefined) {
+    return router.generateImage(selection, { prompt: input.prompt ?? "", ...common, ...quality }, { signal });
+  }
+  const image = await readSource(input.image);
+  if (input.operation === "variation") {
+    return router.createImageVariation(selection, { image, ...common }, { signal });
+  }
+  const mask = input.mask === undefined ? {} : { mask: await readSource(input.mask) };
+  return router.editImage(
+    selection,
+    { prompt: input.prompt ?? "", image, ...mask, ...common, ...quality },
+    { signal },
+  );
+}
+
 /** Output tokens reserved for a text job that sets no `maxTokens`. */
 const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
 
@@ -311,8 +346,11 @@ async function releaseQuota(options: JobProcessorOptions, jobId: string, log: Lo
   });
 }
 
-async function skip(jobs: JobRepository, jobId: string, log: Logger): Promise<AttemptOutcome> {
+async function skip(options: JobProcessorOptions, jobId: string, log: Logger): Promise<AttemptOutcome> {
+  const { jobs } = options;
   if (await jobs.markCanceledIfRequested(jobId)) {
+    // An earlier attempt may hold a reservation (a retry, a postponement, a crashed worker).
+    await releaseQuota(options, jobId, log);
     log.info("job canceled before it ran");
     return { status: "canceled" };
   }

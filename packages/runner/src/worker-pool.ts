@@ -1,12 +1,13 @@
 import type { JobType, QueuedJobPayload } from "@genq/core";
 import type { JobRepository } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
 import type { ProviderRouter } from "@genq/providers";
 import { cancelChannel, createRedisConnection, type JobQueues, retryDelayMs } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
-import { Worker } from "bullmq";
+import { UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { createJobProcessor, type JobImageStore } from "./job-processor.ts";
+import { type AttemptOutcome, createJobProcessor, type JobImageStore } from "./job-processor.ts";
 import { Reconciler } from "./reconciler.ts";
 
 /** One queue a worker process runs, with its concurrency. */
@@ -22,6 +23,8 @@ export interface WorkerPoolOptions {
   /** Producer-side queues, used by the reconciler (same prefix as the workers). */
   queues: JobQueues;
   router: ProviderRouter;
+  /** Job and provider metrics for /metrics. */
+  metrics?: GenqMetrics;
   /** Charges jobs against their user's plan (reserve, settle, release). */
   quota?: QuotaLedger;
   /** Where image jobs store their images; without it image jobs fail with a clear error. */
@@ -102,6 +105,30 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         );
     });
     worker.on("error", (error) => logger.error({ err: error, queue: definition.name }, "worker error"));
+    const { metrics } = options;
+    if (metrics !== undefined) {
+      const type = assignment.type;
+      worker.on("active", (job) => {
+        if (job.processedOn !== undefined)
+          metrics.jobWait.observe({ type }, Math.max(0, job.processedOn - job.timestamp) / 1_000);
+      });
+      worker.on("completed", (job, outcome: AttemptOutcome) => {
+        metrics.jobsFinished.inc({ type, outcome: outcome?.status ?? "completed" });
+        if (job.processedOn !== undefined && job.finishedOn !== undefined) {
+          metrics.jobRun.observe({ type }, (job.finishedOn - job.processedOn) / 1_000);
+        }
+      });
+      worker.on("failed", (job, error) => {
+        const willRetry =
+          job !== undefined &&
+          !(error instanceof UnrecoverableError) &&
+          job.attemptsMade < (job.opts.attempts ?? 1);
+        metrics.jobsFinished.inc({
+          type,
+          outcome: error.name === "DelayedError" ? "delayed" : willRetry ? "retried" : "failed",
+        });
+      });
+    }
     return worker;
   });
 

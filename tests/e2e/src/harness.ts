@@ -8,6 +8,7 @@ import { buildApp } from "@genq/api";
 import { parseEnv, StorageEnv } from "@genq/core";
 import { AccountRepository, createPrismaClient, type Database, JobRepository } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger } from "@genq/quota";
 import { createStorage, type ObjectStorage, storageConfigFromEnv } from "@genq/storage";
@@ -55,6 +56,7 @@ export class Harness {
   readonly redisUrl: string;
   storage!: ObjectStorage;
   quota!: QuotaLedger;
+  metrics!: GenqMetrics;
   readonly storageDirectory = join(tmpdir(), `genq-objects-${randomBytes(5).toString("hex")}`);
   readonly #s3: HarnessOptions["s3"];
   readonly #workerEnv: Record<string, string>;
@@ -120,7 +122,9 @@ export class Harness {
     );
     await this.storage.ensureReady();
     this.quota = new QuotaLedger({ db: this.db });
+    this.metrics = new GenqMetrics({ process: "api", defaultMetrics: false });
     this.app = await buildApp({
+      metrics: this.metrics,
       quota: this.quota,
       storage: this.storage,
       db: this.db,

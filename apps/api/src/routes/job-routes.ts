@@ -8,7 +8,8 @@ import {
   PRIORITIES,
   toChatMessages,
 } from "@genq/core";
-import { requestFingerprint } from "@genq/db";
+import { requestFingerprint, UploadRepository } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
 import { estimateTokens, readRouterCatalog } from "@genq/providers";
 import { estimateTextReservation } from "@genq/quota";
 import type { FastifyInstance } from "fastify";
@@ -16,6 +17,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
+import { checkImageUploads } from "../image-upload-check.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { ErrorResponse } from "./error-response.ts";
@@ -25,6 +27,7 @@ import { decodeCursor, encodeCursor } from "./page-cursor.ts";
 export interface JobRoutesOptions {
   /** Prefix of links in responses; empty for relative links. */
   publicUrl: string;
+  metrics?: GenqMetrics | undefined;
 }
 
 const JobIdParams = z.object({ id: z.string().describe("The job id") });
@@ -82,6 +85,7 @@ function worstCaseQuota(body: CreateJobRequest): { textTokens?: number; images?:
 export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { jobs, queues, redis } = app.genq;
+  const uploads = new UploadRepository({ db: app.genq.db });
 
   routes.post(
     "/jobs",
@@ -117,8 +121,15 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
       // stays the authoritative check (usage may grow between now and then).
       if (body.type === "image") {
         checkImageRequest(await readRouterCatalog(redis, queues.prefix).catch(() => undefined), body);
+        await checkImageUploads(uploads, request.principal.userId, body.input);
       }
-      await app.genq.quota?.check({ userId: request.principal.userId, ...worstCaseQuota(body) });
+      try {
+        await app.genq.quota?.check({ userId: request.principal.userId, ...worstCaseQuota(body) });
+      } catch (error) {
+        if (GenqError.is(error) && error.code === "quota_exceeded")
+          options.metrics?.quotaRejections.inc({ where: "submit" });
+        throw error;
+      }
       const idempotencyKey = request.headers["idempotency-key"];
       const { job, created } = await jobs.create({
         userId: request.principal.userId,
@@ -142,6 +153,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           );
         }
         request.log.info({ jobId: job.id, priority: body.priority }, "job accepted");
+        options.metrics?.jobsAccepted.inc({ type: body.type, priority: body.priority });
       }
       return reply.status(created ? 202 : 200).send(toJobView(job, options.publicUrl));
     },
@@ -217,6 +229,14 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     async (request) => {
       const id = requireJobId(request.params.id);
       const { job, wasActive } = await jobs.requestCancel(request.principal.userId, id);
+      // A queued job can hold a reservation from an earlier attempt (a retry or a postponement)
+      // that no worker will release now; an active one is released by its worker. The cancel is
+      // committed already, so a failure here is left to the workers' quota reclaim.
+      if (!wasActive) {
+        await app.genq.quota?.release(id).catch((error: unknown) => {
+          request.log.warn({ err: error, jobId: id }, "could not release the job's quota reservation");
+        });
+      }
       // Best effort: the flag in Postgres is what the worker honours; these only make it faster.
       try {
         if (wasActive) await queues.publishCancel(id);

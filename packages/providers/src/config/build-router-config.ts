@@ -68,6 +68,8 @@ export function buildRouterConfig(file: ProvidersFile, options: BuildRouterConfi
       name: provider.name,
       type: provider.type,
       keys,
+      clientForKey: (apiKey) =>
+        createClient(provider, { id: "byo", priority: 1, apiKey }, failureCounter, options.fetch),
       models: new Map(
         provider.models.map((model): [string, ModelSpec] => [
           model.id,

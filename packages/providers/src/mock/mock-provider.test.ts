@@ -1,9 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { imageDimensions } from "../image-dimensions.ts";
-import type { ImageGenerationRequest, TextGenerationRequest, TextStreamPart } from "../provider.ts";
+import type {
+  ImageEditRequest,
+  ImageGenerationRequest,
+  ImageVariationRequest,
+  TextGenerationRequest,
+  TextStreamPart,
+} from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { createInMemoryFailureCounter } from "./failure-counter.ts";
 import { createMockProvider } from "./mock-provider.ts";
+import { renderPng } from "./render-png.ts";
 
 function request(content: string, overrides: Partial<TextGenerationRequest> = {}): TextGenerationRequest {
   return { model: "mock-1", messages: [{ role: "user", content }], ...overrides };
@@ -242,6 +249,94 @@ describe("createMockProvider", () => {
           imageRequest("fast", { size: "256x256", providerOptions: { mock: { latencyMs: 0 } } }),
         ),
       ).resolves.toBeDefined();
+    });
+  });
+
+  describe("editImage and createImageVariation", () => {
+    const source = renderPng({ width: 300, height: 260, seed: "source" });
+    const otherSource = renderPng({ width: 300, height: 260, seed: "another source" });
+    const mask = renderPng({ width: 300, height: 260, seed: "mask" });
+
+    function edit(input: Omit<ImageEditRequest, "model" | "n"> & { n?: number }) {
+      const provider = createMockProvider();
+      if (provider.editImage === undefined) throw new Error("the mock provider should edit images");
+      return provider.editImage({ model: "mock-1", n: 1, ...input });
+    }
+
+    function vary(input: Omit<ImageVariationRequest, "model" | "n"> & { n?: number }) {
+      const provider = createMockProvider();
+      if (provider.createImageVariation === undefined)
+        throw new Error("the mock provider should vary images");
+      return provider.createImageVariation({ model: "mock-1", n: 1, ...input });
+    }
+
+    it("edits into PNGs of the source's size, seeded by the prompt and the sources", async () => {
+      const image = { bytes: source, mediaType: "image/png" };
+      const result = await edit({
+        prompt: "add a moon",
+        image,
+        mask: { bytes: mask, mediaType: "image/png" },
+        n: 2,
+      });
+      expect(result.images).toHaveLength(2);
+      expect(result.images[0]).toMatchObject({ mediaType: "image/png", revisedPrompt: "add a moon" });
+      expect(imageDimensions(result.images[0]!.bytes)).toEqual({
+        width: 300,
+        height: 260,
+        mediaType: "image/png",
+      });
+      expect(result.usage).toEqual({ images: 2 });
+
+      const again = await edit({
+        prompt: "add a moon",
+        image,
+        mask: { bytes: mask, mediaType: "image/png" },
+        n: 2,
+      });
+      expect(again.images.map((each) => each.bytes)).toEqual(result.images.map((each) => each.bytes));
+      const withoutMask = await edit({ prompt: "add a moon", image });
+      const otherImage = await edit({
+        prompt: "add a moon",
+        image: { bytes: otherSource, mediaType: "image/png" },
+      });
+      const otherPrompt = await edit({ prompt: "add a sun", image });
+      const generated = await generateImage(
+        createMockProvider(),
+        imageRequest("add a moon", { size: "300x260" }),
+      );
+      const pictures = [result, withoutMask, otherImage, otherPrompt, generated].map((each) =>
+        Buffer.from(each.images[0]!.bytes).toString("base64"),
+      );
+      expect(new Set(pictures).size).toBe(pictures.length);
+    });
+
+    it("draws the requested size, and the default one for a source too small to draw", async () => {
+      const image = { bytes: renderPng({ width: 16, height: 16, seed: "tiny" }), mediaType: "image/png" };
+      const sized = await edit({ prompt: "x", image, size: "512x256" });
+      expect(imageDimensions(sized.images[0]!.bytes)).toMatchObject({ width: 512, height: 256 });
+      const fallback = await vary({ image });
+      expect(imageDimensions(fallback.images[0]!.bytes)).toMatchObject({ width: 1024, height: 1024 });
+    });
+
+    it("makes variations without a prompt, the same for the same source and different for another", async () => {
+      const first = await vary({ image: { bytes: source, mediaType: "image/png" }, n: 2 });
+      const again = await vary({ image: { bytes: source, mediaType: "image/png" }, n: 2 });
+      const other = await vary({ image: { bytes: otherSource, mediaType: "image/png" } });
+      expect(first.images).toHaveLength(2);
+      expect(first.images[0]).not.toHaveProperty("revisedPrompt");
+      expect(again.images.map((each) => each.bytes)).toEqual(first.images.map((each) => each.bytes));
+      expect(other.images[0]?.bytes).not.toEqual(first.images[0]?.bytes);
+    });
+
+    it("simulates failures on edits like on generations", async () => {
+      const error = await rejection(
+        edit({
+          prompt: "x",
+          image: { bytes: source, mediaType: "image/png" },
+          providerOptions: { mock: { fail: "content_filtered" } },
+        }),
+      );
+      expect(error).toMatchObject({ code: "content_filtered", retryable: false });
     });
   });
 });

@@ -2,9 +2,12 @@ import { createHash } from "node:crypto";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
 import { estimateTokens, truncateToTokens } from "../estimate-tokens.ts";
+import { imageDimensions } from "../image-dimensions.ts";
 import type {
+  ImageEditRequest,
   ImageGenerationRequest,
   ImageGenerationResult,
+  ImageVariationRequest,
   Provider,
   TextGenerationRequest,
   TextGenerationResult,
@@ -88,8 +91,9 @@ const MAX_IMAGES_PER_REQUEST = 10;
  * The reply is derived from the messages (same input, same text), usage comes
  * from a ~4 characters/token estimate, and `maxTokens`/`stop` behave like a real
  * model's. `generateImage` draws real PNGs whose pictures derive from the
- * prompt (see {@link renderPng}). Latency, random failures and scripted failures
- * are configurable and apply to both.
+ * prompt (see {@link renderPng}); `editImage` and `createImageVariation` draw from
+ * the prompt and the sources' SHA-256, at the source's size. Latency, random
+ * failures and scripted failures are configurable and apply to all of them.
  */
 export function createMockProvider(options: MockProviderOptions = {}): Provider {
   const name = options.name ?? "mock";
@@ -178,6 +182,60 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
     return undefined;
   }
 
+  /**
+   * Draws `request.n` PNGs from `seed` after the simulated latency and failures;
+   * generations, edits and variations differ only in their seed and size.
+   */
+  async function drawImages(
+    request: Pick<ImageGenerationRequest, "model" | "n" | "providerOptions" | "signal">,
+    seed: string,
+    { width, height }: { width: number; height: number },
+    revisedPrompt?: string,
+  ): Promise<ImageGenerationResult> {
+    const requestOptions = readRequestOptions(name, request.providerOptions);
+    if (!Number.isInteger(request.n) || request.n < 1 || request.n > MAX_IMAGES_PER_REQUEST) {
+      throw new ProviderError(
+        "invalid_request",
+        `${name}: n must be an integer in 1..${MAX_IMAGES_PER_REQUEST}, got ${request.n}`,
+        { provider: name },
+      );
+    }
+    const fingerprint = fingerprintImageRequest(seed, width, height, request.n);
+    await simulateCall(requestOptions, fingerprint, request.signal);
+
+    const images: ImageGenerationResult["images"] = [];
+    for (let index = 0; index < request.n; index++) {
+      // Drawing is synchronous (30–45 ms at 1024x1024); letting other work run between
+      // images keeps a worker's lock renewals and heartbeats on time.
+      if (index > 0) await yieldToEventLoop();
+      if (request.signal?.aborted) throw canceled(request.signal);
+      images.push({
+        // The index makes the images of one request differ; the seed makes them repeatable.
+        bytes: renderPng({ width, height, seed: `${seed}\n${index}` }),
+        mediaType: "image/png",
+        ...(revisedPrompt === undefined ? {} : { revisedPrompt }),
+      });
+    }
+    return {
+      images,
+      usage: { images: images.length },
+      model: request.model || defaultModel,
+      providerRequestId: `mock_${fingerprint}`,
+    };
+  }
+
+  /** An edit or variation keeps its source's size, as OpenAI's do, unless the request names one. */
+  function sizeOfSource(request: ImageEditRequest | ImageVariationRequest): {
+    width: number;
+    height: number;
+  } {
+    if (request.size !== undefined) return parseImageSize(name, request.size);
+    const source = imageDimensions(request.image.bytes);
+    const drawable = (side: number) => side >= MIN_IMAGE_SIDE && side <= MAX_IMAGE_SIDE;
+    if (source !== undefined && drawable(source.width) && drawable(source.height)) return source;
+    return parseImageSize(name, DEFAULT_IMAGE_SIZE);
+  }
+
   return {
     name,
     defaultModel,
@@ -200,37 +258,20 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
     },
 
     async generateImage(request: ImageGenerationRequest): Promise<ImageGenerationResult> {
-      const requestOptions = readRequestOptions(name, request.providerOptions);
-      const { width, height } = parseImageSize(name, request.size ?? DEFAULT_IMAGE_SIZE);
-      if (!Number.isInteger(request.n) || request.n < 1 || request.n > MAX_IMAGES_PER_REQUEST) {
-        throw new ProviderError(
-          "invalid_request",
-          `${name}: n must be an integer in 1..${MAX_IMAGES_PER_REQUEST}, got ${request.n}`,
-          { provider: name },
-        );
-      }
-      const fingerprint = fingerprintImageRequest(request.prompt, width, height, request.n);
-      await simulateCall(requestOptions, fingerprint, request.signal);
+      const size = parseImageSize(name, request.size ?? DEFAULT_IMAGE_SIZE);
+      return drawImages(request, request.prompt, size, request.prompt);
+    },
 
-      const images: ImageGenerationResult["images"] = [];
-      for (let index = 0; index < request.n; index++) {
-        // Drawing is synchronous (30–45 ms at 1024x1024); letting other work run between
-        // images keeps a worker's lock renewals and heartbeats on time.
-        if (index > 0) await yieldToEventLoop();
-        if (request.signal?.aborted) throw canceled(request.signal);
-        images.push({
-          // The index makes the images of one request differ; the prompt makes them repeatable.
-          bytes: renderPng({ width, height, seed: `${request.prompt}\n${index}` }),
-          mediaType: "image/png",
-          revisedPrompt: request.prompt,
-        });
-      }
-      return {
-        images,
-        usage: { images: images.length },
-        model: request.model || defaultModel,
-        providerRequestId: `mock_${fingerprint}`,
-      };
+    async editImage(request: ImageEditRequest): Promise<ImageGenerationResult> {
+      // The sources' hashes join the seed: a new image or mask gives a new picture.
+      const sources = [request.image, ...(request.mask === undefined ? [] : [request.mask])];
+      const seed = ["edit", request.prompt, ...sources.map((source) => sha256Hex(source.bytes))].join("\n");
+      return drawImages(request, seed, sizeOfSource(request), request.prompt);
+    },
+
+    async createImageVariation(request: ImageVariationRequest): Promise<ImageGenerationResult> {
+      const seed = `variation\n${sha256Hex(request.image.bytes)}`;
+      return drawImages(request, seed, sizeOfSource(request));
     },
 
     async healthCheck(healthOptions) {
@@ -244,6 +285,10 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
 function fingerprintMessages(messages: ChatMessage[]): string {
   const canonical = JSON.stringify(messages.map((message) => [message.role, message.content]));
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Same prompt, size and count: same images and same failure counter. */

@@ -1,6 +1,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { renderPng } from "../mock/render-png.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import chatCompletionFixture from "./__fixtures__/chat-completion.json" with { type: "json" };
@@ -398,6 +399,73 @@ describe("generateImage", () => {
       provider.generateImage?.({ model: "gpt-image-1", prompt: "x", n: 1 }) ?? Promise.resolve(),
     );
     expect(error).toMatchObject({ code: "content_filtered", retryable: false });
+  });
+});
+
+describe("editImage and createImageVariation", () => {
+  const image = { bytes: renderPng({ width: 64, height: 64, seed: "source" }), mediaType: "image/png" };
+  const mask = { bytes: renderPng({ width: 64, height: 64, seed: "mask" }), mediaType: "image/png" };
+
+  it("sends an edit as multipart with the image, mask and fields, and decodes the images", async () => {
+    const result = await provider.editImage?.({
+      model: "gpt-image-1",
+      prompt: "add a red hat",
+      image,
+      mask,
+      n: 2,
+      size: "1024x1024",
+      quality: "low",
+      providerOptions: { openai: { background: "opaque" } },
+    });
+    expect(result?.images).toEqual([
+      { bytes: fakeImagePng, mediaType: "image/png" },
+      { bytes: fakeImagePng, mediaType: "image/png" },
+    ]);
+    expect(result?.usage).toEqual({ images: 2, inputTokens: 50, outputTokens: 1056 });
+    expect(result?.model).toBe("gpt-image-1");
+    expect(result?.providerRequestId).toMatch(/^req_/);
+    const received = server.requests[0];
+    expect(received).toMatchObject({ method: "POST", path: "/v1/images/edits" });
+    expect(received?.headers["content-type"]).toMatch(/^multipart\/form-data; boundary=/);
+    expect(received?.body).toMatchObject({
+      model: "gpt-image-1",
+      prompt: "add a red hat",
+      n: "2",
+      size: "1024x1024",
+      quality: "low",
+      background: "opaque",
+      image: { filename: "image.png", contentType: "image/png", bytes: image.bytes },
+      mask: { filename: "mask.png", contentType: "image/png", bytes: mask.bytes },
+    });
+  });
+
+  it("sends a variation as multipart with the image and no prompt", async () => {
+    const jpeg = { bytes: Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0, 0x10), mediaType: "image/jpeg" };
+    const result = await provider.createImageVariation?.({
+      model: "dall-e-2",
+      image: jpeg,
+      n: 1,
+      size: "256x256",
+    });
+    expect(result?.images).toEqual([{ bytes: fakeImagePng, mediaType: "image/png" }]);
+    expect(result?.model).toBe("dall-e-2");
+    const received = server.requests[0];
+    expect(received).toMatchObject({ method: "POST", path: "/v1/images/variations" });
+    expect(received?.body).toMatchObject({
+      model: "dall-e-2",
+      n: "1",
+      size: "256x256",
+      image: { filename: "image.jpg", contentType: "image/jpeg", bytes: jpeg.bytes },
+    });
+    expect(received?.body).not.toHaveProperty("prompt");
+  });
+
+  it("maps errors of an edit like any other call", async () => {
+    server.queueResponse({ status: 400, body: openAIErrorBodies.contentPolicyViolation });
+    const error = await rejection(
+      provider.editImage?.({ model: "gpt-image-1", prompt: "x", image, n: 1 }) ?? Promise.resolve(),
+    );
+    expect(error).toMatchObject({ code: "content_filtered", retryable: false, provider: "openai" });
   });
 });
 

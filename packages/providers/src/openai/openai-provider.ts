@@ -1,11 +1,14 @@
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
 import { detectImageMediaType } from "../detect-image-media-type.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type {
+  ImageEditRequest,
   ImageGenerationRequest,
   ImageGenerationResult,
+  ImageSource,
+  ImageVariationRequest,
   Provider,
   TextGenerationRequest,
   TextStreamPart,
@@ -222,26 +225,51 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
         const { data, request_id: requestId } = await client.images
           .generate(body, { signal: request.signal ?? null })
           .withResponse();
-        const images = await Promise.all(
-          (data.data ?? []).map((image) => toImage(image, data, request.signal)),
-        );
-        if (images.length === 0) {
-          throw new ProviderError("provider_unavailable", `${name}: the response had no images`, {
-            provider: name,
-            ...(requestId ? { requestId } : {}),
-          });
-        }
-        return {
-          images,
-          usage: {
-            images: images.length,
-            ...(data.usage === undefined
-              ? {}
-              : { inputTokens: data.usage.input_tokens, outputTokens: data.usage.output_tokens }),
-          },
+        return await toImageResult(data, requestId, model, request.signal);
+      } catch (error) {
+        throw toProviderError(error, request.signal);
+      }
+    },
+
+    async editImage(request: ImageEditRequest): Promise<ImageGenerationResult> {
+      try {
+        const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
+        const model = resolveModel(request.model);
+        // A multipart request: the SDK sends the files and stringifies the other fields.
+        const body = {
+          ...extraBody,
           model,
-          ...(requestId ? { providerRequestId: requestId } : {}),
-        };
+          prompt: request.prompt,
+          image: await toUpload(request.image, "image"),
+          ...(request.mask === undefined ? {} : { mask: await toUpload(request.mask, "mask") }),
+          n: request.n,
+          ...(request.size === undefined ? {} : { size: request.size }),
+          ...(request.quality === undefined ? {} : { quality: request.quality }),
+        } as OpenAI.Images.ImageEditParamsNonStreaming;
+        const { data, request_id: requestId } = await client.images
+          .edit(body, { signal: request.signal ?? null })
+          .withResponse();
+        return await toImageResult(data, requestId, model, request.signal);
+      } catch (error) {
+        throw toProviderError(error, request.signal);
+      }
+    },
+
+    async createImageVariation(request: ImageVariationRequest): Promise<ImageGenerationResult> {
+      try {
+        const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
+        const model = resolveModel(request.model);
+        const body = {
+          ...extraBody,
+          model,
+          image: await toUpload(request.image, "image"),
+          n: request.n,
+          ...(request.size === undefined ? {} : { size: request.size }),
+        } as OpenAI.Images.ImageCreateVariationParams;
+        const { data, request_id: requestId } = await client.images
+          .createVariation(body, { signal: request.signal ?? null })
+          .withResponse();
+        return await toImageResult(data, requestId, model, request.signal);
       } catch (error) {
         throw toProviderError(error, request.signal);
       }
@@ -263,6 +291,33 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       }
     },
   };
+
+  /** The images of a generation, edit or variation response, with usage and the request id. */
+  async function toImageResult(
+    data: OpenAI.Images.ImagesResponse,
+    requestId: string | null | undefined,
+    model: string,
+    signal: AbortSignal | undefined,
+  ): Promise<ImageGenerationResult> {
+    const images = await Promise.all((data.data ?? []).map((image) => toImage(image, data, signal)));
+    if (images.length === 0) {
+      throw new ProviderError("provider_unavailable", `${name}: the response had no images`, {
+        provider: name,
+        ...(requestId ? { requestId } : {}),
+      });
+    }
+    return {
+      images,
+      usage: {
+        images: images.length,
+        ...(data.usage === undefined
+          ? {}
+          : { inputTokens: data.usage.input_tokens, outputTokens: data.usage.output_tokens }),
+      },
+      model,
+      ...(requestId ? { providerRequestId: requestId } : {}),
+    };
+  }
 
   /** One generated image as bytes: decoded from base64, or downloaded before its URL expires. */
   async function toImage(
@@ -295,6 +350,18 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       provider: name,
     });
   }
+}
+
+const UPLOAD_EXTENSIONS: Record<string, string> = {
+  "image/png": "png",
+  "image/jpeg": "jpg",
+  "image/webp": "webp",
+};
+
+/** An image as a multipart file part; OpenAI infers the format from the name and the type. */
+function toUpload(image: ImageSource, basename: string) {
+  const extension = UPLOAD_EXTENSIONS[image.mediaType] ?? "png";
+  return toFile(image.bytes, `${basename}.${extension}`, { type: image.mediaType });
 }
 
 /** Splits `providerOptions[name]` into body pass-through fields and the adapter's own switches. */

@@ -629,4 +629,90 @@ describe("ProviderRouter", () => {
     });
     expect((await switching.generateText({}, { messages: MESSAGES })).provider).toBe("backup");
   });
+
+  it("calls a BYO client instead of acquiring a system key, and still records and prices the call", async () => {
+    const chat = (server: FakeOpenAIServer) =>
+      server.requests.filter((request) => request.path.endsWith("/chat/completions"));
+    const byo = openAIClient(backup, "openai", "sk-user-own-key");
+    const asked: string[] = [];
+    const routed = await router(
+      config({
+        providers: [
+          deployment(
+            "openai",
+            [{ id: "gpt-4o-mini" }],
+            [{ id: "a", client: openAIClient(openai, "openai") }],
+          ),
+        ],
+        prices: [price("openai", "gpt-4o-mini", 150_000, 600_000)],
+      }),
+    ).generateText(
+      {},
+      { messages: MESSAGES },
+      {
+        clientFor: (provider) => {
+          asked.push(provider);
+          return provider === "openai" ? byo : undefined;
+        },
+      },
+    );
+    expect(asked).toEqual(["openai"]);
+    expect(routed.keyId).toBe("byo");
+    expect(routed.provider).toBe("openai");
+    expect(routed.costMicroUsd).toBeGreaterThan(0);
+    expect(routed.priceVersion).toBe("2026-11-01");
+    expect(routed.calls).toEqual([
+      expect.objectContaining({
+        seq: 1,
+        provider: "openai",
+        keyId: "byo",
+        outcome: "ok",
+        inputTokens: expect.any(Number),
+      }),
+    ]);
+    expect(chat(openai)).toHaveLength(0);
+    expect(chat(backup)).toHaveLength(1);
+    expect(chat(backup)[0]?.headers.authorization).toBe("Bearer sk-user-own-key");
+    // The shared state saw no call on the system key.
+    const state = new RedisRouterState({ redis, prefix, breaker: () => BREAKER });
+    const [stats] = await state.keyStats([{ provider: "openai", keyId: "a", limits: {} }]);
+    expect(stats).toMatchObject({ keyId: "a", requestsLastMinute: 0, tokensLastMinute: 0, requestsToday: 0 });
+  });
+
+  it("falls back to the next target with system keys when the BYO key is refused", async () => {
+    backup.queueResponse({
+      status: 401,
+      body: {
+        error: { message: "bad key", type: "invalid_request_error", param: null, code: "invalid_api_key" },
+      },
+    });
+    const routed = await router(
+      config({
+        providers: [
+          deployment(
+            "openai",
+            [{ id: "gpt-4o-mini" }],
+            [{ id: "a", client: openAIClient(openai, "openai") }],
+          ),
+          deployment(
+            "anthropic",
+            [{ id: "claude-haiku-4-5" }],
+            [{ id: "main", client: createAnthropicProvider({ apiKey: "sk-ant", baseURL: anthropic.url }) }],
+          ),
+        ],
+        prices: [price("openai", "gpt-4o-mini", 1, 1), price("anthropic", "claude-haiku-4-5", 1, 1)],
+      }),
+    ).generateText(
+      {},
+      { messages: MESSAGES },
+      {
+        clientFor: (provider) =>
+          provider === "openai" ? openAIClient(backup, "openai", "sk-bad") : undefined,
+      },
+    );
+    expect(
+      routed.calls.map((call) => `${call.provider}:${call.keyId}:${call.outcome}:${call.errorCode ?? ""}`),
+    ).toEqual(["openai:byo:error:auth_failed", "anthropic:main:ok:"]);
+    expect(routed.keyId).toBe("main");
+  });
 });

@@ -2,8 +2,10 @@ import { randomUUID } from "node:crypto";
 import { type ErrorCode, GenqError } from "@genq/core";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type {
+  ImageEditRequest,
   ImageGenerationRequest,
   ImageGenerationResult,
+  ImageVariationRequest,
   Provider,
   TextGenerationRequest,
   TextGenerationResult,
@@ -17,7 +19,14 @@ import {
   targetKey,
   WeightedRoundRobin,
 } from "./strategies.ts";
-import type { ReleaseRequest, RouterConfig, RouterState, RouteTarget, TargetStats } from "./types.ts";
+import type {
+  AcquireResult,
+  ReleaseRequest,
+  RouterConfig,
+  RouterState,
+  RouteTarget,
+  TargetStats,
+} from "./types.ts";
 
 /** One provider call (or a target skipped without a call), as recorded on the job. */
 export interface RoutedCall {
@@ -105,6 +114,22 @@ export interface ProviderRouterOptions {
   random?: () => number;
   logger?: { debug(object: object, message: string): void; warn(object: object, message: string): void };
 }
+
+/** Per-call options of {@link ProviderRouter}'s generate and stream methods. */
+export interface RouteCallOptions {
+  signal?: AbortSignal;
+  /**
+   * The caller's own client for a provider (BYO keys), or undefined to use the
+   * system's keys. A target whose provider gets a client here is called through it
+   * with key id {@link BYO_KEY_ID}: no system key is acquired, and key limits, key
+   * cooldowns and the circuit breaker neither gate nor learn from the call. The
+   * call is still recorded and priced like any other.
+   */
+  clientFor?: (provider: string) => Provider | undefined;
+}
+
+/** The `keyId` of calls made through a client from {@link RouteCallOptions.clientFor}. */
+export const BYO_KEY_ID = "byo";
 
 /** How one call is made on a chosen target, and what it consumed. */
 interface CallSpec<T> {
@@ -197,13 +222,13 @@ export class ProviderRouter {
   async generateText(
     selection: Omit<RouteSelection, "capability">,
     request: Omit<TextGenerationRequest, "model" | "signal">,
-    options: { signal?: AbortSignal } = {},
+    options: RouteCallOptions = {},
   ): Promise<Routed<TextGenerationResult>> {
     const config = this.#options.config();
     const inputTokens = request.messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
     const plan = resolveTargets(config, { ...selection, capability: "text" });
     const outputTokens = request.maxTokens ?? maxOutputOf(config, plan) ?? DEFAULT_OUTPUT_RESERVATION;
-    return this.#route(config, plan, options.signal, {
+    return this.#route(config, plan, options, {
       invoke: (client, model, signal) => client.generateText({ ...request, model, signal }),
       usage: (output) => output.usage,
       answeredModel: (output) => output.model,
@@ -220,13 +245,13 @@ export class ProviderRouter {
   async streamText(
     selection: Omit<RouteSelection, "capability">,
     request: Omit<TextGenerationRequest, "model" | "signal">,
-    options: { signal?: AbortSignal; onDelta: (delta: string) => void },
+    options: RouteCallOptions & { onDelta: (delta: string) => void },
   ): Promise<Routed<TextGenerationResult>> {
     const config = this.#options.config();
     const inputTokens = request.messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
     const plan = resolveTargets(config, { ...selection, capability: "text" });
     const outputTokens = request.maxTokens ?? maxOutputOf(config, plan) ?? DEFAULT_OUTPUT_RESERVATION;
-    return this.#route(config, plan, options.signal, {
+    return this.#route(config, plan, options, {
       invoke: async (client, model, signal) => {
         let text = "";
         let started = false;
@@ -264,11 +289,11 @@ export class ProviderRouter {
   async generateImage(
     selection: Omit<RouteSelection, "capability">,
     request: Omit<ImageGenerationRequest, "model" | "signal">,
-    options: { signal?: AbortSignal } = {},
+    options: RouteCallOptions = {},
   ): Promise<Routed<ImageGenerationResult>> {
     const config = this.#options.config();
     const plan = resolveTargets(config, { ...selection, capability: "image" });
-    return this.#route(config, plan, options.signal, {
+    return this.#route(config, plan, options, {
       invoke: (client, model, signal) => {
         if (client.generateImage === undefined) {
           throw new ProviderError("invalid_request", `${client.name} cannot generate images`, {
@@ -296,12 +321,62 @@ export class ProviderRouter {
     });
   }
 
+  /**
+   * Edits an uploaded image. A target whose provider cannot edit fails the call with
+   * `invalid_request` at once (the request, not the target, is at fault).
+   */
+  async editImage(
+    selection: Omit<RouteSelection, "capability">,
+    request: Omit<ImageEditRequest, "model" | "signal">,
+    options: RouteCallOptions = {},
+  ): Promise<Routed<ImageGenerationResult>> {
+    const config = this.#options.config();
+    const plan = resolveTargets(config, { ...selection, capability: "image" });
+    return this.#route(
+      config,
+      plan,
+      options,
+      imageCallSpec(request.prompt, request, (client, model, signal) => {
+        if (client.editImage === undefined) {
+          throw new ProviderError("invalid_request", `${client.name} cannot edit images`, {
+            provider: client.name,
+          });
+        }
+        return client.editImage({ ...request, model, signal });
+      }),
+    );
+  }
+
+  /** Makes variations of an uploaded image; like {@link editImage} for providers without them. */
+  async createImageVariation(
+    selection: Omit<RouteSelection, "capability">,
+    request: Omit<ImageVariationRequest, "model" | "signal">,
+    options: RouteCallOptions = {},
+  ): Promise<Routed<ImageGenerationResult>> {
+    const config = this.#options.config();
+    const plan = resolveTargets(config, { ...selection, capability: "image" });
+    return this.#route(
+      config,
+      plan,
+      options,
+      imageCallSpec("", request, (client, model, signal) => {
+        if (client.createImageVariation === undefined) {
+          throw new ProviderError("invalid_request", `${client.name} cannot make variations of images`, {
+            provider: client.name,
+          });
+        }
+        return client.createImageVariation({ ...request, model, signal });
+      }),
+    );
+  }
+
   async #route<T>(
     config: RouterConfig,
     plan: RoutePlan,
-    signal: AbortSignal | undefined,
+    callOptions: RouteCallOptions,
     spec: CallSpec<T>,
   ): Promise<Routed<T>> {
+    const { signal, clientFor } = callOptions;
     const { retry } = config;
     const deadline = Date.now() + retry.deadlineMs;
     const calls: RoutedCall[] = [];
@@ -320,6 +395,7 @@ export class ProviderRouter {
       for (const target of ordered) {
         const deployment = config.providers.get(target.provider);
         if (deployment === undefined) continue;
+        const byoClient = clientFor?.(target.provider);
         let failuresHere = 0;
         while (callsMade < retry.maxCalls) {
           throwIfAborted(signal, calls);
@@ -327,14 +403,21 @@ export class ProviderRouter {
           if (remainingMs <= 0) throw this.#deadlineExceeded(retry.deadlineMs, calls, lastError);
           const callId = randomUUID();
           const startedAt = new Date();
-          const acquired = await this.#options.state.acquire({
-            provider: target.provider,
-            model: target.model,
-            keys: deployment.keys.map((key) => ({ id: key.id, priority: key.priority, limits: key.limits })),
-            tokens: spec.reserveTokens,
-            callId,
-            leaseMs: Math.min(retry.callTimeoutMs, remainingMs) + 5_000,
-          });
+          const acquired: AcquireResult =
+            byoClient !== undefined
+              ? { ok: true, keyId: BYO_KEY_ID, probe: false }
+              : await this.#options.state.acquire({
+                  provider: target.provider,
+                  model: target.model,
+                  keys: deployment.keys.map((key) => ({
+                    id: key.id,
+                    priority: key.priority,
+                    limits: key.limits,
+                  })),
+                  tokens: spec.reserveTokens,
+                  callId,
+                  leaseMs: Math.min(retry.callTimeoutMs, remainingMs) + 5_000,
+                });
           if (!acquired.ok) {
             calls.push({
               seq: calls.length + 1,
@@ -357,7 +440,10 @@ export class ProviderRouter {
             }
             break;
           }
-          const key = deployment.keys.find((candidate) => candidate.id === acquired.keyId);
+          const key =
+            byoClient !== undefined
+              ? { id: BYO_KEY_ID, client: byoClient }
+              : deployment.keys.find((candidate) => candidate.id === acquired.keyId);
           if (key === undefined)
             throw new Error(`state chose unknown key ${acquired.keyId} of ${target.provider}`);
           callsMade += 1;
@@ -367,16 +453,19 @@ export class ProviderRouter {
           const release = (
             fields: Partial<ReleaseRequest> & Pick<ReleaseRequest, "latencyMs" | "countsAsFailure">,
           ) =>
-            this.#options.state.release({
-              provider: target.provider,
-              model: target.model,
-              keyId: key.id,
-              callId,
-              probe: acquired.probe,
-              reservedTokens: spec.reserveTokens,
-              usedTokens: 0,
-              ...fields,
-            });
+            // A BYO call holds no slot of the shared state and teaches it nothing about system keys.
+            byoClient !== undefined
+              ? Promise.resolve()
+              : this.#options.state.release({
+                  provider: target.provider,
+                  model: target.model,
+                  keyId: key.id,
+                  callId,
+                  probe: acquired.probe,
+                  reservedTokens: spec.reserveTokens,
+                  usedTokens: 0,
+                  ...fields,
+                });
           const started = performance.now();
           try {
             const output = await spec.invoke(key.client, target.model, callSignal);
@@ -462,8 +551,11 @@ export class ProviderRouter {
             if (FATAL_CODES.has(error.code) || caught instanceof StreamInterruptedError) {
               throw new RouteFailedError(error, calls);
             }
+            // The caller's own key is refused: no other key of it to try here; fall back along the chain.
+            if (byoClient !== undefined && KEY_CODES.has(error.code)) break;
             if (KEY_CODES.has(error.code)) continue; // the next acquire picks another key, or skips the target
-            if (error.code === "rate_limited") {
+            // A BYO key has no shared cooldown to skip on; it backs off below like any retryable failure.
+            if (error.code === "rate_limited" && byoClient === undefined) {
               // The key cools down for Retry-After; another key or target may take the call now.
               noteOpening(retryAfterMs ?? retry.baseDelayMs);
               continue;
@@ -559,6 +651,33 @@ const SKIP_MESSAGES = {
   rate_limited: "every key of the provider is at its rate limit",
   no_key: "no usable key: every key is cooling down or out of credit",
 } as const;
+
+/** The call spec of an image edit or variation: priced and reserved like a generation. */
+function imageCallSpec(
+  prompt: string,
+  request: { n: number; size?: string; quality?: string },
+  invoke: CallSpec<ImageGenerationResult>["invoke"],
+): CallSpec<ImageGenerationResult> {
+  return {
+    invoke,
+    usage: (output) => ({
+      inputTokens: output.usage.inputTokens ?? 0,
+      outputTokens: output.usage.outputTokens ?? 0,
+      images: output.usage.images,
+    }),
+    answeredModel: (output) => output.model,
+    reserveTokens: estimateTokens(prompt),
+    estimate: {
+      inputTokens: estimateTokens(prompt),
+      outputTokens: 0,
+      images: request.n,
+      image: {
+        ...(request.size === undefined ? {} : { size: request.size }),
+        ...(request.quality === undefined ? {} : { quality: request.quality }),
+      },
+    },
+  };
+}
 
 function maxOutputOf(config: RouterConfig, plan: RoutePlan): number | undefined {
   let max: number | undefined;

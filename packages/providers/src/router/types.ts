@@ -60,6 +60,8 @@ export interface ProviderDeployment {
   models: Map<string, ModelSpec>;
   /** The model used when a job names this provider and no model. */
   defaultModel?: string;
+  /** An adapter for another API key of this provider (a user's own key), configured like the others. */
+  clientForKey?: (apiKey: string) => Provider;
 }
 
 /** One provider+model a route can send a call to. */

@@ -8,10 +8,20 @@ export interface RecordedRequest {
   query: Record<string, string>;
   /** Lower-case header names; repeated headers joined with ", ". */
   headers: Record<string, string>;
-  /** The parsed JSON body, the raw text when it is not JSON, or undefined when empty. */
+  /**
+   * The parsed JSON body; for `multipart/form-data` a record of its fields (text as
+   * strings, files as {@link RecordedFile}); the raw text otherwise; undefined when empty.
+   */
   body: unknown;
   /** When the request arrived (epoch ms). */
   receivedAt: number;
+}
+
+/** A file part of a recorded multipart request. */
+export interface RecordedFile {
+  filename: string;
+  contentType: string;
+  bytes: Uint8Array;
 }
 
 /** Reads and records an incoming request the way every fake provider server does. */
@@ -19,9 +29,13 @@ export async function readFakeRequest(incoming: IncomingMessage): Promise<Record
   const receivedAt = Date.now();
   const chunks: Buffer[] = [];
   for await (const chunk of incoming) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString("utf8");
+  const raw = Buffer.concat(chunks);
+  const text = raw.toString("utf8");
+  const contentType = incoming.headers["content-type"] ?? "";
   let body: unknown;
-  if (text !== "") {
+  if (contentType.startsWith("multipart/form-data")) {
+    body = await readMultipart(raw, contentType);
+  } else if (text !== "") {
     try {
       body = JSON.parse(text);
     } catch {
@@ -41,6 +55,23 @@ export async function readFakeRequest(incoming: IncomingMessage): Promise<Record
     body,
     receivedAt,
   };
+}
+
+/** The fields of a multipart body; a repeated field keeps its last value. */
+async function readMultipart(raw: Buffer, contentType: string): Promise<Record<string, unknown>> {
+  const form = await new Response(raw, { headers: { "content-type": contentType } }).formData();
+  const fields: Record<string, unknown> = {};
+  for (const [field, value] of form.entries()) {
+    fields[field] =
+      typeof value === "string"
+        ? value
+        : ({
+            filename: value.name,
+            contentType: value.type,
+            bytes: new Uint8Array(await value.arrayBuffer()),
+          } satisfies RecordedFile);
+  }
+  return fields;
 }
 
 /** Resolves after `milliseconds`, or as soon as the client goes away. */

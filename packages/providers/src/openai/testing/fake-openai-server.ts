@@ -91,8 +91,8 @@ export const fakeImagePng: Uint8Array = Uint8Array.from(
 
 /**
  * Starts a fake OpenAI API on 127.0.0.1 that speaks the real wire format
- * (chat completions with and without SSE streaming, image generations, the
- * model list), records every request, and can be scripted per call. Tests drive
+ * (chat completions with and without SSE streaming, image generations, edits and
+ * variations, the model list), records every request, and can be scripted per call. Tests drive
  * it through the real `openai` SDK, so the adapter's HTTP behaviour is what runs.
  */
 export async function startFakeOpenAIServer(
@@ -136,7 +136,14 @@ export async function startFakeOpenAIServer(
     const body = isRecord(request.body) ? request.body : {};
     const route = `${request.method} ${request.path}`;
     if (route === "POST /v1/chat/completions") return chatCompletion(body, reply(body));
-    if (route === "POST /v1/images/generations") return imageGeneration(body);
+    // Edits and variations are multipart; they answer in the generations' format.
+    if (
+      route === "POST /v1/images/generations" ||
+      route === "POST /v1/images/edits" ||
+      route === "POST /v1/images/variations"
+    ) {
+      return imageGeneration(body);
+    }
     if (route === "GET /v1/models") return { body: modelsListFixture };
     return {
       status: 404,
@@ -281,7 +288,8 @@ function chatCompletion(body: Record<string, unknown>, fullText: string): FakeOp
 }
 
 function imageGeneration(body: Record<string, unknown>): FakeOpenAIResponse {
-  const count = numberField(body, "n") ?? 1;
+  // Multipart fields (edits, variations) arrive as text.
+  const count = numberField(body, "n") ?? (typeof body.n === "string" ? Number(body.n) : 1);
   const image = imageGenerationFixture.data[0];
   return {
     body: {

@@ -1,0 +1,152 @@
+import { GenqError, type SecretBox } from "@genq/core";
+import { UserProviderKeyRepository, type UserProviderKeySummary } from "@genq/db";
+import { readRouterCatalog } from "@genq/providers";
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { ErrorResponse } from "./error-response.ts";
+
+/** Options for {@link providerKeyRoutes}. */
+export interface ProviderKeyRoutesOptions {
+  /** Seals stored keys; without it every route answers 503. */
+  secretBox: SecretBox | undefined;
+}
+
+/** The shape of provider names in the workers' providers file. */
+const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+const ProviderName = z
+  .string()
+  .regex(PROVIDER_NAME, "must be lowercase letters, digits, '-' or '_' (a provider name the workers use)");
+
+const PutProviderKey = z
+  .object({
+    provider: ProviderName,
+    apiKey: z
+      .string()
+      .trim()
+      .min(8, "must be at least 8 characters")
+      .max(4_096, "must be at most 4096 characters")
+      .describe("Your own key for the provider; stored encrypted, never returned or logged"),
+  })
+  .meta({ id: "PutProviderKey" });
+
+const ProviderKey = z
+  .object({
+    id: z.string(),
+    provider: z.string(),
+    hint: z.string().describe("A vendor prefix and the last four characters, e.g. `sk-…abcd`"),
+    createdAt: z.string(),
+    lastUsedAt: z.string().nullable().describe("When a job last ran on this key"),
+  })
+  .meta({ id: "ProviderKey" });
+
+const ProviderKeyList = z.object({ data: z.array(ProviderKey) }).meta({ id: "ProviderKeyList" });
+
+const UNAVAILABLE_MESSAGE = "BYO keys need GENQ_ENCRYPTION_KEYS";
+
+function toView(key: UserProviderKeySummary): z.infer<typeof ProviderKey> {
+  return {
+    id: key.id,
+    provider: key.provider,
+    hint: key.hint,
+    createdAt: key.createdAt.toISOString(),
+    lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+  };
+}
+
+/**
+ * `/v1/provider-keys`: the caller's own provider keys (BYO keys). Stored sealed with
+ * AES-256-GCM; only a hint is ever shown. The API makes no provider calls, so a key
+ * is not validated on save: a bad key shows up as the job's `auth_failed`.
+ */
+export async function providerKeyRoutes(
+  app: FastifyInstance,
+  options: ProviderKeyRoutesOptions,
+): Promise<void> {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const keys =
+    options.secretBox === undefined
+      ? undefined
+      : new UserProviderKeyRepository({ db: app.genq.db, secretBox: options.secretBox });
+  const repository = (): UserProviderKeyRepository => {
+    if (keys === undefined) throw new GenqError("service_unavailable", UNAVAILABLE_MESSAGE);
+    return keys;
+  };
+
+  routes.post(
+    "/provider-keys",
+    {
+      schema: {
+        summary: "Store your own key for a provider",
+        description:
+          "Jobs routed to this provider then run on your key: they skip your plan's quota but still record usage and " +
+          "cost. One key per provider; storing another replaces it. The key is encrypted at rest and never returned.",
+        tags: ["provider-keys"],
+        body: PutProviderKey,
+        response: { 201: ProviderKey, 400: ErrorResponse, 401: ErrorResponse, 503: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const store = repository();
+      const { provider, apiKey } = request.body;
+      const catalog = await readRouterCatalog(app.genq.redis, app.genq.queues.prefix);
+      if (catalog !== undefined && !catalog.providers.some((candidate) => candidate.name === provider)) {
+        const known = catalog.providers.map((candidate) => candidate.name);
+        throw new GenqError(
+          "invalid_request",
+          `body.provider: the workers have no provider ${JSON.stringify(provider)}; known: ${known.join(", ")}`,
+          { details: { location: "body", field: "provider", known } },
+        );
+      }
+      const stored = await store.put({ userId: request.principal.userId, provider, apiKey });
+      request.log.info({ provider, hint: stored.hint }, "provider key stored");
+      return reply.status(201).send(toView(stored));
+    },
+  );
+
+  routes.get(
+    "/provider-keys",
+    {
+      schema: {
+        summary: "List your provider keys",
+        description: "Hints only; a stored key is never returned.",
+        tags: ["provider-keys"],
+        response: { 200: ProviderKeyList, 401: ErrorResponse, 503: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const list = await repository().list(request.principal.userId);
+      return { data: list.map(toView) };
+    },
+  );
+
+  routes.delete(
+    "/provider-keys/:provider",
+    {
+      schema: {
+        summary: "Delete your key for a provider",
+        description: "Jobs for this provider then run on the system's keys (and count against your quota).",
+        tags: ["provider-keys"],
+        params: z.object({ provider: ProviderName }),
+        response: {
+          204: z.null(),
+          400: ErrorResponse,
+          401: ErrorResponse,
+          404: ErrorResponse,
+          503: ErrorResponse,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { provider } = request.params;
+      if (!(await repository().delete(request.principal.userId, provider))) {
+        throw new GenqError("not_found", `you have no key for provider ${provider}`, {
+          details: { resource: "provider_key", id: provider },
+        });
+      }
+      request.log.info({ provider }, "provider key deleted");
+      return reply.status(204).send(null);
+    },
+  );
+}

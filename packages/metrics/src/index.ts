@@ -1,0 +1,1 @@
+export * from "./genq-metrics.ts";
