@@ -2,8 +2,8 @@ import {
   BooleanFromString,
   CommonEnv,
   checkStorageEnv,
+  EncryptionKeysVariable,
   parseEnv,
-  parseKeyRing,
   StorageEnv,
 } from "@genq/core";
 import { PlansFromJson } from "@genq/quota";
@@ -42,17 +42,7 @@ export const ApiEnv = CommonEnv.extend({
    * Encryption keys of users' own provider keys: `id:<base64 of 32 bytes>`, comma-separated,
    * the first one current (`openssl rand -base64 32`). Unset: /v1/provider-keys answers 503.
    */
-  GENQ_ENCRYPTION_KEYS: z
-    .string()
-    .superRefine((text, context) => {
-      try {
-        parseKeyRing(text);
-      } catch (error) {
-        // parseKeyRing's messages name entries by position and id, never key material.
-        context.addIssue({ code: "custom", message: (error as Error).message });
-      }
-    })
-    .optional(),
+  GENQ_ENCRYPTION_KEYS: EncryptionKeysVariable.optional(),
 }).superRefine((env, context) => {
   checkStorageEnv(env, context);
   if (env.NODE_ENV === "production" && env.GENQ_ADMIN_PASSWORD === undefined) {

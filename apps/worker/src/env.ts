@@ -1,4 +1,11 @@
-import { BooleanFromString, CommonEnv, checkStorageEnv, parseEnv, StorageEnv } from "@genq/core";
+import {
+  BooleanFromString,
+  CommonEnv,
+  checkStorageEnv,
+  EncryptionKeysVariable,
+  parseEnv,
+  StorageEnv,
+} from "@genq/core";
 import { PlansFromJson } from "@genq/quota";
 import { z } from "zod";
 
@@ -23,6 +30,8 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_WORKER_QUEUES: QueueList.default(["text", "image"]),
   /** Plan limits as JSON, laid over the defaults: {"basic":{"textTokens":200000,"images":50}}. */
   GENQ_PLANS: PlansFromJson.optional(),
+  /** Encryption keys of users' own provider keys (the API's value); unset: jobs use system keys only. */
+  GENQ_ENCRYPTION_KEYS: EncryptionKeysVariable.optional(),
   /** How often housekeeping (asset retention) runs. */
   GENQ_MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
   GENQ_TEXT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(32),

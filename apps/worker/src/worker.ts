@@ -1,6 +1,12 @@
 import { createServer, type Server } from "node:http";
-import type { JobType, Logger } from "@genq/core";
-import { AssetRepository, createPrismaClient, JobRepository, pingDatabase } from "@genq/db";
+import { createSecretBox, type JobType, type Logger, parseKeyRing } from "@genq/core";
+import {
+  AssetRepository,
+  createPrismaClient,
+  JobRepository,
+  pingDatabase,
+  UserProviderKeyRepository,
+} from "@genq/db";
 import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
@@ -95,6 +101,14 @@ export async function startWorker(
     queues,
     router: routing.router,
     quota,
+    ...(env.GENQ_ENCRYPTION_KEYS === undefined
+      ? {}
+      : {
+          userKeys: new UserProviderKeyRepository({
+            db,
+            secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)),
+          }),
+        }),
     images: createJobImageStore({ storage, assets, retentionDays: env.GENQ_ASSET_RETENTION_DAYS }),
     logger,
     assignments: env.GENQ_WORKER_QUEUES.map((type) => ({ type, concurrency: concurrency[type] })),

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { z } from "zod";
 import { GenqError } from "./errors.ts";
 
 /** One encryption key of a {@link SecretBox}'s ring. */
@@ -153,3 +154,16 @@ export function parseKeyRing(text: string): SecretBoxOptions {
   // entries is non-empty, so keys[0] exists.
   return { keys, currentKeyId: (keys[0] as SecretBoxKey).id };
 }
+
+/**
+ * The `GENQ_ENCRYPTION_KEYS` variable: `id:<base64 of 32 bytes>`, comma-separated, the
+ * first one current (`openssl rand -base64 32`). API and workers need the same value.
+ */
+export const EncryptionKeysVariable = z.string().superRefine((text, context) => {
+  try {
+    parseKeyRing(text);
+  } catch (error) {
+    // parseKeyRing's messages name entries by position and id, never key material.
+    context.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});

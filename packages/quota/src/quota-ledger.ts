@@ -151,6 +151,8 @@ export class QuotaLedger {
   readonly #db: Database;
   readonly #plans: Readonly<Record<Plan, PlanLimits>>;
   readonly #now: () => Date;
+  /** The last reservation of each user queued in this process (see {@link QuotaLedger.reserve}). */
+  readonly #reserving = new Map<string, Promise<unknown>>();
 
   constructor(options: QuotaLedgerOptions) {
     this.#db = options.db;
@@ -179,10 +181,27 @@ export class QuotaLedger {
    * reserve twice); a released one (after a failed attempt or a reclaim) is held
    * again with the new amounts, in the current month.
    *
+   * Reservations of one user run one at a time in each process. Postgres
+   * serializes them on the user's `quota_usage` rows anyway; queueing them here
+   * keeps the waiters off the connection pool, which the rest of the worker (claim,
+   * complete, fail) needs meanwhile.
+   *
    * @throws {QuotaExceededError} when an amount does not fit.
    * @throws {NotFoundError} when the job does not exist or is not the user's.
    */
   async reserve(request: ReserveRequest): Promise<ReserveResult> {
+    const previous = this.#reserving.get(request.userId) ?? Promise.resolve();
+    const reservation = previous.then(() => this.#reserve(request));
+    const settled = reservation.catch(() => undefined);
+    this.#reserving.set(request.userId, settled);
+    try {
+      return await reservation;
+    } finally {
+      if (this.#reserving.get(request.userId) === settled) this.#reserving.delete(request.userId);
+    }
+  }
+
+  async #reserve(request: ReserveRequest): Promise<ReserveResult> {
     const amounts = requestedAmounts(request);
     const now = this.#now();
     const period = quotaPeriod(now);

@@ -7,12 +7,18 @@ import {
   toChatMessages,
 } from "@genq/core";
 import { type JobCompletion, type JobRecord, type JobRepository, uploadObjectKey } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
 import {
+  BYO_KEY_ID,
   detectImageMediaType,
   estimateTokens,
+  type Provider,
   type ProviderRouter,
+  type RouteCallOptions,
   RouteDelayedError,
+  type RoutedCall,
   RouteFailedError,
+  resolveTargets,
 } from "@genq/providers";
 import { chargedTextTokens, estimateTextReservation, type QuotaLedger } from "@genq/quota";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
@@ -48,6 +54,13 @@ export interface JobProcessorOptions {
    * when it fails or is canceled. Without it, jobs are not metered against quotas.
    */
   quota?: QuotaLedger;
+  /** Provider call figures (count, latency, tokens, cost) for /metrics. */
+  metrics?: GenqMetrics;
+  /**
+   * Users' own provider keys: a job whose candidate provider has one runs on it
+   * (usage and cost recorded; the system quota is not charged for it).
+   */
+  userKeys?: { openForJob(userId: string, provider: string): Promise<string | undefined> };
   /** Stores the images of image jobs; without it, image jobs fail with a clear error. */
   images?: JobImageStore;
   /** Per-attempt deadline for the provider call. */
@@ -147,6 +160,13 @@ async function runAttempt(
       ? await runImage(options, record, selection, signal)
       : await runText(options, record, selection, signal);
   const { quota } = options;
+  observeCalls(options.metrics, completion.calls ?? []);
+  if (completion.costMicroUsd > 0) {
+    options.metrics?.providerCost.inc(
+      { provider: completion.provider, model: completion.model },
+      completion.costMicroUsd,
+    );
+  }
   const completed = await options.jobs.complete({
     jobId: record.id,
     attempt,
@@ -156,6 +176,11 @@ async function runAttempt(
       ? {}
       : {
           onCompleted: async (transaction) => {
+            // On the user's own key the system quota is not charged (usage and cost still are).
+            if (completion.keyId === BYO_KEY_ID) {
+              await quota.release(record.id, transaction);
+              return;
+            }
             await quota.settle(
               {
                 jobId: record.id,
@@ -207,16 +232,22 @@ async function runText(
   const messages = toChatMessages(input);
   const inputTokens = messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
   const outputTokens = input.maxTokens ?? DEFAULT_MAX_TOKENS_RESERVED;
-  await options.quota?.reserve({
-    jobId: record.id,
-    userId: record.userId,
-    textTokens: estimateTextReservation({
-      inputTokens,
-      maxTokens: input.maxTokens,
-      defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
-    }),
-    costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, { inputTokens, outputTokens, images: 0 }),
-  });
+  const userKeys = await userKeyClients(options, record, selection, "text");
+  if (!userKeys.coversAll)
+    await options.quota?.reserve({
+      jobId: record.id,
+      userId: record.userId,
+      textTokens: estimateTextReservation({
+        inputTokens,
+        maxTokens: input.maxTokens,
+        defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
+      }),
+      costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
+        inputTokens,
+        outputTokens,
+        images: 0,
+      }),
+    });
   const routed = await options.router.generateText(
     selection,
     {
@@ -227,7 +258,7 @@ async function runText(
       ...(input.stop === undefined ? {} : { stop: input.stop }),
       ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
     },
-    { signal },
+    { signal, clientFor: userKeys.clientFor },
   );
   const { output } = routed;
   return {
@@ -259,21 +290,26 @@ async function runImage(
     throw new GenqError("invalid_request", "this worker has no object storage configured for image jobs");
   }
   const input = parseInput(ImageJobInput, record.input);
-  await options.quota?.reserve({
-    jobId: record.id,
-    userId: record.userId,
-    images: input.n,
-    costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
-      inputTokens: estimateTokens(input.prompt ?? ""),
-      outputTokens: 0,
+  const userKeys = await userKeyClients(options, record, selection, "image");
+  if (!userKeys.coversAll)
+    await options.quota?.reserve({
+      jobId: record.id,
+      userId: record.userId,
       images: input.n,
-      image: {
-        ...(input.size === undefined ? {} : { size: input.size }),
-        ...(input.quality === undefined ? {} : { quality: input.quality }),
-      },
-    }),
+      costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
+        inputTokens: estimateTokens(input.prompt ?? ""),
+        outputTokens: 0,
+        images: input.n,
+        image: {
+          ...(input.size === undefined ? {} : { size: input.size }),
+          ...(input.quality === undefined ? {} : { quality: input.quality }),
+        },
+      }),
+    });
+  const routed = await routeImage(options.router, images, record, input, selection, {
+    signal,
+    clientFor: userKeys.clientFor,
   });
-  const routed = await routeImage(options.router, images, record, input, selection, signal);
   const { output } = routed;
   // Keys are derived from the job id and image index: a retried job overwrites, never orphans.
   const stored = await images.storeJobImages({
@@ -309,7 +345,7 @@ async function routeImage(
   record: JobRecord,
   input: ImageJobInput,
   selection: Selection,
-  signal: AbortSignal,
+  callOptions: RouteCallOptions & { signal: AbortSignal },
 ) {
   const common = {
     n: input.n,
@@ -322,18 +358,68 @@ async function routeImage(
     return { bytes, mediaType: detectImageMediaType(bytes) ?? "image/png" };
   };
   if (input.operation === "generate" || input.image === undefined) {
-    return router.generateImage(selection, { prompt: input.prompt ?? "", ...common, ...quality }, { signal });
+    return router.generateImage(
+      selection,
+      { prompt: input.prompt ?? "", ...common, ...quality },
+      callOptions,
+    );
   }
   const image = await readSource(input.image);
   if (input.operation === "variation") {
-    return router.createImageVariation(selection, { image, ...common }, { signal });
+    return router.createImageVariation(selection, { image, ...common }, callOptions);
   }
   const mask = input.mask === undefined ? {} : { mask: await readSource(input.mask) };
   return router.editImage(
     selection,
     { prompt: input.prompt ?? "", image, ...mask, ...common, ...quality },
-    { signal },
+    callOptions,
   );
+}
+
+function observeCalls(metrics: GenqMetrics | undefined, calls: readonly RoutedCall[]): void {
+  if (metrics === undefined) return;
+  for (const call of calls) {
+    const labels = { provider: call.provider, model: call.model };
+    metrics.providerCalls.inc({
+      ...labels,
+      outcome: call.outcome === "ok" ? "ok" : (call.errorCode ?? call.outcome),
+    });
+    if (call.outcome === "skipped") continue;
+    metrics.providerLatency.observe(labels, call.latencyMs / 1_000);
+    if (call.inputTokens) metrics.providerTokens.inc({ ...labels, direction: "input" }, call.inputTokens);
+    if (call.outputTokens) metrics.providerTokens.inc({ ...labels, direction: "output" }, call.outputTokens);
+  }
+}
+
+/**
+ * Clients on the user's own keys for the providers the job may be routed to.
+ * `coversAll`: every candidate has one, so the job cannot touch a system key and
+ * reserves nothing against the system quota.
+ */
+async function userKeyClients(
+  options: JobProcessorOptions,
+  record: JobRecord,
+  selection: Selection,
+  capability: "text" | "image",
+): Promise<{ clientFor: RouteCallOptions["clientFor"]; coversAll: boolean }> {
+  const none = { clientFor: undefined, coversAll: false };
+  if (options.userKeys === undefined) return none;
+  const config = options.router.config();
+  let providers: string[];
+  try {
+    const plan = resolveTargets(config, { ...selection, capability });
+    providers = [...new Set(plan.tiers.flat().map((target) => target.provider))];
+  } catch {
+    return none; // not routable: the router call itself fails with the reason
+  }
+  const clients = new Map<string, Provider>();
+  for (const provider of providers) {
+    const apiKey = await options.userKeys.openForJob(record.userId, provider);
+    const client = apiKey === undefined ? undefined : config.providers.get(provider)?.clientForKey?.(apiKey);
+    if (client !== undefined) clients.set(provider, client);
+  }
+  if (clients.size === 0) return none;
+  return { clientFor: (provider) => clients.get(provider), coversAll: clients.size === providers.length };
 }
 
 /** Output tokens reserved for a text job that sets no `maxTokens`. */

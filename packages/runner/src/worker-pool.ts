@@ -7,7 +7,12 @@ import type { QuotaLedger } from "@genq/quota";
 import { UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type AttemptOutcome, createJobProcessor, type JobImageStore } from "./job-processor.ts";
+import {
+  type AttemptOutcome,
+  createJobProcessor,
+  type JobImageStore,
+  type JobProcessorOptions,
+} from "./job-processor.ts";
 import { Reconciler } from "./reconciler.ts";
 
 /** One queue a worker process runs, with its concurrency. */
@@ -23,6 +28,8 @@ export interface WorkerPoolOptions {
   /** Producer-side queues, used by the reconciler (same prefix as the workers). */
   queues: JobQueues;
   router: ProviderRouter;
+  /** Users' own provider keys (BYO); see the job processor. */
+  userKeys?: JobProcessorOptions["userKeys"];
   /** Job and provider metrics for /metrics. */
   metrics?: GenqMetrics;
   /** Charges jobs against their user's plan (reserve, settle, release). */
@@ -70,6 +77,8 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         router: options.router,
         ...(options.images === undefined ? {} : { images: options.images }),
         ...(options.quota === undefined ? {} : { quota: options.quota }),
+        ...(options.userKeys === undefined ? {} : { userKeys: options.userKeys }),
+        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),
