@@ -9,6 +9,7 @@ import {
   publishRouterCatalog,
   RedisRouterState,
   type RouterConfig,
+  type RouterState,
 } from "@genq/providers";
 import type { Redis } from "ioredis";
 import type { WorkerEnv } from "./env.ts";
@@ -35,6 +36,8 @@ const CATALOG_REFRESH_MS = 15_000;
 /** The worker's router and where its configuration comes from. */
 export interface WorkerRouter {
   router: ProviderRouter;
+  /** The shared router state (circuits, key limits), for metrics. */
+  state: RouterState;
   /** Present when a providers file is configured: reload it (SIGHUP) or stop watching it. */
   source: ConfigSource | undefined;
   close(): void;
@@ -98,6 +101,7 @@ export async function createWorkerRouter(
   });
   return {
     router: new ProviderRouter({ config: current, state, logger }),
+    state,
     source,
     close() {
       clearInterval(timer);

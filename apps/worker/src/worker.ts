@@ -19,10 +19,26 @@ import {
 } from "@genq/runner";
 import { createStorage, storageConfigFromEnv } from "@genq/storage";
 import type { WorkerEnv } from "./env.ts";
-import { createWorkerRouter } from "./providers.ts";
+import { createWorkerRouter, type WorkerRouter } from "./providers.ts";
 
 /** A reservation of a job still queued after this long is released (it reserves again when it runs). */
 const QUOTA_RECLAIM_AFTER_MS = 10 * 60_000;
+
+/** Sets the circuit gauge of every configured provider/model from the shared state. */
+async function observeCircuits(metrics: GenqMetrics, routing: WorkerRouter): Promise<void> {
+  const targets = [...routing.router.config().providers.values()].flatMap((deployment) =>
+    [...deployment.models.keys()].map((model) => ({ provider: deployment.name, model })),
+  );
+  const stats = await routing.state.targetStats(targets).catch(() => []);
+  for (const entry of stats) {
+    for (const state of ["open", "half-open"] as const) {
+      metrics.circuitState.set(
+        { provider: entry.provider, model: entry.model, state },
+        entry.circuit === state ? 1 : 0,
+      );
+    }
+  }
+}
 
 /** A running worker process's parts. */
 export interface RunningWorker {
@@ -122,10 +138,12 @@ export async function startWorker(
   if (env.GENQ_WORKER_HEALTH_PORT > 0) {
     health = createServer((request, response) => {
       if (request.url === "/metrics") {
-        metrics.render().then(
-          ({ contentType, body }) => response.writeHead(200, { "content-type": contentType }).end(body),
-          () => response.writeHead(500).end(),
-        );
+        observeCircuits(metrics, routing)
+          .then(() => metrics.render())
+          .then(
+            ({ contentType, body }) => response.writeHead(200, { "content-type": contentType }).end(body),
+            () => response.writeHead(500).end(),
+          );
         return;
       }
       const ready = request.url === "/health/ready";

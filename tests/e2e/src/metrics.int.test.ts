@@ -58,4 +58,22 @@ describe("Prometheus metrics", () => {
     expect(sample(text, "genq_queue_oldest_waiting_seconds", { queue: "text" })).toBeGreaterThanOrEqual(0);
     expect(text).toContain("genq_http_request_duration_seconds_bucket");
   });
+
+  it("exposes the worker's job, provider and circuit figures on its health port", async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    await harness.startInProcessWorker({ GENQ_WORKER_HEALTH_PORT: String(port) });
+    const job = (await harness.submit(apiKey, { type: "text", input: { prompt: "measured" } })).json();
+    expect((await harness.waitForJob(apiKey, job.id)).status).toBe("completed");
+
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(
+      sample(text, "genq_provider_calls_total", { provider: "mock", model: "mock-1", outcome: "ok" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      sample(text, "genq_jobs_finished_total", { type: "text", outcome: "completed" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(text).toContain("genq_job_wait_seconds_bucket");
+    expect(sample(text, "genq_circuit_open", { provider: "mock", model: "mock-1", state: "open" })).toBe(0);
+    expect(text).toContain('process="worker"');
+  });
 });
