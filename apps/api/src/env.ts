@@ -44,7 +44,7 @@ export const ApiEnv = CommonEnv.extend({
    */
   GENQ_ENCRYPTION_KEYS: EncryptionKeysVariable.optional(),
 }).superRefine((env, context) => {
-  checkStorageEnv(env, context);
+  checkStorageEnv(env, context, { signsLinks: true });
   if (env.NODE_ENV === "production" && env.GENQ_ADMIN_PASSWORD === undefined) {
     context.addIssue({
       code: "custom",

@@ -63,7 +63,7 @@ export const WorkerEnv = CommonEnv.extend({
   /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
   GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
 }).superRefine((env, context) => {
-  checkStorageEnv(env, context);
+  checkStorageEnv(env, context, { signsLinks: false });
   // With a providers file, the file names the providers and the default route.
   if (env.GENQ_PROVIDERS_FILE !== undefined) return;
   const keyOf = {

@@ -33,7 +33,12 @@ export const StorageEnv = z.object({
 export type StorageEnv = z.infer<typeof StorageEnv>;
 
 /** Cross-field rules of {@link StorageEnv}, for the apps' `superRefine`. */
-export function checkStorageEnv(env: StorageEnv & { NODE_ENV: string }, context: z.RefinementCtx): void {
+export function checkStorageEnv(
+  env: StorageEnv & { NODE_ENV: string },
+  context: z.RefinementCtx,
+  /** True for the API, which signs `/v1/assets` links; workers only write objects. */
+  options: { signsLinks: boolean },
+): void {
   if (env.GENQ_STORAGE_DRIVER === "s3" && env.S3_BUCKET === undefined) {
     context.addIssue({
       code: "custom",
@@ -50,6 +55,7 @@ export function checkStorageEnv(env: StorageEnv & { NODE_ENV: string }, context:
     });
   }
   if (
+    options.signsLinks &&
     env.NODE_ENV === "production" &&
     env.GENQ_STORAGE_DRIVER === "local" &&
     env.GENQ_STORAGE_SIGNING_SECRET === undefined
