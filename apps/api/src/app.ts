@@ -23,6 +23,7 @@ import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
+import { adminUsageRoutes } from "./routes/admin-usage-routes.ts";
 import { assetRoutes } from "./routes/asset-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
@@ -138,6 +139,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (options.storage?.driver === "local") {
     await app.register(assetRoutes, { storage: options.storage as LocalStorage, prefix: "/v1/assets" });
   }
+  await app.register(adminUsageRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(adminProviderRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(adminAccountRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(bullBoardPlugin, options.admin);

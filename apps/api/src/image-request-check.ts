@@ -1,7 +1,10 @@
 import { type CreateImageJobRequest, GenqError } from "@genq/core";
 import type { RouterCatalog } from "@genq/providers";
 
-type CatalogModel = RouterCatalog["providers"][number]["models"][number];
+type CatalogModel = RouterCatalog["providers"][number]["models"][number] & { providerType: string };
+
+/** Provider types whose adapters edit images and make variations. */
+const EDITING_PROVIDER_TYPES: ReadonlySet<string> = new Set(["openai", "openai-compatible", "mock"]);
 
 /**
  * The image models a job may run on, from the catalog the workers publish: the
@@ -11,17 +14,19 @@ type CatalogModel = RouterCatalog["providers"][number]["models"][number];
 function candidates(catalog: RouterCatalog, body: CreateImageJobRequest): CatalogModel[] {
   const canImage = (model: CatalogModel | undefined): model is CatalogModel =>
     model?.capabilities.includes("image") ?? false;
-  const modelOf = (provider: string, id: string | undefined) =>
-    catalog.providers
-      .find((candidate) => candidate.name === provider)
-      ?.models.find((model) => model.id === id);
+  const modelsOf = (provider: RouterCatalog["providers"][number]): CatalogModel[] =>
+    provider.models.map((model) => ({ ...model, providerType: provider.type }));
+  const modelOf = (name: string, id: string | undefined) => {
+    const provider = catalog.providers.find((candidate) => candidate.name === name);
+    return provider === undefined ? undefined : modelsOf(provider).find((model) => model.id === id);
+  };
   if (body.provider !== undefined) {
     const provider = catalog.providers.find((candidate) => candidate.name === body.provider);
     if (provider === undefined) return [];
-    if (body.model !== undefined)
-      return [provider.models.find((model) => model.id === body.model)].filter(canImage);
-    const preferred = provider.models.find((model) => model.id === provider.defaultModel);
-    return [canImage(preferred) ? preferred : provider.models.find(canImage)].filter(canImage);
+    const models = modelsOf(provider);
+    if (body.model !== undefined) return [models.find((model) => model.id === body.model)].filter(canImage);
+    const preferred = models.find((model) => model.id === provider.defaultModel);
+    return [canImage(preferred) ? preferred : models.find(canImage)].filter(canImage);
   }
   const route = catalog.routes.find((candidate) => candidate.name === (body.model ?? catalog.defaultRoute));
   if (route !== undefined) {
@@ -31,7 +36,7 @@ function candidates(catalog: RouterCatalog, body: CreateImageJobRequest): Catalo
   if (body.model !== undefined) {
     return catalog.providers.map((provider) => modelOf(provider.name, body.model)).filter(canImage);
   }
-  return catalog.providers.flatMap((provider) => provider.models.filter(canImage)).slice(0, 1);
+  return catalog.providers.flatMap((provider) => modelsOf(provider).filter(canImage)).slice(0, 1);
 }
 
 /**
@@ -44,7 +49,15 @@ export function checkImageRequest(catalog: RouterCatalog | undefined, body: Crea
   if (catalog === undefined) return;
   const models = candidates(catalog, body);
   if (models.length === 0) return;
-  const { size, quality, n } = body.input;
+  const { size, quality, n, operation } = body.input;
+  if (operation !== "generate" && !models.some((model) => EDITING_PROVIDER_TYPES.has(model.providerType))) {
+    const providers = [...new Set(models.map((model) => model.providerType))].join(", ");
+    throw new GenqError(
+      "invalid_request",
+      `body.input.operation: ${operation} is not offered by ${providers}; image edits and variations run on OpenAI (or OpenAI-compatible) providers and the mock`,
+      { details: { location: "body", field: "input.operation" } },
+    );
+  }
   const refuse = (field: string, message: string, allowed: unknown) =>
     new GenqError("invalid_request", `body.input.${field}: ${message}`, {
       details: { location: "body", field: `input.${field}`, allowed },

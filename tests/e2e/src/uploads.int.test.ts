@@ -278,15 +278,20 @@ describe("uploads and image edits and variations", () => {
     expect(imageDimensions(fakeImagePng)).toMatchObject({ width: rows[0]?.width, height: rows[0]?.height });
   });
 
-  it("fails an edit routed to a provider that cannot edit, without retrying", async () => {
+  it("refuses an edit on a provider that cannot edit with a 400 naming the operation", async () => {
     const image = await uploaded(source);
-    const finished = await completedJob({
+    const response = await harness.submit(apiKey, {
+      type: "image",
       provider: "gemini",
       model: "gemini-2.5-flash-image",
       input: { operation: "edit", prompt: "add a hat", image: image.id },
     });
-    expect(finished).toMatchObject({ status: "failed", attempts: 1, error: { code: "invalid_request" } });
-    expect((finished.error as { message: string }).message).toMatch(/gemini cannot edit images/);
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatchObject({
+      code: "invalid_request",
+      details: { field: "input.operation" },
+    });
+    expect(response.json().error.message).toMatch(/edit is not offered by gemini/);
     expect(gemini.requests.filter((request) => request.method === "POST")).toEqual([]);
   });
 });

@@ -552,6 +552,26 @@ describe("ProviderRouter", () => {
     expect(openai.requests.some((request) => request.path === "/v1/images/generations")).toBe(true);
   });
 
+  it("fails an edit at once on a provider that cannot edit images, without calling it", async () => {
+    const mock = createMockProvider({ name: "painter" });
+    const { editImage: _edit, createImageVariation: _vary, ...cannotEdit } = mock;
+    const painter = deployment(
+      "painter",
+      [{ id: "m" }],
+      [{ id: "k", client: { ...cannotEdit, name: "painter" } }],
+    );
+    painter.models.set("m", { id: "m", capabilities: ["image"], zeroCost: true });
+    const error = await router(config({ providers: [painter], prices: [] }))
+      .editImage(
+        { provider: "painter", model: "m" },
+        { prompt: "add a hat", image: { bytes: new Uint8Array([1]), mediaType: "image/png" }, n: 1 },
+      )
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(RouteFailedError);
+    expect((error as RouteFailedError).code).toBe("invalid_request");
+    expect((error as Error).message).toMatch(/painter cannot edit images/);
+  });
+
   describe("streaming", () => {
     /** A provider whose stream sends `deltas`, then fails if `failAfter` is set. */
     function streamingProvider(name: string, deltas: string[], failAfter?: boolean): Provider {
