@@ -30,6 +30,20 @@ export function createRedisFailureCounter(redis: Redis, prefix: string): Failure
   };
 }
 
+/** Resolves when the connection is ready, or after `timeoutMs` (then the "ready" listener publishes later). */
+function waitForReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === "ready") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      redis.off("ready", done);
+      resolve();
+    }
+    redis.once("ready", done);
+  });
+}
+
 /** How often a worker re-publishes its provider catalog for the admin API. */
 const CATALOG_REFRESH_MS = 15_000;
 
@@ -92,6 +106,8 @@ export async function createWorkerRouter(
   redis.on("ready", republish);
   const timer = setInterval(republish, CATALOG_REFRESH_MS);
   timer.unref();
+  // Publish before the worker reports ready, so the API can check jobs against it at once.
+  await waitForReady(redis, 5_000);
   if (redis.status === "ready") await publish(current());
 
   const state = new RedisRouterState({

@@ -206,5 +206,5 @@ describe("the provider router in worker processes", () => {
     } finally {
       await second.close();
     }
-  });
+  }, 120_000);
 });
