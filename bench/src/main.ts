@@ -2,8 +2,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchEndToEnd } from "./end-to-end-throughput.ts";
 import { benchQuotaOverhead } from "./quota-overhead.ts";
 import { benchRouterOverhead } from "./router-overhead.ts";
+import { benchSubmitApi } from "./submit-api.ts";
 
 /**
  * `pnpm bench`: every figure is printed next to its baseline, measured in the
@@ -49,6 +51,31 @@ async function main(): Promise<void> {
     );
   }
 
+  const endToEnd = await benchEndToEnd({
+    redisUrl,
+    databaseUrl,
+    jobs: Number(process.env.GENQ_BENCH_JOBS ?? 2_000),
+  });
+  process.stdout.write(`\nP1 end to end, ${endToEnd.jobs} jobs (jobs/s)\n`);
+  process.stdout.write(
+    `genq ${endToEnd.genqJobsPerSecond}\traw BullMQ ${endToEnd.baselineJobsPerSecond}\tratio ${endToEnd.ratio}\tgoal ≥ ${endToEnd.goal}\n`,
+  );
+  const submit = await benchSubmitApi({
+    redisUrl,
+    databaseUrl,
+    durationSeconds: Number(process.env.GENQ_BENCH_SECONDS ?? 5),
+  });
+  process.stdout.write(`\nP2 submit API, best req/s with p99 ≤ ${submit.latencyLimitMs} ms\n`);
+  for (const [name, figure] of [
+    ["genq POST /v1/jobs", submit.genq],
+    ["bare Fastify + queue.add", submit.baseline],
+  ] as const) {
+    process.stdout.write(
+      `${name}\t${figure.requestsPerSecond} req/s at ${figure.connections} connections, p50 ${figure.p50} ms, p99 ${figure.p99} ms${figure.withinLatencyLimit ? "" : " (p99 limit never met)"}\n`,
+    );
+  }
+  process.stdout.write(`ratio ${submit.ratio}\tgoal ≥ ${submit.goal}\n`);
+
   const results = {
     date: new Date().toISOString(),
     machine: {
@@ -58,7 +85,7 @@ async function main(): Promise<void> {
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
     },
-    benchmarks: [router, quota],
+    benchmarks: [router, quota, endToEnd, submit],
   };
   const directory = join(dirname(fileURLToPath(import.meta.url)), "..", "results");
   await mkdir(directory, { recursive: true });
