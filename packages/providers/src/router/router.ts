@@ -224,17 +224,9 @@ export class ProviderRouter {
     request: Omit<TextGenerationRequest, "model" | "signal">,
     options: RouteCallOptions = {},
   ): Promise<Routed<TextGenerationResult>> {
-    const config = this.#options.config();
-    const inputTokens = request.messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
-    const plan = resolveTargets(config, { ...selection, capability: "text" });
-    const outputTokens = request.maxTokens ?? maxOutputOf(config, plan) ?? DEFAULT_OUTPUT_RESERVATION;
-    return this.#route(config, plan, options, {
-      invoke: (client, model, signal) => client.generateText({ ...request, model, signal }),
-      usage: (output) => output.usage,
-      answeredModel: (output) => output.model,
-      reserveTokens: inputTokens + outputTokens,
-      estimate: { inputTokens, outputTokens, images: 0 },
-    });
+    return this.#routeText(selection, request, options, (client, model, signal) =>
+      client.generateText({ ...request, model, signal }),
+    );
   }
 
   /**
@@ -247,38 +239,46 @@ export class ProviderRouter {
     request: Omit<TextGenerationRequest, "model" | "signal">,
     options: RouteCallOptions & { onDelta: (delta: string) => void },
   ): Promise<Routed<TextGenerationResult>> {
+    return this.#routeText(selection, request, options, async (client, model, signal) => {
+      let text = "";
+      let started = false;
+      try {
+        for await (const part of client.streamText({ ...request, model, signal })) {
+          if (part.type === "text-delta") {
+            started = true;
+            text += part.delta;
+            options.onDelta(part.delta);
+          } else {
+            return {
+              text,
+              finishReason: part.finishReason,
+              usage: part.usage,
+              model: part.model,
+              ...(part.providerRequestId === undefined ? {} : { providerRequestId: part.providerRequestId }),
+            };
+          }
+        }
+      } catch (error) {
+        if (started) throw new StreamInterruptedError(error);
+        throw error;
+      }
+      throw new StreamInterruptedError(new Error(`${client.name}: the stream ended without a finish`));
+    });
+  }
+
+  /** Routes a text call: reserves the prompt's estimate plus the most output the request allows. */
+  #routeText(
+    selection: Omit<RouteSelection, "capability">,
+    request: Omit<TextGenerationRequest, "model" | "signal">,
+    options: RouteCallOptions,
+    invoke: CallSpec<TextGenerationResult>["invoke"],
+  ): Promise<Routed<TextGenerationResult>> {
     const config = this.#options.config();
     const inputTokens = request.messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
     const plan = resolveTargets(config, { ...selection, capability: "text" });
     const outputTokens = request.maxTokens ?? maxOutputOf(config, plan) ?? DEFAULT_OUTPUT_RESERVATION;
     return this.#route(config, plan, options, {
-      invoke: async (client, model, signal) => {
-        let text = "";
-        let started = false;
-        try {
-          for await (const part of client.streamText({ ...request, model, signal })) {
-            if (part.type === "text-delta") {
-              started = true;
-              text += part.delta;
-              options.onDelta(part.delta);
-            } else {
-              return {
-                text,
-                finishReason: part.finishReason,
-                usage: part.usage,
-                model: part.model,
-                ...(part.providerRequestId === undefined
-                  ? {}
-                  : { providerRequestId: part.providerRequestId }),
-              };
-            }
-          }
-        } catch (error) {
-          if (started) throw new StreamInterruptedError(error);
-          throw error;
-        }
-        throw new StreamInterruptedError(new Error(`${client.name}: the stream ended without a finish`));
-      },
+      invoke,
       usage: (output) => output.usage,
       answeredModel: (output) => output.model,
       reserveTokens: inputTokens + outputTokens,
