@@ -208,71 +208,60 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       }
     },
 
-    async generateImage(request: ImageGenerationRequest): Promise<ImageGenerationResult> {
-      try {
-        const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
-        const model = resolveModel(request.model);
+    generateImage(request: ImageGenerationRequest): Promise<ImageGenerationResult> {
+      return imageCall(request, (model, extraBody, signal) =>
         // size and quality are strings here because compatible servers accept values
         // the SDK's literal unions do not list; the server validates them.
-        const body = {
-          ...extraBody,
-          model,
-          prompt: request.prompt,
-          n: request.n,
-          ...(request.size === undefined ? {} : { size: request.size }),
-          ...(request.quality === undefined ? {} : { quality: request.quality }),
-        } as OpenAI.Images.ImageGenerateParamsNonStreaming;
-        const { data, request_id: requestId } = await client.images
-          .generate(body, { signal: request.signal ?? null })
-          .withResponse();
-        return await toImageResult(data, requestId, model, request.signal);
-      } catch (error) {
-        throw toProviderError(error, request.signal);
-      }
+        client.images
+          .generate(
+            {
+              ...extraBody,
+              model,
+              prompt: request.prompt,
+              n: request.n,
+              ...sizeAndQuality(request),
+            } as OpenAI.Images.ImageGenerateParamsNonStreaming,
+            { signal },
+          )
+          .withResponse(),
+      );
     },
 
-    async editImage(request: ImageEditRequest): Promise<ImageGenerationResult> {
-      try {
-        const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
-        const model = resolveModel(request.model);
-        // A multipart request: the SDK sends the files and stringifies the other fields.
-        const body = {
-          ...extraBody,
-          model,
-          prompt: request.prompt,
-          image: await toUpload(request.image, "image"),
-          ...(request.mask === undefined ? {} : { mask: await toUpload(request.mask, "mask") }),
-          n: request.n,
-          ...(request.size === undefined ? {} : { size: request.size }),
-          ...(request.quality === undefined ? {} : { quality: request.quality }),
-        } as OpenAI.Images.ImageEditParamsNonStreaming;
-        const { data, request_id: requestId } = await client.images
-          .edit(body, { signal: request.signal ?? null })
-          .withResponse();
-        return await toImageResult(data, requestId, model, request.signal);
-      } catch (error) {
-        throw toProviderError(error, request.signal);
-      }
+    editImage(request: ImageEditRequest): Promise<ImageGenerationResult> {
+      // A multipart request: the SDK sends the files and stringifies the other fields.
+      return imageCall(request, async (model, extraBody, signal) =>
+        client.images
+          .edit(
+            {
+              ...extraBody,
+              model,
+              prompt: request.prompt,
+              image: await toUpload(request.image, "image"),
+              ...(request.mask === undefined ? {} : { mask: await toUpload(request.mask, "mask") }),
+              n: request.n,
+              ...sizeAndQuality(request),
+            } as OpenAI.Images.ImageEditParamsNonStreaming,
+            { signal },
+          )
+          .withResponse(),
+      );
     },
 
-    async createImageVariation(request: ImageVariationRequest): Promise<ImageGenerationResult> {
-      try {
-        const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
-        const model = resolveModel(request.model);
-        const body = {
-          ...extraBody,
-          model,
-          image: await toUpload(request.image, "image"),
-          n: request.n,
-          ...(request.size === undefined ? {} : { size: request.size }),
-        } as OpenAI.Images.ImageCreateVariationParams;
-        const { data, request_id: requestId } = await client.images
-          .createVariation(body, { signal: request.signal ?? null })
-          .withResponse();
-        return await toImageResult(data, requestId, model, request.signal);
-      } catch (error) {
-        throw toProviderError(error, request.signal);
-      }
+    createImageVariation(request: ImageVariationRequest): Promise<ImageGenerationResult> {
+      return imageCall(request, async (model, extraBody, signal) =>
+        client.images
+          .createVariation(
+            {
+              ...extraBody,
+              model,
+              image: await toUpload(request.image, "image"),
+              n: request.n,
+              ...(request.size === undefined ? {} : { size: request.size }),
+            } as OpenAI.Images.ImageCreateVariationParams,
+            { signal },
+          )
+          .withResponse(),
+      );
     },
 
     async healthCheck(healthOptions) {
@@ -291,6 +280,33 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       }
     },
   };
+
+  /**
+   * One image call (generation, edit or variation): resolves the model, sends the
+   * request `send` builds with the caller's extra body fields, and maps the answer
+   * and any error the same way for all three.
+   */
+  async function imageCall(
+    request: {
+      model: string;
+      providerOptions?: Record<string, Record<string, unknown>>;
+      signal?: AbortSignal;
+    },
+    send: (
+      model: string,
+      extraBody: Record<string, unknown>,
+      signal: AbortSignal | null,
+    ) => Promise<{ data: OpenAI.Images.ImagesResponse; request_id: string | null | undefined }>,
+  ): Promise<ImageGenerationResult> {
+    try {
+      const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
+      const model = resolveModel(request.model);
+      const { data, request_id: requestId } = await send(model, extraBody, request.signal ?? null);
+      return await toImageResult(data, requestId, model, request.signal);
+    } catch (error) {
+      throw toProviderError(error, request.signal);
+    }
+  }
 
   /** The images of a generation, edit or variation response, with usage and the request id. */
   async function toImageResult(
@@ -365,6 +381,13 @@ function toUpload(image: ImageSource, basename: string) {
 }
 
 /** Splits `providerOptions[name]` into body pass-through fields and the adapter's own switches. */
+function sizeAndQuality(request: { size?: string; quality?: string }): { size?: string; quality?: string } {
+  return {
+    ...(request.size === undefined ? {} : { size: request.size }),
+    ...(request.quality === undefined ? {} : { quality: request.quality }),
+  };
+}
+
 function splitProviderOptions(providerOptions: Record<string, unknown> | undefined): {
   body: Record<string, unknown>;
   control: Record<string, unknown>;
