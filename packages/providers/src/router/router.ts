@@ -291,34 +291,14 @@ export class ProviderRouter {
     request: Omit<ImageGenerationRequest, "model" | "signal">,
     options: RouteCallOptions = {},
   ): Promise<Routed<ImageGenerationResult>> {
-    const config = this.#options.config();
-    const plan = resolveTargets(config, { ...selection, capability: "image" });
-    return this.#route(config, plan, options, {
-      invoke: (client, model, signal) => {
-        if (client.generateImage === undefined) {
-          throw new ProviderError("invalid_request", `${client.name} cannot generate images`, {
-            provider: client.name,
-          });
-        }
-        return client.generateImage({ ...request, model, signal });
-      },
-      usage: (output) => ({
-        inputTokens: output.usage.inputTokens ?? 0,
-        outputTokens: output.usage.outputTokens ?? 0,
-        images: output.usage.images,
-      }),
-      answeredModel: (output) => output.model,
-      reserveTokens: estimateTokens(request.prompt),
-      estimate: {
-        inputTokens: estimateTokens(request.prompt),
-        outputTokens: 0,
-        images: request.n,
-        image: {
-          ...(request.size === undefined ? {} : { size: request.size }),
-          ...(request.quality === undefined ? {} : { quality: request.quality }),
-        },
-      },
-    });
+    return this.#routeImage(
+      selection,
+      options,
+      request.prompt,
+      request,
+      "generate images",
+      (client, model, signal) => client.generateImage?.({ ...request, model, signal }),
+    );
   }
 
   /**
@@ -330,20 +310,13 @@ export class ProviderRouter {
     request: Omit<ImageEditRequest, "model" | "signal">,
     options: RouteCallOptions = {},
   ): Promise<Routed<ImageGenerationResult>> {
-    const config = this.#options.config();
-    const plan = resolveTargets(config, { ...selection, capability: "image" });
-    return this.#route(
-      config,
-      plan,
+    return this.#routeImage(
+      selection,
       options,
-      imageCallSpec(request.prompt, request, (client, model, signal) => {
-        if (client.editImage === undefined) {
-          throw new ProviderError("invalid_request", `${client.name} cannot edit images`, {
-            provider: client.name,
-          });
-        }
-        return client.editImage({ ...request, model, signal });
-      }),
+      request.prompt,
+      request,
+      "edit images",
+      (client, model, signal) => client.editImage?.({ ...request, model, signal }),
     );
   }
 
@@ -353,19 +326,47 @@ export class ProviderRouter {
     request: Omit<ImageVariationRequest, "model" | "signal">,
     options: RouteCallOptions = {},
   ): Promise<Routed<ImageGenerationResult>> {
+    return this.#routeImage(
+      selection,
+      options,
+      "",
+      request,
+      "make variations of images",
+      (client, model, signal) => client.createImageVariation?.({ ...request, model, signal }),
+    );
+  }
+
+  /**
+   * Routes an image call. `invoke` answers undefined when the client lacks the
+   * operation: that fails the call at once with `invalid_request` ("X cannot ..."),
+   * since the request, not the target, is at fault.
+   */
+  #routeImage(
+    selection: Omit<RouteSelection, "capability">,
+    options: RouteCallOptions,
+    prompt: string,
+    request: { n: number; size?: string; quality?: string },
+    operation: string,
+    invoke: (
+      client: Provider,
+      model: string,
+      signal: AbortSignal,
+    ) => Promise<ImageGenerationResult> | undefined,
+  ): Promise<Routed<ImageGenerationResult>> {
     const config = this.#options.config();
     const plan = resolveTargets(config, { ...selection, capability: "image" });
     return this.#route(
       config,
       plan,
       options,
-      imageCallSpec("", request, (client, model, signal) => {
-        if (client.createImageVariation === undefined) {
-          throw new ProviderError("invalid_request", `${client.name} cannot make variations of images`, {
+      imageCallSpec(prompt, request, async (client, model, signal) => {
+        const call = invoke(client, model, signal);
+        if (call === undefined) {
+          throw new ProviderError("invalid_request", `${client.name} cannot ${operation}`, {
             provider: client.name,
           });
         }
-        return client.createImageVariation({ ...request, model, signal });
+        return call;
       }),
     );
   }
