@@ -73,13 +73,13 @@ const iso = (epochMs: number | undefined) =>
 export async function adminProviderRoutes(app: FastifyInstance, options: OperatorCredentials): Promise<void> {
   app.addHook("onRequest", requireOperator(options));
   const routes = app.withTypeProvider<ZodTypeProvider>();
-  const state = () =>
-    new RedisRouterState({
-      redis: app.genq.redis,
-      prefix: app.genq.queues.prefix,
-      // Only read here; the workers apply their configured policy.
-      breaker: () => ({ failureThreshold: 1, windowMs: 1, openMs: 1, halfOpenProbes: 1 }),
-    });
+  // One instance: it defines its Lua scripts on the connection once.
+  const routerState = new RedisRouterState({
+    redis: app.genq.redis,
+    prefix: app.genq.queues.prefix,
+    // Only read here; the workers apply their configured policy.
+    breaker: () => ({ failureThreshold: 1, windowMs: 1, openMs: 1, halfOpenProbes: 1 }),
+  });
 
   async function catalogOrThrow() {
     const catalog = await readRouterCatalog(app.genq.redis, app.genq.queues.prefix);
@@ -104,7 +104,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
     },
     async () => {
       const catalog = await catalogOrThrow();
-      const health = await providerHealth(catalog, state());
+      const health = await providerHealth(catalog, routerState);
       return {
         version: catalog.version,
         priceVersion: catalog.priceVersion,
@@ -150,7 +150,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
         (candidate) => candidate.name === provider && candidate.keys.some((key) => key.id === keyId),
       );
       if (!known) throw new NotFoundError("provider key", `${provider}/${keyId}`);
-      await state().resetKey(provider, keyId);
+      await routerState.resetKey(provider, keyId);
       request.log.info({ provider, keyId }, "provider key reset by an operator");
       return reply.status(204).send(null);
     },
