@@ -34,12 +34,27 @@ const ProviderName = z
     "provider must be a configured provider name such as `openai` or `mock`",
   );
 
+/**
+ * Where to POST the job's (or batch's) events, signed with the user's webhook secret
+ * (Standard Webhooks). Only http(s) URLs; whether the host may be called is checked
+ * when delivering (private and loopback addresses are refused).
+ */
+export const WebhookRequest = z
+  .object({
+    url: z
+      .url({ protocol: /^https?$/, error: "webhook.url must be an absolute http(s) URL" })
+      .max(2_048, "webhook.url must be at most 2048 characters"),
+  })
+  .strict();
+export type WebhookRequest = z.infer<typeof WebhookRequest>;
+
 /** Fields every job request has besides its type and input. */
 const JOB_REQUEST_FIELDS = {
   priority: z.enum(PRIORITY_NAMES).default("normal"),
   provider: ProviderName.optional(),
   model: z.string().min(1).max(128).optional(),
   metadata: JobMetadata.optional(),
+  webhook: WebhookRequest.optional(),
 };
 
 function storable(request: unknown, context: z.RefinementCtx): void {

@@ -5,6 +5,7 @@ export * from "./client.ts";
 export * from "./connection-url.ts";
 export { Prisma } from "./generated/prisma/client.ts";
 export type { Plan } from "./generated/prisma/enums.ts";
+export * from "./job-finished.ts";
 export * from "./job-repository.ts";
 export * from "./migrate.ts";
 export * from "./readiness.ts";

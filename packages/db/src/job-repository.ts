@@ -10,6 +10,12 @@ import {
 } from "@genq/core";
 import type { Database } from "./client.ts";
 import type { Job, Prisma, ProviderCall } from "./generated/prisma/client.ts";
+import {
+  FINISHED_JOB_SELECT,
+  type FinishedJob,
+  type JobFinishedHooks,
+  toFinishedJob,
+} from "./job-finished.ts";
 import { isUniqueViolation } from "./prisma-errors.ts";
 
 /** A job row. */
@@ -42,6 +48,8 @@ export interface NewJob {
   idempotencyKey?: string | undefined;
   /** Hash of the normalized request, compared when the idempotency key repeats. */
   requestHash?: string | undefined;
+  /** Where the job's events are POSTed (besides the user's webhook endpoints). */
+  webhookUrl?: string | undefined;
 }
 
 /** A page of jobs, newest first. */
@@ -162,9 +170,35 @@ const ACTIVE_OR_QUEUED: JobStatus[] = ["queued", "active"];
  */
 export class JobRepository {
   readonly #db: Database;
+  readonly #hooks: JobFinishedHooks;
 
-  constructor(options: { db: Database }) {
+  constructor(options: { db: Database; hooks?: JobFinishedHooks }) {
     this.#db = options.db;
+    this.#hooks = options.hooks ?? {};
+  }
+
+  /** The hooks run when jobs finish, for repositories that finish jobs too (batch cancel). */
+  get hooks(): JobFinishedHooks {
+    return this.#hooks;
+  }
+
+  /** Runs the in-transaction hook for rows a terminal update returned. */
+  async #finishedInTransaction(
+    transaction: Prisma.TransactionClient,
+    rows: ReadonlyArray<Parameters<typeof toFinishedJob>[0]>,
+  ): Promise<FinishedJob[]> {
+    const finished = rows.map(toFinishedJob);
+    if (finished.length > 0) await this.#hooks.inTransaction?.(transaction, finished);
+    return finished;
+  }
+
+  #finishedAfterCommit(finished: readonly FinishedJob[]): void {
+    if (finished.length === 0 || this.#hooks.afterCommit === undefined) return;
+    try {
+      this.#hooks.afterCommit(finished);
+    } catch {
+      // Notifications are best effort; the committed rows are the record.
+    }
   }
 
   /**
@@ -191,6 +225,7 @@ export class JobRepository {
           ...(job.metadata === undefined ? {} : { metadata: job.metadata as Prisma.InputJsonValue }),
           idempotencyKey: job.idempotencyKey ?? null,
           requestHash: job.requestHash ?? null,
+          webhookUrl: job.webhookUrl ?? null,
         },
       });
       return { job: created, created: true };
@@ -252,17 +287,22 @@ export class JobRepository {
   async requestCancel(userId: string, jobId: string): Promise<{ job: JobRecord; wasActive: boolean }> {
     const job = await this.findForUser(userId, jobId);
     const now = new Date();
-    const canceledQueued = await this.#db.job.updateMany({
-      where: { id: jobId, status: "queued" },
-      data: {
-        status: "canceled",
-        cancelRequested: true,
-        finishedAt: now,
-        errorCode: null,
-        errorMessage: null,
-      },
-    });
-    if (canceledQueued.count === 1) return { job: await this.findForUser(userId, jobId), wasActive: false };
+    const canceledQueued = await this.#db.$transaction(async (transaction) => {
+      const rows = await transaction.job.updateManyAndReturn({
+        where: { id: jobId, status: "queued" },
+        data: {
+          status: "canceled",
+          cancelRequested: true,
+          finishedAt: now,
+          errorCode: null,
+          errorMessage: null,
+        },
+        select: FINISHED_JOB_SELECT,
+      });
+      return this.#finishedInTransaction(transaction, rows);
+    }, COMPLETE_TRANSACTION_OPTIONS);
+    this.#finishedAfterCommit(canceledQueued);
+    if (canceledQueued.length === 1) return { job: await this.findForUser(userId, jobId), wasActive: false };
     const flaggedActive = await this.#db.job.updateMany({
       where: { id: jobId, status: "active" },
       data: { cancelRequested: true },
@@ -299,7 +339,7 @@ export class JobRepository {
    * job, so it is written once. The calls are recorded either way: they happened.
    */
   async complete(completion: JobCompletion): Promise<boolean> {
-    return this.#db.$transaction(async (transaction) => {
+    const finished = await this.#db.$transaction(async (transaction) => {
       const [updated] = await transaction.job.updateManyAndReturn({
         where: { id: completion.jobId, status: "active", cancelRequested: false },
         data: {
@@ -316,7 +356,7 @@ export class JobRepository {
           progress: 100,
           finishedAt: new Date(),
         },
-        select: { userId: true },
+        select: FINISHED_JOB_SELECT,
       });
       if (updated !== undefined) {
         await transaction.usageRecord.create({
@@ -340,8 +380,10 @@ export class JobRepository {
         await completion.onCompleted?.(transaction, { userId: updated.userId });
       }
       await recordCalls(transaction, completion.jobId, completion.calls, completion.attempt);
-      return updated !== undefined;
+      return this.#finishedInTransaction(transaction, updated === undefined ? [] : [updated]);
     }, COMPLETE_TRANSACTION_OPTIONS);
+    this.#finishedAfterCommit(finished);
+    return finished.length === 1;
   }
 
   /**
@@ -406,17 +448,17 @@ export class JobRepository {
     calls?: readonly ProviderCallRecord[],
     attempt?: number,
   ): Promise<boolean> {
-    const cancel = (client: Prisma.TransactionClient | Database) =>
-      client.job.updateMany({
+    const finished = await this.#db.$transaction(async (transaction) => {
+      const rows = await transaction.job.updateManyAndReturn({
         where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: true },
         data: { status: "canceled", finishedAt: new Date() },
+        select: FINISHED_JOB_SELECT,
       });
-    if (calls === undefined || calls.length === 0) return (await cancel(this.#db)).count === 1;
-    return this.#db.$transaction(async (transaction) => {
-      const updated = await cancel(transaction);
       await recordCalls(transaction, jobId, calls, attempt);
-      return updated.count === 1;
-    });
+      return this.#finishedInTransaction(transaction, rows);
+    }, COMPLETE_TRANSACTION_OPTIONS);
+    this.#finishedAfterCommit(finished);
+    return finished.length === 1;
   }
 
   /**
@@ -429,8 +471,8 @@ export class JobRepository {
     calls?: readonly ProviderCallRecord[],
     attempt?: number,
   ): Promise<boolean> {
-    return this.#db.$transaction(async (transaction) => {
-      const updated = await transaction.job.updateMany({
+    const finished = await this.#db.$transaction(async (transaction) => {
+      const rows = await transaction.job.updateManyAndReturn({
         where: { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
         data: {
           status: "failed",
@@ -438,10 +480,13 @@ export class JobRepository {
           errorMessage: failure.message,
           finishedAt: new Date(),
         },
+        select: FINISHED_JOB_SELECT,
       });
       await recordCalls(transaction, jobId, calls, attempt);
-      return updated.count === 1;
-    });
+      return this.#finishedInTransaction(transaction, rows);
+    }, COMPLETE_TRANSACTION_OPTIONS);
+    this.#finishedAfterCommit(finished);
+    return finished.length === 1;
   }
 
   /**
@@ -458,7 +503,12 @@ export class JobRepository {
       where: {
         ...(options.afterId === undefined ? {} : { id: { gt: options.afterId } }),
         OR: [
-          { status: "queued", queuedAt: { lt: options.queuedBefore } },
+          // A batch item the fair dispatcher still holds back (dispatchedAt null) is not due.
+          {
+            status: "queued",
+            queuedAt: { lt: options.queuedBefore },
+            dispatchedAt: { lt: options.queuedBefore },
+          },
           { status: "active", startedAt: { lt: options.activeBefore } },
         ],
       },

@@ -226,7 +226,8 @@ function expectedShape(document: Document): DatabaseShape {
       if (field.kind === "scalar" || field.kind === "enum") {
         columns.set(columnName(field), {
           type: expectedColumnType(field, enums),
-          nullable: !field.isRequired,
+          // Prisma's migrations leave scalar lists (`String[]`) nullable: `TEXT[]` without NOT NULL.
+          nullable: field.isList || !field.isRequired,
           default: expectedColumnDefault(field, enums),
         });
         continue;

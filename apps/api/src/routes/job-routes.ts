@@ -139,6 +139,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         model: body.model,
         input: body.input,
         metadata: body.metadata,
+        webhookUrl: body.webhook?.url,
         idempotencyKey,
         requestHash: idempotencyKey === undefined ? undefined : requestFingerprint(body),
       });
