@@ -1,5 +1,6 @@
 export * from "./env.ts";
 export * from "./errors.ts";
+export * from "./events.ts";
 export * from "./ids.ts";
 export * from "./image-job.ts";
 export * from "./job.ts";

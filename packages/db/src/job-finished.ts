@@ -1,4 +1,4 @@
-import type { JobType } from "@genq/core";
+import type { GenqEvent, JobType } from "@genq/core";
 import type { Prisma } from "./generated/prisma/client.ts";
 
 /** A job that just reached a terminal status, as the transaction that finished it saw it. */
@@ -37,19 +37,20 @@ export const FINISHED_JOB_SELECT = {
 /**
  * Runs inside every transaction that moves jobs to a terminal status (complete,
  * fail, cancel, batch cancel), after the update. What must happen exactly once per
- * finished job goes here: batch counters, webhook outbox rows. A throw rolls the
- * transition back.
+ * finished job goes here: batch counters, webhook outbox rows. Returns the events
+ * the transition caused (job events, and batch events it triggered), which the
+ * after-commit listener receives. A throw rolls the transition back.
  */
 export type JobsFinishedHook = (
   transaction: Prisma.TransactionClient,
   jobs: readonly FinishedJob[],
-) => Promise<void>;
+) => Promise<readonly GenqEvent[]>;
 
 /**
  * Runs after such a transaction committed, for best-effort notifications (live
  * events over Redis). A loss here loses nothing durable: the rows say what happened.
  */
-export type JobsFinishedListener = (jobs: readonly FinishedJob[]) => void;
+export type JobsFinishedListener = (jobs: readonly FinishedJob[], events: readonly GenqEvent[]) => void;
 
 /** The hooks a {@link JobRepository} runs when jobs finish. */
 export interface JobFinishedHooks {

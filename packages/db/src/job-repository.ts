@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import {
   GenqError,
+  type GenqEvent,
   IdempotencyConflictError,
   type JobStatus,
   type JobType,
@@ -16,6 +17,7 @@ import {
   type JobFinishedHooks,
   toFinishedJob,
 } from "./job-finished.ts";
+import { createJobFinishedHooks } from "./job-finished-hooks.ts";
 import { isUniqueViolation } from "./prisma-errors.ts";
 
 /** A job row. */
@@ -163,6 +165,13 @@ export class JobNotCancelableError extends GenqError {
 
 const ACTIVE_OR_QUEUED: JobStatus[] = ["queued", "active"];
 
+/** What a terminal transition finished, and the events its hook reported. */
+interface Finished {
+  jobs: readonly FinishedJob[];
+  events: readonly GenqEvent[];
+  length: number;
+}
+
 /**
  * Jobs in Postgres, the source of truth. Every state change is a conditional
  * update on the current status, so concurrent workers, retries and cancels can
@@ -172,9 +181,13 @@ export class JobRepository {
   readonly #db: Database;
   readonly #hooks: JobFinishedHooks;
 
+  /**
+   * `hooks` default to {@link createJobFinishedHooks} without outbox or publisher:
+   * batch counters are kept whatever the caller wires.
+   */
   constructor(options: { db: Database; hooks?: JobFinishedHooks }) {
     this.#db = options.db;
-    this.#hooks = options.hooks ?? {};
+    this.#hooks = options.hooks ?? createJobFinishedHooks();
   }
 
   /** The hooks run when jobs finish, for repositories that finish jobs too (batch cancel). */
@@ -186,16 +199,16 @@ export class JobRepository {
   async #finishedInTransaction(
     transaction: Prisma.TransactionClient,
     rows: ReadonlyArray<Parameters<typeof toFinishedJob>[0]>,
-  ): Promise<FinishedJob[]> {
-    const finished = rows.map(toFinishedJob);
-    if (finished.length > 0) await this.#hooks.inTransaction?.(transaction, finished);
-    return finished;
+  ): Promise<Finished> {
+    const jobs = rows.map(toFinishedJob);
+    const events = jobs.length > 0 ? ((await this.#hooks.inTransaction?.(transaction, jobs)) ?? []) : [];
+    return { jobs, events, length: jobs.length };
   }
 
-  #finishedAfterCommit(finished: readonly FinishedJob[]): void {
+  #finishedAfterCommit(finished: Finished): void {
     if (finished.length === 0 || this.#hooks.afterCommit === undefined) return;
     try {
-      this.#hooks.afterCommit(finished);
+      this.#hooks.afterCommit(finished.jobs, finished.events);
     } catch {
       // Notifications are best effort; the committed rows are the record.
     }
