@@ -28,7 +28,10 @@ async function main(): Promise<void> {
     );
   }
 
-  const db = createPrismaClient({ connectionString: env.DATABASE_URL });
+  const db = createPrismaClient({
+    connectionString: env.DATABASE_URL,
+    maxConnections: env.GENQ_DATABASE_POOL_SIZE,
+  });
   const redis = createRedisConnection({ url: env.REDIS_URL, role: "producer", connectionName: "genq-api" });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
   const queues = new JobQueues({

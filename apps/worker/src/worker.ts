@@ -58,7 +58,10 @@ export async function startWorker(
   /** Variables the providers file may interpolate (`${OPENAI_API_KEY}`). */
   environment: Record<string, string | undefined> = process.env,
 ): Promise<RunningWorker> {
-  const db = createPrismaClient({ connectionString: env.DATABASE_URL });
+  const db = createPrismaClient({
+    connectionString: env.DATABASE_URL,
+    maxConnections: env.GENQ_DATABASE_POOL_SIZE,
+  });
   const redis = createRedisConnection({
     url: env.REDIS_URL,
     role: "producer",

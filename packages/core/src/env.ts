@@ -14,6 +14,8 @@ export const CommonEnv = z.object({
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" })
     .default("redis://127.0.0.1:6379"),
+  /** PostgreSQL connections per process (the pool of the Prisma client). */
+  GENQ_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1_000).default(10),
   GENQ_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '.', '_' and '-' only")
