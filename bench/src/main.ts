@@ -6,6 +6,7 @@ import { benchEndToEnd } from "./end-to-end-throughput.ts";
 import { benchQuotaOverhead } from "./quota-overhead.ts";
 import { benchRouterOverhead } from "./router-overhead.ts";
 import { benchSubmitApi } from "./submit-api.ts";
+import { benchIoEfficiency, benchScaleOut } from "./worker-scaling.ts";
 
 /**
  * `pnpm bench`: every figure is printed next to its baseline, measured in the
@@ -76,6 +77,30 @@ async function main(): Promise<void> {
   }
   process.stdout.write(`ratio ${submit.ratio}\tgoal ≥ ${submit.goal}\n`);
 
+  const io = await benchIoEfficiency({
+    redisUrl,
+    databaseUrl,
+    concurrency: Number(process.env.GENQ_BENCH_IO_CONCURRENCY ?? 1_000),
+  });
+  process.stdout.write(
+    `\nP4 I/O efficiency, one worker process, concurrency ${io.concurrency}, provider latency ${io.providerLatencyMs} ms, ${io.jobs} jobs\n`,
+  );
+  process.stdout.write(
+    `genq ${io.jobsPerSecond} jobs/s\tideal ${io.idealJobsPerSecond}\tratio ${io.ratio}\tgoal ≥ ${io.goal.ratio}\n`,
+  );
+  process.stdout.write(
+    `RSS idle ${io.idleRssMb} MB, peak ${io.peakRssMb} MB: ${io.rssPerInFlightJobKb} KB per in-flight job\tgoal ≤ ${io.goal.rssPerInFlightJobKb} KB\n`,
+  );
+  const scaleOut = await benchScaleOut({ redisUrl, databaseUrl });
+  process.stdout.write(
+    `\nscale-out, provider latency ${scaleOut.providerLatencyMs} ms, concurrency ${scaleOut.concurrencyPerProcess} per process\n`,
+  );
+  for (const run of scaleOut.runs) {
+    process.stdout.write(
+      `${run.processes} worker process(es)\t${run.jobsPerSecond} jobs/s\tspeedup ${run.speedup}\tefficiency ${run.efficiency}\n`,
+    );
+  }
+
   const results = {
     date: new Date().toISOString(),
     machine: {
@@ -85,7 +110,7 @@ async function main(): Promise<void> {
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
     },
-    benchmarks: [router, quota, endToEnd, submit],
+    benchmarks: [router, quota, endToEnd, submit, io, scaleOut],
   };
   const directory = join(dirname(fileURLToPath(import.meta.url)), "..", "results");
   await mkdir(directory, { recursive: true });

@@ -337,12 +337,11 @@ export class JobRepository {
    * is gone, finished, or canceled, so the caller does nothing.
    */
   async claim(jobId: string): Promise<JobRecord | null> {
-    const claimed = await this.#db.job.updateMany({
+    const [claimed] = await this.#db.job.updateManyAndReturn({
       where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
       data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
     });
-    if (claimed.count === 0) return null;
-    return this.#db.job.findUnique({ where: { id: jobId } });
+    return claimed ?? null;
   }
 
   /**
@@ -392,7 +391,13 @@ export class JobRepository {
         });
         await completion.onCompleted?.(transaction, { userId: updated.userId });
       }
-      await recordCalls(transaction, completion.jobId, completion.calls, completion.attempt);
+      await recordCalls(
+        transaction,
+        completion.jobId,
+        completion.calls,
+        completion.attempt,
+        updated !== undefined,
+      );
       return this.#finishedInTransaction(transaction, updated === undefined ? [] : [updated]);
     }, COMPLETE_TRANSACTION_OPTIONS);
     this.#finishedAfterCommit(finished);
@@ -425,7 +430,7 @@ export class JobRepository {
           queuedAt: new Date(),
         },
       });
-      await recordCalls(transaction, jobId, calls, attempt);
+      await recordCalls(transaction, jobId, calls, attempt, updated.count === 1);
       return updated.count === 1;
     });
     if (retried) return true;
@@ -446,7 +451,7 @@ export class JobRepository {
         where: { id: jobId, status: "active", cancelRequested: false },
         data: { status: "queued", queuedAt: new Date() },
       });
-      await recordCalls(transaction, jobId, calls, attempt);
+      await recordCalls(transaction, jobId, calls, attempt, updated.count === 1);
       return updated.count === 1;
     });
   }
@@ -467,7 +472,7 @@ export class JobRepository {
         data: { status: "canceled", finishedAt: new Date() },
         select: FINISHED_JOB_SELECT,
       });
-      await recordCalls(transaction, jobId, calls, attempt);
+      await recordCalls(transaction, jobId, calls, attempt, rows.length > 0);
       return this.#finishedInTransaction(transaction, rows);
     }, COMPLETE_TRANSACTION_OPTIONS);
     this.#finishedAfterCommit(finished);
@@ -495,7 +500,7 @@ export class JobRepository {
         },
         select: FINISHED_JOB_SELECT,
       });
-      await recordCalls(transaction, jobId, calls, attempt);
+      await recordCalls(transaction, jobId, calls, attempt, rows.length > 0);
       return this.#finishedInTransaction(transaction, rows);
     }, COMPLETE_TRANSACTION_OPTIONS);
     this.#finishedAfterCommit(finished);
@@ -556,11 +561,16 @@ async function recordCalls(
   jobId: string,
   calls: readonly ProviderCallRecord[] | undefined,
   attempt: number | undefined,
+  rowUpdated = false,
 ): Promise<void> {
   if (calls === undefined || calls.length === 0) return;
-  const job = await transaction.job.findUnique({ where: { id: jobId }, select: { attempts: true } });
-  if (job === null) return;
-  const jobAttempt = attempt ?? job.attempts;
+  let jobAttempt = attempt;
+  // The row's existence (and count) is only looked up when the caller did not just update it.
+  if (jobAttempt === undefined || !rowUpdated) {
+    const job = await transaction.job.findUnique({ where: { id: jobId }, select: { attempts: true } });
+    if (job === null) return;
+    jobAttempt = attempt ?? job.attempts;
+  }
   await transaction.providerCall.createMany({
     data: calls.map((call) => ({
       id: newId(),
