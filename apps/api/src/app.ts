@@ -25,6 +25,7 @@ import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { adminUsageRoutes } from "./routes/admin-usage-routes.ts";
 import { assetRoutes } from "./routes/asset-routes.ts";
+import { batchRoutes, DEFAULT_BATCH_BODY_LIMIT_BYTES } from "./routes/batch-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
 import { providerKeyRoutes } from "./routes/provider-key-routes.ts";
@@ -58,6 +59,8 @@ export interface AppOptions {
   submitRateLimitPerMinute?: number;
   /** The largest image `POST /v1/uploads` accepts, in bytes. Default 20 MiB. */
   uploadLimitBytes?: number;
+  /** The largest `POST /v1/batches` body (JSON, or the JSONL stream), in bytes. Default 64 MiB. */
+  batchBodyLimitBytes?: number;
   /**
    * Seals users' own provider keys (`/v1/provider-keys`); build it with
    * `createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS))`. Absent: those routes answer 503.
@@ -130,6 +133,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(apiKeyAuthPlugin);
       await v1.register(submissionRateLimitPlugin, { perMinute: options.submitRateLimitPerMinute ?? 0 });
       await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "", metrics: options.metrics });
+      await v1.register(batchRoutes, {
+        publicUrl: options.publicUrl ?? "",
+        bodyLimitBytes: options.batchBodyLimitBytes ?? DEFAULT_BATCH_BODY_LIMIT_BYTES,
+      });
       await v1.register(usageRoutes);
       await v1.register(uploadRoutes, { limitBytes: options.uploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES });
       await v1.register(providerKeyRoutes, { secretBox: options.secretBox });

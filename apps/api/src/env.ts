@@ -36,6 +36,13 @@ export const ApiEnv = CommonEnv.extend({
     // The route holds a file in memory while it checks and stores it.
     .max(100 * 1024 * 1024)
     .default(20 * 1024 * 1024),
+  /** The largest `POST /v1/batches` body (JSON, or the JSONL stream) in bytes (default 64 MiB). */
+  GENQ_BATCH_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .max(1024 * 1024 * 1024)
+    .default(64 * 1024 * 1024),
   /** Plan limits as JSON, laid over the defaults (must match the workers'). */
   GENQ_PLANS: PlansFromJson.optional(),
   /**

@@ -35,6 +35,9 @@ export const JobView = z
     queuedAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),
+    batchId: z.string().nullable().describe("The batch the job is an item of; null for a single job"),
+    itemIndex: z.number().int().nullable().describe("The job's position in its batch's items, from 0"),
+    webhook: z.object({ url: z.string() }).nullable().describe("The per-request webhook, if any"),
     links: z.object({ self: z.string(), cancel: z.string() }),
   })
   .meta({ id: "Job" });
@@ -97,6 +100,9 @@ export function toJobView(job: JobRecord, baseUrl: string): JobView {
     queuedAt: job.queuedAt.toISOString(),
     startedAt: job.startedAt?.toISOString() ?? null,
     finishedAt: job.finishedAt?.toISOString() ?? null,
+    batchId: job.batchId,
+    itemIndex: job.itemIndex,
+    webhook: job.webhookUrl === null ? null : { url: job.webhookUrl },
     links: { self, cancel: `${self}/cancel` },
   };
 }

@@ -42,6 +42,13 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   GENQ_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
   GENQ_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).default(15_000),
+  /**
+   * Batch items of one user (basic plan) that may be queued in BullMQ or running at a time;
+   * professional gets 2×, enterprise 4×. Later jobs wait behind at most this many batch items.
+   */
+  GENQ_BATCH_TENANT_CAP: z.coerce.number().int().min(1).max(1_000_000).default(64),
+  /** How often the fair dispatcher releases batch items (it also runs when items finish). */
+  GENQ_BATCH_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   /** A providers file (YAML or JSON): providers, keys, models, prices, routes. Overrides the provider variables below. */
   GENQ_PROVIDERS_FILE: z.string().min(1).optional(),
   /** Reload the providers file when it changes (SIGHUP always reloads it). */

@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import { createSecretBox, type JobType, type Logger, parseKeyRing } from "@genq/core";
 import {
   AssetRepository,
+  BatchRepository,
   createPrismaClient,
   JobRepository,
   pingDatabase,
@@ -11,6 +12,7 @@ import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
 import {
+  BatchDispatcher,
   createJobImageStore,
   startMaintenance,
   startWorkerPool,
@@ -137,6 +139,20 @@ export async function startWorker(
     reconcileIntervalMs: env.GENQ_RECONCILE_INTERVAL_MS,
   });
 
+  // Releases held-back batch items fairly across users; woken when jobs finish (room under the caps).
+  const dispatcher = new BatchDispatcher({
+    batches: new BatchRepository({ db }),
+    queues,
+    logger,
+    tenantCap: env.GENQ_BATCH_TENANT_CAP,
+    intervalMs: env.GENQ_BATCH_DISPATCH_INTERVAL_MS,
+  });
+  for (const worker of pool.workers) {
+    worker.on("completed", () => dispatcher.wake());
+    worker.on("failed", () => dispatcher.wake());
+  }
+  dispatcher.start();
+
   let health: Server | undefined;
   if (env.GENQ_WORKER_HEALTH_PORT > 0) {
     health = createServer((request, response) => {
@@ -168,6 +184,7 @@ export async function startWorker(
     async close() {
       health?.close();
       routing.close();
+      await dispatcher.stop();
       const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
       await maintenance.close();
       await storage.close();

@@ -68,20 +68,39 @@ export class JobQueues {
 
   /** Puts a job on its queue with the catalog's retry policy. */
   async enqueue(request: EnqueueRequest): Promise<void> {
+    await this.queue(request.type).add(request.type, { jobId: request.id }, this.#jobOptions(request));
+  }
+
+  /**
+   * Puts many jobs on their queues with the same options as {@link JobQueues.enqueue},
+   * in `addBulk` calls of at most `chunkSize` (one Redis round trip each).
+   */
+  async enqueueBulk(requests: readonly EnqueueRequest[], chunkSize = 1_000): Promise<void> {
+    for (const type of Object.keys(this.#definitions) as JobType[]) {
+      const ofType = requests.filter((request) => request.type === type);
+      for (let start = 0; start < ofType.length; start += chunkSize) {
+        await this.queue(type).addBulk(
+          ofType.slice(start, start + chunkSize).map((request) => ({
+            name: type,
+            data: { jobId: request.id },
+            opts: this.#jobOptions(request),
+          })),
+        );
+      }
+    }
+  }
+
+  #jobOptions(request: EnqueueRequest) {
     const definition = this.#definitions[request.type];
-    await this.queue(request.type).add(
-      request.type,
-      { jobId: request.id },
-      {
-        jobId: request.id,
-        priority: request.priority,
-        attempts: definition.attempts,
-        backoff: { type: "genq", delay: definition.backoffMs },
-        // Postgres holds the history; Redis keeps a little for Bull Board.
-        removeOnComplete: { age: 3_600, count: 1_000 },
-        removeOnFail: { age: 24 * 3_600, count: 5_000 },
-      },
-    );
+    return {
+      jobId: request.id,
+      priority: request.priority,
+      attempts: definition.attempts,
+      backoff: { type: "genq", delay: definition.backoffMs },
+      // Postgres holds the history; Redis keeps a little for Bull Board.
+      removeOnComplete: { age: 3_600, count: 1_000 },
+      removeOnFail: { age: 24 * 3_600, count: 5_000 },
+    };
   }
 
   /** Whether BullMQ knows the job (in any state). */

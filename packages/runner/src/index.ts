@@ -1,4 +1,5 @@
 export * from "./asset-retention.ts";
+export * from "./batch-dispatcher.ts";
 export * from "./job-image-store.ts";
 export * from "./job-processor.ts";
 export * from "./maintenance.ts";

@@ -1,0 +1,540 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
+import {
+  BatchOptions,
+  BatchStatus,
+  type CheckedBatchItem,
+  CreateBatchRequest,
+  GenqError,
+  type ImageJobInput,
+  isId,
+  JobStatus,
+  MAX_BATCH_ITEMS,
+  NotFoundError,
+  PRIORITIES,
+  type TextJobInput,
+  toChatMessages,
+  validateBatchItem,
+} from "@genq/core";
+import { BatchRepository, type BatchResultRow, requestFingerprint, UploadRepository } from "@genq/db";
+import { estimateTokens, type RouterCatalog, readRouterCatalog } from "@genq/providers";
+import { estimateTextReservation } from "@genq/quota";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import {
+  BatchAcceptedView,
+  BatchResultView,
+  BatchView,
+  toBatchResultView,
+  toBatchView,
+} from "../batch-view.ts";
+import { withImageLinks } from "../image-links.ts";
+import { checkImageRequest } from "../image-request-check.ts";
+import { checkImageUploads } from "../image-upload-check.ts";
+import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
+import { ErrorResponse } from "./error-response.ts";
+import { decodeCursor, encodeCursor } from "./page-cursor.ts";
+
+/** The largest batch request body by default (JSON, or the JSONL stream): 64 MiB. */
+export const DEFAULT_BATCH_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** Options for {@link batchRoutes}. */
+export interface BatchRoutesOptions {
+  /** Prefix of links in responses; empty for relative links. */
+  publicUrl: string;
+  /** The largest batch body, JSON or JSONL, in bytes. */
+  bodyLimitBytes: number;
+}
+
+/** JSONL bodies: one item per line, the batch options in the query string. */
+const JSONL_TYPES = ["application/x-ndjson", "application/jsonl"];
+/** Rows read per query when streaming the JSONL results. */
+const RESULTS_CHUNK = 1_000;
+/** Output tokens assumed for a text item without `maxTokens` (as the worker reserves). */
+const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
+
+const BatchIdParams = z.object({ id: z.string().describe("The batch id") });
+
+const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(255, "Idempotency-Key must be at most 255 characters")
+    .optional()
+    .describe("Repeat a request safely: the same key and items return the same batch"),
+});
+
+const JsonlQuery = z
+  .object({
+    type: z.string().optional().describe("JSONL bodies only: `text` or `image`"),
+    priority: z.string().optional().describe("JSONL bodies only; default `low`"),
+    provider: z.string().optional().describe("JSONL bodies only"),
+    model: z.string().optional().describe("JSONL bodies only"),
+    webhookUrl: z.string().optional().describe("JSONL bodies only: where batch events are POSTed"),
+    metadata: z.string().optional().describe("JSONL bodies only: a JSON object"),
+  })
+  .strict();
+
+const ListQuery = z
+  .object({
+    status: BatchStatus.optional(),
+    cursor: z.string().max(64).optional().describe("`nextCursor` of the previous page"),
+    limit: z.coerce.number().int().min(1).max(100).default(20),
+  })
+  .strict();
+
+const ResultsQuery = z
+  .object({
+    status: JobStatus.optional().describe("Only items of this status (`failed` lists the failed items)"),
+    cursor: z.string().max(64).optional().describe("`nextCursor` of the previous page"),
+    limit: z.coerce.number().int().min(1).max(1_000).default(100),
+  })
+  .strict();
+
+const BatchPage = z.object({
+  object: z.literal("list"),
+  data: z.array(BatchView),
+  nextCursor: z.string().nullable(),
+});
+const ResultsPage = z.object({
+  object: z.literal("list"),
+  data: z.array(BatchResultView),
+  nextCursor: z.string().nullable(),
+});
+
+function requireBatchId(id: string): string {
+  if (!isId(id)) throw new NotFoundError("batch", id);
+  return id;
+}
+
+/** Results cursors are item indexes (opaque to clients). */
+function encodeIndexCursor(index: number | null): string | null {
+  return index === null ? null : Buffer.from(`item:${index}`).toString("base64url");
+}
+
+function decodeIndexCursor(cursor: string): number {
+  const match = /^item:(\d{1,9})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
+  if (match === null) {
+    throw new GenqError("invalid_request", "querystring.cursor: not a cursor returned by this API", {
+      details: { location: "querystring", field: "cursor" },
+    });
+  }
+  return Number(match[1]);
+}
+
+/** A zod failure of the batch options or body, as the API's usual 400. */
+function invalidRequest(location: string, error: z.ZodError): GenqError {
+  const issues = error.issues.map((issue) => ({
+    field: issue.path.join(".") || "(root)",
+    code: issue.code,
+    message: issue.message,
+  }));
+  const first = issues[0];
+  const where = first === undefined ? location : `${location}.${first.field}`.replace(/\.\(root\)$/, "");
+  return new GenqError("invalid_request", `${where}: ${first?.message ?? "invalid"}`, {
+    details: { location, field: first?.field, issues },
+  });
+}
+
+function tooManyItems(): GenqError {
+  return new GenqError("payload_too_large", `a batch holds at most ${MAX_BATCH_ITEMS} items`, {
+    details: { maxItems: MAX_BATCH_ITEMS },
+  });
+}
+
+/** The most one item can use of each quota kind. */
+function worstCaseQuota(input: TextJobInput | ImageJobInput, type: "text" | "image") {
+  if (type === "image") return { images: (input as ImageJobInput).n };
+  const textInput = input as TextJobInput;
+  const inputTokens = toChatMessages(textInput).reduce(
+    (sum, message) => sum + estimateTokens(message.content),
+    0,
+  );
+  return {
+    textTokens: estimateTextReservation({
+      inputTokens,
+      maxTokens: textInput.maxTokens,
+      defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
+    }),
+  };
+}
+
+/**
+ * The lines of a JSONL stream, with their text, never holding more than one line
+ * (and one chunk) at a time. More than `limitBytes` in total: 413.
+ */
+async function* jsonLines(stream: AsyncIterable<Buffer | string>, limitBytes: number): AsyncIterable<string> {
+  const decoder = new StringDecoder("utf8");
+  let pending = "";
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes += chunk.length;
+    if (bytes > limitBytes) {
+      throw new GenqError("payload_too_large", "request body is larger than the limit", {
+        details: { limitBytes },
+      });
+    }
+    pending += typeof chunk === "string" ? chunk : decoder.write(chunk);
+    let newline = pending.indexOf("\n");
+    while (newline !== -1) {
+      yield pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+    }
+  }
+  pending += decoder.end();
+  if (pending !== "") yield pending;
+}
+
+/** The raw items of a request, each with the text that goes into its fingerprint. */
+interface RawItem {
+  index: number;
+  /** The parsed item, or undefined when the line was not JSON. */
+  value: unknown;
+  parseError?: string;
+  fingerprint: () => string;
+}
+
+async function* jsonlItems(lines: AsyncIterable<string>): AsyncIterable<RawItem> {
+  let index = 0;
+  for await (const raw of lines) {
+    const line = raw.trim();
+    if (line === "") continue;
+    if (index >= MAX_BATCH_ITEMS) throw tooManyItems();
+    let value: unknown;
+    let parseError: string | undefined;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      parseError = "the line is not valid JSON";
+    }
+    yield { index, value, ...(parseError === undefined ? {} : { parseError }), fingerprint: () => line };
+    index += 1;
+  }
+}
+
+async function* arrayItems(items: readonly unknown[]): AsyncIterable<RawItem> {
+  for (let index = 0; index < items.length; index++) {
+    const value = items[index];
+    yield { index, value, fingerprint: () => requestFingerprint(value) };
+  }
+}
+
+/** The batch options of a JSONL request, from its query string. */
+function jsonlOptions(query: z.infer<typeof JsonlQuery>): BatchOptions {
+  let metadata: unknown;
+  if (query.metadata !== undefined) {
+    try {
+      metadata = JSON.parse(query.metadata);
+    } catch {
+      throw new GenqError("invalid_request", "querystring.metadata: must be a JSON object", {
+        details: { location: "querystring", field: "metadata" },
+      });
+    }
+  }
+  const parsed = BatchOptions.safeParse({
+    type: query.type,
+    ...(query.priority === undefined ? {} : { priority: query.priority }),
+    ...(query.provider === undefined ? {} : { provider: query.provider }),
+    ...(query.model === undefined ? {} : { model: query.model }),
+    ...(metadata === undefined ? {} : { metadata }),
+    ...(query.webhookUrl === undefined ? {} : { webhook: { url: query.webhookUrl } }),
+  });
+  if (!parsed.success) throw invalidRequest("querystring", parsed.error);
+  return parsed.data;
+}
+
+/** `/v1/batches`: submit many items as one batch, follow it, read its results, cancel it. */
+export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOptions): Promise<void> {
+  const routes = app.withTypeProvider<ZodTypeProvider>();
+  const { db, jobs, redis, queues } = app.genq;
+  const batches = new BatchRepository({ db, hooks: jobs.hooks });
+  const uploads = new UploadRepository({ db });
+
+  // The JSONL body is handed over as a stream and read line by line: memory stays flat.
+  app.addContentTypeParser(JSONL_TYPES, (_request, payload, done) => done(null, payload));
+
+  routes.post(
+    "/batches",
+    {
+      config: SUBMISSION_ROUTE,
+      bodyLimit: options.bodyLimitBytes,
+      schema: {
+        summary: "Submit a batch",
+        description:
+          "Up to 100,000 items of one type, each a job. Send JSON `{type, items: [...], priority?, provider?, " +
+          "model?, webhook?, metadata?}` or JSONL (`Content-Type: application/x-ndjson`, one item per line, the " +
+          "options in the query string). Each item is validated on its own: invalid ones are listed by index " +
+          "and the valid ones run. 202 means every valid item is stored. Items are released to the workers a " +
+          "few at a time per user, so a big batch never delays other jobs by more than that. Counts as one " +
+          "submission for the rate limit.",
+        tags: ["batches"],
+        headers: IdempotencyHeaders,
+        querystring: JsonlQuery,
+        response: {
+          200: BatchAcceptedView,
+          202: BatchAcceptedView,
+          400: ErrorResponse,
+          401: ErrorResponse,
+          409: ErrorResponse,
+          413: ErrorResponse,
+          415: ErrorResponse,
+          429: ErrorResponse,
+        },
+      },
+    },
+    async (request, reply) => {
+      const userId = request.principal.userId;
+      let batchOptions: BatchOptions;
+      let rawItems: AsyncIterable<RawItem>;
+      const body = request.body;
+      if (body instanceof Readable) {
+        batchOptions = jsonlOptions(request.query);
+        rawItems = jsonlItems(jsonLines(body, options.bodyLimitBytes));
+      } else {
+        if (Object.keys(request.query).length > 0) {
+          throw new GenqError(
+            "invalid_request",
+            "querystring: batch options go in the JSON body (the query string is for JSONL bodies)",
+            { details: { location: "querystring" } },
+          );
+        }
+        if (Array.isArray((body as { items?: unknown } | null)?.items)) {
+          if ((body as { items: unknown[] }).items.length > MAX_BATCH_ITEMS) throw tooManyItems();
+        }
+        const parsed = CreateBatchRequest.safeParse(body);
+        if (!parsed.success) throw invalidRequest("body", parsed.error);
+        const { items, ...rest } = parsed.data;
+        batchOptions = rest;
+        rawItems = arrayItems(items);
+      }
+      const idempotencyKey = request.headers["idempotency-key"];
+      const hash = idempotencyKey === undefined ? undefined : createHash("sha256");
+      hash?.update(requestFingerprint(batchOptions));
+      const catalog: RouterCatalog | undefined =
+        batchOptions.type === "image"
+          ? await readRouterCatalog(redis, queues.prefix).catch(() => undefined)
+          : undefined;
+      let quotaChecked = false;
+      const quota = app.genq.quota;
+      const checkItem = async (raw: RawItem): Promise<CheckedBatchItem> => {
+        if (raw.parseError !== undefined) return { index: raw.index, valid: false, message: raw.parseError };
+        const item = validateBatchItem(batchOptions.type, raw.index, raw.value);
+        if (!item.valid || batchOptions.type !== "image") return item;
+        const input = item.input as ImageJobInput;
+        try {
+          checkImageRequest(catalog, {
+            type: "image",
+            input,
+            priority: batchOptions.priority,
+            provider: batchOptions.provider,
+            model: batchOptions.model,
+          });
+          await checkImageUploads(uploads, userId, input);
+        } catch (error) {
+          if (!GenqError.is(error) || error.code !== "invalid_request") throw error;
+          return { index: raw.index, valid: false, message: error.message.replace(/^body\.input\./, "") };
+        }
+        return item;
+      };
+      async function* checkedItems(): AsyncIterable<CheckedBatchItem> {
+        for await (const raw of rawItems) {
+          hash?.update(raw.fingerprint());
+          hash?.update("\n");
+          const item = await checkItem(raw);
+          // Refused only when not even one item fits now; the worker's reservation decides per item.
+          if (item.valid && !quotaChecked) {
+            quotaChecked = true;
+            await quota?.check({ userId, ...worstCaseQuota(item.input, batchOptions.type) });
+          }
+          yield item;
+        }
+      }
+      let digest: string | undefined;
+      const { batch, created, invalidItems, invalidCount } = await batches.create(
+        {
+          userId,
+          type: batchOptions.type,
+          priority: PRIORITIES[batchOptions.priority],
+          provider: batchOptions.provider,
+          model: batchOptions.model,
+          metadata: batchOptions.metadata,
+          webhookUrl: batchOptions.webhook?.url,
+          idempotencyKey,
+          requestHash: () => {
+            digest ??= hash?.digest("hex");
+            return digest ?? "";
+          },
+        },
+        checkedItems(),
+      );
+      if (created) {
+        request.log.info({ batchId: batch.id, items: batch.total, invalid: invalidCount }, "batch accepted");
+      }
+      return reply
+        .status(created ? 202 : 200)
+        .send({ ...toBatchView(batch, 0, options.publicUrl), invalidItems, invalidCount });
+    },
+  );
+
+  routes.get(
+    "/batches/:id",
+    {
+      schema: {
+        summary: "Get a batch",
+        description: "Counts by status, progress, start and finish times and an ETA.",
+        tags: ["batches"],
+        params: BatchIdParams,
+        response: { 200: BatchView, 401: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const batch = await batches.findForUser(request.principal.userId, requireBatchId(request.params.id));
+      const active = batch.status === "running" ? await batches.countActive(batch.id) : 0;
+      return toBatchView(batch, active, options.publicUrl);
+    },
+  );
+
+  routes.get(
+    "/batches",
+    {
+      schema: {
+        summary: "List batches, newest first",
+        tags: ["batches"],
+        querystring: ListQuery,
+        response: { 200: BatchPage, 400: ErrorResponse, 401: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const { status, cursor, limit } = request.query;
+      const page = await batches.list(request.principal.userId, {
+        status,
+        cursor: cursor === undefined ? undefined : decodeCursor(cursor),
+        limit,
+      });
+      // `active` is left at 0 in lists (one count per batch would make a page slow); GET the batch for it.
+      return {
+        object: "list" as const,
+        data: page.batches.map((batch) => toBatchView(batch, 0, options.publicUrl)),
+        nextCursor: encodeCursor(page.nextCursor),
+      };
+    },
+  );
+
+  /** A result row with links minted for image results. */
+  const resultView = async (row: BatchResultRow): Promise<BatchResultView> => {
+    const view = toBatchResultView(row);
+    const { storage, assets, assetUrlTtlSeconds } = app.genq;
+    if (row.type !== "image" || row.status !== "completed" || storage === undefined) return view;
+    return {
+      ...view,
+      result: await withImageLinks(row.result, await assets.listForJob(row.id), storage, assetUrlTtlSeconds),
+    };
+  };
+
+  const streamResults = (batchId: string, status: JobStatus | undefined): Readable =>
+    Readable.from(
+      (async function* () {
+        let afterIndex: number | undefined;
+        for (;;) {
+          const rows = await batches.results(batchId, { afterIndex, limit: RESULTS_CHUNK, status });
+          if (rows.length === 0) return;
+          const views = await Promise.all(rows.map(resultView));
+          yield views.map((view) => `${JSON.stringify(view)}\n`).join("");
+          if (rows.length < RESULTS_CHUNK) return;
+          afterIndex = rows.at(-1)?.itemIndex ?? undefined;
+        }
+      })(),
+    );
+
+  const wantsJsonl = (request: FastifyRequest) =>
+    JSONL_TYPES.some((type) => (request.headers.accept ?? "").includes(type));
+
+  routes.get(
+    "/batches/:id/results",
+    {
+      schema: {
+        summary: "Read a batch's results, in item order",
+        description:
+          "Paginated by item index. With `Accept: application/x-ndjson` the whole batch is streamed as JSONL " +
+          "instead (see `/results.jsonl`).",
+        tags: ["batches"],
+        params: BatchIdParams,
+        querystring: ResultsQuery,
+        response: { 200: ResultsPage, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const batch = await batches.findForUser(request.principal.userId, requireBatchId(request.params.id));
+      const { status, cursor, limit } = request.query;
+      if (wantsJsonl(request)) {
+        // A stream is sent as it is (no serializer); the typed reply only knows the JSON shapes.
+        return reply.type("application/x-ndjson").send(streamResults(batch.id, status) as never);
+      }
+      const rows = await batches.results(batch.id, {
+        afterIndex: cursor === undefined ? undefined : decodeIndexCursor(cursor),
+        limit: limit + 1,
+        status,
+      });
+      const hasMore = rows.length > limit;
+      const page = hasMore ? rows.slice(0, limit) : rows;
+      return {
+        object: "list" as const,
+        data: await Promise.all(page.map(resultView)),
+        nextCursor: hasMore ? encodeIndexCursor(page.at(-1)?.itemIndex ?? null) : null,
+      };
+    },
+  );
+
+  routes.get(
+    "/batches/:id/results.jsonl",
+    {
+      schema: {
+        summary: "Download a batch's results as JSONL, in item order",
+        description: "One result per line (`BatchResult`), streamed in item order.",
+        tags: ["batches"],
+        params: BatchIdParams,
+        querystring: ResultsQuery.pick({ status: true }),
+        response: { 401: ErrorResponse, 404: ErrorResponse },
+      },
+    },
+    async (request, reply) => {
+      const batch = await batches.findForUser(request.principal.userId, requireBatchId(request.params.id));
+      return reply
+        .type("application/x-ndjson")
+        .header("content-disposition", `attachment; filename="batch-${batch.id}.jsonl"`)
+        .send(streamResults(batch.id, request.query.status) as never);
+    },
+  );
+
+  routes.post(
+    "/batches/:id/cancel",
+    {
+      config: SUBMISSION_ROUTE,
+      schema: {
+        summary: "Cancel a batch",
+        description:
+          "Every item not started yet is canceled at once; running items finish. The batch then ends " +
+          "`canceled`. Canceling a canceled batch changes nothing; a completed batch answers 409.",
+        tags: ["batches"],
+        params: BatchIdParams,
+        response: { 200: BatchView, 401: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse },
+      },
+    },
+    async (request) => {
+      const id = requireBatchId(request.params.id);
+      const { batch, dispatched } = await batches.requestCancel(request.principal.userId, id);
+      // Best effort: canceled items still waiting in BullMQ would only be skipped by the workers.
+      await Promise.all(
+        dispatched.map(async (item) => {
+          await queues.removeWaiting(item.type, item.id).catch(() => {});
+          await app.genq.quota?.release(item.id).catch(() => {});
+        }),
+      );
+      const active = batch.status === "running" ? await batches.countActive(batch.id) : 0;
+      return toBatchView(batch, active, options.publicUrl);
+    },
+  );
+}

@@ -1,0 +1,160 @@
+import { randomBytes } from "node:crypto";
+import { type CheckedBatchItem, IdempotencyConflictError } from "@genq/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountRepository } from "./account-repository.ts";
+import { BatchNotCancelableError, BatchRepository, EmptyBatchError } from "./batch-repository.ts";
+import { createPrismaClient, type Database } from "./client.ts";
+import { JobRepository } from "./job-repository.ts";
+import { createTestDatabase, type TestDatabase } from "./testing/index.ts";
+
+let database: TestDatabase;
+let db: Database;
+let batches: BatchRepository;
+let jobs: JobRepository;
+let accounts: AccountRepository;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
+  jobs = new JobRepository({ db });
+  batches = new BatchRepository({ db, hooks: jobs.hooks });
+  accounts = new AccountRepository({ db });
+});
+
+afterAll(async () => {
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+async function createUser(): Promise<string> {
+  const { user } = await accounts.createUser({
+    email: `${randomBytes(6).toString("hex")}@example.com`,
+    plan: "basic",
+  });
+  return user.id;
+}
+
+async function* checked(
+  count: number,
+  invalid: ReadonlySet<number> = new Set(),
+): AsyncIterable<CheckedBatchItem> {
+  for (let index = 0; index < count; index++) {
+    yield invalid.has(index)
+      ? { index, valid: false, message: "prompt: must not be empty" }
+      : { index, valid: true, input: { prompt: `item ${index}` } };
+  }
+}
+
+describe("BatchRepository", () => {
+  it("stores valid items as held-back jobs in item order and lists the invalid ones", async () => {
+    const userId = await createUser();
+    const { batch, created, invalidItems, invalidCount } = await batches.create(
+      { userId, type: "text", priority: 7 },
+      checked(4_500, new Set([3, 4_000])),
+    );
+    expect(created).toBe(true);
+    expect(batch.total).toBe(4_498);
+    expect(invalidCount).toBe(2);
+    expect(invalidItems).toEqual([
+      { index: 3, message: "prompt: must not be empty" },
+      { index: 4_000, message: "prompt: must not be empty" },
+    ]);
+    const rows = await db.job.findMany({ where: { batchId: batch.id }, orderBy: { itemIndex: "asc" } });
+    expect(rows).toHaveLength(4_498);
+    expect(
+      rows.every((row) => row.dispatchedAt === null && row.status === "queued" && row.userId === userId),
+    ).toBe(true);
+    expect(rows[3]?.itemIndex).toBe(4);
+    expect(rows[3]?.input).toEqual({ prompt: "item 4" });
+    // UUIDv7 ids follow item order, so job lists show items in order too.
+    expect(rows.map((row) => row.id)).toEqual(rows.map((row) => row.id).sort());
+  });
+
+  it("stores nothing when no item is valid", async () => {
+    const userId = await createUser();
+    await expect(
+      batches.create({ userId, type: "text", priority: 7 }, checked(2, new Set([0, 1]))),
+    ).rejects.toThrow(EmptyBatchError);
+    expect(await db.batch.count({ where: { userId } })).toBe(0);
+  });
+
+  it("answers a repeated idempotency key with the same batch, and refuses a different request", async () => {
+    const userId = await createUser();
+    const first = await batches.create(
+      { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: () => "hash-a" },
+      checked(3),
+    );
+    const again = await batches.create(
+      { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: () => "hash-a" },
+      checked(3),
+    );
+    expect(again.created).toBe(false);
+    expect(again.batch.id).toBe(first.batch.id);
+    await expect(
+      batches.create(
+        { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: () => "hash-b" },
+        checked(3),
+      ),
+    ).rejects.toThrow(IdempotencyConflictError);
+    expect(await db.job.count({ where: { userId } })).toBe(3);
+  });
+
+  it("releases items in order, counting them, and never the same item twice", async () => {
+    const userId = await createUser();
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked(10));
+    const [first, second] = await Promise.all([
+      batches.claimItems(batch.id, 4),
+      batches.claimItems(batch.id, 4),
+    ]);
+    const ids = [...(first ?? []), ...(second ?? [])].map((item) => item.id);
+    expect(new Set(ids).size).toBe(8);
+    const rest = await batches.claimItems(batch.id, 10);
+    expect(rest).toHaveLength(2);
+    expect(await batches.claimItems(batch.id, 10)).toEqual([]);
+    const stored = await batches.findForUser(userId, batch.id);
+    expect(stored.dispatchedCount).toBe(10);
+    expect(stored.dispatchCursor).toBe(10);
+    expect(stored.startedAt).not.toBeNull();
+    const [candidate] = (await batches.dispatchCandidates()).filter((entry) => entry.batchId === batch.id);
+    expect(candidate).toMatchObject({ outstanding: 10, undispatched: 0, plan: "basic" });
+  });
+
+  it("cancels held-back and dispatched items, lets active ones finish, then ends canceled", async () => {
+    const userId = await createUser();
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked(6));
+    const released = await batches.claimItems(batch.id, 2);
+    const running = await jobs.claim(released[0]!.id);
+    expect(running).not.toBeNull();
+    const { batch: canceling, dispatched } = await batches.requestCancel(userId, batch.id);
+    expect(dispatched.map((item) => item.id)).toEqual([released[1]!.id]);
+    expect(canceling).toMatchObject({
+      status: "running",
+      cancelRequested: true,
+      canceledCount: 5,
+      dispatchedCount: 6,
+    });
+    expect(await batches.claimItems(batch.id, 10)).toEqual([]);
+    await jobs.complete({
+      jobId: running!.id,
+      attempt: running!.attempts,
+      result: { text: "done" },
+      provider: "mock",
+      model: "mock-1",
+      usage: { inputTokens: 1, outputTokens: 1 },
+      costMicroUsd: 0,
+    });
+    const ended = await batches.findForUser(userId, batch.id);
+    expect(ended).toMatchObject({ status: "canceled", completedCount: 1, canceledCount: 5 });
+    expect((await batches.requestCancel(userId, batch.id)).batch.status).toBe("canceled");
+  });
+
+  it("refuses to cancel a completed batch and hides other users' batches", async () => {
+    const userId = await createUser();
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked(1));
+    const [item] = await batches.claimItems(batch.id, 1);
+    await jobs.fail(item!.id, { code: "invalid_request", message: "no" });
+    expect((await batches.findForUser(userId, batch.id)).status).toBe("completed");
+    await expect(batches.requestCancel(userId, batch.id)).rejects.toThrow(BatchNotCancelableError);
+    await expect(batches.findForUser(await createUser(), batch.id)).rejects.toThrow(/not found/);
+  });
+});
