@@ -14,3 +14,4 @@ export * from "./migrate.ts";
 export * from "./readiness.ts";
 export * from "./upload-repository.ts";
 export * from "./user-provider-key-repository.ts";
+export * from "./webhook-repository.ts";

@@ -99,6 +99,19 @@ export class GenqMetrics {
     registers: [this.registry],
   });
 
+  readonly webhookDeliveries = new Counter({
+    name: "genq_webhook_deliveries_total",
+    help: "Webhook delivery attempts by outcome (delivered, failed, timeout, refused, error)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDeliveryDuration = new Histogram({
+    name: "genq_webhook_delivery_duration_seconds",
+    help: "Time one webhook delivery attempt took, answer or not",
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
   constructor(options: { process: "api" | "worker"; defaultMetrics?: boolean }) {
     this.registry.setDefaultLabels({ process: options.process });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "genq_" });

@@ -1,0 +1,464 @@
+import { randomBytes } from "node:crypto";
+import { GenqError, type GenqEvent, NotFoundError, newId } from "@genq/core";
+import type { Database } from "./client.ts";
+import type { Prisma, WebhookDelivery, WebhookEndpoint, WebhookMessage } from "./generated/prisma/client.ts";
+import { isUniqueViolation } from "./prisma-errors.ts";
+
+/** A webhook endpoint row (its secrets included: callers decide what to show). */
+export type WebhookEndpointRecord = WebhookEndpoint;
+/** An outbox row. */
+export type WebhookMessageRecord = WebhookMessage;
+/** A delivery-log row. */
+export type WebhookDeliveryRecord = WebhookDelivery;
+
+/** A message with its delivery attempts, newest attempt first. */
+export type WebhookMessageWithDeliveries = WebhookMessage & { deliveries: WebhookDelivery[] };
+
+/** The secrets that sign a message: the current one, and the previous one during its grace period. */
+export interface SigningSecrets {
+  secret: string;
+  previousSecret: string | null;
+  previousSecretExpiresAt: Date | null;
+}
+
+/** Everything the delivery processor needs about one message. */
+export interface MessageForDelivery {
+  message: WebhookMessage;
+  /** The endpoint of an endpoint message (null when deleted or for a per-request URL). */
+  endpoint: WebhookEndpoint | null;
+  /** Where to POST. */
+  url: string;
+}
+
+/** What one attempt ended in, and what happens to the message next. */
+export type AttemptNext =
+  | { status: "delivered" }
+  | { status: "retry"; at: Date }
+  | { status: "failed" }
+  | { status: "canceled" };
+
+/** One attempt's record for {@link WebhookRepository.recordAttempt}. */
+export interface AttemptRecord {
+  messageId: string;
+  attempt: number;
+  /** 'delivered' | 'failed' | 'timeout' | 'refused' | 'error'. */
+  outcome: string;
+  responseStatus: number | null;
+  latencyMs: number;
+  responseExcerpt: string | null;
+  errorMessage: string | null;
+  next: AttemptNext;
+}
+
+/** Changes of {@link WebhookRepository.updateEndpoint}. */
+export interface EndpointChanges {
+  url?: string | undefined;
+  description?: string | null | undefined;
+  eventTypes?: string[] | undefined;
+  /** false re-enables a disabled endpoint; true disables it. */
+  disabled?: boolean | undefined;
+}
+
+/** A page of messages, newest first. */
+export interface MessageQuery {
+  userId: string;
+  endpointId?: string | undefined;
+  jobId?: string | undefined;
+  batchId?: string | undefined;
+  /** The id of the last message of the previous page. */
+  cursor?: string | undefined;
+  limit: number;
+}
+
+/** Options for {@link WebhookRepository}. */
+export interface WebhookRepositoryOptions {
+  db: Database;
+  /**
+   * Prefix of the links in payloads (e.g. https://genq.example.com); relative links
+   * (`/v1/jobs/:id`) when empty or absent.
+   */
+  publicUrl?: string | undefined;
+  now?: () => Date;
+}
+
+/** Default grace period of a rotated secret: the old one keeps signing this long. */
+export const DEFAULT_SECRET_GRACE_SECONDS = 24 * 3_600;
+
+/** A new Standard Webhooks secret: `whsec_` and 32 random bytes in base64. */
+export function newWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString("base64")}`;
+}
+
+/** The Standard Webhooks body of an event: type, timestamp and thin data with links. */
+export function webhookPayload(event: GenqEvent, publicUrl = ""): Prisma.InputJsonObject {
+  const base = publicUrl.replace(/\/$/, "");
+  const links: Record<string, string> = {};
+  if (event.jobId !== null) links.job = `${base}/v1/jobs/${event.jobId}`;
+  if (event.batchId !== null) links.batch = `${base}/v1/batches/${event.batchId}`;
+  return {
+    type: event.type,
+    timestamp: event.timestamp.toISOString(),
+    data: { ...event.data, links } as Prisma.InputJsonObject,
+  };
+}
+
+/**
+ * Webhook endpoints, secrets, the outbox and the delivery log. The outbox is
+ * written in the transaction that finished the jobs ({@link WebhookRepository.writeOutbox}),
+ * so an event is stored exactly once when its transition commits; delivery then
+ * moves each message through attempts, one log row per attempt.
+ */
+export class WebhookRepository {
+  readonly #db: Database;
+  readonly #publicUrl: string;
+  readonly #now: () => Date;
+
+  constructor(options: WebhookRepositoryOptions) {
+    this.#db = options.db;
+    this.#publicUrl = options.publicUrl ?? "";
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  // --- endpoints -------------------------------------------------------------
+
+  /** Creates an endpoint with a fresh secret. */
+  createEndpoint(input: {
+    userId: string;
+    url: string;
+    description?: string | undefined;
+    eventTypes?: string[] | undefined;
+  }): Promise<WebhookEndpoint> {
+    return this.#db.webhookEndpoint.create({
+      data: {
+        id: newId(),
+        userId: input.userId,
+        url: input.url,
+        description: input.description ?? null,
+        eventTypes: [...new Set(input.eventTypes ?? [])],
+        secret: newWebhookSecret(),
+      },
+    });
+  }
+
+  /** The user's endpoints, oldest first. */
+  listEndpoints(userId: string): Promise<WebhookEndpoint[]> {
+    return this.#db.webhookEndpoint.findMany({ where: { userId }, orderBy: { id: "asc" } });
+  }
+
+  /** One of the user's endpoints; {@link NotFoundError} for anyone else's. */
+  async getEndpoint(userId: string, id: string): Promise<WebhookEndpoint> {
+    const endpoint = await this.#db.webhookEndpoint.findFirst({ where: { id, userId } });
+    if (endpoint === null) throw new NotFoundError("webhook_endpoint", id);
+    return endpoint;
+  }
+
+  /** Updates an endpoint; disabling cancels its pending messages. */
+  async updateEndpoint(userId: string, id: string, changes: EndpointChanges): Promise<WebhookEndpoint> {
+    await this.getEndpoint(userId, id);
+    const now = this.#now();
+    return this.#db.$transaction(async (transaction) => {
+      const updated = await transaction.webhookEndpoint.update({
+        where: { id },
+        data: {
+          ...(changes.url === undefined ? {} : { url: changes.url }),
+          ...(changes.description === undefined ? {} : { description: changes.description }),
+          ...(changes.eventTypes === undefined ? {} : { eventTypes: [...new Set(changes.eventTypes)] }),
+          ...(changes.disabled === undefined
+            ? {}
+            : changes.disabled
+              ? { disabledAt: now, disabledReason: "disabled by the user" }
+              : { disabledAt: null, disabledReason: null }),
+        },
+      });
+      if (changes.disabled === true) {
+        await transaction.webhookMessage.updateMany({
+          where: { endpointId: id, status: "pending" },
+          data: { status: "canceled" },
+        });
+      }
+      return updated;
+    });
+  }
+
+  /** Deletes an endpoint and (cascade) its messages and log; false when it was not the user's. */
+  async deleteEndpoint(userId: string, id: string): Promise<boolean> {
+    const deleted = await this.#db.webhookEndpoint.deleteMany({ where: { id, userId } });
+    return deleted.count === 1;
+  }
+
+  /**
+   * Gives an endpoint a new secret; the current one keeps signing (a second
+   * signature) for `graceSeconds`, so receivers can switch without losing events.
+   */
+  async rotateEndpointSecret(
+    userId: string,
+    id: string,
+    graceSeconds = DEFAULT_SECRET_GRACE_SECONDS,
+  ): Promise<WebhookEndpoint> {
+    const endpoint = await this.getEndpoint(userId, id);
+    return this.#db.webhookEndpoint.update({
+      where: { id: endpoint.id },
+      data: {
+        secret: newWebhookSecret(),
+        previousSecret: graceSeconds > 0 ? endpoint.secret : null,
+        previousSecretExpiresAt:
+          graceSeconds > 0 ? new Date(this.#now().getTime() + graceSeconds * 1_000) : null,
+      },
+    });
+  }
+
+  /** Turns an endpoint off (e.g. it answered 410 Gone) and cancels its pending messages. */
+  async disableEndpoint(id: string, reason: string): Promise<void> {
+    await this.#db.$transaction([
+      this.#db.webhookEndpoint.updateMany({
+        where: { id, disabledAt: null },
+        data: { disabledAt: this.#now(), disabledReason: reason },
+      }),
+      this.#db.webhookMessage.updateMany({
+        where: { endpointId: id, status: "pending" },
+        data: { status: "canceled" },
+      }),
+    ]);
+  }
+
+  // --- the user's secret (per-request URLs) ------------------------------------
+
+  /** The secret that signs the user's per-request webhooks, created on first use. */
+  async userSecret(userId: string): Promise<SigningSecrets> {
+    const select = { webhookSecret: true, webhookPreviousSecret: true, webhookPreviousSecretExpiresAt: true };
+    let user = await this.#db.user.findUnique({ where: { id: userId }, select });
+    if (user === null) throw new NotFoundError("user", userId);
+    if (user.webhookSecret === null) {
+      // Conditional: two first uses racing keep one secret.
+      await this.#db.user.updateMany({
+        where: { id: userId, webhookSecret: null },
+        data: { webhookSecret: newWebhookSecret() },
+      });
+      user = await this.#db.user.findUniqueOrThrow({ where: { id: userId }, select });
+    }
+    return {
+      secret: user.webhookSecret as string,
+      previousSecret: user.webhookPreviousSecret,
+      previousSecretExpiresAt: user.webhookPreviousSecretExpiresAt,
+    };
+  }
+
+  /** A new user secret; the current one keeps signing for `graceSeconds`. */
+  async rotateUserSecret(
+    userId: string,
+    graceSeconds = DEFAULT_SECRET_GRACE_SECONDS,
+  ): Promise<SigningSecrets> {
+    const current = await this.userSecret(userId);
+    const updated = await this.#db.user.update({
+      where: { id: userId },
+      data: {
+        webhookSecret: newWebhookSecret(),
+        webhookPreviousSecret: graceSeconds > 0 ? current.secret : null,
+        webhookPreviousSecretExpiresAt:
+          graceSeconds > 0 ? new Date(this.#now().getTime() + graceSeconds * 1_000) : null,
+      },
+    });
+    return {
+      secret: updated.webhookSecret as string,
+      previousSecret: updated.webhookPreviousSecret,
+      previousSecretExpiresAt: updated.webhookPreviousSecretExpiresAt,
+    };
+  }
+
+  // --- the outbox ----------------------------------------------------------------
+
+  /**
+   * Stores the events' messages inside the finishing transaction: one for the
+   * per-request URL, plus one per enabled endpoint of the user subscribed to the
+   * type (empty `eventTypes` = all). One endpoints query for all the users, one
+   * insert. Returns the new message ids.
+   */
+  async writeOutbox(transaction: Prisma.TransactionClient, events: readonly GenqEvent[]): Promise<string[]> {
+    if (events.length === 0) return [];
+    const userIds = [...new Set(events.map((event) => event.userId))];
+    const endpoints = await transaction.webhookEndpoint.findMany({
+      where: { userId: { in: userIds }, disabledAt: null },
+      select: { id: true, userId: true, eventTypes: true },
+    });
+    const rows: Prisma.WebhookMessageCreateManyInput[] = [];
+    for (const event of events) {
+      const payload = webhookPayload(event, this.#publicUrl);
+      const common = {
+        userId: event.userId,
+        eventType: event.type,
+        payload,
+        jobId: event.jobId,
+        batchId: event.batchId,
+        nextAttemptAt: this.#now(),
+      };
+      if (event.webhookUrl !== null) rows.push({ id: newId(), ...common, url: event.webhookUrl });
+      for (const endpoint of endpoints) {
+        if (endpoint.userId !== event.userId) continue;
+        if (endpoint.eventTypes.length > 0 && !endpoint.eventTypes.includes(event.type)) continue;
+        rows.push({ id: newId(), ...common, endpointId: endpoint.id });
+      }
+    }
+    if (rows.length > 0) await transaction.webhookMessage.createMany({ data: rows });
+    return rows.map((row) => row.id);
+  }
+
+  // --- delivery ------------------------------------------------------------------
+
+  /** A message with its target, or null when it no longer exists (endpoint deleted). */
+  async findForDelivery(messageId: string): Promise<MessageForDelivery | null> {
+    const message = await this.#db.webhookMessage.findUnique({
+      where: { id: messageId },
+      include: { endpoint: true },
+    });
+    if (message === null) return null;
+    const { endpoint, ...row } = message;
+    const url = endpoint?.url ?? row.url;
+    if (url === null) return null;
+    return { message: row, endpoint, url };
+  }
+
+  /**
+   * Claims attempt `attempt` of a pending message (its previous attempt count must
+   * be `attempt - 1`), and leases it until `leaseUntil` so the relay leaves it alone
+   * while the request runs. False when another delivery got there first.
+   */
+  async claimAttempt(messageId: string, attempt: number, leaseUntil: Date): Promise<boolean> {
+    const claimed = await this.#db.webhookMessage.updateMany({
+      where: { id: messageId, status: "pending", attempts: attempt - 1 },
+      data: { attempts: attempt, lastAttemptAt: this.#now(), nextAttemptAt: leaseUntil },
+    });
+    return claimed.count === 1;
+  }
+
+  /**
+   * How many attempts in a row, counted back from the newest, were not delivered
+   * (at most `limit`): the position in the retry schedule.
+   */
+  async failuresInARow(messageId: string, limit: number): Promise<number> {
+    const rows = await this.#db.webhookDelivery.findMany({
+      where: { messageId },
+      orderBy: { attempt: "desc" },
+      take: limit,
+      select: { outcome: true },
+    });
+    const index = rows.findIndex((row) => row.outcome === "delivered");
+    return index === -1 ? rows.length : index;
+  }
+
+  /**
+   * Writes the log row of an attempt and moves the message on, in one
+   * transaction. A duplicate (the same attempt logged already) changes nothing.
+   */
+  async recordAttempt(record: AttemptRecord): Promise<boolean> {
+    const now = this.#now();
+    try {
+      await this.#db.$transaction(async (transaction) => {
+        await transaction.webhookDelivery.create({
+          data: {
+            id: newId(),
+            messageId: record.messageId,
+            attempt: record.attempt,
+            outcome: record.outcome,
+            responseStatus: record.responseStatus,
+            latencyMs: record.latencyMs,
+            responseExcerpt: record.responseExcerpt,
+            errorMessage: record.errorMessage,
+          },
+        });
+        const next = record.next;
+        await transaction.webhookMessage.updateMany({
+          where: { id: record.messageId, status: "pending", attempts: record.attempt },
+          data:
+            next.status === "delivered"
+              ? { status: "delivered", deliveredAt: now }
+              : next.status === "retry"
+                ? { nextAttemptAt: next.at }
+                : { status: next.status },
+        });
+      });
+      return true;
+    } catch (error) {
+      if (isUniqueViolation(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Cancels a pending message (its endpoint is gone or disabled). */
+  async cancelMessage(messageId: string): Promise<void> {
+    await this.#db.webhookMessage.updateMany({
+      where: { id: messageId, status: "pending" },
+      data: { status: "canceled" },
+    });
+  }
+
+  /** Pending messages whose next attempt is due, oldest first: what the relay enqueues. */
+  dueMessages(limit: number, now: Date = this.#now()): Promise<Array<{ id: string; attempts: number }>> {
+    return this.#db.webhookMessage.findMany({
+      where: { status: "pending", nextAttemptAt: { lte: now } },
+      orderBy: { nextAttemptAt: "asc" },
+      take: limit,
+      select: { id: true, attempts: true },
+    });
+  }
+
+  // --- reading and redelivery -------------------------------------------------------
+
+  /** The user's messages, newest first, with their attempts (newest first). */
+  listMessages(query: MessageQuery): Promise<WebhookMessageWithDeliveries[]> {
+    return this.#db.webhookMessage.findMany({
+      where: {
+        userId: query.userId,
+        ...(query.endpointId === undefined ? {} : { endpointId: query.endpointId }),
+        ...(query.jobId === undefined ? {} : { jobId: query.jobId }),
+        ...(query.batchId === undefined ? {} : { batchId: query.batchId }),
+        ...(query.cursor === undefined ? {} : { id: { lt: query.cursor } }),
+      },
+      orderBy: { id: "desc" },
+      take: query.limit,
+      include: { deliveries: { orderBy: { attempt: "desc" } } },
+    });
+  }
+
+  /** One of the user's messages with its attempts. */
+  async getMessage(userId: string, id: string): Promise<WebhookMessageWithDeliveries> {
+    const message = await this.#db.webhookMessage.findFirst({
+      where: { id, userId },
+      include: { deliveries: { orderBy: { attempt: "desc" } } },
+    });
+    if (message === null) throw new NotFoundError("webhook_message", id);
+    return message;
+  }
+
+  /**
+   * Sends a message again (same id, so the same `webhook-id`): it becomes pending
+   * with its next attempt due now, and gets a fresh retry schedule. A message
+   * still pending is already on its way (409); one whose endpoint is disabled is
+   * refused until the endpoint is enabled again.
+   */
+  async redeliver(userId: string, id: string): Promise<WebhookMessageWithDeliveries> {
+    const message = await this.#db.webhookMessage.findFirst({
+      where: { id, userId },
+      include: { endpoint: { select: { disabledAt: true } } },
+    });
+    if (message === null) throw new NotFoundError("webhook_message", id);
+    if (message.status === "pending") {
+      throw new GenqError(
+        "conflict",
+        `webhook message ${id} is still pending; its next attempt is scheduled`,
+        {
+          details: { id, status: message.status, nextAttemptAt: message.nextAttemptAt.toISOString() },
+        },
+      );
+    }
+    if (message.endpoint?.disabledAt != null) {
+      throw new GenqError("conflict", `the endpoint of webhook message ${id} is disabled; enable it first`, {
+        details: { id, endpointId: message.endpointId },
+      });
+    }
+    await this.#db.webhookMessage.updateMany({
+      where: { id, status: message.status },
+      data: { status: "pending", nextAttemptAt: this.#now() },
+    });
+    return this.getMessage(userId, id);
+  }
+}

@@ -1,0 +1,12 @@
+export { newWebhookSecret } from "@genq/db";
+export * from "./address-class.ts";
+export * from "./post-webhook.ts";
+export * from "./retry-schedule.ts";
+export * from "./webhook-allowlist.ts";
+export * from "./webhook-delivery.ts";
+export * from "./webhook-outbox.ts";
+export * from "./webhook-queue.ts";
+export * from "./webhook-relay.ts";
+export * from "./webhook-signature.ts";
+export * from "./webhook-target.ts";
+export * from "./webhook-worker.ts";

@@ -1,0 +1,120 @@
+import type { AttemptNext, WebhookRepository } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
+import { postWebhook } from "./post-webhook.ts";
+import { DEFAULT_RETRY_SCHEDULE_MS, nextRetryDelayMs } from "./retry-schedule.ts";
+import type { WebhookAllowlist } from "./webhook-allowlist.ts";
+import type { WebhookJobData, WebhookQueue } from "./webhook-queue.ts";
+import { webhookHeaders } from "./webhook-signature.ts";
+import type { HostLookup } from "./webhook-target.ts";
+
+/** Options for {@link WebhookDeliverer}. */
+export interface WebhookDelivererOptions {
+  repository: WebhookRepository;
+  /** Where the next attempt is queued after a failed one. */
+  queue: WebhookQueue;
+  /** Delays between attempts; default {@link DEFAULT_RETRY_SCHEDULE_MS}. */
+  retryScheduleMs?: readonly number[] | undefined;
+  /** Per-attempt deadline; default 15 s. */
+  timeoutMs?: number | undefined;
+  allowlist?: WebhookAllowlist | undefined;
+  lookup?: HostLookup | undefined;
+  metrics?: GenqMetrics | undefined;
+  random?: () => number;
+  now?: () => Date;
+}
+
+/** What {@link WebhookDeliverer.deliver} did with one queue job. */
+export type DeliverResult =
+  | { done: "skipped"; reason: string }
+  | { done: "attempted"; outcome: string; status: number | null; next: AttemptNext["status"] };
+
+/**
+ * Makes one delivery attempt of an outbox message: claims the attempt in
+ * Postgres (so a duplicate queue job does nothing), signs the stored body with
+ * the endpoint's (or the user's) secret, and the previous one during its grace
+ * period, POSTs it, logs the attempt and schedules the next one per the retry
+ * schedule. A 410 Gone disables the endpoint; a refused target is not retried.
+ */
+export class WebhookDeliverer {
+  readonly #options: WebhookDelivererOptions;
+  readonly #schedule: readonly number[];
+  readonly #timeoutMs: number;
+  readonly #now: () => Date;
+
+  constructor(options: WebhookDelivererOptions) {
+    this.#options = options;
+    this.#schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
+    this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** The retry schedule in force. */
+  get retryScheduleMs(): readonly number[] {
+    return this.#schedule;
+  }
+
+  async deliver(job: WebhookJobData): Promise<DeliverResult> {
+    const { repository, queue, metrics } = this.#options;
+    const target = await repository.findForDelivery(job.messageId);
+    if (target === null) return { done: "skipped", reason: "message or endpoint deleted" };
+    const { message, endpoint, url } = target;
+    if (message.status !== "pending" || message.attempts !== job.attempt - 1) {
+      return { done: "skipped", reason: `message is ${message.status} at attempt ${message.attempts}` };
+    }
+    if (message.endpointId !== null && (endpoint === null || endpoint.disabledAt !== null)) {
+      await repository.cancelMessage(message.id);
+      return { done: "skipped", reason: "endpoint disabled" };
+    }
+    const secrets = endpoint ?? (await repository.userSecret(message.userId));
+    const leaseUntil = new Date(this.#now().getTime() + this.#timeoutMs + 60_000);
+    if (!(await repository.claimAttempt(message.id, job.attempt, leaseUntil))) {
+      return { done: "skipped", reason: "attempt taken by another delivery" };
+    }
+    const body = JSON.stringify(message.payload);
+    const headers = webhookHeaders(secrets, message.id, body, this.#now());
+    const result = await postWebhook({
+      url,
+      headers,
+      body,
+      timeoutMs: this.#timeoutMs,
+      allowlist: this.#options.allowlist,
+      lookup: this.#options.lookup,
+    });
+    metrics?.webhookDeliveries.inc({ outcome: result.outcome });
+    metrics?.webhookDeliveryDuration.observe(result.latencyMs / 1_000);
+
+    const gone = result.status === 410;
+    let next: AttemptNext;
+    let delayMs: number | undefined;
+    if (result.outcome === "delivered") {
+      next = { status: "delivered" };
+    } else if (gone || result.outcome === "refused") {
+      next = { status: "failed" };
+    } else {
+      const failures = (await repository.failuresInARow(message.id, this.#schedule.length * 10)) + 1;
+      delayMs = nextRetryDelayMs(this.#schedule, failures, this.#options.random);
+      next =
+        delayMs === undefined
+          ? { status: "failed" }
+          : { status: "retry", at: new Date(this.#now().getTime() + delayMs) };
+    }
+    await repository.recordAttempt({
+      messageId: message.id,
+      attempt: job.attempt,
+      outcome: result.outcome,
+      responseStatus: result.status,
+      latencyMs: result.latencyMs,
+      responseExcerpt: result.excerpt,
+      errorMessage: gone ? "the receiver answered 410 Gone" : result.errorMessage,
+      next,
+    });
+    if (gone && endpoint !== null) {
+      await repository.disableEndpoint(endpoint.id, `${url} answered 410 Gone`);
+    }
+    if (delayMs !== undefined) {
+      // Lost with Redis, or never added: the relay queues it when it is due.
+      await queue.enqueue(message.id, job.attempt + 1, delayMs).catch(() => {});
+    }
+    return { done: "attempted", outcome: result.outcome, status: result.status, next: next.status };
+  }
+}

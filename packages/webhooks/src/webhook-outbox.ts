@@ -1,0 +1,63 @@
+import type { GenqEvent } from "@genq/core";
+import type { JobFinishedHooks, Prisma, WebhookRepository } from "@genq/db";
+import type { WebhookQueue } from "./webhook-queue.ts";
+
+/** Options for {@link WebhookOutbox}. */
+export interface WebhookOutboxOptions {
+  repository: WebhookRepository;
+  /** Where new messages are queued right after commit; absent: the relay finds them. */
+  queue?: WebhookQueue | undefined;
+  /** Told when the prompt enqueue fails (the relay will enqueue the messages). */
+  onEnqueueError?: ((error: unknown) => void) | undefined;
+}
+
+/**
+ * Writes webhook messages in the finishing transaction and queues them as soon as
+ * it commits. Give {@link WebhookOutbox.write} to `createJobFinishedHooks({ outbox })`
+ * and pass the resulting hooks through {@link WebhookOutbox.wrap}.
+ */
+export class WebhookOutbox {
+  readonly #repository: WebhookRepository;
+  readonly #queue: WebhookQueue | undefined;
+  readonly #onEnqueueError: (error: unknown) => void;
+  /** Message ids by the events array they were written for (the array the after-commit hook gets). */
+  readonly #written = new WeakMap<readonly GenqEvent[], string[]>();
+
+  constructor(options: WebhookOutboxOptions) {
+    this.#repository = options.repository;
+    this.#queue = options.queue;
+    this.#onEnqueueError = options.onEnqueueError ?? (() => {});
+  }
+
+  /** The outbox writer for `createJobFinishedHooks`. */
+  readonly write = async (
+    transaction: Prisma.TransactionClient,
+    events: readonly GenqEvent[],
+  ): Promise<void> => {
+    const ids = await this.#repository.writeOutbox(transaction, events);
+    if (ids.length > 0) this.#written.set(events, ids);
+  };
+
+  /** Hooks that also queue the messages a transition wrote, once it committed. */
+  wrap(hooks: JobFinishedHooks): JobFinishedHooks {
+    return {
+      inTransaction: hooks.inTransaction,
+      afterCommit: (jobs, events) => {
+        try {
+          hooks.afterCommit?.(jobs, events);
+        } finally {
+          this.dispatch(events);
+        }
+      },
+    };
+  }
+
+  /** Queues the first attempt of the messages written for `events` (best effort). */
+  dispatch(events: readonly GenqEvent[]): void {
+    const ids = this.#written.get(events);
+    if (ids === undefined || this.#queue === undefined) return;
+    this.#written.delete(events);
+    const queue = this.#queue;
+    Promise.all(ids.map((id) => queue.enqueue(id, 1))).catch(this.#onEnqueueError);
+  }
+}

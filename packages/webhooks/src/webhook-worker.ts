@@ -1,0 +1,96 @@
+import type { Logger } from "@genq/core";
+import type { WebhookRepository } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
+import { createRedisConnection } from "@genq/queue";
+import { Worker } from "bullmq";
+import type { WebhookAllowlist } from "./webhook-allowlist.ts";
+import { WebhookDeliverer } from "./webhook-delivery.ts";
+import { WEBHOOK_QUEUE, type WebhookJobData, type WebhookQueue } from "./webhook-queue.ts";
+import { WebhookRelay } from "./webhook-relay.ts";
+import type { HostLookup } from "./webhook-target.ts";
+
+/** Options for {@link startWebhookWorker}. */
+export interface WebhookWorkerOptions {
+  redisUrl: string;
+  prefix: string;
+  repository: WebhookRepository;
+  /** The producer side (next attempts, relay). Not closed here. */
+  queue: WebhookQueue;
+  /** `JobQueues.acquireLease`: one relay pass at a time across processes. */
+  acquireLease: (name: string, ttlMs: number) => Promise<boolean>;
+  logger: Logger;
+  /** Deliveries at once in this process. Default 16. */
+  concurrency?: number | undefined;
+  timeoutMs?: number | undefined;
+  retryScheduleMs?: readonly number[] | undefined;
+  allowlist?: WebhookAllowlist | undefined;
+  lookup?: HostLookup | undefined;
+  /** How often the relay looks for due messages. Default 5 s. */
+  relayIntervalMs?: number | undefined;
+  metrics?: GenqMetrics | undefined;
+}
+
+/** A running webhook worker: the `webhook` queue's consumer and the outbox relay. */
+export interface RunningWebhookWorker {
+  deliverer: WebhookDeliverer;
+  relay: WebhookRelay;
+  close(): Promise<void>;
+}
+
+/** Starts delivering webhooks: consumes the `webhook` queue and relays due outbox messages. */
+export async function startWebhookWorker(options: WebhookWorkerOptions): Promise<RunningWebhookWorker> {
+  const { logger } = options;
+  const deliverer = new WebhookDeliverer({
+    repository: options.repository,
+    queue: options.queue,
+    retryScheduleMs: options.retryScheduleMs,
+    timeoutMs: options.timeoutMs,
+    allowlist: options.allowlist,
+    lookup: options.lookup,
+    metrics: options.metrics,
+  });
+  const connection = createRedisConnection({
+    url: options.redisUrl,
+    role: "worker",
+    connectionName: "genq-webhook-worker",
+  });
+  const worker = new Worker<WebhookJobData>(
+    WEBHOOK_QUEUE,
+    async (job) => {
+      const result = await deliverer.deliver(job.data);
+      if (result.done === "attempted") {
+        logger.info(
+          { messageId: job.data.messageId, attempt: job.data.attempt, ...result },
+          "webhook delivery attempt",
+        );
+      }
+      return result;
+    },
+    { connection, prefix: options.prefix, concurrency: options.concurrency ?? 16 },
+  );
+  worker.on("error", (error) => logger.error({ err: error }, "webhook worker error"));
+  worker.on("failed", (job, error) =>
+    logger.warn(
+      { err: error, messageId: job?.data.messageId },
+      "webhook delivery job failed; the relay retries it",
+    ),
+  );
+  await worker.waitUntilReady();
+  const relay = new WebhookRelay({
+    repository: options.repository,
+    queue: options.queue,
+    acquireLease: options.acquireLease,
+    logger,
+    intervalMs: options.relayIntervalMs,
+  });
+  relay.start();
+  return {
+    deliverer,
+    relay,
+    async close() {
+      await relay.stop();
+      await worker.close();
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,392 @@
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { WebhookRepository } from "@genq/db";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deleteKeys, Harness, waitUntil } from "./harness.ts";
+
+/** One POST a receiver got. */
+interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A real webhook receiver on 127.0.0.1: records every request and answers with
+ * the status `respond` picks (200 by default).
+ */
+class Receiver {
+  readonly received: Received[] = [];
+  respond: (request: Received, index: number) => number = () => 200;
+  #server: Server | undefined;
+
+  async start(): Promise<this> {
+    this.#server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        const entry = {
+          path: request.url ?? "",
+          headers: request.headers,
+          body: Buffer.concat(chunks).toString(),
+        };
+        const index = this.received.filter((other) => other.path === entry.path).length;
+        this.received.push(entry);
+        response
+          .writeHead(this.respond(entry, index), { "content-type": "text/plain" })
+          .end("ok from receiver");
+      });
+    });
+    await new Promise<void>((resolve) => this.#server?.listen(0, "127.0.0.1", resolve));
+    return this;
+  }
+
+  url(path: string): string {
+    const address = this.#server?.address() as AddressInfo | undefined;
+    if (address === undefined) throw new Error("the receiver is not listening");
+    return `http://127.0.0.1:${address.port}${path}`;
+  }
+
+  at(path: string): Received[] {
+    return this.received.filter((entry) => entry.path === path);
+  }
+
+  async close(): Promise<void> {
+    await new Promise((resolve) => this.#server?.close(resolve));
+  }
+}
+
+/** Verifies a delivery the way a receiver would, with the third-party package. */
+function verify(
+  secret: string,
+  entry: Received,
+): { type: string; timestamp: string; data: Record<string, unknown> } {
+  return new Webhook(secret).verify(entry.body, {
+    "webhook-id": String(entry.headers["webhook-id"]),
+    "webhook-timestamp": String(entry.headers["webhook-timestamp"]),
+    "webhook-signature": String(entry.headers["webhook-signature"]),
+  }) as { type: string; timestamp: string; data: Record<string, unknown> };
+}
+
+describe("webhooks", () => {
+  const harness = new Harness({
+    workerEnv: {
+      GENQ_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1",
+      GENQ_WEBHOOK_RETRY_SCHEDULE_MS: "0,200,200,200",
+      GENQ_WEBHOOK_RELAY_INTERVAL_MS: "300",
+      GENQ_WEBHOOK_TIMEOUT_MS: "3000",
+    },
+  });
+  const receiver = new Receiver();
+  let apiKey: string;
+  let metricsPort: number;
+
+  beforeAll(async () => {
+    await harness.start({ startWorker: false });
+    metricsPort = 20_000 + Math.floor(Math.random() * 20_000);
+    await harness.startInProcessWorker({ GENQ_WORKER_HEALTH_PORT: String(metricsPort) });
+    await receiver.start();
+    ({ apiKey } = await harness.createUser());
+  }, 60_000);
+
+  afterAll(async () => {
+    await receiver.close();
+    await harness.close();
+  });
+
+  const api = (method: "GET" | "POST" | "PATCH" | "DELETE", url: string, payload?: unknown) =>
+    harness.app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${apiKey}` },
+      ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+    });
+
+  async function createEndpoint(
+    path: string,
+    eventTypes?: string[],
+  ): Promise<{ id: string; secret: string }> {
+    const response = await api("POST", "/v1/webhook-endpoints", { url: receiver.url(path), eventTypes });
+    expect(response.statusCode, response.body).toBe(201);
+    return response.json();
+  }
+
+  async function completedJob(body: Record<string, unknown> = {}): Promise<string> {
+    const response = await harness.submit(apiKey, { type: "text", input: { prompt: "hello" }, ...body });
+    expect(response.statusCode, response.body).toBe(202);
+    const id = response.json().id as string;
+    expect((await harness.waitForJob(apiKey, id)).status).toBe("completed");
+    return id;
+  }
+
+  it("delivers a signed, thin job.completed to an endpoint and to the job's own URL", async () => {
+    const endpoint = await createEndpoint("/all");
+    expect(endpoint.secret).toMatch(/^whsec_/);
+    const userSecret = (await api("GET", "/v1/webhook-secret")).json().secret as string;
+    const jobId = await completedJob({ webhook: { url: receiver.url("/per-request") } });
+
+    await waitUntil(
+      () => receiver.at("/all").length === 1 && receiver.at("/per-request").length === 1,
+      10_000,
+    );
+    const [toEndpoint] = receiver.at("/all");
+    const [toUrl] = receiver.at("/per-request");
+    const event = verify(endpoint.secret, toEndpoint!);
+    expect(verify(userSecret, toUrl!)).toEqual(event);
+    expect(() => verify(userSecret, toEndpoint!)).toThrow();
+    expect(event.type).toBe("job.completed");
+    expect(new Date(event.timestamp).getTime()).not.toBeNaN();
+    expect(event.data).toMatchObject({
+      id: jobId,
+      object: "job",
+      status: "completed",
+      links: { job: `/v1/jobs/${jobId}` },
+    });
+    // Thin: no result, no text, no image bytes.
+    expect(event.data).not.toHaveProperty("result");
+    expect(toEndpoint!.body).not.toContain("mock");
+    expect(toEndpoint!.headers["webhook-id"]).not.toBe(toUrl!.headers["webhook-id"]);
+
+    const messages = (await api("GET", `/v1/webhook-messages?jobId=${jobId}`)).json();
+    expect(messages.data).toHaveLength(2);
+    for (const message of messages.data) {
+      expect(message).toMatchObject({ status: "delivered", attempts: 1, eventType: "job.completed" });
+      expect(message.deliveries[0]).toMatchObject({ attempt: 1, outcome: "delivered", responseStatus: 200 });
+      expect(message.deliveries[0].responseExcerpt).toBe("ok from receiver");
+    }
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it("retries a receiver that answers 500 twice and delivers on the third attempt with the same webhook-id", async () => {
+    const endpoint = await createEndpoint("/flaky", ["job.completed"]);
+    receiver.respond = (entry, index) => (entry.path === "/flaky" && index < 2 ? 500 : 200);
+    const jobId = await completedJob();
+
+    await waitUntil(() => receiver.at("/flaky").length === 3, 15_000);
+    const attempts = receiver.at("/flaky");
+    expect(new Set(attempts.map((entry) => entry.headers["webhook-id"])).size).toBe(1);
+    for (const entry of attempts) expect(verify(endpoint.secret, entry).data.id).toBe(jobId);
+
+    await waitUntil(async () => {
+      const page = (await api("GET", `/v1/webhook-endpoints/${endpoint.id}/deliveries`)).json();
+      return page.data[0]?.status === "delivered";
+    }, 5_000);
+    const [message] = (await api("GET", `/v1/webhook-endpoints/${endpoint.id}/deliveries`)).json().data;
+    expect(message.id).toBe(attempts[0]!.headers["webhook-id"]);
+    expect(message.attempts).toBe(3);
+    expect(
+      message.deliveries.map((delivery: { attempt: number; responseStatus: number }) => [
+        delivery.attempt,
+        delivery.responseStatus,
+      ]),
+    ).toEqual([
+      [3, 200],
+      [2, 500],
+      [1, 500],
+    ]);
+    receiver.respond = () => 200;
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it("disables an endpoint that answers 410 Gone, and sends it nothing more until it is enabled again", async () => {
+    const endpoint = await createEndpoint("/gone");
+    receiver.respond = (entry) => (entry.path === "/gone" ? 410 : 200);
+    await completedJob();
+    await waitUntil(
+      async () => (await api("GET", `/v1/webhook-endpoints/${endpoint.id}`)).json().disabled,
+      10_000,
+    );
+    const view = (await api("GET", `/v1/webhook-endpoints/${endpoint.id}`)).json();
+    expect(view.disabledReason).toContain("410");
+    expect(receiver.at("/gone")).toHaveLength(1);
+    const [message] = (await api("GET", `/v1/webhook-endpoints/${endpoint.id}/deliveries`)).json().data;
+    expect(message).toMatchObject({ status: "failed", attempts: 1 });
+
+    // While disabled: no message is even written for it.
+    const later = await completedJob();
+    const laterMessages = (await api("GET", `/v1/webhook-messages?jobId=${later}`)).json().data;
+    expect(laterMessages.filter((entry: { endpointId: string }) => entry.endpointId === endpoint.id)).toEqual(
+      [],
+    );
+    expect(receiver.at("/gone")).toHaveLength(1);
+
+    receiver.respond = () => 200;
+    const enabled = await api("PATCH", `/v1/webhook-endpoints/${endpoint.id}`, { disabled: false });
+    expect(enabled.json()).toMatchObject({ disabled: false, disabledReason: null });
+    const redeliver = await api("POST", `/v1/webhook-messages/${message.id}/redeliver`);
+    expect(redeliver.statusCode, redeliver.body).toBe(202);
+    await waitUntil(() => receiver.at("/gone").length === 2, 10_000);
+    expect(receiver.at("/gone")[1]!.headers["webhook-id"]).toBe(message.id);
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it("signs with the old and the new secret during a rotation's grace period", async () => {
+    const endpoint = await createEndpoint("/rotating");
+    const rotated = await api("POST", `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, {
+      graceSeconds: 3600,
+    });
+    expect(rotated.statusCode, rotated.body).toBe(200);
+    const { secret: newSecret, previousSecretExpiresAt } = rotated.json();
+    expect(newSecret).not.toBe(endpoint.secret);
+    expect(new Date(previousSecretExpiresAt).getTime()).toBeGreaterThan(Date.now());
+    expect((await api("GET", `/v1/webhook-endpoints/${endpoint.id}/secret`)).json().secret).toBe(newSecret);
+
+    const jobId = await completedJob();
+    await waitUntil(() => receiver.at("/rotating").length === 1, 10_000);
+    const [entry] = receiver.at("/rotating");
+    // A receiver still holding the old secret and one already holding the new one both accept it.
+    expect(verify(endpoint.secret, entry!).data.id).toBe(jobId);
+    expect(verify(newSecret, entry!).data.id).toBe(jobId);
+
+    // Without a grace period only the new secret signs.
+    const immediate = (
+      await api("POST", `/v1/webhook-endpoints/${endpoint.id}/rotate-secret`, { graceSeconds: 0 })
+    ).json();
+    await completedJob();
+    await waitUntil(() => receiver.at("/rotating").length === 2, 10_000);
+    const second = receiver.at("/rotating")[1]!;
+    expect(verify(immediate.secret, second).type).toBe("job.completed");
+    expect(() => verify(newSecret, second)).toThrow();
+
+    // The user's secret (per-request URLs) rotates the same way.
+    const before = (await api("GET", "/v1/webhook-secret")).json().secret as string;
+    const after = (await api("POST", "/v1/webhook-secret/rotate", {})).json();
+    await completedJob({ webhook: { url: receiver.url("/rotating-user") } });
+    await waitUntil(() => receiver.at("/rotating-user").length === 1, 10_000);
+    const [userEntry] = receiver.at("/rotating-user");
+    expect(verify(before, userEntry!).type).toBe("job.completed");
+    expect(verify(after.secret, userEntry!).type).toBe("job.completed");
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it("delivers an outbox message that Redis never saw, after Redis lost its data (the relay)", async () => {
+    const endpoint = await createEndpoint("/relayed");
+    const webhooks = new WebhookRepository({ db: harness.db });
+    const { userId } = (await harness.db.webhookEndpoint.findUniqueOrThrow({
+      where: { id: endpoint.id },
+    })) as {
+      userId: string;
+    };
+    // Committed in Postgres, never enqueued (as if the process died right after commit)...
+    const [messageId] = await harness.db.$transaction((transaction) =>
+      webhooks.writeOutbox(transaction, [
+        {
+          type: "batch.completed",
+          userId,
+          jobId: null,
+          batchId: "0195f0c2-0000-7000-8000-0000000000aa",
+          webhookUrl: null,
+          timestamp: new Date(),
+          data: { id: "0195f0c2-0000-7000-8000-0000000000aa", object: "batch", status: "completed" },
+        },
+      ]),
+    );
+    // ...and Redis lost everything of this deployment.
+    await deleteKeys(harness.redis, `${harness.prefix}*`);
+
+    await waitUntil(() => receiver.at("/relayed").length === 1, 15_000);
+    const [entry] = receiver.at("/relayed");
+    expect(entry!.headers["webhook-id"]).toBe(messageId);
+    expect(verify(endpoint.secret, entry!).data).toMatchObject({
+      object: "batch",
+      links: { batch: "/v1/batches/0195f0c2-0000-7000-8000-0000000000aa" },
+    });
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it("delivers job.canceled for a job canceled through the API", async () => {
+    const endpoint = await createEndpoint("/canceled", ["job.canceled"]);
+    // A job that stays active (the mock answers after a minute) until it is canceled through the API.
+    const response = await harness.submit(apiKey, {
+      type: "text",
+      input: { prompt: "cancel me", providerOptions: { mock: { latencyMs: 60_000 } } },
+    });
+    const jobId = response.json().id as string;
+    await harness.waitForJob(apiKey, jobId, (job) => job.status === "active");
+    const canceled = await harness.cancel(apiKey, jobId);
+    expect(canceled.statusCode, canceled.body).toBe(200);
+    await waitUntil(() => receiver.at("/canceled").length === 1, 10_000);
+    const event = verify(endpoint.secret, receiver.at("/canceled")[0]!);
+    expect(event).toMatchObject({ type: "job.canceled", data: { id: jobId, status: "canceled" } });
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
+  it("counts deliveries by outcome on the worker's /metrics", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const delivered = /genq_webhook_deliveries_total\{[^}]*outcome="delivered"[^}]*\} (\d+)/.exec(text);
+    const failed = /genq_webhook_deliveries_total\{[^}]*outcome="failed"[^}]*\} (\d+)/.exec(text);
+    expect(Number(delivered?.[1])).toBeGreaterThanOrEqual(5);
+    expect(Number(failed?.[1])).toBeGreaterThanOrEqual(3);
+    expect(text).toContain("genq_webhook_delivery_duration_seconds_bucket");
+  });
+});
+
+describe("webhook SSRF guard (no allowlist)", () => {
+  const harness = new Harness({ workerEnv: { GENQ_WEBHOOK_RETRY_SCHEDULE_MS: "0,100" } });
+  const receiver = new Receiver();
+  let apiKey: string;
+
+  beforeAll(async () => {
+    await harness.start();
+    await receiver.start();
+    ({ apiKey } = await harness.createUser());
+  }, 60_000);
+
+  afterAll(async () => {
+    await receiver.close();
+    await harness.close();
+  });
+
+  it.each([
+    ["http://127.0.0.1:8080/hook", "loopback"],
+    ["http://10.0.0.1/hook", "private"],
+    ["http://169.254.169.254/latest/meta-data/", "metadata"],
+    ["http://[::1]:8080/hook", "loopback"],
+    ["http://localhost:8080/hook", "loopback"],
+  ])("refuses the endpoint %s (%s)", async (url, addressClass) => {
+    const response = await harness.app.inject({
+      method: "POST",
+      url: "/v1/webhook-endpoints",
+      headers: { authorization: `Bearer ${apiKey}` },
+      payload: { url },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatchObject({ code: "invalid_request", details: { addressClass } });
+    expect(response.json().error.message).toContain(addressClass);
+  });
+
+  it.each(["http://127.0.0.1/hook", "http://10.0.0.1/hook", "http://169.254.169.254/", "http://[::1]/hook"])(
+    "refuses a job whose webhook.url is %s",
+    async (url) => {
+      const response = await harness.submit(apiKey, {
+        type: "text",
+        input: { prompt: "x" },
+        webhook: { url },
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().error.code).toBe("invalid_request");
+    },
+  );
+
+  it("refuses at delivery a hostname that resolves to loopback, and calls nothing", async () => {
+    const url = receiver.url("/never").replace("127.0.0.1", "localhost");
+    const response = await harness.submit(apiKey, { type: "text", input: { prompt: "x" }, webhook: { url } });
+    expect(response.statusCode, response.body).toBe(202);
+    const jobId = response.json().id as string;
+    await harness.waitForJob(apiKey, jobId);
+    let message: { status: string; deliveries: Array<{ outcome: string; errorMessage: string }> } | undefined;
+    await waitUntil(async () => {
+      const list = await harness.app.inject({
+        method: "GET",
+        url: `/v1/webhook-messages?jobId=${jobId}`,
+        headers: { authorization: `Bearer ${apiKey}` },
+      });
+      message = list.json().data[0];
+      return message?.status === "failed";
+    }, 10_000);
+    expect(message?.deliveries[0]).toMatchObject({ outcome: "refused" });
+    expect(message?.deliveries[0]?.errorMessage).toContain("loopback");
+    expect(receiver.received).toEqual([]);
+  });
+});
