@@ -1,0 +1,181 @@
+import { randomBytes } from "node:crypto";
+import type { GenqEvent } from "@genq/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AccountRepository } from "./account-repository.ts";
+import { createPrismaClient, type Database } from "./client.ts";
+import type { Prisma } from "./generated/prisma/client.ts";
+import { createTestDatabase, type TestDatabase } from "./testing/index.ts";
+import { WebhookRepository } from "./webhook-repository.ts";
+
+let database: TestDatabase;
+let db: Database;
+let webhooks: WebhookRepository;
+let accounts: AccountRepository;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
+  webhooks = new WebhookRepository({ db, publicUrl: "https://genq.example.com/" });
+  accounts = new AccountRepository({ db });
+});
+
+afterAll(async () => {
+  await db?.$disconnect();
+  await database?.drop();
+});
+
+async function createUser(): Promise<string> {
+  const { user } = await accounts.createUser({
+    email: `${randomBytes(6).toString("hex")}@example.com`,
+    plan: "basic",
+  });
+  return user.id;
+}
+
+function jobEvent(userId: string, type: GenqEvent["type"], webhookUrl: string | null = null): GenqEvent {
+  const jobId = "0195f0c2-0000-7000-8000-000000000001";
+  return {
+    type,
+    userId,
+    jobId,
+    batchId: null,
+    webhookUrl,
+    timestamp: new Date(),
+    data: { id: jobId, status: "x" },
+  };
+}
+
+/** A transaction client that counts the queries made through it. */
+function counting(transaction: Prisma.TransactionClient, calls: string[]): Prisma.TransactionClient {
+  return new Proxy(transaction, {
+    get(target, model: string) {
+      const delegate = Reflect.get(target, model) as object;
+      if (typeof delegate !== "object" || delegate === null) return delegate;
+      return new Proxy(delegate, {
+        get(inner, method: string) {
+          const value = Reflect.get(inner, method) as unknown;
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            calls.push(`${model}.${method}`);
+            return (value as (...inner: unknown[]) => unknown).apply(inner, args);
+          };
+        },
+      });
+    },
+  });
+}
+
+describe("WebhookRepository", () => {
+  it("writes one message per subscribed enabled endpoint and per-request URL, in two queries", async () => {
+    const alice = await createUser();
+    const bob = await createUser();
+    const all = await webhooks.createEndpoint({ userId: alice, url: "https://a.example.com/all" });
+    const failedOnly = await webhooks.createEndpoint({
+      userId: alice,
+      url: "https://a.example.com/failed",
+      eventTypes: ["job.failed"],
+    });
+    const disabled = await webhooks.createEndpoint({ userId: alice, url: "https://a.example.com/off" });
+    await webhooks.updateEndpoint(alice, disabled.id, { disabled: true });
+    const bobs = await webhooks.createEndpoint({ userId: bob, url: "https://b.example.com/" });
+
+    const calls: string[] = [];
+    const ids = await db.$transaction((transaction) =>
+      webhooks.writeOutbox(counting(transaction, calls), [
+        jobEvent(alice, "job.completed", "https://a.example.com/per-request"),
+        jobEvent(alice, "job.failed"),
+        jobEvent(bob, "job.canceled"),
+      ]),
+    );
+    expect(calls).toEqual(["webhookEndpoint.findMany", "webhookMessage.createMany"]);
+    const messages = await db.webhookMessage.findMany({ where: { id: { in: ids } } });
+    const targets = messages
+      .map((message) => `${message.eventType}→${message.endpointId ?? message.url}`)
+      .sort();
+    expect(targets).toEqual(
+      [
+        `job.completed→https://a.example.com/per-request`,
+        `job.completed→${all.id}`,
+        `job.failed→${all.id}`,
+        `job.failed→${failedOnly.id}`,
+        `job.canceled→${bobs.id}`,
+      ].sort(),
+    );
+    expect(messages[0]?.payload).toMatchObject({
+      data: { links: { job: "https://genq.example.com/v1/jobs/0195f0c2-0000-7000-8000-000000000001" } },
+    });
+    expect(messages.every((message) => message.status === "pending" && message.attempts === 0)).toBe(true);
+
+    const none: string[] = [];
+    await db.$transaction((transaction) => webhooks.writeOutbox(counting(transaction, none), []));
+    expect(none).toEqual([]);
+  });
+
+  it("rotates a secret, keeping the old one for the grace period", async () => {
+    const userId = await createUser();
+    const endpoint = await webhooks.createEndpoint({ userId, url: "https://r.example.com/" });
+    const rotated = await webhooks.rotateEndpointSecret(userId, endpoint.id, 60);
+    expect(rotated.secret).not.toBe(endpoint.secret);
+    expect(rotated.previousSecret).toBe(endpoint.secret);
+    expect(rotated.previousSecretExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 50_000);
+    const immediate = await webhooks.rotateEndpointSecret(userId, endpoint.id, 0);
+    expect(immediate.previousSecret).toBeNull();
+
+    const first = await webhooks.userSecret(userId);
+    expect(first.secret).toMatch(/^whsec_/);
+    expect((await webhooks.userSecret(userId)).secret).toBe(first.secret);
+    const next = await webhooks.rotateUserSecret(userId);
+    expect(next.previousSecret).toBe(first.secret);
+    await expect(webhooks.getEndpoint(await createUser(), endpoint.id)).rejects.toMatchObject({
+      code: "not_found",
+    });
+  });
+
+  it("claims each attempt once, logs it once, and redelivers with the same id", async () => {
+    const userId = await createUser();
+    const endpoint = await webhooks.createEndpoint({ userId, url: "https://c.example.com/" });
+    const [id] = await db.$transaction((transaction) =>
+      webhooks.writeOutbox(transaction, [jobEvent(userId, "job.completed")]),
+    );
+    const messageId = id as string;
+    const lease = new Date(Date.now() + 60_000);
+    expect(await webhooks.claimAttempt(messageId, 1, lease)).toBe(true);
+    expect(await webhooks.claimAttempt(messageId, 1, lease)).toBe(false);
+    expect(await webhooks.dueMessages(100)).not.toContainEqual(expect.objectContaining({ id: messageId }));
+    const attempt = {
+      messageId,
+      attempt: 1,
+      outcome: "failed",
+      responseStatus: 500,
+      latencyMs: 3,
+      responseExcerpt: "oops",
+      errorMessage: null,
+      next: { status: "retry" as const, at: new Date(Date.now() - 1) },
+    };
+    expect(await webhooks.recordAttempt(attempt)).toBe(true);
+    expect(await webhooks.recordAttempt(attempt)).toBe(false);
+    expect(await webhooks.dueMessages(100)).toContainEqual({ id: messageId, attempts: 1 });
+    expect(await webhooks.failuresInARow(messageId, 10)).toBe(1);
+    await expect(webhooks.redeliver(userId, messageId)).rejects.toMatchObject({ code: "conflict" });
+
+    expect(await webhooks.claimAttempt(messageId, 2, lease)).toBe(true);
+    await webhooks.recordAttempt({
+      ...attempt,
+      attempt: 2,
+      outcome: "delivered",
+      next: { status: "delivered" },
+    });
+    expect(await webhooks.failuresInARow(messageId, 10)).toBe(0);
+    const redelivered = await webhooks.redeliver(userId, messageId);
+    expect(redelivered).toMatchObject({ id: messageId, status: "pending", attempts: 2 });
+    expect(redelivered.deliveries.map((delivery) => delivery.attempt)).toEqual([2, 1]);
+
+    // Disabling the endpoint cancels what it still owes.
+    await webhooks.disableEndpoint(endpoint.id, "answered 410 Gone");
+    expect((await webhooks.getMessage(userId, messageId)).status).toBe("canceled");
+    expect((await webhooks.getEndpoint(userId, endpoint.id)).disabledReason).toBe("answered 410 Gone");
+    await expect(webhooks.redeliver(userId, messageId)).rejects.toMatchObject({ code: "conflict" });
+    const page = await webhooks.listMessages({ userId, endpointId: endpoint.id, limit: 10 });
+    expect(page.map((message) => message.id)).toEqual([messageId]);
+  });
+});
