@@ -2,6 +2,7 @@ export * from "./batch.ts";
 export * from "./env.ts";
 export * from "./errors.ts";
 export * from "./events.ts";
+export * from "./fingerprint.ts";
 export * from "./ids.ts";
 export * from "./image-job.ts";
 export * from "./job.ts";

@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import {
+  fingerprint,
   GenqError,
   type GenqEvent,
   IdempotencyConflictError,
@@ -136,18 +136,7 @@ export interface JobCompletion {
 
 /** The hash that tells a repeated request from a different one under one idempotency key. */
 export function requestFingerprint(value: unknown): string {
-  return createHash("sha256").update(canonicalJson(value)).digest("hex");
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, entry]) => entry !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonicalJson(entry)}`).join(",")}}`;
-  }
-  return JSON.stringify(value);
+  return fingerprint(value);
 }
 
 /** A finished job (completed or failed) cannot be canceled. */

@@ -18,3 +18,4 @@ export * from "./router/router-catalog.ts";
 export * from "./router/state/redis-router-state.ts";
 export * from "./router/strategies.ts";
 export * from "./router/types.ts";
+export * from "./result-cache.ts";
