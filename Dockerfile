@@ -20,6 +20,7 @@ COPY packages/providers/package.json packages/providers/
 COPY packages/runner/package.json packages/runner/
 COPY packages/quota/package.json packages/quota/
 COPY packages/storage/package.json packages/storage/
+COPY packages/webhooks/package.json packages/webhooks/
 COPY bench/package.json bench/
 COPY tests/e2e/package.json tests/e2e/
 # postinstall generates the Prisma client from prisma/schema.prisma.
