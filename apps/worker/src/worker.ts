@@ -3,10 +3,12 @@ import { createSecretBox, type JobType, type Logger, parseKeyRing } from "@genq/
 import {
   AssetRepository,
   BatchRepository,
+  createJobFinishedHooks,
   createPrismaClient,
   JobRepository,
   pingDatabase,
   UserProviderKeyRepository,
+  WebhookRepository,
 } from "@genq/db";
 import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
@@ -20,6 +22,7 @@ import {
   type WorkerPool,
 } from "@genq/runner";
 import { createStorage, storageConfigFromEnv } from "@genq/storage";
+import { type RunningWebhookWorker, startWebhookWorker, WebhookOutbox, WebhookQueue } from "@genq/webhooks";
 import type { WorkerEnv } from "./env.ts";
 import { createWorkerRouter, type WorkerRouter } from "./providers.ts";
 
@@ -115,10 +118,21 @@ export async function startWorker(
     ],
   });
   const metrics = new GenqMetrics({ process: "worker" });
+  // Webhooks: the outbox is written in every finishing transaction and queued after commit.
+  const webhookRepository = new WebhookRepository({ db, publicUrl: env.GENQ_PUBLIC_URL });
+  const webhookQueue = new WebhookQueue({ connection: redis, prefix: env.GENQ_QUEUE_PREFIX });
+  const webhookOutbox = new WebhookOutbox({
+    repository: webhookRepository,
+    queue: webhookQueue,
+    onEnqueueError: (error) => logger.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
+  });
   const pool = await startWorkerPool({
     metrics,
     redisUrl: env.REDIS_URL,
-    jobs: new JobRepository({ db }),
+    jobs: new JobRepository({
+      db,
+      hooks: webhookOutbox.wrap(createJobFinishedHooks({ outbox: webhookOutbox.write })),
+    }),
     queues,
     router: routing.router,
     quota,
@@ -132,7 +146,10 @@ export async function startWorker(
         }),
     images: createJobImageStore({ storage, assets, retentionDays: env.GENQ_ASSET_RETENTION_DAYS }),
     logger,
-    assignments: env.GENQ_WORKER_QUEUES.map((type) => ({ type, concurrency: concurrency[type] })),
+    assignments: env.GENQ_WORKER_QUEUES.filter((type) => type !== "webhook").map((type) => ({
+      type,
+      concurrency: concurrency[type],
+    })),
     lockDurationMs: env.GENQ_LOCK_DURATION_MS,
     stalledIntervalMs: env.GENQ_STALLED_INTERVAL_MS,
     maxStalledCount: env.GENQ_MAX_STALLED_COUNT,
@@ -152,6 +169,25 @@ export async function startWorker(
     worker.on("failed", () => dispatcher.wake());
   }
   dispatcher.start();
+
+  // Webhook deliveries and the outbox relay (nothing owed is lost when Redis loses its data).
+  let webhooks: RunningWebhookWorker | undefined;
+  if (env.GENQ_WORKER_QUEUES.includes("webhook")) {
+    webhooks = await startWebhookWorker({
+      redisUrl: env.REDIS_URL,
+      prefix: env.GENQ_QUEUE_PREFIX,
+      repository: webhookRepository,
+      queue: webhookQueue,
+      acquireLease: (name, ttlMs) => queues.acquireLease(name, ttlMs),
+      logger,
+      concurrency: env.GENQ_WEBHOOK_CONCURRENCY,
+      timeoutMs: env.GENQ_WEBHOOK_TIMEOUT_MS,
+      retryScheduleMs: env.GENQ_WEBHOOK_RETRY_SCHEDULE_MS,
+      allowlist: env.GENQ_WEBHOOK_ALLOWED_HOSTS,
+      relayIntervalMs: env.GENQ_WEBHOOK_RELAY_INTERVAL_MS,
+      metrics,
+    });
+  }
 
   let health: Server | undefined;
   if (env.GENQ_WORKER_HEALTH_PORT > 0) {
@@ -187,6 +223,8 @@ export async function startWorker(
       await dispatcher.stop();
       const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
       await maintenance.close();
+      await webhooks?.close();
+      await webhookQueue.close();
       await storage.close();
       await queues.close();
       redis.disconnect();
