@@ -7,6 +7,7 @@ import type { GenqMetrics } from "@genq/metrics";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
 import type { LocalStorage, ObjectStorage } from "@genq/storage";
+import type { WebhookAllowlist } from "@genq/webhooks";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import {
   jsonSchemaTransform,
@@ -31,6 +32,7 @@ import { jobRoutes } from "./routes/job-routes.ts";
 import { providerKeyRoutes } from "./routes/provider-key-routes.ts";
 import { DEFAULT_UPLOAD_LIMIT_BYTES, uploadRoutes } from "./routes/upload-routes.ts";
 import { usageRoutes } from "./routes/usage-routes.ts";
+import { webhookRoutes } from "./routes/webhook-routes.ts";
 
 /** Options for {@link buildApp}. */
 export interface AppOptions {
@@ -66,6 +68,11 @@ export interface AppOptions {
    * `createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS))`. Absent: those routes answer 503.
    */
   secretBox?: SecretBox;
+  /**
+   * Private hosts webhook URLs may name anyway (`parseWebhookAllowlist(env.GENQ_WEBHOOK_ALLOWED_HOSTS)`);
+   * absent: only public addresses.
+   */
+  webhookAllowlist?: WebhookAllowlist;
 }
 
 /**
@@ -100,6 +107,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     storage: options.storage,
     assetUrlTtlSeconds: options.assetUrlTtlSeconds,
     quota: options.quota,
+    webhookAllowlist: options.webhookAllowlist,
+    publicUrl: options.publicUrl,
   });
 
   if (options.docs ?? true) {
@@ -138,6 +147,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         bodyLimitBytes: options.batchBodyLimitBytes ?? DEFAULT_BATCH_BODY_LIMIT_BYTES,
       });
       await v1.register(usageRoutes);
+      await v1.register(webhookRoutes, { publicUrl: options.publicUrl ?? "" });
       await v1.register(uploadRoutes, { limitBytes: options.uploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES });
       await v1.register(providerKeyRoutes, { secretBox: options.secretBox });
     },

@@ -7,6 +7,7 @@ import {
   StorageEnv,
 } from "@genq/core";
 import { PlansFromJson } from "@genq/quota";
+import { parseWebhookAllowlist } from "@genq/webhooks";
 import { z } from "zod";
 
 /** The API's configuration, from environment variables. */
@@ -43,6 +44,21 @@ export const ApiEnv = CommonEnv.extend({
     .min(1_024)
     .max(1024 * 1024 * 1024)
     .default(64 * 1024 * 1024),
+  /**
+   * Hostnames, IPs or CIDRs webhook URLs may name although private or loopback (development, tests);
+   * set it like the workers' value.
+   */
+  GENQ_WEBHOOK_ALLOWED_HOSTS: z
+    .string()
+    .transform((value, context) => {
+      try {
+        return parseWebhookAllowlist(value);
+      } catch (error) {
+        context.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
   /** Plan limits as JSON, laid over the defaults (must match the workers'). */
   GENQ_PLANS: PlansFromJson.optional(),
   /**

@@ -67,6 +67,7 @@ async function main(): Promise<void> {
     trustProxy: env.GENQ_TRUST_PROXY,
     submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
     uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
+    ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined ? {} : { webhookAllowlist: env.GENQ_WEBHOOK_ALLOWED_HOSTS }),
     batchBodyLimitBytes: env.GENQ_BATCH_BODY_LIMIT_BYTES,
   });
   app.addHook("onClose", async () => {

@@ -4,7 +4,7 @@ import { loadWorkerEnv } from "./env.ts";
 describe("loadWorkerEnv", () => {
   it("runs the text queue on the mock provider by default", () => {
     const env = loadWorkerEnv({});
-    expect(env.GENQ_WORKER_QUEUES).toEqual(["text", "image"]);
+    expect(env.GENQ_WORKER_QUEUES).toEqual(["text", "image", "webhook"]);
     expect(env.GENQ_DEFAULT_PROVIDER).toBe("mock");
     expect(env.GENQ_SHUTDOWN_TIMEOUT_MS).toBe(30_000);
   });

@@ -7,7 +7,26 @@ import {
   StorageEnv,
 } from "@genq/core";
 import { PlansFromJson } from "@genq/quota";
+import { parseRetrySchedule, parseWebhookAllowlist } from "@genq/webhooks";
 import { z } from "zod";
+
+const WebhookRetrySchedule = z.string().transform((value, context) => {
+  try {
+    return parseRetrySchedule(value);
+  } catch (error) {
+    context.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const WebhookAllowedHosts = z.string().transform((value, context) => {
+  try {
+    return parseWebhookAllowlist(value);
+  } catch (error) {
+    context.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
 
 const QueueList = z
   .string()
@@ -19,7 +38,7 @@ const QueueList = z
   )
   .pipe(
     z
-      .array(z.enum(["text", "image"], { error: "queues are text and image" }))
+      .array(z.enum(["text", "image", "webhook"], { error: "queues are text, image and webhook" }))
       .min(1, "name at least one queue"),
   );
 
@@ -27,7 +46,7 @@ const QueueList = z
 export const WorkerEnv = CommonEnv.extend({
   ...StorageEnv.shape,
   /** Which queues this process runs, comma-separated. */
-  GENQ_WORKER_QUEUES: QueueList.default(["text", "image"]),
+  GENQ_WORKER_QUEUES: QueueList.default(["text", "image", "webhook"]),
   /** Plan limits as JSON, laid over the defaults: {"basic":{"textTokens":200000,"images":50}}. */
   GENQ_PLANS: PlansFromJson.optional(),
   /** Encryption keys of users' own provider keys (the API's value); unset: jobs use system keys only. */
@@ -49,6 +68,18 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_BATCH_TENANT_CAP: z.coerce.number().int().min(1).max(1_000_000).default(64),
   /** How often the fair dispatcher releases batch items (it also runs when items finish). */
   GENQ_BATCH_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
+  /** Webhook deliveries at once in this process (the `webhook` queue). */
+  GENQ_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(16),
+  /** A webhook delivery attempt (resolve, connect, answer) must end within this. */
+  GENQ_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+  /** Delays before each webhook attempt, comma-separated ms; default 0,5s,5min,30min,2h,5h,10h,10h. */
+  GENQ_WEBHOOK_RETRY_SCHEDULE_MS: WebhookRetrySchedule.optional(),
+  /** Hostnames, IPs or CIDRs webhooks may call although private or loopback (development, tests). */
+  GENQ_WEBHOOK_ALLOWED_HOSTS: WebhookAllowedHosts.optional(),
+  /** How often the webhook relay queues outbox messages Redis does not hold (e.g. after Redis lost its data). */
+  GENQ_WEBHOOK_RELAY_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /** The API's public URL, for links in webhook payloads; relative links (/v1/jobs/:id) when unset. */
+  GENQ_PUBLIC_URL: z.url().optional(),
   /** A providers file (YAML or JSON): providers, keys, models, prices, routes. Overrides the provider variables below. */
   GENQ_PROVIDERS_FILE: z.string().min(1).optional(),
   /** Reload the providers file when it changes (SIGHUP always reloads it). */

@@ -12,6 +12,7 @@ import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger } from "@genq/quota";
 import { createStorage, type ObjectStorage, storageConfigFromEnv } from "@genq/storage";
+import { parseWebhookAllowlist } from "@genq/webhooks";
 import { type RunningWorker, startWorker } from "@genq/worker";
 import { loadWorkerEnv } from "@genq/worker/env";
 import type { FastifyInstance } from "fastify";
@@ -132,6 +133,10 @@ export class Harness {
       queues: this.queues,
       logger: false,
       admin: ADMIN,
+      // The API checks webhook URLs against the same allowlist as the worker.
+      ...(this.#workerEnv.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
+        ? {}
+        : { webhookAllowlist: parseWebhookAllowlist(this.#workerEnv.GENQ_WEBHOOK_ALLOWED_HOSTS) }),
     });
     await this.app.ready();
     await waitUntil(() => this.redis.status === "ready", 5_000);

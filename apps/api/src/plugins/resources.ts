@@ -1,7 +1,15 @@
-import { AccountRepository, AssetRepository, type Database, JobRepository } from "@genq/db";
+import {
+  AccountRepository,
+  AssetRepository,
+  createJobFinishedHooks,
+  type Database,
+  JobRepository,
+  WebhookRepository,
+} from "@genq/db";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
 import type { ObjectStorage } from "@genq/storage";
+import { EMPTY_ALLOWLIST, type WebhookAllowlist, WebhookOutbox, WebhookQueue } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
 import fastifyPlugin from "fastify-plugin";
 import type { Redis } from "ioredis";
@@ -20,6 +28,12 @@ export interface GenqResources {
   assetUrlTtlSeconds: number;
   /** Plans and quotas: the submit-time check and `/v1/usage`. */
   quota: QuotaLedger | undefined;
+  /** Webhook endpoints, secrets, the outbox and its delivery log. */
+  webhooks: WebhookRepository;
+  /** Private hosts webhooks may call anyway (`GENQ_WEBHOOK_ALLOWED_HOSTS`). */
+  webhookAllowlist: WebhookAllowlist;
+  /** The `webhook` queue's producer side (redeliveries). */
+  webhookQueue: WebhookQueue;
 }
 
 declare module "fastify" {
@@ -36,21 +50,40 @@ export interface ResourcesPluginOptions {
   storage?: ObjectStorage | undefined;
   assetUrlTtlSeconds?: number | undefined;
   quota?: QuotaLedger | undefined;
+  /** Private hosts webhooks may call anyway; default none. */
+  webhookAllowlist?: WebhookAllowlist | undefined;
+  /** Prefix of links in webhook payloads; relative when empty. */
+  publicUrl?: string | undefined;
 }
 
 /** Decorates the instance with genq's resources. Their owner closes them. */
 export const resourcesPlugin = fastifyPlugin(
   async (app: FastifyInstance, options: ResourcesPluginOptions) => {
+    // Cancels finish jobs here too: their webhook messages are written in the same transaction.
+    const webhooks = new WebhookRepository({ db: options.db, publicUrl: options.publicUrl });
+    const webhookQueue = new WebhookQueue({ connection: options.redis, prefix: options.queues.prefix });
+    const webhookOutbox = new WebhookOutbox({
+      repository: webhooks,
+      queue: webhookQueue,
+      onEnqueueError: (error) => app.log.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
+    });
+    app.addHook("onClose", async () => webhookQueue.close());
     app.decorate("genq", {
       db: options.db,
       redis: options.redis,
       queues: options.queues,
-      jobs: new JobRepository({ db: options.db }),
+      jobs: new JobRepository({
+        db: options.db,
+        hooks: webhookOutbox.wrap(createJobFinishedHooks({ outbox: webhookOutbox.write })),
+      }),
       accounts: new AccountRepository({ db: options.db }),
       assets: new AssetRepository({ db: options.db }),
       storage: options.storage,
       assetUrlTtlSeconds: options.assetUrlTtlSeconds ?? 3_600,
       quota: options.quota,
+      webhooks,
+      webhookAllowlist: options.webhookAllowlist ?? EMPTY_ALLOWLIST,
+      webhookQueue,
     });
   },
   { name: "genq-resources" },

@@ -12,6 +12,7 @@ import { requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { estimateTokens, readRouterCatalog } from "@genq/providers";
 import { estimateTextReservation } from "@genq/quota";
+import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -117,6 +118,8 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         });
       }
       const body = request.body;
+      // Obvious SSRF targets (http://127.0.0.1, http://[::1]) are refused now; delivery checks every address.
+      if (body.webhook !== undefined) checkWebhookUrl(body.webhook.url, app.genq.webhookAllowlist);
       // A job that cannot fit the caller's quota is refused now; the worker's reservation
       // stays the authoritative check (usage may grow between now and then).
       if (body.type === "image") {
