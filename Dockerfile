@@ -15,6 +15,7 @@ COPY apps/worker/package.json apps/worker/
 COPY apps/cli/package.json apps/cli/
 COPY packages/core/package.json packages/core/
 COPY packages/db/package.json packages/db/
+COPY packages/events/package.json packages/events/
 COPY packages/queue/package.json packages/queue/
 COPY packages/providers/package.json packages/providers/
 COPY packages/runner/package.json packages/runner/

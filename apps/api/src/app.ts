@@ -27,6 +27,7 @@ import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { adminUsageRoutes } from "./routes/admin-usage-routes.ts";
 import { assetRoutes } from "./routes/asset-routes.ts";
 import { batchRoutes, DEFAULT_BATCH_BODY_LIMIT_BYTES } from "./routes/batch-routes.ts";
+import { eventRoutes } from "./routes/event-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
 import { providerKeyRoutes } from "./routes/provider-key-routes.ts";
@@ -61,6 +62,12 @@ export interface AppOptions {
   submitRateLimitPerMinute?: number;
   /** The largest image `POST /v1/uploads` accepts, in bytes. Default 20 MiB. */
   uploadLimitBytes?: number;
+  /**
+   * Live events (SSE): heartbeat interval (default 15 s), open streams per process
+   * (default 1,000), and the bounds of the streams this process writes (default
+   * 1,000 entries, one hour).
+   */
+  events?: { heartbeatMs?: number; maxStreams?: number; maxLength?: number; retentionMs?: number };
   /** The largest `POST /v1/batches` body (JSON, or the JSONL stream), in bytes. Default 64 MiB. */
   batchBodyLimitBytes?: number;
   /**
@@ -107,6 +114,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     storage: options.storage,
     assetUrlTtlSeconds: options.assetUrlTtlSeconds,
     quota: options.quota,
+    events: options.events,
     webhookAllowlist: options.webhookAllowlist,
     publicUrl: options.publicUrl,
   });
@@ -145,6 +153,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(batchRoutes, {
         publicUrl: options.publicUrl ?? "",
         bodyLimitBytes: options.batchBodyLimitBytes ?? DEFAULT_BATCH_BODY_LIMIT_BYTES,
+      });
+      await v1.register(eventRoutes, {
+        heartbeatMs: options.events?.heartbeatMs,
+        maxStreams: options.events?.maxStreams,
       });
       await v1.register(usageRoutes);
       await v1.register(webhookRoutes, { publicUrl: options.publicUrl ?? "" });

@@ -44,6 +44,14 @@ export const ApiEnv = CommonEnv.extend({
     .min(1_024)
     .max(1024 * 1024 * 1024)
     .default(64 * 1024 * 1024),
+  /** Live events (SSE): a `: keep-alive` comment after this long without events. */
+  GENQ_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+  /** Live event streams one API process serves at once (each holds a Redis connection); more get 503. */
+  GENQ_SSE_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  /** Live events: about this many entries are kept per job or batch stream (as the workers'). */
+  GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
+  /** Live events: a stream expires this long after its last event (as the workers'). */
+  GENQ_EVENTS_RETENTION_MS: z.coerce.number().int().min(1_000).max(604_800_000).default(3_600_000),
   /**
    * Hostnames, IPs or CIDRs webhook URLs may name although private or loopback (development, tests);
    * set it like the workers' value.

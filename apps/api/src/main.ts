@@ -67,7 +67,15 @@ async function main(): Promise<void> {
     trustProxy: env.GENQ_TRUST_PROXY,
     submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
     uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
-    ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined ? {} : { webhookAllowlist: env.GENQ_WEBHOOK_ALLOWED_HOSTS }),
+    ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
+      ? {}
+      : { webhookAllowlist: env.GENQ_WEBHOOK_ALLOWED_HOSTS }),
+    events: {
+      heartbeatMs: env.GENQ_SSE_HEARTBEAT_MS,
+      maxStreams: env.GENQ_SSE_MAX_STREAMS,
+      maxLength: env.GENQ_EVENTS_MAX_LENGTH,
+      retentionMs: env.GENQ_EVENTS_RETENTION_MS,
+    },
     batchBodyLimitBytes: env.GENQ_BATCH_BODY_LIMIT_BYTES,
   });
   app.addHook("onClose", async () => {

@@ -61,6 +61,10 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_STALLED_INTERVAL_MS: z.coerce.number().int().min(500).max(600_000).default(30_000),
   GENQ_MAX_STALLED_COUNT: z.coerce.number().int().min(0).max(100).default(2),
   GENQ_RECONCILE_INTERVAL_MS: z.coerce.number().int().min(500).max(3_600_000).default(15_000),
+  /** Live events (SSE): about this many entries are kept per job or batch stream. */
+  GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
+  /** Live events (SSE): a stream expires this long after its last event. */
+  GENQ_EVENTS_RETENTION_MS: z.coerce.number().int().min(1_000).max(604_800_000).default(3_600_000),
   /**
    * Batch items of one user (basic plan) that may be queued in BullMQ or running at a time;
    * professional gets 2×, enterprise 4×. Later jobs wait behind at most this many batch items.

@@ -10,6 +10,7 @@ import {
   UserProviderKeyRepository,
   WebhookRepository,
 } from "@genq/db";
+import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
 import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
@@ -83,6 +84,17 @@ export async function startWorker(
     prefix: env.GENQ_QUEUE_PREFIX,
     overrides: { text: overrides, image: overrides },
   });
+  // Live events: job events of running jobs, terminal and batch events after commit.
+  const events = new EventPublisher({
+    log: new EventLog({
+      redis,
+      prefix: env.GENQ_QUEUE_PREFIX,
+      maxLength: env.GENQ_EVENTS_MAX_LENGTH,
+      retentionMs: env.GENQ_EVENTS_RETENTION_MS,
+    }),
+    logger,
+    batchProgress: { read: createBatchProgressReader(db) },
+  });
   const concurrency: Record<JobType, number> = {
     text: env.GENQ_TEXT_CONCURRENCY,
     image: env.GENQ_IMAGE_CONCURRENCY,
@@ -131,8 +143,11 @@ export async function startWorker(
     redisUrl: env.REDIS_URL,
     jobs: new JobRepository({
       db,
-      hooks: webhookOutbox.wrap(createJobFinishedHooks({ outbox: webhookOutbox.write })),
+      hooks: webhookOutbox.wrap(
+        createJobFinishedHooks({ outbox: webhookOutbox.write, publish: events.publishFinished }),
+      ),
     }),
+    events,
     queues,
     router: routing.router,
     quota,
@@ -225,6 +240,7 @@ export async function startWorker(
       await maintenance.close();
       await webhooks?.close();
       await webhookQueue.close();
+      events.close();
       await storage.close();
       await queues.close();
       redis.disconnect();

@@ -24,6 +24,13 @@ export const TextJobInput = z
     topP: z.number().gt(0).max(1).optional(),
     stop: z.array(z.string().min(1).max(256)).min(1).max(4).optional(),
     providerOptions: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+    /**
+     * Stream the text as it is generated: the worker publishes `job.delta` events on
+     * `GET /v1/jobs/:id/events` (coalesced, about one per 50 ms) and still stores the
+     * full text as the result. A `job.retrying` after deltas means the partial text
+     * is void: the next attempt starts over. Default false.
+     */
+    stream: z.boolean().optional(),
   })
   .strict()
   .superRefine((input, context) => {

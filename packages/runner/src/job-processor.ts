@@ -7,6 +7,7 @@ import {
   toChatMessages,
 } from "@genq/core";
 import { type JobCompletion, type JobRecord, type JobRepository, uploadObjectKey } from "@genq/db";
+import { DeltaBuffer, type EventPublisher } from "@genq/events";
 import type { GenqMetrics } from "@genq/metrics";
 import {
   BYO_KEY_ID,
@@ -65,6 +66,13 @@ export interface JobProcessorOptions {
   images?: JobImageStore;
   /** Per-attempt deadline for the provider call. */
   attemptTimeoutMs: number;
+  /**
+   * Live events (`GET /v1/jobs/:id/events`): `job.started`, `job.retrying`,
+   * `job.delayed` and, for text jobs with `stream: true`, `job.delta`. Terminal
+   * events come from the repository's finished-job hooks. Without it, nothing is
+   * published and streamed text jobs run like the others.
+   */
+  events?: Pick<EventPublisher, "publishJobEvent">;
 }
 
 /**
@@ -96,6 +104,12 @@ export function createJobProcessor(options: JobProcessorOptions) {
     }
     if (record === null) return skip(options, jobId, log);
     log.info({ type: record.type, priority: record.priority }, "job started");
+    await options.events?.publishJobEvent(jobId, "job.started", {
+      id: jobId,
+      object: "job",
+      status: "active",
+      attempt: record.attempts,
+    });
 
     const timeout = AbortSignal.timeout(options.attemptTimeoutMs);
     const signal = cancelSignal === undefined ? timeout : AbortSignal.any([cancelSignal, timeout]);
@@ -119,6 +133,13 @@ export function createJobProcessor(options: JobProcessorOptions) {
           return { status: "canceled" };
         }
         log.info({ delayMs: error.delayMs }, "every provider candidate is limited; job delayed");
+        await options.events?.publishJobEvent(jobId, "job.delayed", {
+          id: jobId,
+          object: "job",
+          status: "queued",
+          attempt: record.attempts,
+          delayMs: error.delayMs,
+        });
         await job.moveToDelayed(Date.now() + error.delayMs, token);
         throw new DelayedError();
       }
@@ -139,6 +160,14 @@ export function createJobProcessor(options: JobProcessorOptions) {
         return { status: "canceled" };
       }
       log.info({ code: failure.code }, `attempt failed, will retry: ${failure.message}`);
+      // Tells a live client that text streamed by this attempt is void: the next one starts over.
+      await options.events?.publishJobEvent(jobId, "job.retrying", {
+        id: jobId,
+        object: "job",
+        status: "queued",
+        attempt: record.attempts,
+        error: { code: failure.code, message: failure.message },
+      });
       throw failure;
     }
   };
@@ -248,18 +277,20 @@ async function runText(
         images: 0,
       }),
     });
-  const routed = await options.router.generateText(
-    selection,
-    {
-      messages,
-      ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
-      ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
-      ...(input.topP === undefined ? {} : { topP: input.topP }),
-      ...(input.stop === undefined ? {} : { stop: input.stop }),
-      ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
-    },
-    { signal, clientFor: userKeys.clientFor },
-  );
+  const request = {
+    messages,
+    ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
+    ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
+    ...(input.topP === undefined ? {} : { topP: input.topP }),
+    ...(input.stop === undefined ? {} : { stop: input.stop }),
+    ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
+  };
+  const callOptions = { signal, clientFor: userKeys.clientFor };
+  const { events } = options;
+  const routed =
+    input.stream === true && events !== undefined
+      ? await streamText(options.router, events, record, selection, request, callOptions)
+      : await options.router.generateText(selection, request, callOptions);
   const { output } = routed;
   return {
     provider: routed.provider,
@@ -277,6 +308,37 @@ async function runText(
       ...(output.providerRequestId === undefined ? {} : { providerRequestId: output.providerRequestId }),
     },
   };
+}
+
+/**
+ * Runs a text call as a stream, publishing its deltas coalesced (one `job.delta` per
+ * ~50 ms). Every delta is published before this returns, so the terminal event,
+ * published after the completing transaction, comes after them in the job's stream.
+ */
+async function streamText(
+  router: ProviderRouter,
+  events: NonNullable<JobProcessorOptions["events"]>,
+  record: JobRecord,
+  selection: Selection,
+  request: Parameters<ProviderRouter["generateText"]>[1],
+  callOptions: RouteCallOptions & { signal: AbortSignal },
+) {
+  const buffer = new DeltaBuffer({
+    flush: (delta) =>
+      events.publishJobEvent(record.id, "job.delta", { id: record.id, attempt: record.attempts, delta }),
+  });
+  try {
+    return await router.streamText(selection, request, {
+      ...callOptions,
+      onDelta: (delta) => buffer.push(delta),
+    });
+  } catch (error) {
+    // The caller publishes `job.retrying` (or the job fails) after the deltas already out.
+    buffer.discard();
+    throw error;
+  } finally {
+    await buffer.drain();
+  }
 }
 
 async function runImage(

@@ -36,6 +36,8 @@ export interface WorkerPoolOptions {
   quota?: QuotaLedger;
   /** Where image jobs store their images; without it image jobs fail with a clear error. */
   images?: JobImageStore;
+  /** Live job events (started, retrying, deltas); see the job processor. */
+  events?: JobProcessorOptions["events"];
   logger: Logger;
   assignments: QueueAssignment[];
   /** How long a job's lock lasts without renewal; a dead worker's job stalls after it. */
@@ -79,6 +81,7 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         ...(options.quota === undefined ? {} : { quota: options.quota }),
         ...(options.userKeys === undefined ? {} : { userKeys: options.userKeys }),
         ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+        ...(options.events === undefined ? {} : { events: options.events }),
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),

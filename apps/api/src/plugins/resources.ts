@@ -6,6 +6,7 @@ import {
   JobRepository,
   WebhookRepository,
 } from "@genq/db";
+import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
 import type { ObjectStorage } from "@genq/storage";
@@ -28,6 +29,8 @@ export interface GenqResources {
   assetUrlTtlSeconds: number;
   /** Plans and quotas: the submit-time check and `/v1/usage`. */
   quota: QuotaLedger | undefined;
+  /** Live events: the log the SSE routes read, and the publisher of this process's events (cancels). */
+  events: EventPublisher;
   /** Webhook endpoints, secrets, the outbox and its delivery log. */
   webhooks: WebhookRepository;
   /** Private hosts webhooks may call anyway (`GENQ_WEBHOOK_ALLOWED_HOSTS`). */
@@ -50,6 +53,8 @@ export interface ResourcesPluginOptions {
   storage?: ObjectStorage | undefined;
   assetUrlTtlSeconds?: number | undefined;
   quota?: QuotaLedger | undefined;
+  /** Bounds of the live event streams this process writes (defaults: 1,000 entries, one hour). */
+  events?: { maxLength?: number | undefined; retentionMs?: number | undefined } | undefined;
   /** Private hosts webhooks may call anyway; default none. */
   webhookAllowlist?: WebhookAllowlist | undefined;
   /** Prefix of links in webhook payloads; relative when empty. */
@@ -59,6 +64,17 @@ export interface ResourcesPluginOptions {
 /** Decorates the instance with genq's resources. Their owner closes them. */
 export const resourcesPlugin = fastifyPlugin(
   async (app: FastifyInstance, options: ResourcesPluginOptions) => {
+    const events = new EventPublisher({
+      log: new EventLog({
+        redis: options.redis,
+        prefix: options.queues.prefix,
+        ...(options.events?.maxLength === undefined ? {} : { maxLength: options.events.maxLength }),
+        ...(options.events?.retentionMs === undefined ? {} : { retentionMs: options.events.retentionMs }),
+      }),
+      logger: app.log,
+      batchProgress: { read: createBatchProgressReader(options.db) },
+    });
+    app.addHook("onClose", async () => events.close());
     // Cancels finish jobs here too: their webhook messages are written in the same transaction.
     const webhooks = new WebhookRepository({ db: options.db, publicUrl: options.publicUrl });
     const webhookQueue = new WebhookQueue({ connection: options.redis, prefix: options.queues.prefix });
@@ -74,13 +90,16 @@ export const resourcesPlugin = fastifyPlugin(
       queues: options.queues,
       jobs: new JobRepository({
         db: options.db,
-        hooks: webhookOutbox.wrap(createJobFinishedHooks({ outbox: webhookOutbox.write })),
+        hooks: webhookOutbox.wrap(
+          createJobFinishedHooks({ outbox: webhookOutbox.write, publish: events.publishFinished }),
+        ),
       }),
       accounts: new AccountRepository({ db: options.db }),
       assets: new AssetRepository({ db: options.db }),
       storage: options.storage,
       assetUrlTtlSeconds: options.assetUrlTtlSeconds ?? 3_600,
       quota: options.quota,
+      events,
       webhooks,
       webhookAllowlist: options.webhookAllowlist ?? EMPTY_ALLOWLIST,
       webhookQueue,

@@ -141,6 +141,20 @@ describe("createMockProvider", () => {
     });
   });
 
+  it("spaces streamed deltas by deltaDelayMs", async () => {
+    const provider = createMockProvider();
+    const input = request("stream this slowly please", { providerOptions: { mock: { deltaDelayMs: 30 } } });
+    const arrivals: number[] = [];
+    for await (const part of provider.streamText(input)) {
+      if (part.type === "text-delta") arrivals.push(performance.now());
+    }
+    expect(arrivals.length).toBeGreaterThan(2);
+    // Timers may fire a little early; allow a millisecond of slack per gap.
+    for (let index = 1; index < arrivals.length; index++) {
+      expect(arrivals[index]! - arrivals[index - 1]!).toBeGreaterThanOrEqual(29);
+    }
+  });
+
   it("reads per-provider options under its own name", async () => {
     const provider = createMockProvider({ name: "mock-primary" });
     const error = await rejection(

@@ -56,6 +56,8 @@ export interface MockRequestOptions {
   failTimes?: number;
   /** `retryAfterMs` carried by the simulated failure (a rate limit's Retry-After). */
   retryAfterMs?: number;
+  /** When streaming, the pause between deltas (a model producing tokens over time). Default 0. */
+  deltaDelayMs?: number;
 }
 
 /**
@@ -244,7 +246,13 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
 
     async *streamText(request): AsyncGenerator<TextStreamPart> {
       const result = await respond(request);
-      for (const delta of splitIntoDeltas(result.text)) {
+      const { deltaDelayMs = 0 } = readRequestOptions(name, request.providerOptions);
+      for (const [index, delta] of splitIntoDeltas(result.text).entries()) {
+        if (index > 0 && deltaDelayMs > 0) {
+          await abortableDelay(deltaDelayMs, request.signal).catch(() => {
+            throw canceled(request.signal);
+          });
+        }
         if (request.signal?.aborted) throw canceled(request.signal);
         yield { type: "text-delta", delta };
       }
@@ -357,7 +365,7 @@ function readRequestOptions(
     });
 
   const result: MockRequestOptions = {};
-  const { latencyMs, fail, failTimes, retryAfterMs } = merged;
+  const { latencyMs, fail, failTimes, retryAfterMs, deltaDelayMs } = merged;
   if (latencyMs !== undefined) {
     if (typeof latencyMs !== "number" || !Number.isFinite(latencyMs) || latencyMs < 0) {
       throw invalid("latencyMs", "a non-negative number");
@@ -381,6 +389,12 @@ function readRequestOptions(
       throw invalid("retryAfterMs", "a non-negative number");
     }
     result.retryAfterMs = retryAfterMs;
+  }
+  if (deltaDelayMs !== undefined) {
+    if (typeof deltaDelayMs !== "number" || !Number.isFinite(deltaDelayMs) || deltaDelayMs < 0) {
+      throw invalid("deltaDelayMs", "a non-negative number");
+    }
+    result.deltaDelayMs = deltaDelayMs;
   }
   return result;
 }

@@ -1,0 +1,151 @@
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { EventLog } from "./event-log.ts";
+import { EventPublisher } from "./event-publisher.ts";
+import { runEventSession } from "./event-session.ts";
+import { type ParsedSseEvent, SseParser } from "./sse-parser.ts";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+describe("EventLog (real Redis)", () => {
+  let redis: Redis;
+  let prefix: string;
+
+  beforeEach(() => {
+    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    prefix = `t${randomBytes(5).toString("hex")}`;
+  });
+
+  afterEach(async () => {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it("appends in order, bounds the stream and sets its retention", async () => {
+    const log = new EventLog({ redis, prefix, maxLength: 10, retentionMs: 60_000 });
+    const subject = { kind: "job", id: "job-1" } as const;
+    const ids: string[] = [];
+    for (let index = 0; index < 500; index++) {
+      ids.push(...(await log.append([{ subject, type: "job.delta", data: { index } }])));
+    }
+    expect([...ids].sort(compareIds)).toEqual(ids);
+    // MAXLEN ~ trims whole nodes: about maxLength entries stay, never all 500.
+    expect(await redis.xlen(log.key(subject))).toBeLessThan(500);
+    const ttl = await redis.pttl(log.key(subject));
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it("reads exactly the events after an id, none twice", async () => {
+    const log = new EventLog({ redis, prefix });
+    const subject = { kind: "batch", id: "b" } as const;
+    const ids = await log.append(
+      Array.from({ length: 5 }, (_, index) => ({ subject, type: "batch.progress", data: { index } })),
+    );
+    const all = await log.read(subject, "0");
+    expect(all.map((event) => event.id)).toEqual(ids);
+    expect(all.map((event) => event.data.index)).toEqual([0, 1, 2, 3, 4]);
+    const rest = await log.read(subject, ids[1]!);
+    expect(rest.map((event) => event.data.index)).toEqual([2, 3, 4]);
+    expect(await log.read(subject, ids[4]!)).toEqual([]);
+    expect(log.key(subject)).toBe(`${prefix}:events:batch:b`);
+  });
+
+  it("wakes a blocked reader on its own connection when an event is appended", async () => {
+    const log = new EventLog({ redis, prefix });
+    const subject = { kind: "job", id: "j" } as const;
+    const reader = await log.openReader();
+    try {
+      const pending = log.read(subject, "$", { blockMs: 5_000, connection: reader });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await log.append([{ subject, type: "job.started", data: { attempt: 1 } }]);
+      const events = await pending;
+      expect(events.map((event) => event.type)).toEqual(["job.started"]);
+    } finally {
+      reader.disconnect();
+    }
+  });
+
+  it("streams a session to the terminal event, then synthesizes one for a finished row without it", async () => {
+    const log = new EventLog({ redis, prefix });
+    const publisher = new EventPublisher({ log });
+    const subject = { kind: "job", id: "j2" } as const;
+    await publisher.publishJobEvent("j2", "job.started", { attempt: 1 });
+    const received: ParsedSseEvent[] = [];
+    const comments: string[] = [];
+    const parser = new SseParser({
+      onEvent: (event) => received.push(event),
+      onComment: (comment) => comments.push(comment),
+    });
+    const reader = await log.openReader();
+    let finished = false;
+    const session = runEventSession({
+      log,
+      subject,
+      afterId: "0",
+      reader,
+      heartbeatMs: 100,
+      signal: new AbortController().signal,
+      send: async (text) => parser.push(text),
+      finished: async () =>
+        finished
+          ? { event: { type: "job.completed", data: { id: "j2" } }, finishedAt: new Date() }
+          : undefined,
+    });
+    await waitFor(() => comments.length > 0);
+    publisher.publishFinished([
+      {
+        type: "job.completed",
+        userId: "u",
+        jobId: "j2",
+        batchId: null,
+        webhookUrl: null,
+        timestamp: new Date(),
+        data: { id: "j2", status: "completed" },
+      },
+    ]);
+    expect(await session).toBe("terminal");
+    reader.disconnect();
+    expect(received.map((event) => event.event)).toEqual(["job.started", "job.completed"]);
+    expect(received.every((event) => event.hasId)).toBe(true);
+
+    // A finished row whose stream lost the terminal event: synthesized after the grace.
+    finished = true;
+    const lostReader = await log.openReader();
+    const synthesized: ParsedSseEvent[] = [];
+    const lostParser = new SseParser({ onEvent: (event) => synthesized.push(event) });
+    const end = await runEventSession({
+      log,
+      subject: { kind: "job", id: "lost" },
+      afterId: "0",
+      reader: lostReader,
+      heartbeatMs: 1_000,
+      terminalGraceMs: 100,
+      signal: new AbortController().signal,
+      send: async (text) => lostParser.push(text),
+      finished: async () => ({ event: { type: "job.failed", data: { id: "lost" } }, finishedAt: new Date() }),
+    });
+    lostReader.disconnect();
+    expect(end).toBe("synthesized");
+    expect(synthesized).toEqual([
+      { id: undefined, hasId: false, event: "job.failed", data: '{"id":"lost"}' },
+    ]);
+  });
+});
+
+function compareIds(a: string, b: string): number {
+  const [aMs, aSeq] = a.split("-").map(BigInt);
+  const [bMs, bSeq] = b.split("-").map(BigInt);
+  if (aMs !== bMs) return aMs! < bMs! ? -1 : 1;
+  return aSeq! < bSeq! ? -1 : aSeq! > bSeq! ? 1 : 0;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

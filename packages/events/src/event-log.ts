@@ -1,0 +1,151 @@
+import type { Redis } from "ioredis";
+import { eventStreamKey } from "./event-keys.ts";
+import type { EventSubject, LiveEvent } from "./live-event.ts";
+
+/** Options for {@link EventLog}. */
+export interface EventLogOptions {
+  /** A producer connection (fails fast while Redis is down): appends and non-blocking reads. */
+  redis: Redis;
+  /** The queue prefix; keys are `<prefix>:events:job:<id>` and `<prefix>:events:batch:<id>`. */
+  prefix: string;
+  /** About this many entries are kept per stream (`XADD MAXLEN ~`); default 1,000. */
+  maxLength?: number;
+  /** A stream expires this long after its last append; default one hour. */
+  retentionMs?: number;
+}
+
+/** One event to append. */
+export interface EventAppend {
+  subject: EventSubject;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** Options of {@link EventLog.read}. */
+export interface EventReadOptions {
+  /** At most this many entries; default 100. */
+  count?: number;
+  /** Wait up to this long for an entry when none is there yet (needs a dedicated `connection`). */
+  blockMs?: number;
+  /** The connection to read on; blocking reads must not share the producer connection. */
+  connection?: Redis;
+}
+
+type XReadReply = Array<[key: string, entries: Array<[id: string, fields: string[]]>]> | null;
+
+/**
+ * A bounded, expiring log of events per job and per batch in Redis streams. Entry
+ * ids are the SSE event ids, so reading after a client's `Last-Event-ID` resumes
+ * exactly: no gap, no duplicate (within the retention and length bounds).
+ */
+export class EventLog {
+  readonly prefix: string;
+  readonly maxLength: number;
+  readonly retentionMs: number;
+  /** The producer connection (appends, non-blocking reads, small commands such as gates). */
+  readonly redis: Redis;
+
+  constructor(options: EventLogOptions) {
+    this.redis = options.redis;
+    this.prefix = options.prefix;
+    this.maxLength = options.maxLength ?? 1_000;
+    this.retentionMs = options.retentionMs ?? 3_600_000;
+    if (!(Number.isInteger(this.maxLength) && this.maxLength >= 1)) {
+      throw new RangeError("EventLog: maxLength must be a positive integer");
+    }
+    if (!(Number.isInteger(this.retentionMs) && this.retentionMs >= 1_000)) {
+      throw new RangeError("EventLog: retentionMs must be an integer of at least 1000");
+    }
+  }
+
+  /** The stream key of a job or batch. */
+  key(subject: EventSubject): string {
+    return eventStreamKey(this.prefix, subject);
+  }
+
+  /**
+   * Appends events in order, in one MULTI: each `XADD key MAXLEN ~ n * type t data json`
+   * followed by a `PEXPIRE` that restarts the stream's retention. Returns the entry ids.
+   */
+  async append(events: readonly EventAppend[]): Promise<string[]> {
+    if (events.length === 0) return [];
+    const multi = this.redis.multi();
+    for (const event of events) {
+      const key = this.key(event.subject);
+      multi.xadd(
+        key,
+        "MAXLEN",
+        "~",
+        String(this.maxLength),
+        "*",
+        "type",
+        event.type,
+        "data",
+        JSON.stringify(event.data),
+      );
+      multi.pexpire(key, this.retentionMs);
+    }
+    const results = (await multi.exec()) ?? [];
+    const ids: string[] = [];
+    for (const [index, [error, value]] of results.entries()) {
+      if (error !== null) throw error;
+      if (index % 2 === 0) ids.push(String(value));
+    }
+    return ids;
+  }
+
+  /** The events after `afterId` (exclusive; `"0"` reads from the start), oldest first. */
+  async read(subject: EventSubject, afterId: string, options: EventReadOptions = {}): Promise<LiveEvent[]> {
+    const connection = options.connection ?? this.redis;
+    const count = String(options.count ?? 100);
+    const key = this.key(subject);
+    const reply = (
+      options.blockMs === undefined
+        ? await connection.xread("COUNT", count, "STREAMS", key, afterId)
+        : await connection.xread("COUNT", count, "BLOCK", String(options.blockMs), "STREAMS", key, afterId)
+    ) as XReadReply;
+    return (reply?.[0]?.[1] ?? []).map(([id, fields]) => toLiveEvent(id, fields));
+  }
+
+  /**
+   * A connection of its own for one reader's blocking reads (`XREAD BLOCK`), connected
+   * and ready; the caller disconnects it when done (which also ends a pending read).
+   */
+  async openReader(connectionName = "genq-events-reader"): Promise<Redis> {
+    const connection = this.redis.duplicate({
+      connectionName,
+      lazyConnect: true,
+      // A lost connection ends the client's stream (it reconnects with Last-Event-ID).
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    connection.on("error", () => {});
+    try {
+      await connection.connect();
+    } catch (error) {
+      connection.disconnect();
+      throw error;
+    }
+    return connection;
+  }
+}
+
+function toLiveEvent(id: string, fields: string[]): LiveEvent {
+  let type = "message";
+  let data: Record<string, unknown> = {};
+  for (let index = 0; index + 1 < fields.length; index += 2) {
+    const field = fields[index];
+    const value = fields[index + 1] ?? "";
+    if (field === "type") type = value;
+    else if (field === "data") {
+      try {
+        const parsed: unknown = JSON.parse(value);
+        if (typeof parsed === "object" && parsed !== null) data = parsed as Record<string, unknown>;
+      } catch {
+        data = {};
+      }
+    }
+  }
+  return { id, type, data };
+}

@@ -1,0 +1,127 @@
+import type { GenqEvent } from "@genq/core";
+import type { BatchProgressReader } from "./batch-progress-reader.ts";
+import { batchProgressGateKey } from "./event-keys.ts";
+import type { EventAppend, EventLog } from "./event-log.ts";
+
+/** The logger the publisher reports lost events to. */
+export interface EventPublisherLogger {
+  warn(object: Record<string, unknown>, message: string): void;
+}
+
+/** Options for {@link EventPublisher}. */
+export interface EventPublisherOptions {
+  log: EventLog;
+  logger?: EventPublisherLogger;
+  /**
+   * Live `batch.progress`: when a batch item finishes in this process, the batch is
+   * marked, and every `intervalMs` (default 1 s) its counts are read with `read` and
+   * published, at most once per interval per batch across all processes (a Redis
+   * gate). Without it, the finished-job hooks' throttled `batch.progress` events
+   * (the webhook ones, every 5 s) are published instead.
+   */
+  batchProgress?: { read: BatchProgressReader; intervalMs?: number };
+}
+
+/**
+ * Publishes live events to the {@link EventLog}: job events to the job's stream,
+ * batch events to the batch's stream. Best effort: publishing never throws (a lost
+ * event costs a live view, never data: Postgres has the rows, and the SSE reader
+ * falls back to them). Appends of one process go over one connection in call
+ * order, so a job's deltas always precede its terminal event.
+ */
+export class EventPublisher {
+  readonly log: EventLog;
+  readonly #logger: EventPublisherLogger | undefined;
+  readonly #progress: EventPublisherOptions["batchProgress"];
+  readonly #dirtyBatches = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #ticking = false;
+
+  constructor(options: EventPublisherOptions) {
+    this.log = options.log;
+    this.#logger = options.logger;
+    this.#progress = options.batchProgress;
+    if (this.#progress !== undefined) {
+      this.#timer = setInterval(() => void this.#tick(), this.#progress.intervalMs ?? 1_000);
+      this.#timer.unref();
+    }
+  }
+
+  /** Publishes a job event (started, retrying, delta...) to the job's stream. Never rejects. */
+  async publishJobEvent(jobId: string, type: string, data: Record<string, unknown>): Promise<void> {
+    await this.#append([{ subject: { kind: "job", id: jobId }, type, data }]);
+  }
+
+  /**
+   * Publishes the events of a committed transition (`createJobFinishedHooks({ publish })`):
+   * job events to the job's stream, `batch.completed` to the batch's. Items' job events
+   * are not copied to the batch's stream (a batch of 100k items would write 100k
+   * entries); they mark the batch for the coalesced `batch.progress` instead.
+   */
+  publishFinished = (events: readonly GenqEvent[]): void => {
+    const appends: EventAppend[] = [];
+    for (const event of events) {
+      if (event.jobId !== null) {
+        appends.push({ subject: { kind: "job", id: event.jobId }, type: event.type, data: event.data });
+        if (event.batchId !== null && this.#progress !== undefined) this.#dirtyBatches.add(event.batchId);
+      } else if (event.batchId !== null) {
+        if (event.type === "batch.progress" && this.#progress !== undefined) continue;
+        appends.push({ subject: { kind: "batch", id: event.batchId }, type: event.type, data: event.data });
+      }
+    }
+    void this.#append(appends);
+  };
+
+  /** Publishes the marked batches' progress now (also run by the interval timer). */
+  async flushBatchProgress(): Promise<void> {
+    await this.#tick();
+  }
+
+  /** Stops the progress timer. */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #tick(): Promise<void> {
+    const progress = this.#progress;
+    if (progress === undefined || this.#ticking || this.#dirtyBatches.size === 0) return;
+    this.#ticking = true;
+    const intervalMs = progress.intervalMs ?? 1_000;
+    try {
+      for (const batchId of [...this.#dirtyBatches]) {
+        const gate = await this.log.redis.set(
+          batchProgressGateKey(this.log.prefix, batchId),
+          "1",
+          "PX",
+          intervalMs,
+          "NX",
+        );
+        // Another process published this interval: try again next tick, so this process's
+        // latest change is published by someone who read the counts after it.
+        if (gate !== "OK") continue;
+        this.#dirtyBatches.delete(batchId);
+        const data = await progress.read(batchId);
+        if (data !== null) {
+          await this.#append([{ subject: { kind: "batch", id: batchId }, type: "batch.progress", data }]);
+        }
+      }
+    } catch (error) {
+      this.#logger?.warn({ err: error }, "could not publish batch progress");
+    } finally {
+      this.#ticking = false;
+    }
+  }
+
+  async #append(appends: EventAppend[]): Promise<void> {
+    if (appends.length === 0) return;
+    try {
+      await this.log.append(appends);
+    } catch (error) {
+      this.#logger?.warn(
+        { err: error, types: appends.map((append) => append.type) },
+        "could not publish live events",
+      );
+    }
+  }
+}

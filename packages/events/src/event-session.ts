@@ -1,0 +1,96 @@
+import type { Redis } from "ioredis";
+import type { EventLog } from "./event-log.ts";
+import { type EventSubject, isTerminalEventType, type LiveEvent } from "./live-event.ts";
+import { formatSseComment, formatSseEvent } from "./sse-format.ts";
+
+/** A subject's terminal state as Postgres has it: the event to synthesize if the stream lost it. */
+export interface FinishedState {
+  /** The terminal event (without id), built from the row. */
+  event: Omit<LiveEvent, "id">;
+  /** When the row became terminal; the stream gets `terminalGraceMs` from then to carry the real event. */
+  finishedAt: Date | null;
+}
+
+/** Options for {@link runEventSession}. */
+export interface EventSessionOptions {
+  log: EventLog;
+  subject: EventSubject;
+  /** Resume after this entry id (`Last-Event-ID`), or `"0"` for the start of the stream. */
+  afterId: string;
+  /** A dedicated connection for blocking reads ({@link EventLog.openReader}). */
+  reader: Redis;
+  /** After this long without events, a `: keep-alive` comment is sent and the row checked again. */
+  heartbeatMs: number;
+  /**
+   * How long after the row became terminal the stream may still lack its terminal
+   * event (the publish happens after commit) before the session synthesizes it. Default 2 s.
+   */
+  terminalGraceMs?: number;
+  /** Aborted when the client went away. */
+  signal: AbortSignal;
+  /** Writes SSE text to the client; resolves when it may write more (backpressure). */
+  send(text: string): Promise<void>;
+  /** The subject's terminal state from Postgres, or undefined while it is not finished. */
+  finished(): Promise<FinishedState | undefined>;
+  now?: () => number;
+}
+
+/** How a session ended. */
+export type EventSessionEnd = "terminal" | "synthesized" | "aborted";
+
+/**
+ * Streams a subject's events to one client as SSE: first those after `afterId`,
+ * then new ones as they arrive (`XREAD BLOCK` on the session's own connection),
+ * until the terminal event. While idle it sends heartbeats and re-reads the row,
+ * so a lost publish (publishing is best effort) never leaves the client hanging:
+ * a terminal row whose stream has no terminal event gets one synthesized from the
+ * row, sent without an `id:`.
+ */
+export async function runEventSession(options: EventSessionOptions): Promise<EventSessionEnd> {
+  const { log, subject, reader, signal } = options;
+  const now = options.now ?? Date.now;
+  const graceMs = options.terminalGraceMs ?? 2_000;
+  let lastId = options.afterId;
+  let finished = await options.finished();
+
+  // Sends events; true once the terminal one went out.
+  const deliver = async (events: LiveEvent[]): Promise<boolean> => {
+    for (const event of events) {
+      await options.send(
+        formatSseEvent({ id: event.id, event: event.type, data: JSON.stringify(event.data) }),
+      );
+      if (event.id !== undefined) lastId = event.id;
+      if (isTerminalEventType(event.type)) return true;
+    }
+    return false;
+  };
+
+  while (!signal.aborted) {
+    const graceLeftMs =
+      finished === undefined
+        ? undefined
+        : Math.max(0, graceMs - (now() - (finished.finishedAt?.getTime() ?? 0)));
+    // A finished subject: read what is there; wait only for what is left of the grace.
+    const blockMs =
+      graceLeftMs === undefined ? options.heartbeatMs : Math.min(options.heartbeatMs, graceLeftMs);
+    const events = await log.read(subject, lastId, {
+      count: 100,
+      connection: reader,
+      ...(blockMs > 0 ? { blockMs } : {}),
+    });
+    if (signal.aborted) break;
+    if (await deliver(events)) return "terminal";
+    if (events.length > 0) continue;
+    if (finished !== undefined && now() - (finished.finishedAt?.getTime() ?? 0) >= graceMs) {
+      await options.send(
+        formatSseEvent({ event: finished.event.type, data: JSON.stringify(finished.event.data) }),
+      );
+      return "synthesized";
+    }
+    if (finished === undefined) {
+      await options.send(formatSseComment("keep-alive"));
+      finished = await options.finished();
+    }
+  }
+  return "aborted";
+}
