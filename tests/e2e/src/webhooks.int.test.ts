@@ -148,8 +148,15 @@ describe("webhooks", () => {
     expect(toEndpoint!.body).not.toContain("mock");
     expect(toEndpoint!.headers["webhook-id"]).not.toBe(toUrl!.headers["webhook-id"]);
 
+    // The attempt is logged once the receiver has answered.
+    await waitUntil(async () => {
+      const page = (await api("GET", `/v1/webhook-messages?jobId=${jobId}`)).json();
+      return (
+        page.data.length === 2 &&
+        page.data.every((message: { status: string }) => message.status === "delivered")
+      );
+    }, 5_000);
     const messages = (await api("GET", `/v1/webhook-messages?jobId=${jobId}`)).json();
-    expect(messages.data).toHaveLength(2);
     for (const message of messages.data) {
       expect(message).toMatchObject({ status: "delivered", attempts: 1, eventType: "job.completed" });
       expect(message.deliveries[0]).toMatchObject({ attempt: 1, outcome: "delivered", responseStatus: 200 });
@@ -269,7 +276,7 @@ describe("webhooks", () => {
       userId: string;
     };
     // Committed in Postgres, never enqueued (as if the process died right after commit)...
-    const [messageId] = await harness.db.$transaction((transaction) =>
+    const ids = await harness.db.$transaction((transaction) =>
       webhooks.writeOutbox(transaction, [
         {
           type: "batch.completed",
@@ -282,6 +289,9 @@ describe("webhooks", () => {
         },
       ]),
     );
+    const { id: messageId } = await harness.db.webhookMessage.findFirstOrThrow({
+      where: { id: { in: ids }, endpointId: endpoint.id },
+    });
     // ...and Redis lost everything of this deployment.
     await deleteKeys(harness.redis, `${harness.prefix}*`);
 
