@@ -19,7 +19,7 @@ export async function bullBoardPlugin(app: FastifyInstance, options: BullBoardPl
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
   createBullBoard({
-    queues: app.genq.queues.all().map((queue) => new BullMQAdapter(queue)),
+    queues: [...app.genq.queues.all(), app.genq.webhookQueue.queue].map((queue) => new BullMQAdapter(queue)),
     serverAdapter,
     options: { uiConfig: { boardTitle: "genq queues" } },
   });
