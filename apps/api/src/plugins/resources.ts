@@ -81,7 +81,8 @@ export const resourcesPlugin = fastifyPlugin(
     const webhookOutbox = new WebhookOutbox({
       repository: webhooks,
       queue: webhookQueue,
-      onEnqueueError: (error) => app.log.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
+      onEnqueueError: (error) =>
+        app.log.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
     });
     app.addHook("onClose", async () => webhookQueue.close());
     app.decorate("genq", {
