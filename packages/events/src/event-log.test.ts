@@ -135,6 +135,68 @@ describe("EventLog (real Redis)", () => {
   });
 });
 
+describe("EventPublisher batch progress (real Redis)", () => {
+  it("publishes one coalesced batch.progress per interval across processes, read after the latest change", async () => {
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const prefix = `t${randomBytes(5).toString("hex")}`;
+    try {
+      const log = new EventLog({ redis, prefix });
+      let finished = 0;
+      const read = async (batchId: string) => ({ id: batchId, counts: { completed: finished } });
+      // Two processes' publishers; a long interval so only explicit flushes run.
+      const first = new EventPublisher({ log, batchProgress: { read, intervalMs: 60_000 } });
+      const second = new EventPublisher({ log, batchProgress: { read, intervalMs: 60_000 } });
+      const itemFinished = (publisher: EventPublisher, jobId: string) => {
+        finished += 1;
+        publisher.publishFinished([
+          {
+            type: "job.completed",
+            userId: "u",
+            jobId,
+            batchId: "b1",
+            webhookUrl: null,
+            timestamp: new Date(),
+            data: { id: jobId },
+          },
+          // The hooks' throttled progress event: replaced by the coalesced one on live streams.
+          {
+            type: "batch.progress",
+            userId: "u",
+            jobId: null,
+            batchId: "b1",
+            webhookUrl: null,
+            timestamp: new Date(),
+            data: { id: "b1" },
+          },
+        ]);
+      };
+      itemFinished(first, "j1");
+      itemFinished(first, "j2");
+      itemFinished(second, "j3");
+      await first.flushBatchProgress();
+      await second.flushBatchProgress(); // gated: the first published this interval
+      let batch = await log.read({ kind: "batch", id: "b1" }, "0");
+      expect(batch.map((event) => [event.type, event.data.counts])).toEqual([
+        ["batch.progress", { completed: 3 }],
+      ]);
+      // The second keeps its mark and publishes once the gate lapses.
+      await redis.del(`${prefix}:events:batch:b1:progress-gate`);
+      await second.flushBatchProgress();
+      batch = await log.read({ kind: "batch", id: "b1" }, "0");
+      expect(batch).toHaveLength(2);
+      expect((await log.read({ kind: "job", id: "j3" }, "0")).map((event) => event.type)).toEqual([
+        "job.completed",
+      ]);
+      first.close();
+      second.close();
+    } finally {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length > 0) await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+});
+
 function compareIds(a: string, b: string): number {
   const [aMs, aSeq] = a.split("-").map(BigInt);
   const [bMs, bSeq] = b.split("-").map(BigInt);

@@ -183,6 +183,54 @@ describe("server-sent events", () => {
     expect(deltas.length).toBeLessThanOrEqual(text.split(/\s+/).length);
   });
 
+  it("tells a streaming client to start over with job.retrying, then streams the next attempt", async () => {
+    const id = await submitText({
+      prompt: "streamed after a failed attempt",
+      stream: true,
+      // The router retries once within an attempt: two failures fail attempt 1, the job retries.
+      providerOptions: { mock: { fail: "provider_unavailable", failTimes: 2 } },
+    });
+    const stream = await read(`/v1/jobs/${id}/events`);
+    const types = stream.events.map((event) => event.event);
+    expect(types.slice(0, 3)).toEqual(["job.started", "job.retrying", "job.started"]);
+    expect(types.at(-1)).toBe("job.completed");
+    const data = stream.events.map((event) => JSON.parse(event.data) as Record<string, unknown>);
+    expect(data[1]).toMatchObject({ attempt: 1, status: "queued", error: { code: "provider_unavailable" } });
+    expect(data[2]).toMatchObject({ attempt: 2 });
+    const deltas = data.filter((_, index) => types[index] === "job.delta");
+    expect(deltas.length).toBeGreaterThan(0);
+    expect(deltas.every((delta) => delta.attempt === 2)).toBe(true);
+    const job = await harness.getJob(apiKey, id);
+    expect(deltas.map((delta) => delta.delta).join("")).toBe((job.result as { text: string }).text);
+  });
+
+  it("voids text streamed by an attempt that broke mid-stream: job.retrying, then the next attempt's text", async () => {
+    const id = await submitText({
+      prompt: "a stream that breaks halfway through the first time it runs",
+      stream: true,
+      providerOptions: { mock: { streamBreaks: 1, deltaDelayMs: 20 } },
+    });
+    const stream = await read(`/v1/jobs/${id}/events`);
+    const types = stream.events.map((event) => event.event);
+    const data = stream.events.map((event) => JSON.parse(event.data) as Record<string, unknown>);
+    const retrying = types.indexOf("job.retrying");
+    expect(retrying).toBeGreaterThan(1);
+    expect(types.slice(1, retrying).every((type) => type === "job.delta")).toBe(true);
+    expect(types[retrying + 1]).toBe("job.started");
+    expect(types.at(-1)).toBe("job.completed");
+    const textOf = (attempt: number) =>
+      data
+        .filter((entry, index) => types[index] === "job.delta" && entry.attempt === attempt)
+        .map((entry) => entry.delta)
+        .join("");
+    const result = ((await harness.getJob(apiKey, id)).result as { text: string }).text;
+    // A client that drops the text before each job.retrying ends up with the result.
+    expect(textOf(2)).toBe(result);
+    expect(textOf(1).length).toBeGreaterThan(0);
+    expect(result.startsWith(textOf(1))).toBe(true);
+    expect(textOf(1)).not.toBe(result);
+  });
+
   it("resumes with Last-Event-ID mid-stream without gaps or duplicates (header and query)", async () => {
     const id = await submitText({
       prompt: "a long streamed reply to interrupt in the middle of its generation",

@@ -155,6 +155,31 @@ describe("createMockProvider", () => {
     }
   });
 
+  it("breaks the first streamBreaks streams halfway with a retryable error, then streams whole", async () => {
+    const provider = createMockProvider();
+    const input = request("break my stream once", { providerOptions: { mock: { streamBreaks: 1 } } });
+    const expected = await provider.generateText(input);
+    const received: string[] = [];
+    const error = await rejection(
+      (async () => {
+        for await (const part of provider.streamText(input)) {
+          if (part.type === "text-delta") received.push(part.delta);
+        }
+      })(),
+    );
+    expect(error).toMatchObject({ code: "provider_unavailable", retryable: true });
+    expect(received.length).toBeGreaterThan(0);
+    expect(expected.text.startsWith(received.join(""))).toBe(true);
+    expect(received.join("")).not.toBe(expected.text);
+    const parts = await collect(provider.streamText(input));
+    expect(
+      parts
+        .filter((part) => part.type === "text-delta")
+        .map((part) => part.delta)
+        .join(""),
+    ).toBe(expected.text);
+  });
+
   it("reads per-provider options under its own name", async () => {
     const provider = createMockProvider({ name: "mock-primary" });
     const error = await rejection(

@@ -58,6 +58,12 @@ export interface MockRequestOptions {
   retryAfterMs?: number;
   /** When streaming, the pause between deltas (a model producing tokens over time). Default 0. */
   deltaDelayMs?: number;
+  /**
+   * The first N streams of the same messages break halfway through their deltas with a
+   * retryable `provider_unavailable` (a connection lost mid-stream); counted in the
+   * `failureCounter` apart from `failTimes`.
+   */
+  streamBreaks?: number;
 }
 
 /**
@@ -246,8 +252,21 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
 
     async *streamText(request): AsyncGenerator<TextStreamPart> {
       const result = await respond(request);
-      const { deltaDelayMs = 0 } = readRequestOptions(name, request.providerOptions);
-      for (const [index, delta] of splitIntoDeltas(result.text).entries()) {
+      const { deltaDelayMs = 0, streamBreaks } = readRequestOptions(name, request.providerOptions);
+      const deltas = splitIntoDeltas(result.text);
+      const breakAt =
+        streamBreaks !== undefined &&
+        (await failureCounter.increment(`${name}:stream:${fingerprintMessages(request.messages)}`)) <=
+          streamBreaks
+          ? Math.max(1, Math.floor(deltas.length / 2))
+          : undefined;
+      for (const [index, delta] of deltas.entries()) {
+        if (index === breakAt) {
+          throw new ProviderError("provider_unavailable", `${name}: simulated stream break`, {
+            provider: name,
+            status: 503,
+          });
+        }
         if (index > 0 && deltaDelayMs > 0) {
           await abortableDelay(deltaDelayMs, request.signal).catch(() => {
             throw canceled(request.signal);
@@ -365,7 +384,7 @@ function readRequestOptions(
     });
 
   const result: MockRequestOptions = {};
-  const { latencyMs, fail, failTimes, retryAfterMs, deltaDelayMs } = merged;
+  const { latencyMs, fail, failTimes, retryAfterMs, deltaDelayMs, streamBreaks } = merged;
   if (latencyMs !== undefined) {
     if (typeof latencyMs !== "number" || !Number.isFinite(latencyMs) || latencyMs < 0) {
       throw invalid("latencyMs", "a non-negative number");
@@ -395,6 +414,12 @@ function readRequestOptions(
       throw invalid("deltaDelayMs", "a non-negative number");
     }
     result.deltaDelayMs = deltaDelayMs;
+  }
+  if (streamBreaks !== undefined) {
+    if (typeof streamBreaks !== "number" || !Number.isInteger(streamBreaks) || streamBreaks < 0) {
+      throw invalid("streamBreaks", "a non-negative integer");
+    }
+    result.streamBreaks = streamBreaks;
   }
   return result;
 }
