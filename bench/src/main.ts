@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchBatchAcceptance } from "./batch-acceptance.ts";
 import { benchEndToEnd } from "./end-to-end-throughput.ts";
 import { benchQuotaOverhead } from "./quota-overhead.ts";
 import { benchRouterOverhead } from "./router-overhead.ts";
@@ -101,6 +102,18 @@ async function main(): Promise<void> {
     );
   }
 
+  const batch = await benchBatchAcceptance({ redisUrl, databaseUrl });
+  process.stdout.write("\nP5 batches\n");
+  process.stdout.write(
+    `accept ${batch.accept10k.runs}× 10,000 items (JSON), median\t${batch.accept10k.genqMs} ms\tbaseline (one multi-row INSERT, no HTTP) ${batch.accept10k.baselineMs} ms\tgoal ≤ ${batch.accept10k.goalMs} ms\n`,
+  );
+  process.stdout.write(
+    `release ${batch.enqueue.items} items to BullMQ (claim + addBulk, no cap)\t${batch.enqueue.genqPerSecond} items/s\tbaseline (raw addBulk) ${batch.enqueue.baselinePerSecond}/s\tgoal ≥ ${batch.enqueue.goalPerSecond}/s\n`,
+  );
+  process.stdout.write(
+    `API peak RSS growth, JSONL ${batch.memory.items} items\t${batch.memory.growthMiB} MiB (${batch.memory.acceptMs} ms)\tbaseline ${batch.memory.baselineItems} items ${batch.memory.baselineGrowthMiB} MiB\tratio ${batch.memory.ratio}\t(one JSON body: ${batch.memory.jsonBodyGrowthMiB} MiB)\n`,
+  );
+
   const results = {
     date: new Date().toISOString(),
     machine: {
@@ -110,7 +123,7 @@ async function main(): Promise<void> {
       cpus: cpus().length,
       cpu: cpus()[0]?.model,
     },
-    benchmarks: [router, quota, endToEnd, submit, io, scaleOut],
+    benchmarks: [router, quota, endToEnd, submit, io, scaleOut, batch],
   };
   const directory = join(dirname(fileURLToPath(import.meta.url)), "..", "results");
   await mkdir(directory, { recursive: true });

@@ -178,9 +178,15 @@ export class BatchRepository {
         });
         let total = 0;
         let chunk: string[] = [];
+        // One chunk in flight: Postgres stores it while the next one is read and validated.
+        let inFlight: Promise<unknown> = Promise.resolve();
         const flush = async () => {
+          await inFlight;
           if (chunk.length === 0) return;
-          await insertItems(transaction, id, batch, `[${chunk.join(",")}]`);
+          const sent = insertItems(transaction, id, batch, `[${chunk.join(",")}]`);
+          inFlight = sent;
+          // Awaited by the next flush; this only keeps an early failure from going unhandled meanwhile.
+          sent.catch(() => {});
           chunk = [];
         };
         for await (const item of items) {
@@ -196,6 +202,7 @@ export class BatchRepository {
           if (chunk.length >= INSERT_CHUNK) await flush();
         }
         await flush();
+        await inFlight;
         if (total === 0) throw new EmptyBatchError(invalidItems, invalidCount);
         return transaction.batch.update({
           where: { id },

@@ -40,6 +40,8 @@ interface Tenant {
 /** Minimum gap between two passes a wake-up asks for, so a burst of completions costs one pass. */
 const WAKE_GAP_MS = 20;
 const LEASE_NAME = "batch-dispatcher";
+/** Items claimed per transaction (and held in memory) at most. */
+const CLAIM_CHUNK = 5_000;
 
 /**
  * The fair dispatcher: releases held-back batch items to BullMQ so that no tenant
@@ -201,7 +203,7 @@ export class BatchDispatcher {
     let released = 0;
     while (released < grant && tenant.batches.length > 0) {
       const batch = tenant.batches[0]!;
-      const want = Math.min(grant - released, batch.undispatched);
+      const want = Math.min(grant - released, batch.undispatched, CLAIM_CHUNK);
       let items = await batches.claimItems(batch.batchId, want, batch.dispatchCursor);
       // Items below the cursor can be left over (skipped while a cancel held them); look again from 0.
       if (items.length < want && batch.dispatchCursor > 0)
