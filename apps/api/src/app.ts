@@ -18,7 +18,7 @@ import {
 import type { Redis } from "ioredis";
 import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
-import { errorHandlerPlugin } from "./plugins/error-handler.ts";
+import { errorHandlerPlugin, frameworkErrorHandler } from "./plugins/error-handler.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
@@ -99,6 +99,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     // Errors never echo what the client sent beyond what the handler chooses.
     return503OnClosing: true,
+    // Malformed URLs are refused by the router itself; answer them in genq's error body too.
+    frameworkErrors: frameworkErrorHandler,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

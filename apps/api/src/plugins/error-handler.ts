@@ -108,6 +108,38 @@ function toGenqError(error: FastifyError, request: FastifyRequest): GenqError {
 }
 
 /**
+ * Fastify's `frameworkErrors` option: errors the router raises before any route,
+ * hook or error handler runs (a malformed percent-encoding in the path, a path
+ * parameter over the router's length limit). Without it Fastify answers them in
+ * its own body, without a genq error code.
+ */
+export function frameworkErrorHandler(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const genqError =
+    error.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? new GenqError(
+          "invalid_request",
+          "a path segment is too long to name anything; check the id in the URL",
+        )
+      : error.code === "FST_ERR_BAD_URL"
+        ? new GenqError(
+            "invalid_request",
+            "the URL is not valid: it has a malformed percent-encoding; encode path segments with encodeURIComponent",
+          )
+        : new GenqError("invalid_request", "the request could not be routed");
+  const body: ErrorBody = { error: { code: genqError.code, message: genqError.message } };
+  // This reply belongs to no route, so no hook or serializer runs: set everything here.
+  reply
+    .status(httpStatusFor(genqError.code))
+    .header("x-request-id", request.id)
+    .header("content-type", "application/json; charset=utf-8")
+    .send(JSON.stringify(body));
+}
+
+/**
  * The one error handler: every failure becomes `{"error": {code, message, details}}`
  * with the status of its code. Stack traces stay in the logs.
  */
