@@ -135,6 +135,57 @@ describe("EventLog (real Redis)", () => {
   });
 });
 
+describe("runEventSession (real Redis)", () => {
+  it("ends when the client goes away, and waits no longer than the grace for a row finished 'in the future'", async () => {
+    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const prefix = `t${randomBytes(5).toString("hex")}`;
+    const log = new EventLog({ redis, prefix });
+    try {
+      const reader = await log.openReader();
+      const controller = new AbortController();
+      const comments: string[] = [];
+      const parser = new SseParser({ onEvent: () => {}, onComment: (comment) => comments.push(comment) });
+      const session = runEventSession({
+        log,
+        subject: { kind: "job", id: "idle" },
+        afterId: "0",
+        reader,
+        heartbeatMs: 50,
+        signal: controller.signal,
+        send: async (text) => parser.push(text),
+        finished: async () => undefined,
+      });
+      await waitFor(() => comments.length >= 2);
+      controller.abort();
+      reader.disconnect(); // what the API does on a client's disconnect: ends the blocked read
+      expect(await session).toBe("aborted");
+
+      // A worker clock an hour ahead: the terminal event is synthesized after the grace anyway.
+      const skewed = await log.openReader();
+      const started = Date.now();
+      const end = await runEventSession({
+        log,
+        subject: { kind: "job", id: "skewed" },
+        afterId: "0",
+        reader: skewed,
+        heartbeatMs: 1_000,
+        terminalGraceMs: 200,
+        signal: new AbortController().signal,
+        send: async () => {},
+        finished: async () => ({
+          event: { type: "job.completed", data: {} },
+          finishedAt: new Date(Date.now() + 3_600_000),
+        }),
+      });
+      skewed.disconnect();
+      expect(end).toBe("synthesized");
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
 describe("EventPublisher batch progress (real Redis)", () => {
   it("publishes one coalesced batch.progress per interval across processes, read after the latest change", async () => {
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });

@@ -52,6 +52,12 @@ export async function runEventSession(options: EventSessionOptions): Promise<Eve
   const graceMs = options.terminalGraceMs ?? 2_000;
   let lastId = options.afterId;
   let finished = await options.finished();
+  // When the terminal event is overdue: the grace after the row finished, counted from when
+  // this session saw it at the latest (a clock ahead of this one cannot stretch the wait).
+  let deadline: number | undefined;
+  const overdueAt = (state: FinishedState) =>
+    Math.min((state.finishedAt?.getTime() ?? 0) + graceMs, now() + graceMs);
+  if (finished !== undefined) deadline = overdueAt(finished);
 
   // Sends events; true once the terminal one went out.
   const deliver = async (events: LiveEvent[]): Promise<boolean> => {
@@ -66,22 +72,26 @@ export async function runEventSession(options: EventSessionOptions): Promise<Eve
   };
 
   while (!signal.aborted) {
-    const graceLeftMs =
-      finished === undefined
-        ? undefined
-        : Math.max(0, graceMs - (now() - (finished.finishedAt?.getTime() ?? 0)));
+    const graceLeftMs = deadline === undefined ? undefined : Math.max(0, deadline - now());
     // A finished subject: read what is there; wait only for what is left of the grace.
     const blockMs =
       graceLeftMs === undefined ? options.heartbeatMs : Math.min(options.heartbeatMs, graceLeftMs);
-    const events = await log.read(subject, lastId, {
-      count: 100,
-      connection: reader,
-      ...(blockMs > 0 ? { blockMs } : {}),
-    });
+    let events: LiveEvent[];
+    try {
+      events = await log.read(subject, lastId, {
+        count: 100,
+        connection: reader,
+        ...(blockMs > 0 ? { blockMs } : {}),
+      });
+    } catch (error) {
+      // Disconnecting the reader is how a departed client's blocked read is ended.
+      if (signal.aborted) break;
+      throw error;
+    }
     if (signal.aborted) break;
     if (await deliver(events)) return "terminal";
     if (events.length > 0) continue;
-    if (finished !== undefined && now() - (finished.finishedAt?.getTime() ?? 0) >= graceMs) {
+    if (finished !== undefined && deadline !== undefined && now() >= deadline) {
       await options.send(
         formatSseEvent({ event: finished.event.type, data: JSON.stringify(finished.event.data) }),
       );
@@ -90,6 +100,7 @@ export async function runEventSession(options: EventSessionOptions): Promise<Eve
     if (finished === undefined) {
       await options.send(formatSseComment("keep-alive"));
       finished = await options.finished();
+      if (finished !== undefined) deadline = overdueAt(finished);
     }
   }
   return "aborted";

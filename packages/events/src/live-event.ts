@@ -7,6 +7,7 @@ export const LIVE_EVENT_TYPES = [
   "job.started",
   "job.retrying",
   "job.delayed",
+  /** Reserved: no provider reports progress besides streamed text today. */
   "job.progress",
   "job.delta",
   "job.completed",
