@@ -66,7 +66,8 @@ export class WebhookDeliverer {
       return { done: "skipped", reason: "endpoint disabled" };
     }
     const secrets = endpoint ?? (await repository.userSecret(message.userId));
-    const leaseUntil = new Date(this.#now().getTime() + this.#timeoutMs + 60_000);
+    // An attempt ends within the timeout; past twice that (and a second) its worker is gone.
+    const leaseUntil = new Date(this.#now().getTime() + 2 * this.#timeoutMs + 1_000);
     if (!(await repository.claimAttempt(message.id, job.attempt, leaseUntil))) {
       return { done: "skipped", reason: "attempt taken by another delivery" };
     }

@@ -18,7 +18,8 @@ interface Received {
  */
 class Receiver {
   readonly received: Received[] = [];
-  respond: (request: Received, index: number) => number = () => 200;
+  /** The status to answer with; null leaves the request hanging. */
+  respond: (request: Received, index: number) => number | null = () => 200;
   #server: Server | undefined;
 
   async start(): Promise<this> {
@@ -33,9 +34,9 @@ class Receiver {
         };
         const index = this.received.filter((other) => other.path === entry.path).length;
         this.received.push(entry);
-        response
-          .writeHead(this.respond(entry, index), { "content-type": "text/plain" })
-          .end("ok from receiver");
+        const status = this.respond(entry, index);
+        if (status === null) return;
+        response.writeHead(status, { "content-type": "text/plain" }).end("ok from receiver");
       });
     });
     await new Promise<void>((resolve) => this.#server?.listen(0, "127.0.0.1", resolve));
@@ -53,6 +54,7 @@ class Receiver {
   }
 
   async close(): Promise<void> {
+    this.#server?.closeAllConnections();
     await new Promise((resolve) => this.#server?.close(resolve));
   }
 }
@@ -399,4 +401,67 @@ describe("webhook SSRF guard (no allowlist)", () => {
     expect(message?.deliveries[0]?.errorMessage).toContain("loopback");
     expect(receiver.received).toEqual([]);
   });
+});
+
+describe("webhooks across a worker crash", () => {
+  const harness = new Harness({
+    workerEnv: {
+      GENQ_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1",
+      GENQ_WEBHOOK_TIMEOUT_MS: "1000",
+      GENQ_WEBHOOK_RELAY_INTERVAL_MS: "300",
+    },
+  });
+  const receiver = new Receiver();
+
+  beforeAll(async () => {
+    await harness.start({ startWorker: false });
+    await receiver.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    await receiver.close();
+    await harness.close();
+  });
+
+  it("delivers once more, with the same webhook-id, after the worker died mid-delivery", async () => {
+    const { apiKey } = await harness.createUser();
+    const created = await harness.app.inject({
+      method: "POST",
+      url: "/v1/webhook-endpoints",
+      headers: { authorization: `Bearer ${apiKey}` },
+      payload: { url: receiver.url("/crash") },
+    });
+    const endpoint = created.json() as { id: string; secret: string };
+    const child = await harness.spawnWorker();
+    // The first attempt reaches the receiver, which kills the worker before answering.
+    receiver.respond = (_, index) => {
+      if (index > 0) return 200;
+      child.kill("SIGKILL");
+      return null;
+    };
+    const response = await harness.submit(apiKey, { type: "text", input: { prompt: "crash" } });
+    const jobId = response.json().id as string;
+    await waitUntil(() => receiver.at("/crash").length === 1, 30_000);
+    await new Promise((resolve) => (child.exitCode === null ? child.once("exit", resolve) : resolve(null)));
+
+    // Another worker finds the attempt's lease expired and delivers again.
+    await harness.startInProcessWorker();
+    await waitUntil(() => receiver.at("/crash").length === 2, 20_000);
+    const [first, second] = receiver.at("/crash");
+    expect(second!.headers["webhook-id"]).toBe(first!.headers["webhook-id"]);
+    expect(verify(endpoint.secret, second!).data).toMatchObject({ id: jobId, status: "completed" });
+    await waitUntil(async () => {
+      const message = await harness.db.webhookMessage.findFirst({ where: { jobId } });
+      return message?.status === "delivered";
+    }, 5_000);
+    const message = await harness.db.webhookMessage.findFirstOrThrow({
+      where: { jobId },
+      include: { deliveries: true },
+    });
+    // The first attempt never logged an outcome; the second did.
+    expect(message.deliveries.map((delivery) => [delivery.attempt, delivery.outcome])).toEqual([
+      [2, "delivered"],
+    ]);
+    expect(await harness.db.webhookMessage.count({ where: { userId: message.userId } })).toBe(1);
+  }, 90_000);
 });
