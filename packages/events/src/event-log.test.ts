@@ -135,6 +135,29 @@ describe("EventLog (real Redis)", () => {
   });
 });
 
+describe("EventPublisher while Redis is down", () => {
+  it("never throws, and warns once per interval instead of once per event", async () => {
+    const down = new Redis("redis://127.0.0.1:1", {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    down.on("error", () => {});
+    const warnings: string[] = [];
+    const publisher = new EventPublisher({
+      log: new EventLog({ redis: down, prefix: "unused" }),
+      logger: { warn: (_object, message) => warnings.push(message) },
+    });
+    for (let index = 0; index < 5; index++) {
+      await expect(publisher.publishJobEvent("j", "job.delta", { delta: "x" })).resolves.toBeUndefined();
+    }
+    expect(() => publisher.publishFinished([])).not.toThrow();
+    expect(warnings).toHaveLength(1);
+    down.disconnect();
+  });
+});
+
 describe("runEventSession (real Redis)", () => {
   it("ends when the client goes away, and waits no longer than the grace for a row finished 'in the future'", async () => {
     const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });

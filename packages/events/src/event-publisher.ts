@@ -8,6 +8,8 @@ export interface EventPublisherLogger {
   warn(object: Record<string, unknown>, message: string): void;
 }
 
+const LOST_WARNING_INTERVAL_MS = 10_000;
+
 /** Options for {@link EventPublisher}. */
 export interface EventPublisherOptions {
   log: EventLog;
@@ -36,6 +38,9 @@ export class EventPublisher {
   readonly #dirtyBatches = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
+  /** Lost events since the last warning: while Redis is down, one warning per interval, not one per delta. */
+  #lost = 0;
+  #lastWarningAt = 0;
 
   constructor(options: EventPublisherOptions) {
     this.log = options.log;
@@ -118,10 +123,14 @@ export class EventPublisher {
     try {
       await this.log.append(appends);
     } catch (error) {
+      this.#lost += appends.length;
+      if (Date.now() - this.#lastWarningAt < LOST_WARNING_INTERVAL_MS) return;
+      this.#lastWarningAt = Date.now();
       this.#logger?.warn(
-        { err: error, types: appends.map((append) => append.type) },
-        "could not publish live events",
+        { err: error, lost: this.#lost, types: appends.map((append) => append.type) },
+        "could not publish live events (SSE clients fall back to the rows)",
       );
+      this.#lost = 0;
     }
   }
 }
