@@ -324,6 +324,53 @@ describe("webhooks", () => {
     await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
   });
 
+  it("manages endpoints: list, read, change, validate, keep them per user", async () => {
+    const created = await createEndpoint("/crud", ["job.failed"]);
+    const list = (await api("GET", "/v1/webhook-endpoints")).json();
+    expect(list.data.map((entry: { id: string }) => entry.id)).toContain(created.id);
+    expect(JSON.stringify(list)).not.toContain(created.secret);
+
+    const patched = await api("PATCH", `/v1/webhook-endpoints/${created.id}`, {
+      description: "ops alerts",
+      eventTypes: ["job.failed", "batch.completed"],
+    });
+    expect(patched.statusCode, patched.body).toBe(200);
+    expect(patched.json()).toMatchObject({
+      description: "ops alerts",
+      eventTypes: ["job.failed", "batch.completed"],
+      disabled: false,
+      links: { deliveries: `/v1/webhook-endpoints/${created.id}/deliveries` },
+    });
+
+    const badType = await api("POST", "/v1/webhook-endpoints", {
+      url: receiver.url("/x"),
+      eventTypes: ["job.exploded"],
+    });
+    expect(badType.statusCode).toBe(400);
+    const badUrl = await api("POST", "/v1/webhook-endpoints", { url: "ftp://example.com/hook" });
+    expect(badUrl.statusCode).toBe(400);
+    const refusedPatch = await api("PATCH", `/v1/webhook-endpoints/${created.id}`, {
+      url: "http://10.0.0.1/",
+    });
+    expect(refusedPatch.json().error).toMatchObject({
+      code: "invalid_request",
+      details: { addressClass: "private" },
+    });
+
+    // Another user sees none of it.
+    const other = await harness.createUser();
+    const asOther = await harness.app.inject({
+      method: "GET",
+      url: `/v1/webhook-endpoints/${created.id}`,
+      headers: { authorization: `Bearer ${other.apiKey}` },
+    });
+    expect(asOther.statusCode).toBe(404);
+
+    expect((await api("DELETE", `/v1/webhook-endpoints/${created.id}`)).statusCode).toBe(204);
+    expect((await api("GET", `/v1/webhook-endpoints/${created.id}`)).statusCode).toBe(404);
+    expect((await api("DELETE", `/v1/webhook-endpoints/${created.id}`)).statusCode).toBe(404);
+  });
+
   it("counts deliveries by outcome on the worker's /metrics", async () => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const delivered = /genq_webhook_deliveries_total\{[^}]*outcome="delivered"[^}]*\} (\d+)/.exec(text);
