@@ -324,6 +324,41 @@ describe("webhooks", () => {
     await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
   });
 
+  it("sends a batch's URL one batch.completed, and its items' job events only to endpoints", async () => {
+    const endpoint = await createEndpoint("/batch-endpoint", ["job.completed", "batch.completed"]);
+    const userSecret = (await api("GET", "/v1/webhook-secret")).json().secret as string;
+    const response = await api("POST", "/v1/batches", {
+      type: "text",
+      items: [{ prompt: "one" }, { prompt: "two" }, { prompt: "three" }],
+      webhook: { url: receiver.url("/batch-url") },
+    });
+    expect(response.statusCode, response.body).toBe(202);
+    const batchId = response.json().id as string;
+
+    await waitUntil(() => receiver.at("/batch-endpoint").length === 4, 20_000);
+    const toEndpoint = receiver.at("/batch-endpoint").map((entry) => verify(endpoint.secret, entry));
+    expect(toEndpoint.filter((event) => event.type === "job.completed")).toHaveLength(3);
+    expect(
+      toEndpoint.filter((event) => event.type === "job.completed").map((event) => event.data.batchId),
+    ).toEqual([batchId, batchId, batchId]);
+    await waitUntil(
+      () => receiver.at("/batch-url").some((entry) => entry.body.includes("batch.completed")),
+      10_000,
+    );
+    const toUrl = receiver.at("/batch-url").map((entry) => verify(userSecret, entry));
+    // batch.progress may come first (throttled); job events never do.
+    expect(toUrl.every((event) => event.type.startsWith("batch."))).toBe(true);
+    const completed = toUrl.filter((event) => event.type === "batch.completed");
+    expect(completed).toHaveLength(1);
+    expect(completed[0]?.data).toMatchObject({
+      id: batchId,
+      status: "completed",
+      counts: { total: 3, completed: 3 },
+      links: { batch: `/v1/batches/${batchId}` },
+    });
+    await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+  });
+
   it("manages endpoints: list, read, change, validate, keep them per user", async () => {
     const created = await createEndpoint("/crud", ["job.failed"]);
     const list = (await api("GET", "/v1/webhook-endpoints")).json();
