@@ -37,4 +37,22 @@ describe("loadWorkerEnv", () => {
     expect(env.GENQ_PROVIDERS_FILE).toBe("/etc/genq/providers.yaml");
     expect(env.GENQ_PROVIDERS_WATCH).toBe(false);
   });
+
+  it("parses the webhook settings and names a bad schedule or allowlist", () => {
+    const env = loadWorkerEnv({
+      GENQ_WORKER_QUEUES: "webhook",
+      GENQ_WEBHOOK_RETRY_SCHEDULE_MS: "0,200,200",
+      GENQ_WEBHOOK_ALLOWED_HOSTS: "localhost,127.0.0.1,10.0.0.0/8",
+    });
+    expect(env.GENQ_WORKER_QUEUES).toEqual(["webhook"]);
+    expect(env.GENQ_WEBHOOK_RETRY_SCHEDULE_MS).toEqual([0, 200, 200]);
+    expect(env.GENQ_WEBHOOK_ALLOWED_HOSTS?.hostnames.has("localhost")).toBe(true);
+    expect(env.GENQ_WEBHOOK_TIMEOUT_MS).toBe(15_000);
+    expect(() => loadWorkerEnv({ GENQ_WEBHOOK_RETRY_SCHEDULE_MS: "0,soon" })).toThrow(
+      /GENQ_WEBHOOK_RETRY_SCHEDULE_MS/,
+    );
+    expect(() => loadWorkerEnv({ GENQ_WEBHOOK_ALLOWED_HOSTS: "10.0.0.0/64" })).toThrow(
+      /GENQ_WEBHOOK_ALLOWED_HOSTS/,
+    );
+  });
 });
