@@ -67,7 +67,13 @@ export interface AppOptions {
    * (default 1,000), and the bounds of the streams this process writes (default
    * 1,000 entries, one hour).
    */
-  events?: { heartbeatMs?: number; maxStreams?: number; maxLength?: number; retentionMs?: number };
+  events?: {
+    heartbeatMs?: number;
+    maxStreams?: number;
+    maxLength?: number;
+    retentionMs?: number;
+    finishedRetentionMs?: number;
+  };
   /** The largest `POST /v1/batches` body (JSON, or the JSONL stream), in bytes. Default 64 MiB. */
   batchBodyLimitBytes?: number;
   /**

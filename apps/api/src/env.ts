@@ -52,6 +52,8 @@ export const ApiEnv = CommonEnv.extend({
   GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
   /** Live events: a stream expires this long after its last event (as the workers'). */
   GENQ_EVENTS_RETENTION_MS: z.coerce.number().int().min(1_000).max(604_800_000).default(3_600_000),
+  /** Live events: a stream expires this long after its terminal event (as the workers'). */
+  GENQ_EVENTS_FINISHED_RETENTION_MS: z.coerce.number().int().min(1_000).max(604_800_000).default(300_000),
   /**
    * Hostnames, IPs or CIDRs webhook URLs may name although private or loopback (development, tests);
    * set it like the workers' value.

@@ -75,6 +75,7 @@ async function main(): Promise<void> {
       maxStreams: env.GENQ_SSE_MAX_STREAMS,
       maxLength: env.GENQ_EVENTS_MAX_LENGTH,
       retentionMs: env.GENQ_EVENTS_RETENTION_MS,
+      finishedRetentionMs: env.GENQ_EVENTS_FINISHED_RETENTION_MS,
     },
     batchBodyLimitBytes: env.GENQ_BATCH_BODY_LIMIT_BYTES,
   });

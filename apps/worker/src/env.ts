@@ -65,6 +65,8 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
   /** Live events (SSE): a stream expires this long after its last event. */
   GENQ_EVENTS_RETENTION_MS: z.coerce.number().int().min(1_000).max(604_800_000).default(3_600_000),
+  /** Live events (SSE): a stream expires this long after its terminal event (at most the retention). */
+  GENQ_EVENTS_FINISHED_RETENTION_MS: z.coerce.number().int().min(1_000).max(604_800_000).default(300_000),
   /**
    * Batch items of one user (basic plan) that may be queued in BullMQ or running at a time;
    * professional gets 2×, enterprise 4×. Later jobs wait behind at most this many batch items.

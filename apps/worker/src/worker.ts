@@ -91,6 +91,7 @@ export async function startWorker(
       prefix: env.GENQ_QUEUE_PREFIX,
       maxLength: env.GENQ_EVENTS_MAX_LENGTH,
       retentionMs: env.GENQ_EVENTS_RETENTION_MS,
+      finishedRetentionMs: env.GENQ_EVENTS_FINISHED_RETENTION_MS,
     }),
     logger,
     batchProgress: { read: createBatchProgressReader(db) },

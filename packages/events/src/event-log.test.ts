@@ -38,6 +38,17 @@ describe("EventLog (real Redis)", () => {
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it("shortens a stream's retention once its terminal event is in", async () => {
+    const log = new EventLog({ redis, prefix, retentionMs: 60_000, finishedRetentionMs: 5_000 });
+    const subject = { kind: "job", id: "short" } as const;
+    await log.append([{ subject, type: "job.started", data: {} }]);
+    expect(await redis.pttl(log.key(subject))).toBeGreaterThan(50_000);
+    await log.append([{ subject, type: "job.completed", data: {} }]);
+    const ttl = await redis.pttl(log.key(subject));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(5_000);
+  });
+
   it("reads exactly the events after an id, none twice", async () => {
     const log = new EventLog({ redis, prefix });
     const subject = { kind: "batch", id: "b" } as const;

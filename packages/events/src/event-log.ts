@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { eventStreamKey } from "./event-keys.ts";
-import type { EventSubject, LiveEvent } from "./live-event.ts";
+import { type EventSubject, isTerminalEventType, type LiveEvent } from "./live-event.ts";
 
 /** Options for {@link EventLog}. */
 export interface EventLogOptions {
@@ -12,6 +12,12 @@ export interface EventLogOptions {
   maxLength?: number;
   /** A stream expires this long after its last append; default one hour. */
   retentionMs?: number;
+  /**
+   * A stream expires this long after its terminal event (default five minutes, at most
+   * `retentionMs`): late clients get the terminal event from the row, and a busy system
+   * does not keep a stream per finished job for the full retention.
+   */
+  finishedRetentionMs?: number;
 }
 
 /** One event to append. */
@@ -42,6 +48,7 @@ export class EventLog {
   readonly prefix: string;
   readonly maxLength: number;
   readonly retentionMs: number;
+  readonly finishedRetentionMs: number;
   /** The producer connection (appends, non-blocking reads, small commands such as gates). */
   readonly redis: Redis;
 
@@ -50,11 +57,15 @@ export class EventLog {
     this.prefix = options.prefix;
     this.maxLength = options.maxLength ?? 1_000;
     this.retentionMs = options.retentionMs ?? 3_600_000;
+    this.finishedRetentionMs = Math.min(options.finishedRetentionMs ?? 300_000, this.retentionMs);
     if (!(Number.isInteger(this.maxLength) && this.maxLength >= 1)) {
       throw new RangeError("EventLog: maxLength must be a positive integer");
     }
     if (!(Number.isInteger(this.retentionMs) && this.retentionMs >= 1_000)) {
       throw new RangeError("EventLog: retentionMs must be an integer of at least 1000");
+    }
+    if (!(Number.isInteger(this.finishedRetentionMs) && this.finishedRetentionMs >= 1_000)) {
+      throw new RangeError("EventLog: finishedRetentionMs must be an integer of at least 1000");
     }
   }
 
@@ -65,7 +76,8 @@ export class EventLog {
 
   /**
    * Appends events in order, in one MULTI: each `XADD key MAXLEN ~ n * type t data json`
-   * followed by a `PEXPIRE` that restarts the stream's retention. Returns the entry ids.
+   * followed by a `PEXPIRE` that restarts the stream's retention (the shorter finished
+   * retention after a terminal event). Returns the entry ids.
    */
   async append(events: readonly EventAppend[]): Promise<string[]> {
     if (events.length === 0) return [];
@@ -83,7 +95,7 @@ export class EventLog {
         "data",
         JSON.stringify(event.data),
       );
-      multi.pexpire(key, this.retentionMs);
+      multi.pexpire(key, isTerminalEventType(event.type) ? this.finishedRetentionMs : this.retentionMs);
     }
     const results = (await multi.exec()) ?? [];
     const ids: string[] = [];

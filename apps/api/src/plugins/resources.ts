@@ -54,7 +54,13 @@ export interface ResourcesPluginOptions {
   assetUrlTtlSeconds?: number | undefined;
   quota?: QuotaLedger | undefined;
   /** Bounds of the live event streams this process writes (defaults: 1,000 entries, one hour). */
-  events?: { maxLength?: number | undefined; retentionMs?: number | undefined } | undefined;
+  events?:
+    | {
+        maxLength?: number | undefined;
+        retentionMs?: number | undefined;
+        finishedRetentionMs?: number | undefined;
+      }
+    | undefined;
   /** Private hosts webhooks may call anyway; default none. */
   webhookAllowlist?: WebhookAllowlist | undefined;
   /** Prefix of links in webhook payloads; relative when empty. */
@@ -70,6 +76,9 @@ export const resourcesPlugin = fastifyPlugin(
         prefix: options.queues.prefix,
         ...(options.events?.maxLength === undefined ? {} : { maxLength: options.events.maxLength }),
         ...(options.events?.retentionMs === undefined ? {} : { retentionMs: options.events.retentionMs }),
+        ...(options.events?.finishedRetentionMs === undefined
+          ? {}
+          : { finishedRetentionMs: options.events.finishedRetentionMs }),
       }),
       logger: app.log,
       batchProgress: { read: createBatchProgressReader(options.db) },
