@@ -29,6 +29,11 @@ export const ADMIN = { user: "operator", password: "operator-password-1" };
 export interface HarnessOptions {
   /** Redis for this harness (default: the machine's). */
   redisUrl?: string;
+  /**
+   * The PostgreSQL database the harness's schema is created in (default: `DATABASE_URL`,
+   * then the machine's `test` database); e.g. a private cluster a test restarts.
+   */
+  databaseUrl?: string;
   /** Extra worker environment (GENQ_*, OPENAI_*). */
   workerEnv?: Record<string, string>;
   /** Start an in-process worker now (default true). */
@@ -60,6 +65,7 @@ export class Harness {
   metrics!: GenqMetrics;
   readonly storageDirectory = join(tmpdir(), `genq-objects-${randomBytes(5).toString("hex")}`);
   readonly #s3: HarnessOptions["s3"];
+  readonly #databaseUrl: string | undefined;
   readonly #workerEnv: Record<string, string>;
   readonly #children = new Set<ChildProcess>();
 
@@ -67,6 +73,7 @@ export class Harness {
     this.redisUrl = options.redisUrl ?? REDIS_URL;
     this.#workerEnv = options.workerEnv ?? {};
     this.#s3 = options.s3;
+    this.#databaseUrl = options.databaseUrl;
   }
 
   /** The storage settings API and workers of this harness share. */
@@ -105,7 +112,9 @@ export class Harness {
   }
 
   async start(options: HarnessOptions = {}): Promise<this> {
-    this.database = await createTestDatabase();
+    this.database = await createTestDatabase(
+      this.#databaseUrl === undefined ? {} : { baseUrl: this.#databaseUrl },
+    );
     this.db = createPrismaClient({ connectionString: this.database.url, maxConnections: 5 });
     this.redis = createRedisConnection({ url: this.redisUrl, role: "producer" });
     this.redis.on("error", () => {});

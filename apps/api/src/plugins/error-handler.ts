@@ -55,9 +55,40 @@ const UNAVAILABLE_PATTERNS = [
   /timeout exceeded when trying to connect/i,
 ];
 
+/**
+ * SQLSTATEs of a PostgreSQL server going away or not there yet: class 08 (connection
+ * exception), 57P01–57P03 (terminated by an administrator, crash shutdown, shutting
+ * down or starting up), 53300 (too many connections).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08[0-9A-Z]{3}|57P0[123]|53300)$/;
+
+/** What Prisma's pg driver adapter reports for a lost or refused connection. */
+const UNAVAILABLE_ADAPTER_KINDS = new Set([
+  "DatabaseNotReachable",
+  "ConnectionClosed",
+  "SocketTimeout",
+  "TooManyConnections",
+]);
+
+/** A Prisma error's driver adapter cause (`{kind, originalCode}`), when it has one. */
+function driverAdapterCause(error: Error): { kind?: unknown; originalCode?: unknown } | undefined {
+  const meta = (error as { meta?: { driverAdapterError?: { cause?: unknown } } }).meta;
+  const cause = meta?.driverAdapterError?.cause;
+  return typeof cause === "object" && cause !== null ? cause : undefined;
+}
+
 function isUnavailable(error: Error): boolean {
   const code = (error as { code?: unknown }).code;
   if (code === "P1001" || code === "P1002" || code === "P2024") return true;
+  if (typeof code === "string" && UNAVAILABLE_SQLSTATE.test(code)) return true;
+  const adapterCause = driverAdapterCause(error);
+  if (typeof adapterCause?.kind === "string" && UNAVAILABLE_ADAPTER_KINDS.has(adapterCause.kind)) return true;
+  if (
+    typeof adapterCause?.originalCode === "string" &&
+    UNAVAILABLE_SQLSTATE.test(adapterCause.originalCode)
+  ) {
+    return true;
+  }
   const text = `${error.name} ${error.message} ${error.cause instanceof Error ? error.cause.message : ""}`;
   return UNAVAILABLE_PATTERNS.some((pattern) => pattern.test(text));
 }
