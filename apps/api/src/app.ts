@@ -82,6 +82,13 @@ export interface AppOptions {
    */
   secretBox?: SecretBox;
   /**
+   * How long each API process trusts a resolved API key without asking Postgres.
+   * Revoking a key or changing its user through the admin API evicts it in every
+   * process at once (Redis pub/sub); a change made elsewhere (the CLI) waits for
+   * the TTL. Default 0: every request asks Postgres.
+   */
+  apiKeyCacheTtlMs?: number;
+  /**
    * Private hosts webhook URLs may name anyway (`parseWebhookAllowlist(env.GENQ_WEBHOOK_ALLOWED_HOSTS)`);
    * absent: only public addresses.
    */
@@ -155,7 +162,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {
-      await v1.register(apiKeyAuthPlugin);
+      await v1.register(apiKeyAuthPlugin, { cacheTtlMs: options.apiKeyCacheTtlMs });
       await v1.register(submissionRateLimitPlugin, { perMinute: options.submitRateLimitPerMinute ?? 0 });
       await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "", metrics: options.metrics });
       await v1.register(batchRoutes, {

@@ -28,6 +28,11 @@ export const ApiEnv = CommonEnv.extend({
   GENQ_DOCS_ENABLED: BooleanFromString.default(true),
   /** Submissions (POST /v1/jobs, cancels) per API key per minute, shared by all API processes; 0 turns it off. */
   GENQ_SUBMIT_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  /**
+   * How long an API process trusts a resolved API key without asking Postgres (ms); revoking a key
+   * or changing its user through the admin API evicts it everywhere at once. 0 turns the cache off.
+   */
+  GENQ_API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(30_000),
   GENQ_TRUST_PROXY: BooleanFromString.default(false),
   /** The largest image `POST /v1/uploads` accepts, in bytes (default 20 MiB); larger ones get 413. */
   GENQ_UPLOAD_LIMIT_BYTES: z.coerce

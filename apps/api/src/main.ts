@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     docs: env.GENQ_DOCS_ENABLED,
     trustProxy: env.GENQ_TRUST_PROXY,
     submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
+    apiKeyCacheTtlMs: env.GENQ_API_KEY_CACHE_TTL_MS,
     uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
     ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
       ? {}

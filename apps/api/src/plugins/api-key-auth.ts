@@ -2,6 +2,7 @@ import { GenqError } from "@genq/core";
 import type { Principal } from "@genq/db";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fastifyPlugin from "fastify-plugin";
+import { ApiKeyCache } from "../api-key-cache.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -12,8 +13,21 @@ declare module "fastify" {
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
+/** Options for {@link apiKeyAuthPlugin}. */
+export interface ApiKeyAuthOptions {
+  /**
+   * How long a resolved API key is trusted without asking Postgres (evicted at once in
+   * every process on revocation through the admin API); 0 or absent asks on every request.
+   */
+  cacheTtlMs?: number | undefined;
+}
+
 /** Reads the caller's API key from `Authorization: Bearer <key>`. */
-async function authenticate(app: FastifyInstance, request: FastifyRequest): Promise<void> {
+async function authenticate(
+  app: FastifyInstance,
+  cache: ApiKeyCache,
+  request: FastifyRequest,
+): Promise<void> {
   const header = request.headers.authorization;
   if (header === undefined) {
     throw new GenqError("unauthorized", "missing API key: send `Authorization: Bearer <api key>`");
@@ -22,7 +36,8 @@ async function authenticate(app: FastifyInstance, request: FastifyRequest): Prom
   if (match?.[1] === undefined) {
     throw new GenqError("unauthorized", "malformed Authorization header: expected `Bearer <api key>`");
   }
-  const principal = await app.genq.accounts.authenticate(match[1]);
+  const secret = match[1];
+  const principal = await cache.resolve(secret, () => app.genq.accounts.authenticate(secret));
   if (principal === null) {
     throw new GenqError("unauthorized", "the API key is unknown, revoked, or its user is disabled");
   }
@@ -30,11 +45,24 @@ async function authenticate(app: FastifyInstance, request: FastifyRequest): Prom
   request.log = request.log.child({ userId: principal.userId });
 }
 
-/** Requires an API key on every route of the scope it is registered in. */
+/**
+ * Requires an API key on every route of the scope it is registered in. Resolved
+ * keys are cached per process for a short while; the admin routes evict them in
+ * every API process when a key is revoked or its user changes.
+ */
 export const apiKeyAuthPlugin = fastifyPlugin(
-  async (app: FastifyInstance) => {
+  async (app: FastifyInstance, options: ApiKeyAuthOptions) => {
+    const cache = new ApiKeyCache({
+      redis: app.genq.redis,
+      prefix: app.genq.queues.prefix,
+      ttlMs: options.cacheTtlMs ?? 0,
+      log: app.log,
+    });
+    cache.attach(app.server);
+    app.addHook("onClose", () => cache.close());
+    await cache.ready();
     app.decorateRequest("principal", undefined as unknown as Principal);
-    app.addHook("onRequest", async (request) => authenticate(app, request));
+    app.addHook("onRequest", async (request) => authenticate(app, cache, request));
   },
   { name: "genq-api-key-auth", dependencies: ["genq-resources"] },
 );

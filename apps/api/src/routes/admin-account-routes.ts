@@ -7,9 +7,10 @@ import {
   PLANS,
   type Plan,
 } from "@genq/db";
-import type { FastifyInstance } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { publishApiKeyInvalidation } from "../api-key-cache.ts";
 import { ProviderCallView, toJobDetailView } from "../job-view.ts";
 import { type OperatorCredentials, requireOperator } from "../plugins/operator-auth.ts";
 import { ErrorResponse } from "./error-response.ts";
@@ -162,6 +163,12 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
   app.addHook("onRequest", requireOperator(options));
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { accounts, jobs } = app.genq;
+  const invalidationContext = (log: FastifyBaseLogger) => ({
+    server: app.server,
+    redis: app.genq.redis,
+    prefix: app.genq.queues.prefix,
+    log,
+  });
 
   async function requireUser(id: string): Promise<Account> {
     const user = await accounts.findUser(requireId("user", id));
@@ -247,6 +254,8 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
       const { id } = request.params;
       const user = await accounts.updateUser(requireId("user", id), request.body);
       if (user === null) throw new NotFoundError("user", id);
+      // A disabled user's keys must stop working now, and a new plan apply now, in every API process.
+      await publishApiKeyInvalidation(invalidationContext(request.log), { userId: user.id });
       request.log.info({ userId: id, ...request.body }, "user changed by an operator");
       return toUserView(user);
     },
@@ -330,6 +339,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
       if (!idOrPrefix.startsWith(API_KEY_PREFIX)) requireId("API key", idOrPrefix);
       const key = await accounts.revokeApiKey(idOrPrefix);
       if (key === null) throw new NotFoundError("API key", idOrPrefix);
+      await publishApiKeyInvalidation(invalidationContext(request.log), { apiKeyId: key.id });
       request.log.info({ userId: key.userId, apiKeyId: key.id }, "API key revoked by an operator");
       return toApiKeyView(key);
     },
