@@ -26,14 +26,19 @@ export interface BatchAcceptanceResult {
    */
   memory: {
     baselineItems: number;
+    /** Peak RSS of a fresh, warmed-up API process accepting `baselineItems`. */
+    baselinePeakMiB: number;
     baselineGrowthMiB: number;
     items: number;
+    peakMiB: number;
     growthMiB: number;
-    /** growth at 100,000 items ÷ growth at 10,000: about 1 when memory stays flat. */
+    /** Peak RSS at 100,000 items ÷ at 10,000: about 1 when memory stays flat. */
     ratio: number;
     acceptMs: number;
     /** For contrast: the same 100,000 items as one JSON body, which must be parsed whole. */
-    jsonBodyGrowthMiB: number;
+    jsonBodyPeakMiB: number;
+    /** Heap still used after the request and a forced GC, above the level before it. */
+    retainedMiB: { baseline: number; items: number };
   };
 }
 
@@ -55,7 +60,9 @@ function item(index: number): { prompt: string; maxTokens: number } {
  * multi-row INSERT through the same driver, without HTTP or validation), how fast
  * held-back items are released to BullMQ (÷ raw `addBulk` of as many jobs), and how
  * much the API process's memory grows while it accepts 100,000 streamed JSONL items
- * (÷ the growth for 10,000: flat memory gives about 1). The API runs in a child
+ * (÷ the growth for 10,000: flat memory gives about 1; each measured in a fresh,
+ * warmed-up API process, with the heap still used after a forced GC alongside, since
+ * the peak includes garbage V8 had not collected yet). The API runs in a child
  * process so its memory is its own; no worker runs.
  */
 export async function benchBatchAcceptance(options: {
@@ -71,7 +78,7 @@ export async function benchBatchAcceptance(options: {
     connectionName: "bench-batch",
   });
   redis.on("error", () => {});
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   try {
     await untilReady(redis);
     const { user, apiKey } = await new AccountRepository({ db }).createUser({
@@ -79,21 +86,33 @@ export async function benchBatchAcceptance(options: {
       plan: "enterprise",
     });
     await new QuotaLedger({ db }).setUserLimits(user.id, { textTokenLimit: Number.MAX_SAFE_INTEGER });
-    child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
-      execArgv: ["--import", "tsx", "--expose-gc"],
-      env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: options.redisUrl, BENCH_PREFIX: prefix },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
-    const api = new ChildApi(child);
-    const { port } = (await api.next()) as { port: number };
-    const url = `http://127.0.0.1:${port}/v1/batches`;
     const headers = { authorization: `Bearer ${apiKey}` };
-
     const jsonBody = (count: number) =>
       JSON.stringify({ type: "text", items: Array.from({ length: count }, (_, index) => item(index)) });
-    await post(url, headers, "application/json", jsonBody(500));
-    // Memory first, while the process is fresh: streaming JSONL, 10,000 items (baseline), then 100,000.
+    /** A fresh API process, warmed up (both body kinds once), so no earlier request shapes its heap. */
+    const startApi = async () => {
+      const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], {
+        execArgv: ["--import", "tsx", "--expose-gc"],
+        env: {
+          ...process.env,
+          DATABASE_URL: database.url,
+          REDIS_URL: options.redisUrl,
+          BENCH_PREFIX: prefix,
+        },
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
+      children.push(child);
+      const api = new ChildApi(child);
+      const { port } = (await api.next()) as { port: number };
+      const url = `http://127.0.0.1:${port}/v1/batches`;
+      await post(url, headers, "application/json", jsonBody(500));
+      await post(url, headers, "application/x-ndjson", jsonlStream(500), "?type=text");
+      return { api, url, child };
+    };
+
+    // Memory: each figure in its own fresh API process.
     const growth = async (count: number, as: "jsonl" | "json" = "jsonl") => {
+      const { api, url, child } = await startApi();
       api.send("reset");
       await api.next();
       const started = performance.now();
@@ -101,13 +120,26 @@ export async function benchBatchAcceptance(options: {
       else await post(url, headers, "application/x-ndjson", jsonlStream(count), "?type=text");
       const elapsed = performance.now() - started;
       api.send("peak");
-      const { base, peak } = (await api.next()) as { base: number; peak: number };
-      return { growthMiB: round((peak - base) / 1024 / 1024, 1), elapsed };
+      const { base, peak, heapBase, heapAfter } = (await api.next()) as {
+        base: number;
+        peak: number;
+        heapBase: number;
+        heapAfter: number;
+      };
+      child.kill("SIGKILL");
+      const mib = (bytes: number) => round(bytes / 1024 / 1024, 1);
+      return {
+        peakMiB: mib(peak),
+        growthMiB: mib(peak - base),
+        retainedMiB: mib(heapAfter - heapBase),
+        elapsed,
+      };
     };
     const small = await growth(ACCEPT_ITEMS);
     const large = await growth(MEMORY_ITEMS);
     const whole = await growth(MEMORY_ITEMS, "json");
 
+    const { url } = await startApi();
     // Then accepting 10,000 items as JSON.
     const acceptSamples: number[] = [];
     const body10k = jsonBody(ACCEPT_ITEMS);
@@ -156,16 +188,19 @@ export async function benchBatchAcceptance(options: {
       },
       memory: {
         baselineItems: ACCEPT_ITEMS,
+        baselinePeakMiB: small.peakMiB,
         baselineGrowthMiB: small.growthMiB,
         items: MEMORY_ITEMS,
+        peakMiB: large.peakMiB,
         growthMiB: large.growthMiB,
-        ratio: round(large.growthMiB / Math.max(small.growthMiB, 0.1), 2),
+        ratio: round(large.peakMiB / small.peakMiB, 2),
         acceptMs: round(large.elapsed, 0),
-        jsonBodyGrowthMiB: whole.growthMiB,
+        jsonBodyPeakMiB: whole.peakMiB,
+        retainedMiB: { baseline: small.retainedMiB, items: large.retainedMiB },
       },
     };
   } finally {
-    child?.kill("SIGKILL");
+    for (const child of children) child.kill("SIGKILL");
     await deleteKeys(redis, `${prefix}:*`).catch(() => {});
     redis.disconnect();
     await db.$disconnect();

@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     `release ${batch.enqueue.items} items to BullMQ (claim + addBulk, no cap)\t${batch.enqueue.genqPerSecond} items/s\tbaseline (raw addBulk) ${batch.enqueue.baselinePerSecond}/s\tgoal ≥ ${batch.enqueue.goalPerSecond}/s\n`,
   );
   process.stdout.write(
-    `API peak RSS growth, JSONL ${batch.memory.items} items\t${batch.memory.growthMiB} MiB (${batch.memory.acceptMs} ms)\tbaseline ${batch.memory.baselineItems} items ${batch.memory.baselineGrowthMiB} MiB\tratio ${batch.memory.ratio}\t(one JSON body: ${batch.memory.jsonBodyGrowthMiB} MiB)\n`,
+    `API peak RSS, JSONL ${batch.memory.items} items\t${batch.memory.peakMiB} MiB (+${batch.memory.growthMiB}, ${batch.memory.acceptMs} ms)\tbaseline ${batch.memory.baselineItems} items ${batch.memory.baselinePeakMiB} MiB\tratio ${batch.memory.ratio}\t(one JSON body: ${batch.memory.jsonBodyPeakMiB} MiB; retained after GC: ${batch.memory.retainedMiB.baseline} / ${batch.memory.retainedMiB.items} MiB)\n`,
   );
 
   const results = {
