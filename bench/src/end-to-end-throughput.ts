@@ -105,6 +105,8 @@ export async function startBenchApi(options: { redisUrl: string; databaseUrl: st
       logger: false,
       docs: false,
       admin: { user: "operator", password: randomBytes(12).toString("hex") },
+      // As GENQ_API_KEY_CACHE_TTL_MS's default in production.
+      apiKeyCacheTtlMs: 30_000,
     });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const { port } = app.server.address() as AddressInfo;
