@@ -104,6 +104,17 @@ export const WorkerEnv = CommonEnv.extend({
   GEMINI_API_KEY: z.string().min(1).optional(),
   GEMINI_BASE_URL: z.url().optional(),
   GEMINI_DEFAULT_MODEL: z.string().min(1).default("gemini-2.5-flash"),
+  /** Serve repeated deterministic text requests (`temperature: 0` or `cache: true`) from the result cache. */
+  GENQ_RESULT_CACHE_ENABLED: BooleanFromString.default(true),
+  /** How long a cached text result is served. */
+  GENQ_RESULT_CACHE_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(30 * 86_400_000)
+    .default(86_400_000),
+  /** Cached results kept in each worker's memory, in front of Redis. */
+  GENQ_RESULT_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
   GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
 }).superRefine((env, context) => {

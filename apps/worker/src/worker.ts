@@ -12,6 +12,7 @@ import {
 } from "@genq/db";
 import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
 import { GenqMetrics } from "@genq/metrics";
+import { ResultCache } from "@genq/providers";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
 import {
@@ -84,6 +85,22 @@ export async function startWorker(
     prefix: env.GENQ_QUEUE_PREFIX,
     overrides: { text: overrides, image: overrides },
   });
+  // Results of deterministic text requests, shared by every worker through Redis.
+  const cacheSubscriber = env.GENQ_RESULT_CACHE_ENABLED
+    ? createRedisConnection({ url: env.REDIS_URL, role: "subscriber", connectionName: "genq-cache" })
+    : undefined;
+  cacheSubscriber?.on("error", () => {});
+  const resultCache =
+    cacheSubscriber === undefined
+      ? undefined
+      : new ResultCache({
+          redis,
+          subscriber: cacheSubscriber,
+          prefix: env.GENQ_QUEUE_PREFIX,
+          textTtlMs: env.GENQ_RESULT_CACHE_TTL_MS,
+          maxEntries: env.GENQ_RESULT_CACHE_MAX_ENTRIES,
+        });
+  await resultCache?.listen();
   // Live events: job events of running jobs, terminal and batch events after commit.
   const events = new EventPublisher({
     log: new EventLog({
@@ -149,6 +166,7 @@ export async function startWorker(
       ),
     }),
     events,
+    ...(resultCache === undefined ? {} : { resultCache }),
     queues,
     router: routing.router,
     quota,
@@ -242,6 +260,8 @@ export async function startWorker(
       await webhooks?.close();
       await webhookQueue.close();
       events.close();
+      await resultCache?.close();
+      cacheSubscriber?.disconnect();
       await storage.close();
       await queues.close();
       redis.disconnect();

@@ -31,6 +31,13 @@ export const TextJobInput = z
      * is void: the next attempt starts over. Default false.
      */
     stream: z.boolean().optional(),
+    /**
+     * The result cache: `true` serves an identical earlier request's result (and
+     * caches this one's), `false` always calls the provider. Default: cached when
+     * `temperature` is 0, the one setting that asks for a deterministic answer.
+     * A hit is marked `cached: true` in the result, costs nothing and is charged nothing.
+     */
+    cache: z.boolean().optional(),
   })
   .strict()
   .superRefine((input, context) => {
@@ -64,6 +71,10 @@ export const TextJobResult = z.object({
   provider: z.string(),
   model: z.string(),
   providerRequestId: z.string().optional(),
+  /** Served from the result cache: no provider was called. */
+  cached: z.boolean().optional(),
+  /** The job whose provider call produced a cached result. */
+  cachedFrom: z.string().optional(),
 });
 export type TextJobResult = z.infer<typeof TextJobResult>;
 

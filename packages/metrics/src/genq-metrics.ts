@@ -92,6 +92,12 @@ export class GenqMetrics {
     labelNames: ["where"] as const,
     registers: [this.registry],
   });
+  readonly resultCache = new Counter({
+    name: "genq_result_cache_lookups_total",
+    help: "Result cache lookups of deterministic text jobs by outcome (hit, miss)",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
   readonly circuitState = new Gauge({
     name: "genq_circuit_open",
     help: "1 when the circuit of a provider/model is open or half-open, else 0",

@@ -15,6 +15,7 @@ import {
   estimateTokens,
   type Provider,
   type ProviderRouter,
+  type ResultCache,
   type RouteCallOptions,
   RouteDelayedError,
   type RoutedCall,
@@ -73,6 +74,12 @@ export interface JobProcessorOptions {
    * published and streamed text jobs run like the others.
    */
   events?: Pick<EventPublisher, "publishJobEvent">;
+  /**
+   * Results of deterministic text requests (`temperature: 0` or `cache: true`),
+   * shared by all workers. A hit completes the job without a provider call, at no
+   * cost and without a quota charge.
+   */
+  resultCache?: ResultCache;
 }
 
 /**
@@ -205,8 +212,9 @@ async function runAttempt(
       ? {}
       : {
           onCompleted: async (transaction) => {
-            // On the user's own key the system quota is not charged (usage and cost still are).
-            if (completion.keyId === BYO_KEY_ID) {
+            // On the user's own key the system quota is not charged (usage and cost still are),
+            // and a cached result is charged nothing (nothing was reserved for it either).
+            if (completion.keyId === BYO_KEY_ID || completion.cacheHit === true) {
               await quota.release(record.id, transaction);
               return;
             }
@@ -231,7 +239,10 @@ async function runAttempt(
 }
 
 type Selection = { provider?: string; model?: string };
-type Completion = Omit<JobCompletion, "jobId" | "attempt">;
+type Completion = Omit<JobCompletion, "jobId" | "attempt"> & {
+  /** Served from the result cache: no provider call, no charge. */
+  cacheHit?: boolean;
+};
 
 function parseInput<T>(
   schema: {
@@ -259,6 +270,50 @@ async function runText(
 ): Promise<Completion> {
   const input = parseInput(TextJobInput, record.input);
   const messages = toChatMessages(input);
+  const parameters = {
+    ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
+    ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
+    ...(input.topP === undefined ? {} : { topP: input.topP }),
+    ...(input.stop === undefined ? {} : { stop: input.stop }),
+    ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
+  };
+  const cacheKey =
+    options.resultCache !== undefined && (input.cache ?? input.temperature === 0)
+      ? options.resultCache.textKey({
+          provider: selection.provider ?? "",
+          model: selection.model ?? "",
+          messages,
+          parameters,
+        })
+      : undefined;
+  if (cacheKey !== undefined) {
+    const hit = await options.resultCache?.getText(cacheKey);
+    options.metrics?.resultCache.inc({ outcome: hit === undefined ? "miss" : "hit" });
+    if (hit !== undefined) {
+      if (input.stream === true)
+        await options.events?.publishJobEvent(record.id, "job.delta", {
+          id: record.id,
+          attempt: record.attempts,
+          delta: hit.text,
+        });
+      return {
+        provider: hit.provider,
+        model: hit.model,
+        usage: { inputTokens: 0, outputTokens: 0 },
+        costMicroUsd: 0,
+        calls: [],
+        cacheHit: true,
+        result: {
+          text: hit.text,
+          finishReason: hit.finishReason,
+          provider: hit.provider,
+          model: hit.model,
+          cached: true,
+          cachedFrom: hit.sourceJobId,
+        },
+      };
+    }
+  }
   const inputTokens = messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
   const outputTokens = input.maxTokens ?? DEFAULT_MAX_TOKENS_RESERVED;
   const userKeys = await userKeyClients(options, record, selection, "text");
@@ -277,14 +332,7 @@ async function runText(
         images: 0,
       }),
     });
-  const request = {
-    messages,
-    ...(input.maxTokens === undefined ? {} : { maxTokens: input.maxTokens }),
-    ...(input.temperature === undefined ? {} : { temperature: input.temperature }),
-    ...(input.topP === undefined ? {} : { topP: input.topP }),
-    ...(input.stop === undefined ? {} : { stop: input.stop }),
-    ...(input.providerOptions === undefined ? {} : { providerOptions: input.providerOptions }),
-  };
+  const request = { messages, ...parameters };
   const callOptions = { signal, clientFor: userKeys.clientFor };
   const { events } = options;
   const routed =
@@ -292,6 +340,17 @@ async function runText(
       ? await streamText(options.router, events, record, selection, request, callOptions)
       : await options.router.generateText(selection, request, callOptions);
   const { output } = routed;
+  // Only a finished answer is worth serving again.
+  if (cacheKey !== undefined && output.finishReason === "stop") {
+    await options.resultCache?.setText(cacheKey, {
+      text: output.text,
+      finishReason: output.finishReason,
+      provider: routed.provider,
+      model: routed.model,
+      sourceJobId: record.id,
+      cachedAt: new Date().toISOString(),
+    });
+  }
   return {
     provider: routed.provider,
     model: routed.model,

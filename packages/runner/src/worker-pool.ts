@@ -38,6 +38,8 @@ export interface WorkerPoolOptions {
   images?: JobImageStore;
   /** Live job events (started, retrying, deltas); see the job processor. */
   events?: JobProcessorOptions["events"];
+  /** The result cache of deterministic text jobs; see the job processor. */
+  resultCache?: JobProcessorOptions["resultCache"];
   logger: Logger;
   assignments: QueueAssignment[];
   /** How long a job's lock lasts without renewal; a dead worker's job stalls after it. */
@@ -82,6 +84,7 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         ...(options.userKeys === undefined ? {} : { userKeys: options.userKeys }),
         ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
         ...(options.events === undefined ? {} : { events: options.events }),
+        ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }),
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),
@@ -164,9 +167,13 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
     logger,
     intervalMs: options.reconcileIntervalMs ?? 15_000,
     queuedGraceMs: 10_000,
+    // An active job is only taken for lost after the longest attempt this process could run;
+    // a process running no job queue (webhook delivery only) uses the catalog's longest.
     activeGraceMs:
       Math.max(
-        ...workers.map((_, index) => queues.definition(options.assignments[index]!.type).attemptTimeoutMs),
+        ...(options.assignments.length > 0 ? options.assignments : [{ type: "text" as const }, { type: "image" as const }]).map(
+          (assignment) => queues.definition(assignment.type).attemptTimeoutMs,
+        ),
       ) + 60_000,
   });
   reconciler.start();
