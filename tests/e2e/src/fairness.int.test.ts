@@ -60,7 +60,9 @@ describe("per-tenant fairness", () => {
 
     // The dispatcher never has more than the cap of Alice's items in BullMQ.
     const inQueue = await harness.queues.queue("text").getJobCounts("waiting", "prioritized", "active");
-    expect(inQueue.waiting + inQueue.prioritized + inQueue.active).toBeLessThanOrEqual(TENANT_CAP);
+    expect((inQueue.waiting ?? 0) + (inQueue.prioritized ?? 0) + (inQueue.active ?? 0)).toBeLessThanOrEqual(
+      TENANT_CAP,
+    );
 
     const probes = [
       {
