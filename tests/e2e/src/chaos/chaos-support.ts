@@ -90,6 +90,12 @@ export class WorkerFleet {
 
   async #spawn(): Promise<void> {
     const child = await this.#harness.spawnWorker(this.#environment);
+    // The harness scans the whole output for its ready line on every chunk; over thousands
+    // of jobs' log lines that is quadratic. Past ready, drain the output unread instead.
+    for (const output of [child.stdout, child.stderr]) {
+      output?.removeAllListeners("data");
+      output?.resume();
+    }
     this.#live.add(child);
     child.once("exit", () => this.#live.delete(child));
   }
@@ -171,8 +177,8 @@ export function freePort(): Promise<number> {
 const POSTGRES_BIN = process.env.GENQ_POSTGRES_BIN ?? "/usr/lib/postgresql/15/bin";
 
 /**
- * A private PostgreSQL cluster for one test file: the tests run as root, so the
- * cluster belongs to the `postgres` user. Never the machine's shared server.
+ * A private PostgreSQL cluster for one test file, on a free port with its socket in
+ * its own directory. Never the machine's shared server.
  */
 export interface PrivatePostgres {
   /** A connection URL to its `postgres` database. */
@@ -188,36 +194,43 @@ export interface PrivatePostgres {
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const directory = await mkdtemp(join(tmpdir(), "genq-chaos-pg-"));
   const data = join(directory, "data");
-  const { stdout } = await run("id", ["-u", "postgres"]);
-  const { stdout: group } = await run("id", ["-g", "postgres"]);
-  await chown(directory, Number(stdout.trim()), Number(group.trim()));
+  // PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` user.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    const { stdout: user } = await run("id", ["-u", "postgres"]);
+    const { stdout: group } = await run("id", ["-g", "postgres"]);
+    await chown(directory, Number(user.trim()), Number(group.trim()));
+  }
   const asPostgres = (command: string, args: string[]) =>
-    run("runuser", ["-u", "postgres", "--", join(POSTGRES_BIN, command), ...args]);
-  await asPostgres("initdb", ["-D", data, "--auth=trust", "-U", "postgres", "--no-sync"]);
+    asRoot
+      ? run("runuser", ["-u", "postgres", "--", join(POSTGRES_BIN, command), ...args])
+      : run(join(POSTGRES_BIN, command), args);
   const port = await freePort();
   const serverOptions = `-p ${port} -k ${directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
   const pgCtl = (...args: string[]) =>
     asPostgres("pg_ctl", ["-D", data, "-o", serverOptions, "-l", join(directory, "server.log"), ...args]);
-  let running = false;
-  const start = async () => {
-    await pgCtl("-w", "start");
-    running = true;
-  };
-  const stop = async () => {
-    await pgCtl("-w", "-m", "fast", "stop");
-    running = false;
-  };
-  await start();
   let destroyed = false;
+  const destroy = async () => {
+    if (destroyed) return;
+    destroyed = true;
+    await pgCtl("-w", "-m", "immediate", "stop").catch(() => {});
+    await rm(directory, { recursive: true, force: true });
+  };
+  try {
+    await asPostgres("initdb", ["-D", data, "--auth=trust", "-U", "postgres", "--no-sync"]);
+    await pgCtl("-w", "start");
+  } catch (error) {
+    await destroy();
+    throw error;
+  }
   return {
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
-    start,
-    stop,
-    async destroy() {
-      if (destroyed) return;
-      destroyed = true;
-      if (running) await pgCtl("-w", "-m", "immediate", "stop").catch(() => {});
-      await rm(directory, { recursive: true, force: true });
+    start: async () => {
+      await pgCtl("-w", "start");
     },
+    stop: async () => {
+      await pgCtl("-w", "-m", "fast", "stop");
+    },
+    destroy,
   };
 }
