@@ -16,11 +16,13 @@ COPY apps/cli/package.json apps/cli/
 COPY packages/core/package.json packages/core/
 COPY packages/db/package.json packages/db/
 COPY packages/events/package.json packages/events/
+COPY packages/metrics/package.json packages/metrics/
 COPY packages/queue/package.json packages/queue/
 COPY packages/providers/package.json packages/providers/
 COPY packages/runner/package.json packages/runner/
 COPY packages/quota/package.json packages/quota/
 COPY packages/storage/package.json packages/storage/
+COPY packages/telemetry/package.json packages/telemetry/
 COPY packages/webhooks/package.json packages/webhooks/
 COPY bench/package.json bench/
 COPY tests/e2e/package.json tests/e2e/

@@ -5,6 +5,7 @@ import { GenqMetrics } from "@genq/metrics";
 import { assertRedisReachable, createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
 import { createStorage, storageConfigFromEnv } from "@genq/storage";
+import { otlpTracesEndpoint, startTracing } from "@genq/telemetry";
 import { buildApp } from "./app.ts";
 import { loadApiEnv } from "./env.ts";
 import { BULL_BOARD_PATH } from "./plugins/bull-board.ts";
@@ -16,6 +17,11 @@ async function main(): Promise<void> {
     level: env.LOG_LEVEL,
     ...(env.LOG_PRETTY === undefined ? {} : { pretty: env.LOG_PRETTY }),
   });
+  const tracesEndpoint = otlpTracesEndpoint(env);
+  const tracing =
+    tracesEndpoint === undefined
+      ? undefined
+      : startTracing({ serviceName: "genq-api", endpoint: tracesEndpoint });
   await assertRedisReachable(env.REDIS_URL);
   await assertDatabaseReachable(env.DATABASE_URL);
 
@@ -85,6 +91,7 @@ async function main(): Promise<void> {
     await queues.close();
     redis.disconnect();
     await db.$disconnect();
+    await tracing?.shutdown().catch(() => {});
   });
 
   let closing = false;

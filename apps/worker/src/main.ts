@@ -1,6 +1,7 @@
 import { createLogger } from "@genq/core";
 import { assertDatabaseReachable } from "@genq/db";
 import { assertRedisReachable } from "@genq/queue";
+import { otlpTracesEndpoint, startTracing } from "@genq/telemetry";
 import { loadWorkerEnv } from "./env.ts";
 import { startWorker } from "./worker.ts";
 
@@ -11,6 +12,11 @@ async function main(): Promise<void> {
     level: env.LOG_LEVEL,
     ...(env.LOG_PRETTY === undefined ? {} : { pretty: env.LOG_PRETTY }),
   });
+  const tracesEndpoint = otlpTracesEndpoint(env);
+  const tracing =
+    tracesEndpoint === undefined
+      ? undefined
+      : startTracing({ serviceName: "genq-worker", endpoint: tracesEndpoint });
   await assertRedisReachable(env.REDIS_URL);
   await assertDatabaseReachable(env.DATABASE_URL);
   const worker = await startWorker(env, logger);
@@ -29,7 +35,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal, timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS }, "stopping: finishing in-flight jobs");
     worker.close().then(
-      ({ drained }) => {
+      async ({ drained }) => {
+        await tracing?.shutdown().catch(() => {});
         logger.info(
           { drained },
           drained ? "stopped cleanly" : "stopped; unfinished jobs will be retried by another worker",

@@ -22,6 +22,12 @@ export const CommonEnv = z.object({
     .default("genq"),
   GENQ_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(3),
   GENQ_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
+  /** OpenTelemetry: an OTLP/HTTP collector (`http://collector:4318`); traces go to `<url>/v1/traces`. Unset: tracing off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  /** OpenTelemetry: the full OTLP/HTTP traces URL, overriding the one derived from the endpoint. */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z
+    .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   LOG_PRETTY: BooleanFromString.optional(),
 });

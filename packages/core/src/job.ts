@@ -81,6 +81,12 @@ export type CreateImageJobRequest = z.infer<typeof CreateImageJobRequest>;
 export const CreateJobRequest = z.discriminatedUnion("type", [CreateTextJobRequest, CreateImageJobRequest]);
 export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
 
-/** The payload BullMQ carries: only the id; the job itself lives in Postgres. */
-export const QueuedJobPayload = z.object({ jobId: z.string() });
+/**
+ * The payload BullMQ carries: the id (the job itself lives in Postgres) and, when
+ * tracing is on, the W3C trace context of the request that enqueued it.
+ */
+export const QueuedJobPayload = z.object({
+  jobId: z.string(),
+  trace: z.record(z.string(), z.string()).optional(),
+});
 export type QueuedJobPayload = z.infer<typeof QueuedJobPayload>;

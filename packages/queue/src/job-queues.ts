@@ -19,6 +19,8 @@ export interface EnqueueRequest {
   type: JobType;
   /** BullMQ priority: lower runs first. */
   priority: number;
+  /** W3C trace context (`traceparent`) the worker continues; absent when tracing is off. */
+  trace?: Record<string, string> | undefined;
 }
 
 /**
@@ -68,7 +70,7 @@ export class JobQueues {
 
   /** Puts a job on its queue with the catalog's retry policy. */
   async enqueue(request: EnqueueRequest): Promise<void> {
-    await this.queue(request.type).add(request.type, { jobId: request.id }, this.#jobOptions(request));
+    await this.queue(request.type).add(request.type, payloadOf(request), this.#jobOptions(request));
   }
 
   /**
@@ -82,7 +84,7 @@ export class JobQueues {
         await this.queue(type).addBulk(
           ofType.slice(start, start + chunkSize).map((request) => ({
             name: type,
-            data: { jobId: request.id },
+            data: payloadOf(request),
             opts: this.#jobOptions(request),
           })),
         );
@@ -153,4 +155,9 @@ export class JobQueues {
     await Promise.all([...this.#queues.values()].map((queue) => queue.close()));
     this.#queues.clear();
   }
+}
+
+/** What BullMQ carries for a job: its id, and the trace context when there is one. */
+function payloadOf(request: EnqueueRequest): QueuedJobPayload {
+  return request.trace === undefined ? { jobId: request.id } : { jobId: request.id, trace: request.trace };
 }

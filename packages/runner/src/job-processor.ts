@@ -23,6 +23,7 @@ import {
   resolveTargets,
 } from "@genq/providers";
 import { chargedTextTokens, estimateTextReservation, type QuotaLedger } from "@genq/quota";
+import { extractTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
 
@@ -97,7 +98,28 @@ export function createJobProcessor(options: JobProcessorOptions) {
   ): Promise<AttemptOutcome> {
     const payload = QueuedJobPayload.safeParse(job.data);
     if (!payload.success) throw new UnrecoverableError(`malformed queue payload for BullMQ job ${job.id}`);
-    const jobId = payload.data.jobId;
+    return inSpan(
+      "genq.job.run",
+      {
+        kind: SpanKind.CONSUMER,
+        parent: extractTraceContext(payload.data.trace),
+        attributes: {
+          "genq.job.id": payload.data.jobId,
+          "genq.queue": job.queueName,
+          "genq.delivery": job.attemptsMade + 1,
+        },
+      },
+      () => runDelivery(job, payload.data.jobId, token, cancelSignal),
+    );
+  };
+
+  /** One delivery of a job: claim, run the attempt, record what happened. */
+  async function runDelivery(
+    job: Job<QueuedJobPayload>,
+    jobId: string,
+    token: string | undefined,
+    cancelSignal: AbortSignal | undefined,
+  ): Promise<AttemptOutcome> {
     const log = logger.child({ jobId, queue: job.queueName, attempt: job.attemptsMade + 1 });
     let record: JobRecord | null;
     try {
@@ -177,7 +199,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       });
       throw failure;
     }
-  };
+  }
 }
 
 async function runAttempt(
@@ -335,10 +357,14 @@ async function runText(
   const request = { messages, ...parameters };
   const callOptions = { signal, clientFor: userKeys.clientFor };
   const { events } = options;
-  const routed =
-    input.stream === true && events !== undefined
-      ? await streamText(options.router, events, record, selection, request, callOptions)
-      : await options.router.generateText(selection, request, callOptions);
+  const routed = await inSpan("genq.provider.call", { kind: SpanKind.CLIENT }, async (span) => {
+    const result =
+      input.stream === true && events !== undefined
+        ? await streamText(options.router, events, record, selection, request, callOptions)
+        : await options.router.generateText(selection, request, callOptions);
+    span.setAttributes(callAttributes(result));
+    return result;
+  });
   const { output } = routed;
   // Only a finished answer is worth serving again.
   if (cacheKey !== undefined && output.finishReason === "stop") {
@@ -427,17 +453,21 @@ async function runImage(
         },
       }),
     });
-  const routed = await routeImage(options.router, images, record, input, selection, {
-    signal,
-    clientFor: userKeys.clientFor,
+  const routed = await inSpan("genq.provider.call", { kind: SpanKind.CLIENT }, async (span) => {
+    const result = await routeImage(options.router, images, record, input, selection, {
+      signal,
+      clientFor: userKeys.clientFor,
+    });
+    span.setAttributes(callAttributes(result));
+    return result;
   });
   const { output } = routed;
   // Keys are derived from the job id and image index: a retried job overwrites, never orphans.
-  const stored = await images.storeJobImages({
-    jobId: record.id,
-    userId: record.userId,
-    images: output.images,
-  });
+  const stored = await inSpan(
+    "genq.storage.upload",
+    { kind: SpanKind.CLIENT, attributes: { "genq.images": output.images.length } },
+    () => images.storeJobImages({ jobId: record.id, userId: record.userId, images: output.images }),
+  );
   return {
     provider: routed.provider,
     model: routed.model,
@@ -583,4 +613,13 @@ function classify(error: unknown, timedOut: boolean, timeoutMs: number): GenqErr
       cause: error,
     },
   );
+}
+
+/** Span attributes of a routed call: who answered, after how many calls. */
+function callAttributes(routed: { provider: string; model: string; calls: readonly unknown[] }) {
+  return {
+    "genq.provider": routed.provider,
+    "genq.model": routed.model,
+    "genq.provider.calls": routed.calls.length,
+  };
 }

@@ -1,5 +1,12 @@
+import { injectTraceContext } from "@genq/telemetry";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+
+/** The active trace context, when tracing is on and a span is active (the finishing job's). */
+function traceField(): { trace?: Record<string, string> } {
+  const trace = injectTraceContext();
+  return trace === undefined ? {} : { trace };
+}
 
 /** The BullMQ queue webhook deliveries run on. */
 export const WEBHOOK_QUEUE = "webhook";
@@ -8,6 +15,8 @@ export const WEBHOOK_QUEUE = "webhook";
 export interface WebhookJobData {
   messageId: string;
   attempt: number;
+  /** W3C trace context of the job whose event this is, so the delivery joins its trace. */
+  trace?: Record<string, string>;
 }
 
 /** The BullMQ job id of a message's attempt: adding the same attempt twice keeps one job. */
@@ -37,7 +46,7 @@ export class WebhookQueue {
   async enqueue(messageId: string, attempt: number, delayMs = 0): Promise<void> {
     await this.queue.add(
       "deliver",
-      { messageId, attempt },
+      { messageId, attempt, ...traceField() },
       {
         jobId: webhookJobId(messageId, attempt),
         delay: Math.max(0, Math.round(delayMs)),

@@ -2,6 +2,7 @@ import type { Logger } from "@genq/core";
 import type { WebhookRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection } from "@genq/queue";
+import { extractTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { Worker } from "bullmq";
 import type { WebhookAllowlist } from "./webhook-allowlist.ts";
 import { WebhookDeliverer } from "./webhook-delivery.ts";
@@ -57,7 +58,22 @@ export async function startWebhookWorker(options: WebhookWorkerOptions): Promise
   const worker = new Worker<WebhookJobData>(
     WEBHOOK_QUEUE,
     async (job) => {
-      const result = await deliverer.deliver(job.data);
+      const result = await inSpan(
+        "genq.webhook.deliver",
+        {
+          kind: SpanKind.PRODUCER,
+          parent: extractTraceContext(job.data.trace),
+          attributes: {
+            "genq.webhook.message_id": job.data.messageId,
+            "genq.webhook.attempt": job.data.attempt,
+          },
+        },
+        async (span) => {
+          const delivered = await deliverer.deliver(job.data);
+          span.setAttribute("genq.webhook.outcome", delivered.done);
+          return delivered;
+        },
+      );
       if (result.done === "attempted") {
         logger.info(
           { messageId: job.data.messageId, attempt: job.data.attempt, ...result },

@@ -12,6 +12,7 @@ import { requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { estimateTokens, readRouterCatalog } from "@genq/providers";
 import { estimateTextReservation } from "@genq/quota";
+import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -134,31 +135,48 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         throw error;
       }
       const idempotencyKey = request.headers["idempotency-key"];
-      const { job, created } = await jobs.create({
-        userId: request.principal.userId,
-        type: body.type,
-        priority: PRIORITIES[body.priority],
-        provider: body.provider,
-        model: body.model,
-        input: body.input,
-        metadata: body.metadata,
-        webhookUrl: body.webhook?.url,
-        idempotencyKey,
-        requestHash: idempotencyKey === undefined ? undefined : requestFingerprint(body),
-      });
-      if (created) {
-        try {
-          await queues.enqueue({ id: job.id, type: job.type, priority: job.priority });
-        } catch (error) {
-          // The row is committed, so the reconciler will enqueue it: the 202 still holds.
-          request.log.warn(
-            { err: error, jobId: job.id },
-            "enqueue failed; the reconciler will enqueue the job",
-          );
-        }
-        request.log.info({ jobId: job.id, priority: body.priority }, "job accepted");
-        options.metrics?.jobsAccepted.inc({ type: body.type, priority: body.priority });
-      }
+      // One trace per job starts here (when tracing is on): the worker continues it from the queue payload.
+      const { job, created } = await inSpan(
+        "genq.job.submit",
+        {
+          kind: SpanKind.PRODUCER,
+          attributes: { "genq.job.type": body.type, "genq.job.priority": body.priority },
+        },
+        async (span) => {
+          const { job, created } = await jobs.create({
+            userId: request.principal.userId,
+            type: body.type,
+            priority: PRIORITIES[body.priority],
+            provider: body.provider,
+            model: body.model,
+            input: body.input,
+            metadata: body.metadata,
+            webhookUrl: body.webhook?.url,
+            idempotencyKey,
+            requestHash: idempotencyKey === undefined ? undefined : requestFingerprint(body),
+          });
+          if (created) {
+            try {
+              await queues.enqueue({
+                id: job.id,
+                type: job.type,
+                priority: job.priority,
+                trace: injectTraceContext(),
+              });
+            } catch (error) {
+              // The row is committed, so the reconciler will enqueue it: the 202 still holds.
+              request.log.warn(
+                { err: error, jobId: job.id },
+                "enqueue failed; the reconciler will enqueue the job",
+              );
+            }
+            request.log.info({ jobId: job.id, priority: body.priority }, "job accepted");
+            options.metrics?.jobsAccepted.inc({ type: body.type, priority: body.priority });
+          }
+          span.setAttribute("genq.job.id", job.id);
+          return { job, created };
+        },
+      );
       return reply.status(created ? 202 : 200).send(toJobView(job, options.publicUrl));
     },
   );
