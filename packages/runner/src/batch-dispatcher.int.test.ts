@@ -124,6 +124,17 @@ describe("BatchDispatcher", () => {
     expect(await released(aliceOld)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
   });
 
+  it("refills a tenant once a quarter of its cap is free, not after every item", async () => {
+    const erin = await createUser("basic");
+    const batchId = await createBatch(erin, 40);
+    const fair = dispatcher({ tenantCap: 8 });
+    expect(await fair.dispatchOnce()).toBe(8);
+    await finish(batchId, 1);
+    expect(await fair.dispatchOnce()).toBe(0);
+    await finish(batchId, 1);
+    expect(await fair.dispatchOnce()).toBe(2);
+  });
+
   it("moves on to a tenant's next batch when the oldest is fully released", async () => {
     const carol = await createUser("basic");
     const first = await createBatch(carol, 3);

@@ -38,7 +38,13 @@ interface Tenant {
 }
 
 /** Minimum gap between two passes a wake-up asks for, so a burst of completions costs one pass. */
-const WAKE_GAP_MS = 20;
+const WAKE_GAP_MS = 50;
+/**
+ * A tenant is refilled once a quarter of its cap is free (or all its remaining items
+ * fit): releasing a handful of items per completion would cost a claim transaction
+ * each and double the database work of a busy batch.
+ */
+const REFILL_FRACTION = 4;
 const LEASE_NAME = "batch-dispatcher";
 /** Items claimed per transaction (and held in memory) at most. */
 const CLAIM_CHUNK = 5_000;
@@ -64,6 +70,8 @@ export class BatchDispatcher {
   #leaseUntil = 0;
   #turn = 0;
   #stopped = true;
+  /** Whether the last pass saw a running batch; if not, wake-ups wait for the next tick. */
+  #batchesRunning = true;
 
   constructor(options: BatchDispatcherOptions) {
     if (!Number.isInteger(options.tenantCap) || options.tenantCap < 1)
@@ -89,7 +97,7 @@ export class BatchDispatcher {
 
   /** Asks for a pass soon (items finished, so tenants have room again). Cheap to call often. */
   wake(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#batchesRunning) return;
     if (this.#running !== undefined) {
       this.#again = true;
       return;
@@ -147,7 +155,9 @@ export class BatchDispatcher {
 
   async #pass(): Promise<number> {
     const { batches } = this.#options;
-    const tenants = this.#tenants(await batches.dispatchCandidates());
+    const candidates = await batches.dispatchCandidates();
+    this.#batchesRunning = candidates.length > 0;
+    const tenants = this.#tenants(candidates);
     if (tenants.length === 0) return 0;
     // Rotate who goes first, so a short budget is not always spent on the same tenants.
     const start = this.#turn++ % tenants.length;
@@ -173,7 +183,7 @@ export class BatchDispatcher {
   }
 
   #tenants(candidates: readonly DispatchCandidate[]): Tenant[] {
-    const byUser = new Map<string, Tenant & { outstanding: number; cap: number }>();
+    const byUser = new Map<string, Tenant & { outstanding: number; cap: number; undispatched: number }>();
     for (const candidate of candidates) {
       let tenant = byUser.get(candidate.userId);
       if (tenant === undefined) {
@@ -183,6 +193,7 @@ export class BatchDispatcher {
           free: 0,
           cap,
           outstanding: 0,
+          undispatched: 0,
           weight: this.#weights[candidate.plan] ?? 1,
           batches: [],
         };
@@ -190,11 +201,17 @@ export class BatchDispatcher {
       }
       // Items of a canceling batch still running count against the tenant too.
       tenant.outstanding += Math.max(0, candidate.outstanding);
-      if (candidate.undispatched > 0 && !candidate.cancelRequested) tenant.batches.push(candidate);
+      if (candidate.undispatched > 0 && !candidate.cancelRequested) {
+        tenant.batches.push(candidate);
+        tenant.undispatched += candidate.undispatched;
+      }
     }
     const tenants = [...byUser.values()];
     for (const tenant of tenants) tenant.free = Math.max(0, tenant.cap - tenant.outstanding);
-    return tenants.filter((tenant) => tenant.batches.length > 0 && tenant.free > 0);
+    return tenants.filter((tenant) => {
+      const refillAt = Math.min(Math.max(1, Math.floor(tenant.cap / REFILL_FRACTION)), tenant.undispatched);
+      return tenant.batches.length > 0 && tenant.free >= refillAt;
+    });
   }
 
   /** Releases up to `grant` items of a tenant, oldest batch first; returns how many. */

@@ -20,6 +20,7 @@ import {
 import { BatchRepository, type BatchResultRow, requestFingerprint, UploadRepository } from "@genq/db";
 import { estimateTokens, type RouterCatalog, readRouterCatalog } from "@genq/providers";
 import { estimateTextReservation } from "@genq/quota";
+import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -310,6 +311,9 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         batchOptions = rest;
         rawItems = arrayItems(items);
       }
+      // Before any item is read: a refused webhook URL stores nothing.
+      if (batchOptions.webhook !== undefined)
+        checkWebhookUrl(batchOptions.webhook.url, app.genq.webhookAllowlist);
       const idempotencyKey = request.headers["idempotency-key"];
       const hash = idempotencyKey === undefined ? undefined : createHash("sha256");
       hash?.update(requestFingerprint(batchOptions));
