@@ -10,6 +10,8 @@ export const fuzzStats = {
   requests: 0,
   byStatus: new Map<number, number>(),
   byCategory: new Map<string, number>(),
+  /** 503s accepted because the route's dependency is off by design, by route. */
+  allowed503: new Map<string, number>(),
 };
 
 /** A short, printable form of a request for failure messages (long values cut). */
