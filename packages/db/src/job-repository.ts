@@ -455,17 +455,12 @@ export class JobRepository {
     calls?: readonly ProviderCallRecord[],
     attempt?: number,
   ): Promise<boolean> {
-    const finished = await this.#db.$transaction(async (transaction) => {
-      const rows = await transaction.job.updateManyAndReturn({
-        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: true },
-        data: { status: "canceled", finishedAt: new Date() },
-        select: FINISHED_JOB_SELECT,
-      });
-      await recordCalls(transaction, jobId, calls, attempt, rows.length > 0);
-      return this.#finishedInTransaction(transaction, rows);
-    }, COMPLETE_TRANSACTION_OPTIONS);
-    this.#finishedAfterCommit(finished);
-    return finished.length === 1;
+    return this.#finishUnfinished(
+      { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: true },
+      { status: "canceled", finishedAt: new Date() },
+      calls,
+      attempt,
+    );
   }
 
   /**
@@ -478,18 +473,28 @@ export class JobRepository {
     calls?: readonly ProviderCallRecord[],
     attempt?: number,
   ): Promise<boolean> {
+    return this.#finishUnfinished(
+      { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
+      { status: "failed", errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date() },
+      calls,
+      attempt,
+    );
+  }
+
+  /**
+   * Moves one unfinished job matching `where` to the terminal state `data` sets,
+   * records the attempt's calls and runs the finished-job hooks, in one
+   * transaction; true when the job was moved.
+   */
+  async #finishUnfinished(
+    where: Prisma.JobWhereInput & { id: string },
+    data: Prisma.JobUpdateManyMutationInput,
+    calls: readonly ProviderCallRecord[] | undefined,
+    attempt: number | undefined,
+  ): Promise<boolean> {
     const finished = await this.#db.$transaction(async (transaction) => {
-      const rows = await transaction.job.updateManyAndReturn({
-        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
-        data: {
-          status: "failed",
-          errorCode: failure.code,
-          errorMessage: failure.message,
-          finishedAt: new Date(),
-        },
-        select: FINISHED_JOB_SELECT,
-      });
-      await recordCalls(transaction, jobId, calls, attempt, rows.length > 0);
+      const rows = await transaction.job.updateManyAndReturn({ where, data, select: FINISHED_JOB_SELECT });
+      await recordCalls(transaction, where.id, calls, attempt, rows.length > 0);
       return this.#finishedInTransaction(transaction, rows);
     }, COMPLETE_TRANSACTION_OPTIONS);
     this.#finishedAfterCommit(finished);

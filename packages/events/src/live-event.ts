@@ -1,3 +1,5 @@
+import { WEBHOOK_EVENT_TYPES } from "@genq/core";
+
 /**
  * What the live event streams carry, per job and per batch. Terminal job events and
  * batch events are the {@link GenqEvent}s of the finishing transaction; the others
@@ -10,11 +12,8 @@ export const LIVE_EVENT_TYPES = [
   /** Reserved: no provider reports progress besides streamed text today. */
   "job.progress",
   "job.delta",
-  "job.completed",
-  "job.failed",
-  "job.canceled",
-  "batch.progress",
-  "batch.completed",
+  // The events of finishing transactions (the ones webhooks deliver too).
+  ...WEBHOOK_EVENT_TYPES,
 ] as const;
 export type LiveEventType = (typeof LIVE_EVENT_TYPES)[number];
 
