@@ -178,7 +178,7 @@ describe("batches", () => {
     expect((await waitForBatch(apiKey, fromJsonl.id)).counts.completed).toBe(2);
   }, 60_000);
 
-  it("refuses a batch without a valid item, one too large, and bad options, storing nothing", async () => {
+  it("refuses a batch without a valid item, too large, with bad options, a private webhook URL or over quota, storing nothing", async () => {
     const { apiKey, userId } = await harness.createUser();
     const none = await request(apiKey, "POST", "/v1/batches", { type: "text", items: [{ prompt: "" }, 3] });
     expect(none.statusCode).toBe(400);
@@ -202,6 +202,14 @@ describe("batches", () => {
       webhook: { url: "http://127.0.0.1:9/hook" },
     });
     expect(privateHook.statusCode).toBe(400);
+    // Not even one item fits the quota: 429, nothing stored.
+    await harness.quota.setUserLimits(userId, { textTokenLimit: 10 });
+    const overQuota = await request(apiKey, "POST", "/v1/batches", {
+      type: "text",
+      items: [{ prompt: "x" }],
+    });
+    expect(overQuota.statusCode).toBe(429);
+    expect(overQuota.json().error.code).toBe("quota_exceeded");
     expect(await harness.db.batch.count({ where: { userId } })).toBe(0);
     expect(await harness.db.job.count({ where: { userId } })).toBe(0);
   }, 60_000);
