@@ -214,6 +214,33 @@ describe("batches", () => {
     expect(await harness.db.job.count({ where: { userId } })).toBe(0);
   }, 60_000);
 
+  it("runs an image batch and links each item's images in the results", async () => {
+    const { apiKey } = await harness.createUser();
+    const accepted = await request(apiKey, "POST", "/v1/batches", {
+      type: "image",
+      priority: "normal",
+      items: [
+        { prompt: "a red square", size: "256x256" },
+        { prompt: "" },
+        { prompt: "a blue circle", size: "256x256", n: 2 },
+      ],
+    });
+    expect(accepted.statusCode).toBe(202);
+    const batch: BatchBody = accepted.json();
+    expect(batch.invalidItems.map((item) => item.index)).toEqual([1]);
+    expect((await waitForBatch(apiKey, batch.id)).counts).toMatchObject({ total: 2, completed: 2 });
+    const results = await request(apiKey, "GET", `/v1/batches/${batch.id}/results`);
+    const data = (
+      results.json() as { data: Array<{ itemIndex: number; result: { images: Array<{ url: string }> } }> }
+    ).data;
+    expect(data.map((item) => item.itemIndex)).toEqual([0, 2]);
+    expect(data[1]?.result.images).toHaveLength(2);
+    const link = data[1]?.result.images[0]?.url ?? "";
+    expect(link).toContain("signature=");
+    const image = await harness.app.inject({ method: "GET", url: link.replace(/^https?:\/\/[^/]+/, "") });
+    expect(image.statusCode).toBe(200);
+  }, 60_000);
+
   it("answers a repeated Idempotency-Key with the same batch, hides batches from other users, and lists them", async () => {
     const { apiKey } = await harness.createUser();
     const body = { type: "text", items: [{ prompt: "once" }] };
