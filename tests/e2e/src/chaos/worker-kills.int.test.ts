@@ -54,10 +54,14 @@ describe("chaos: worker processes killed with SIGKILL again and again", () => {
     await fleet.start(WORKERS);
     const fleetReadyAfterMs = Date.now() - started;
     const progress = CHAOS_VERBOSE
-      ? setInterval(async () => {
-          console.info(
-            `[chaos] ${Date.now() - started} ms, ${fleet?.kills} kills, ${fleet?.size} live workers, jobs: ${JSON.stringify(await countByStatus(harness))}`,
-          );
+      ? setInterval(() => {
+          countByStatus(harness)
+            .then((jobs) =>
+              console.info(
+                `[chaos] ${Date.now() - started} ms, ${fleet?.kills} kills, ${fleet?.size} live workers, jobs: ${JSON.stringify(jobs)}`,
+              ),
+            )
+            .catch(() => {});
         }, 5_000)
       : undefined;
     onTestFinished(() => clearInterval(progress));
