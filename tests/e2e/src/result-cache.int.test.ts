@@ -18,7 +18,7 @@ describe("result cache of deterministic text jobs", () => {
     expect(submitted.statusCode).toBe(202);
     const job = await harness.waitForJob(user.apiKey, submitted.json().id);
     expect(job.status).toBe("completed");
-    return job as Record<string, unknown> & { id: string };
+    return job as unknown as Record<string, unknown> & { id: string };
   }
 
   async function textTokensUsed(): Promise<bigint> {

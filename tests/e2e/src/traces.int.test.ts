@@ -64,10 +64,10 @@ describe("OpenTelemetry: one trace per job", () => {
     expect(submitted.statusCode).toBe(202);
     const jobId = submitted.json().id as string;
     await harness.waitForJob(user.apiKey, jobId);
-    await waitUntil(() => received.some((body) => body.includes(jobId)));
+    await waitUntil(() => received.some((body) => body.includes(jobId)), 20_000);
 
     const traceId = submitSpan(jobId).spanContext().traceId;
-    await waitUntil(() => spansOfTrace(traceId).some((span) => span.name === "genq.webhook.deliver"));
+    await waitUntil(() => spansOfTrace(traceId).some((span) => span.name === "genq.webhook.deliver"), 20_000);
     const spans = spansOfTrace(traceId);
     const byName = (name: string) => spans.filter((span) => span.name === name);
     const [submit] = byName("genq.job.submit");
@@ -94,7 +94,7 @@ describe("OpenTelemetry: one trace per job", () => {
 
     const imageTrace = submitSpan(image.id).spanContext().traceId;
     expect(submitSpan(text.id).spanContext().traceId).not.toBe(imageTrace);
-    await waitUntil(() => spansOfTrace(imageTrace).some((span) => span.name === "genq.job.run"));
+    await waitUntil(() => spansOfTrace(imageTrace).some((span) => span.name === "genq.job.run"), 20_000);
     const names = spansOfTrace(imageTrace).map((span) => span.name);
     expect(names).toEqual(
       expect.arrayContaining([
