@@ -1,7 +1,7 @@
 import { buildApp } from "@genq/api";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, Harness, waitUntil } from "./harness.ts";
+import { ADMIN, Harness, startPrivateRedis, waitUntil } from "./harness.ts";
 
 const OPERATOR = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString("base64")}`;
 
@@ -119,5 +119,39 @@ describe("API key cache across API processes", () => {
     const [key] = await harness.accounts.findApiKeysByPrefix(apiKey.slice(0, 11));
     await harness.accounts.revokeApiKey(key?.id ?? "");
     await waitUntil(async () => (await listJobs(other, apiKey)).statusCode === 401, 2_000);
+  });
+});
+
+describe("API key cache while Redis is down", () => {
+  it("asks Postgres again as soon as its invalidation channel is lost (an eviction could be missed)", async () => {
+    const redis = await startPrivateRedis();
+    const harness = new Harness({ redisUrl: redis.url });
+    let app: FastifyInstance | undefined;
+    try {
+      await harness.start({ startWorker: false });
+      app = await buildApp({
+        db: harness.db,
+        redis: harness.redis,
+        queues: harness.queues,
+        logger: false,
+        admin: ADMIN,
+        apiKeyCacheTtlMs: 30_000,
+      });
+      await app.ready();
+      const { apiKey } = await harness.createUser();
+      const list = () =>
+        app!.inject({ method: "GET", url: "/v1/jobs", headers: { authorization: `Bearer ${apiKey}` } });
+      expect((await list()).statusCode).toBe(200);
+      const [key] = await harness.accounts.findApiKeysByPrefix(apiKey.slice(0, 11));
+      await harness.accounts.revokeApiKey(key?.id ?? "");
+      expect((await list()).statusCode).toBe(200); // cached, and no broadcast was sent
+      await redis.kill();
+      await waitUntil(async () => (await list()).statusCode === 401, 5_000);
+      await redis.restart(); // so the harness can close its queues
+    } finally {
+      await app?.close();
+      await harness.close();
+      await redis.stop();
+    }
   });
 });
