@@ -124,6 +124,8 @@ describe("fuzzing every API route", () => {
       logger: false,
       admin: ADMIN,
       secretBox: createSecretBox(parseKeyRing(`k1:${randomBytes(32).toString("base64")}`)),
+      // Production's default: keys are served from the per-process cache.
+      apiKeyCacheTtlMs: 30_000,
     });
     await byoApp.ready();
     process.stdout.write(`fuzz: the fuzzing user owns ${ownIds.length} resources made through the API\n`);
