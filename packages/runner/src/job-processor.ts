@@ -22,7 +22,12 @@ import {
   RouteFailedError,
   resolveTargets,
 } from "@genq/providers";
-import { chargedTextTokens, estimateTextReservation, type QuotaLedger } from "@genq/quota";
+import {
+  chargedTextTokens,
+  DEFAULT_RESERVED_OUTPUT_TOKENS,
+  estimateTextReservation,
+  type QuotaLedger,
+} from "@genq/quota";
 import { extractTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
@@ -337,7 +342,7 @@ async function runText(
     }
   }
   const inputTokens = messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
-  const outputTokens = input.maxTokens ?? DEFAULT_MAX_TOKENS_RESERVED;
+  const outputTokens = input.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS;
   const userKeys = await userKeyClients(options, record, selection, "text");
   if (!userKeys.coversAll)
     await options.quota?.reserve({
@@ -346,7 +351,7 @@ async function runText(
       textTokens: estimateTextReservation({
         inputTokens,
         maxTokens: input.maxTokens,
-        defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
+        defaultMaxTokens: DEFAULT_RESERVED_OUTPUT_TOKENS,
       }),
       costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
         inputTokens,
@@ -572,9 +577,6 @@ async function userKeyClients(
   if (clients.size === 0) return none;
   return { clientFor: (provider) => clients.get(provider), coversAll: clients.size === providers.length };
 }
-
-/** Output tokens reserved for a text job that sets no `maxTokens`. */
-const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
 
 async function releaseQuota(options: JobProcessorOptions, jobId: string, log: Logger): Promise<void> {
   // If this fails, the reclaimer releases it later: the job is finished, its hold is not needed.

@@ -13,13 +13,10 @@ import {
   MAX_BATCH_ITEMS,
   NotFoundError,
   PRIORITIES,
-  type TextJobInput,
-  toChatMessages,
   validateBatchItem,
 } from "@genq/core";
 import { BatchRepository, type BatchResultRow, requestFingerprint, UploadRepository } from "@genq/db";
-import { estimateTokens, type RouterCatalog, readRouterCatalog } from "@genq/providers";
-import { estimateTextReservation } from "@genq/quota";
+import { type RouterCatalog, readRouterCatalog } from "@genq/providers";
 import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -35,6 +32,7 @@ import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
+import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
 import { decodeCursor, encodeCursor } from "./page-cursor.ts";
 
@@ -53,9 +51,6 @@ export interface BatchRoutesOptions {
 const JSONL_TYPES = ["application/x-ndjson", "application/jsonl"];
 /** Rows read per query when streaming the JSONL results. */
 const RESULTS_CHUNK = 1_000;
-/** Output tokens assumed for a text item without `maxTokens` (as the worker reserves). */
-const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
-
 const BatchIdParams = z.object({ id: z.string().describe("The batch id") });
 
 const IdempotencyHeaders = z.object({
@@ -143,23 +138,6 @@ function tooManyItems(): GenqError {
   return new GenqError("payload_too_large", `a batch holds at most ${MAX_BATCH_ITEMS} items`, {
     details: { maxItems: MAX_BATCH_ITEMS },
   });
-}
-
-/** The most one item can use of each quota kind. */
-function worstCaseQuota(input: TextJobInput | ImageJobInput, type: "text" | "image") {
-  if (type === "image") return { images: (input as ImageJobInput).n };
-  const textInput = input as TextJobInput;
-  const inputTokens = toChatMessages(textInput).reduce(
-    (sum, message) => sum + estimateTokens(message.content),
-    0,
-  );
-  return {
-    textTokens: estimateTextReservation({
-      inputTokens,
-      maxTokens: textInput.maxTokens,
-      defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
-    }),
-  };
 }
 
 /**
@@ -351,7 +329,12 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
           // Refused only when not even one item fits now; the worker's reservation decides per item.
           if (item.valid && !quotaChecked) {
             quotaChecked = true;
-            await quota?.check({ userId, ...worstCaseQuota(item.input, batchOptions.type) });
+            await quota?.check({
+              userId,
+              ...worstCaseQuota({ type: batchOptions.type, input: item.input } as Parameters<
+                typeof worstCaseQuota
+              >[0]),
+            });
           }
           yield item;
         }

@@ -1,17 +1,7 @@
-import {
-  CreateJobRequest,
-  GenqError,
-  isId,
-  JobStatus,
-  JobType,
-  NotFoundError,
-  PRIORITIES,
-  toChatMessages,
-} from "@genq/core";
+import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError, PRIORITIES } from "@genq/core";
 import { requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
-import { estimateTokens, readRouterCatalog } from "@genq/providers";
-import { estimateTextReservation } from "@genq/quota";
+import { readRouterCatalog } from "@genq/providers";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
@@ -22,6 +12,7 @@ import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
+import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
 import { decodeCursor, encodeCursor } from "./page-cursor.ts";
 
@@ -62,25 +53,6 @@ function requireJobId(id: string): string {
   // A malformed id cannot name a job; answering 404 keeps it out of Postgres.
   if (!isId(id)) throw new NotFoundError("job", id);
   return id;
-}
-
-/** Output tokens assumed for a text job without `maxTokens` (as the worker reserves). */
-const DEFAULT_MAX_TOKENS_RESERVED = 1_024;
-
-/** The most a job can use of each quota kind. */
-function worstCaseQuota(body: CreateJobRequest): { textTokens?: number; images?: number } {
-  if (body.type === "image") return { images: body.input.n };
-  const inputTokens = toChatMessages(body.input).reduce(
-    (sum, message) => sum + estimateTokens(message.content),
-    0,
-  );
-  return {
-    textTokens: estimateTextReservation({
-      inputTokens,
-      maxTokens: body.input.maxTokens,
-      defaultMaxTokens: DEFAULT_MAX_TOKENS_RESERVED,
-    }),
-  };
 }
 
 /** `/v1/jobs`: submit, read, list and cancel jobs. */
