@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Server } from "node:http";
 import type { Principal } from "@genq/db";
+import { apiKeyInvalidationChannel } from "@genq/queue";
 import type { FastifyBaseLogger } from "fastify";
 import type { Redis } from "ioredis";
 
@@ -21,11 +22,6 @@ export interface ApiKeyCacheOptions {
   /** Keys kept at most; the oldest entry goes first. Default 10,000. */
   maxEntries?: number;
   log?: FastifyBaseLogger;
-}
-
-/** The Redis channel on which API processes announce revoked keys and changed users. */
-export function apiKeyInvalidationChannel(prefix: string): string {
-  return `${prefix}:api-keys:invalidate`;
 }
 
 /** The cache serving each HTTP server (an app), so that its own admin routes evict it at once. */

@@ -9,6 +9,8 @@ import {
   PLANS,
   type Plan,
 } from "@genq/db";
+import { apiKeyInvalidationChannel } from "@genq/queue";
+import { Redis } from "ioredis";
 import { startSystem } from "./start-system.ts";
 
 const USAGE = `Usage: pnpm genq <command>
@@ -107,11 +109,32 @@ async function main(argv: string[]): Promise<number> {
       const key = await accounts.revokeApiKey(argument);
       if (key === null) throw new UsageError(`no key with id or prefix ${argument}`);
       process.stdout.write(`Revoked ${key.prefix} (id ${key.id})\n`);
+      // API processes cache resolved keys; tell them all to forget this one now.
+      const announced = await announceRevocation(env.REDIS_URL, env.GENQ_QUEUE_PREFIX, key.id);
+      if (!announced)
+        process.stderr.write(
+          "Could not reach Redis to tell the API processes; they stop accepting the key within GENQ_API_KEY_CACHE_TTL_MS.\n",
+        );
       return 0;
     }
     throw new UsageError(`unknown command: ${positionals.join(" ")}\n\n${USAGE}`);
   } finally {
     await db.$disconnect();
+  }
+}
+
+/** Publishes a key revocation to every API process's key cache; false when Redis could not be reached. */
+async function announceRevocation(redisUrl: string, prefix: string, apiKeyId: string): Promise<boolean> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3_000 });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    await redis.publish(apiKeyInvalidationChannel(prefix), JSON.stringify({ apiKeyId }));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
   }
 }
 

@@ -28,3 +28,12 @@ export const DEFAULT_QUEUE_PREFIX = "genq";
 export function cancelChannel(prefix: string): string {
   return `${prefix}:cancel`;
 }
+
+/**
+ * The pub/sub channel on which revoked API keys and changed users are announced,
+ * so every API process drops them from its key cache. Messages are JSON
+ * `{apiKeyId?, userId?}`; an empty object evicts everything.
+ */
+export function apiKeyInvalidationChannel(prefix: string): string {
+  return `${prefix}:api-keys:invalidate`;
+}

@@ -171,9 +171,10 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
     // a process running no job queue (webhook delivery only) uses the catalog's longest.
     activeGraceMs:
       Math.max(
-        ...(options.assignments.length > 0 ? options.assignments : [{ type: "text" as const }, { type: "image" as const }]).map(
-          (assignment) => queues.definition(assignment.type).attemptTimeoutMs,
-        ),
+        ...(options.assignments.length > 0
+          ? options.assignments
+          : [{ type: "text" as const }, { type: "image" as const }]
+        ).map((assignment) => queues.definition(assignment.type).attemptTimeoutMs),
       ) + 60_000,
   });
   reconciler.start();

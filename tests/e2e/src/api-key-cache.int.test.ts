@@ -1,7 +1,7 @@
 import { buildApp } from "@genq/api";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, Harness, startPrivateRedis, waitUntil } from "./harness.ts";
+import { ADMIN, Harness, REDIS_URL, runCli, startPrivateRedis, waitUntil } from "./harness.ts";
 
 const OPERATOR = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString("base64")}`;
 
@@ -69,6 +69,22 @@ describe("API key cache across API processes", () => {
     expect((await listJobs(first, apiKey)).statusCode).toBe(401);
     await waitUntil(async () => (await listJobs(other, apiKey)).statusCode === 401, 2_000);
     expect(Date.now() - revokedAt).toBeLessThan(1_000);
+  });
+
+  it("stops a key revoked with the CLI in every API process", async () => {
+    const { apiKey } = await harness.createUser();
+    expect((await listJobs(first, apiKey)).statusCode).toBe(200);
+    expect((await listJobs(other, apiKey)).statusCode).toBe(200);
+    const revoked = await runCli(["keys", "revoke", apiKey.slice(0, 11)], {
+      DATABASE_URL: harness.database.url,
+      REDIS_URL,
+      GENQ_QUEUE_PREFIX: harness.prefix,
+    });
+    expect(revoked.code).toBe(0);
+    expect(revoked.output).not.toContain("Could not reach Redis");
+    // Well inside the 30 s the cache would otherwise trust the key.
+    await waitUntil(async () => (await listJobs(first, apiKey)).statusCode === 401, 2_000);
+    await waitUntil(async () => (await listJobs(other, apiKey)).statusCode === 401, 2_000);
   });
 
   it("stops every key of a user disabled through one process in every process", async () => {

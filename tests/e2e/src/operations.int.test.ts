@@ -1,35 +1,9 @@
-import { spawn } from "node:child_process";
-import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
-import { fileURLToPath } from "node:url";
 import { buildApp } from "@genq/api";
 import { loggerOptions } from "@genq/core";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, Harness } from "./harness.ts";
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
-
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "apps/cli/src/main.ts"), ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on("exit", (code) => resolve({ code, output }));
-  });
-}
+import { ADMIN, Harness, runCli } from "./harness.ts";
 
 describe("operations: logs, CLI and start-up checks", () => {
   const harness = new Harness();
