@@ -162,7 +162,11 @@ export async function startWorker(
     jobs: new JobRepository({
       db,
       hooks: webhookOutbox.wrap(
-        createJobFinishedHooks({ outbox: webhookOutbox.write, publish: events.publishFinished }),
+        createJobFinishedHooks({
+          outbox: webhookOutbox.write,
+          publish: events.publishFinished,
+          releaseQuota: (transaction, jobId) => quota.release(jobId, transaction),
+        }),
       ),
     }),
     events,

@@ -14,6 +14,12 @@ export interface JobFinishedHooksOptions {
     | undefined;
   /** Receives the events after commit (live streams); best effort. */
   publish?: ((events: readonly GenqEvent[]) => void) | undefined;
+  /**
+   * Gives back the quota a failed or canceled job held, inside the transaction that
+   * finished it (`QuotaLedger.release`), so no hold outlives its job even when the
+   * process dies right after. Only jobs that reached the queue can hold anything.
+   */
+  releaseQuota?: ((transaction: Prisma.TransactionClient, jobId: string) => Promise<unknown>) | undefined;
   /** At most one `batch.progress` event per batch per this interval; default 5 s. */
   batchProgressIntervalMs?: number | undefined;
 }
@@ -27,6 +33,12 @@ export function createJobFinishedHooks(options: JobFinishedHooksOptions = {}): J
   const progressIntervalMs = options.batchProgressIntervalMs ?? 5_000;
   return {
     async inTransaction(transaction, jobs) {
+      if (options.releaseQuota !== undefined) {
+        for (const job of jobs) {
+          if (job.status !== "completed" && job.dispatchedAt !== null)
+            await options.releaseQuota(transaction, job.id);
+        }
+      }
       const events = [
         ...jobFinishedEvents(jobs),
         ...(await recordBatchItemsFinished(transaction, jobs, { progressIntervalMs })),

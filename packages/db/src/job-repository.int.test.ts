@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountRepository } from "./account-repository.ts";
 import { createPrismaClient, type Database } from "./client.ts";
+import { createJobFinishedHooks } from "./job-finished-hooks.ts";
 import { type JobCompletion, JobRepository, type ProviderCallRecord } from "./job-repository.ts";
 import { createTestDatabase, type TestDatabase } from "./testing/index.ts";
 
@@ -292,5 +293,53 @@ describe("JobRepository provider calls", () => {
 
     await db.user.delete({ where: { id: userId } });
     expect(await db.providerCall.count({ where: { jobId: deletedUserJob.id } })).toBe(0);
+  });
+});
+
+describe("finished-job hooks: quota release", () => {
+  it("releases inside the transaction that fails or cancels a job, never for a completed one", async () => {
+    const released: string[] = [];
+    const hooked = new JobRepository({
+      db,
+      hooks: createJobFinishedHooks({
+        releaseQuota: async (transaction, jobId) => {
+          // Runs inside the finishing transaction: the row already shows the new status.
+          const row = await transaction.job.findUnique({ where: { id: jobId }, select: { status: true } });
+          released.push(`${jobId}:${row?.status}`);
+        },
+      }),
+    });
+    const userId = await createUser();
+    const failing = await claimedJob(userId);
+    await hooked.fail(failing.id, { code: "invalid_request", message: "no" }, [], failing.attempt);
+    const queued = (await hooked.create({ userId, type: "text", priority: 5, input: { prompt: "x" } })).job;
+    await hooked.requestCancel(userId, queued.id);
+    const completing = await claimedJob(userId);
+    await hooked.complete({
+      jobId: completing.id,
+      attempt: completing.attempt,
+      result: { text: "ok" },
+      provider: "mock",
+      model: "mock-1",
+      usage: { inputTokens: 1, outputTokens: 1 },
+      costMicroUsd: 0,
+    });
+    expect(released).toEqual([`${failing.id}:failed`, `${queued.id}:canceled`]);
+  });
+
+  it("rolls the failure back when the release throws, so no job ends with its hold unreleased", async () => {
+    const hooked = new JobRepository({
+      db,
+      hooks: createJobFinishedHooks({
+        releaseQuota: async () => {
+          throw new Error("ledger unavailable");
+        },
+      }),
+    });
+    const job = await claimedJob();
+    await expect(hooked.fail(job.id, { code: "invalid_request", message: "no" })).rejects.toThrow(
+      "ledger unavailable",
+    );
+    expect((await jobs.find(job.id))?.status).toBe("active");
   });
 });

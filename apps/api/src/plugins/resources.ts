@@ -94,6 +94,7 @@ export const resourcesPlugin = fastifyPlugin(
         app.log.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
     });
     app.addHook("onClose", async () => webhookQueue.close());
+    const { quota } = options;
     app.decorate("genq", {
       db: options.db,
       redis: options.redis,
@@ -101,7 +102,13 @@ export const resourcesPlugin = fastifyPlugin(
       jobs: new JobRepository({
         db: options.db,
         hooks: webhookOutbox.wrap(
-          createJobFinishedHooks({ outbox: webhookOutbox.write, publish: events.publishFinished }),
+          createJobFinishedHooks({
+            outbox: webhookOutbox.write,
+            publish: events.publishFinished,
+            ...(quota === undefined
+              ? {}
+              : { releaseQuota: (transaction, jobId) => quota.release(jobId, transaction) }),
+          }),
         ),
       }),
       accounts: new AccountRepository({ db: options.db }),
