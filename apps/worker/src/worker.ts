@@ -123,6 +123,13 @@ export async function startWorker(
     storageConfigFromEnv(env, { publicBaseUrl: "http://unused.invalid/v1/assets" }),
   );
   await storage.ensureReady();
+  if (storage.driver === "local") {
+    // Writes of killed workers stay in tmp/ (they never became objects); none lasts an hour.
+    storage.removeStaleTemporaryFiles(3_600_000).then(
+      (removed) => removed > 0 && logger.info({ removed }, "removed unfinished object writes"),
+      (error: unknown) => logger.warn({ err: error }, "could not sweep unfinished object writes"),
+    );
+  }
   const assets = new AssetRepository({ db });
   const quota = new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) });
   const maintenance = await startMaintenance({

@@ -92,6 +92,20 @@ describe("local storage", () => {
     await rm(directory, { recursive: true, force: true });
   });
 
+  it("removes temporary files a killed writer left behind, once they are old, and keeps fresh ones", async () => {
+    await storage.put("kept/a.png", new Uint8Array([1, 2, 3]), { contentType: "image/png" });
+    const temp = path.join(directory, "tmp");
+    await writeFile(path.join(temp, "stale"), "half an image");
+    await writeFile(path.join(temp, "fresh"), "a write in progress");
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(path.join(temp, "stale"), twoHoursAgo, twoHoursAgo);
+
+    expect(await storage.removeStaleTemporaryFiles(3_600_000)).toBe(1);
+    expect((await readdir(temp)).sort()).toEqual(["fresh"]);
+    expect(await storage.head("kept/a.png")).toBeDefined();
+    expect(await storage.removeStaleTemporaryFiles(3_600_000)).toBe(0);
+  });
+
   it("keeps objects as plain files with a JSON metadata file beside them, and no temporary files", async () => {
     const bytes = randomBytes(100);
     const stored = await storage.put("jobs/j1/0.png", bytes, { contentType: "image/png" });

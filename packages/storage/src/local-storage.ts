@@ -68,6 +68,11 @@ export interface LocalStorage extends ObjectStorage {
     signature: string | undefined,
     options?: VerifySignedUrlOptions,
   ): SignedUrlVerdict;
+  /**
+   * Deletes files in `tmp/` last written more than `olderThanMs` ago: writes a killed
+   * process never finished (they never became objects). Returns how many went.
+   */
+  removeStaleTemporaryFiles(olderThanMs: number): Promise<number>;
 }
 
 /** What is kept for each object, as JSON in `metadata/<key>`. */
@@ -260,6 +265,27 @@ export function createLocalStorage(options: LocalStorageOptions): LocalStorage {
 
   return {
     driver: "local",
+
+    async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(tempRoot, { withFileTypes: true });
+      } catch (error) {
+        if (isErrorCode(error, "ENOENT")) return 0;
+        throw error;
+      }
+      const cutoff = Date.now() - olderThanMs;
+      let removed = 0;
+      for (const entry of entries) {
+        if (!entry.isFile()) continue;
+        const file = path.join(tempRoot, entry.name);
+        const stats = await stat(file).catch(() => undefined);
+        if (stats === undefined || stats.mtimeMs >= cutoff) continue;
+        await rm(file, { force: true });
+        removed += 1;
+      }
+      return removed;
+    },
 
     async put(
       key: string,
