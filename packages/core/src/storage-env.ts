@@ -19,6 +19,8 @@ export const StorageEnv = z.object({
   /** For S3-compatible stores: MinIO `http://minio:9000`, R2 `https://<account>.r2.cloudflarestorage.com`. */
   S3_ENDPOINT: z.url().optional(),
   S3_FORCE_PATH_STYLE: BooleanFromString.default(false),
+  /** Where clients open image links when that differs from S3_ENDPOINT (MinIO in Docker: `http://localhost:9000`). */
+  S3_PUBLIC_ENDPOINT: z.url().optional(),
   S3_ACCESS_KEY_ID: z.string().min(1).optional(),
   S3_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   /** Create the bucket at start when it is missing. */

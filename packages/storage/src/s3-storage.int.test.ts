@@ -170,6 +170,28 @@ describe("s3 storage", () => {
     }
   });
 
+  it("signs links for the public endpoint when clients reach the store at another address", async () => {
+    const internal = new URL(s3rver.storageOptions.endpoint ?? "");
+    const publicEndpoint = `http://localhost:${internal.port}`;
+    const storage = createS3Storage({ ...s3rver.storageOptions, publicEndpoint });
+    try {
+      const key = `public/${randomUUID()}.png`;
+      const bytes = randomBytes(32);
+      await storage.put(key, bytes, { contentType: "image/png" });
+      const url = new URL(await storage.signedGetUrl(key, { expiresInSeconds: 60 }));
+      expect(url.host).toBe(`localhost:${internal.port}`);
+      expect(url.pathname).toBe(`/${s3rver.bucket}/${key}`);
+      const response = await fetch(url);
+      expect(response.status).toBe(200);
+      expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
+      expect(() => createS3Storage({ ...s3rver.storageOptions, publicEndpoint: "minio" })).toThrow(
+        /publicEndpoint must be an absolute URL/,
+      );
+    } finally {
+      await storage.close();
+    }
+  });
+
   it("refuses invalid options", () => {
     const base = s3rver.storageOptions;
     expect(() => createS3Storage({ ...base, bucket: "" })).toThrow(TypeError);

@@ -51,6 +51,12 @@ export interface S3StorageOptions {
   /** Address buckets as `<endpoint>/<bucket>` instead of `<bucket>.<endpoint>` (MinIO, R2, s3rver). */
   forcePathStyle?: boolean;
   /**
+   * Where clients reach the store, when it differs from `endpoint` (MinIO in Docker:
+   * `endpoint` `http://minio:9000` for genq, `publicEndpoint` `http://localhost:9000`
+   * for the links it hands out). Signed links are signed for this host.
+   */
+  publicEndpoint?: string;
+  /**
    * Static credentials; give both or neither. Without them the SDK's default chain
    * (instance role, shared config, ...) is used.
    */
@@ -109,6 +115,11 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     throw new TypeError("accessKeyId and secretAccessKey must be given together");
   }
+  if (options.publicEndpoint !== undefined && !URL.canParse(options.publicEndpoint)) {
+    throw new TypeError(
+      `publicEndpoint must be an absolute URL, got ${JSON.stringify(options.publicEndpoint)}`,
+    );
+  }
   if (!Number.isSafeInteger(partSize) || partSize < MIN_PART_SIZE_BYTES || partSize > MAX_PART_SIZE_BYTES) {
     throw new TypeError(`partSizeBytes must be an integer from ${MIN_PART_SIZE_BYTES} (5 MiB) to 5 GiB`);
   }
@@ -124,6 +135,11 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
     clientConfig.responseChecksumValidation = "WHEN_REQUIRED";
   }
   const client = new S3Client(clientConfig);
+  // A signature covers the host, so links for another address need a client of their own (it never sends).
+  const linkClient =
+    options.publicEndpoint === undefined
+      ? client
+      : new S3Client({ ...clientConfig, endpoint: options.publicEndpoint });
 
   async function putSingle(
     key: string,
@@ -323,7 +339,7 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
         Key: key,
         ...(filename === undefined ? {} : { ResponseContentDisposition: contentDisposition(filename) }),
       });
-      return getSignedUrl(client, command, { expiresIn: urlOptions.expiresInSeconds });
+      return getSignedUrl(linkClient, command, { expiresIn: urlOptions.expiresInSeconds });
     },
 
     async ensureReady(): Promise<void> {
@@ -362,6 +378,7 @@ export function createS3Storage(options: S3StorageOptions): S3Storage {
 
     async close(): Promise<void> {
       client.destroy();
+      if (linkClient !== client) linkClient.destroy();
     },
   };
 }

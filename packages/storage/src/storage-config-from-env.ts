@@ -15,6 +15,7 @@ export function storageConfigFromEnv(env: StorageEnv, options: { publicBaseUrl: 
       region: env.S3_REGION,
       ...(env.S3_ENDPOINT === undefined ? {} : { endpoint: env.S3_ENDPOINT }),
       forcePathStyle: env.S3_FORCE_PATH_STYLE,
+      ...(env.S3_PUBLIC_ENDPOINT === undefined ? {} : { publicEndpoint: env.S3_PUBLIC_ENDPOINT }),
       ...(env.S3_ACCESS_KEY_ID === undefined ? {} : { accessKeyId: env.S3_ACCESS_KEY_ID }),
       ...(env.S3_SECRET_ACCESS_KEY === undefined ? {} : { secretAccessKey: env.S3_SECRET_ACCESS_KEY }),
       createBucket: env.S3_CREATE_BUCKET,
