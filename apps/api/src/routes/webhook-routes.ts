@@ -97,6 +97,24 @@ function requireId(resource: string, id: string): string {
 export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutesOptions): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { webhooks, webhookAllowlist, webhookQueue } = app.genq;
+
+  /** A page of messages, newest first; a full page has a cursor to the next. */
+  async function messagePage(
+    filter: { userId: string; endpointId?: string; jobId?: string | undefined; batchId?: string | undefined },
+    cursor: string | undefined,
+    limit: number,
+  ) {
+    const page = await webhooks.listMessages({
+      ...filter,
+      cursor: cursor === undefined ? undefined : decodeCursor(cursor),
+      limit,
+    });
+    return {
+      object: "list" as const,
+      data: page.map(toWebhookMessageView),
+      nextCursor: page.length < limit ? null : encodeCursor(page.at(-1)?.id ?? null),
+    };
+  }
   const errors = { 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse };
 
   routes.post(
@@ -258,17 +276,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
       const userId = request.principal.userId;
       await webhooks.getEndpoint(userId, id);
       const { cursor, limit } = request.query;
-      const page = await webhooks.listMessages({
-        userId,
-        endpointId: id,
-        cursor: cursor === undefined ? undefined : decodeCursor(cursor),
-        limit,
-      });
-      return {
-        object: "list" as const,
-        data: page.map(toWebhookMessageView),
-        nextCursor: page.length < limit ? null : encodeCursor(page.at(-1)?.id ?? null),
-      };
+      return messagePage({ userId, endpointId: id }, cursor, limit);
     },
   );
 
@@ -316,18 +324,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
       const { cursor, limit, jobId, batchId } = request.query;
       const empty = { object: "list" as const, data: [], nextCursor: null };
       if ((jobId !== undefined && !isId(jobId)) || (batchId !== undefined && !isId(batchId))) return empty;
-      const page = await webhooks.listMessages({
-        userId: request.principal.userId,
-        jobId,
-        batchId,
-        cursor: cursor === undefined ? undefined : decodeCursor(cursor),
-        limit,
-      });
-      return {
-        object: "list" as const,
-        data: page.map(toWebhookMessageView),
-        nextCursor: page.length < limit ? null : encodeCursor(page.at(-1)?.id ?? null),
-      };
+      return messagePage({ userId: request.principal.userId, jobId, batchId }, cursor, limit);
     },
   );
 
