@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -282,6 +283,18 @@ export async function waitUntil(
   }
 }
 
+/** A port nothing listens on now (the OS picks it), for a server a test starts. */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** A private redis-server on a free port, for tests that flush or restart Redis. */
 export async function startPrivateRedis(): Promise<{
   url: string;
@@ -292,27 +305,42 @@ export async function startPrivateRedis(): Promise<{
   restart(): Promise<void>;
   stop(): Promise<void>;
 }> {
-  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  // Another process can take the port between the check and the bind: then try another.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startRedisOn(await freePort());
+    } catch (error) {
+      if (attempt >= 3) throw error;
+    }
+  }
+}
+
+async function startRedisOn(port: number) {
   const url = `redis://127.0.0.1:${port}`;
   const redis = new Redis(url, { lazyConnect: true, retryStrategy: () => 100, maxRetriesPerRequest: 1 });
   redis.on("error", () => {});
   let child: ChildProcess | undefined;
   const launch = async () => {
-    child = spawn(
+    const started = spawn(
       "redis-server",
       ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-      {
-        stdio: "ignore",
-      },
+      { stdio: "ignore" },
     );
+    child = started;
+    let exited = false;
+    started.once("exit", () => {
+      exited = true;
+    });
     await waitUntil(async () => {
+      // A server that could not bind exits at once; fail now instead of pinging for ten seconds.
+      if (exited) throw new Error(`redis-server exited at start on port ${port}`);
       try {
         if (redis.status === "wait" || redis.status === "end") await redis.connect().catch(() => {});
         return (await redis.ping()) === "PONG";
       } catch {
         return false;
       }
-    }, 10_000);
+    }, 15_000);
   };
   const kill = async () => {
     const current = child;
@@ -322,7 +350,13 @@ export async function startPrivateRedis(): Promise<{
       current.kill("SIGKILL");
     });
   };
-  await launch();
+  try {
+    await launch();
+  } catch (error) {
+    redis.disconnect();
+    await kill();
+    throw error;
+  }
   return {
     url,
     redis,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Harness } from "./harness.ts";
+import { freePort, Harness } from "./harness.ts";
 
 /** The value of one sample line `name{labels} value`, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -60,7 +60,7 @@ describe("Prometheus metrics", () => {
   });
 
   it("exposes the worker's job, provider and circuit figures on its health port", async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort();
     await harness.startInProcessWorker({ GENQ_WORKER_HEALTH_PORT: String(port) });
     const job = (await harness.submit(apiKey, { type: "text", input: { prompt: "measured" } })).json();
     expect((await harness.waitForJob(apiKey, job.id)).status).toBe("completed");

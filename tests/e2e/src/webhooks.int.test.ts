@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { WebhookRepository } from "@genq/db";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deleteKeys, Harness, waitUntil } from "./harness.ts";
+import { deleteKeys, freePort, Harness, waitUntil } from "./harness.ts";
 
 /** One POST a receiver got. */
 interface Received {
@@ -86,7 +86,7 @@ describe("webhooks", () => {
 
   beforeAll(async () => {
     await harness.start({ startWorker: false });
-    metricsPort = 20_000 + Math.floor(Math.random() * 20_000);
+    metricsPort = await freePort();
     await harness.startInProcessWorker({ GENQ_WORKER_HEALTH_PORT: String(metricsPort) });
     await receiver.start();
     ({ apiKey } = await harness.createUser());
