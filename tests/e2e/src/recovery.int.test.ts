@@ -141,10 +141,11 @@ describe("durability: crashes, shutdowns and lost Redis data", () => {
 
   it("runs a job whose retry was waiting in Redis when Redis lost its data", async () => {
     privateRedis = await startPrivateRedis();
-    harness = await new Harness({ redisUrl: privateRedis.url }).start();
-    const { apiKey } = await harness.createUser();
+    const system = await new Harness({ redisUrl: privateRedis.url }).start();
+    harness = system;
+    const { apiKey } = await system.createUser();
     const job = (
-      await harness.submit(apiKey, {
+      await system.submit(apiKey, {
         type: "text",
         input: {
           prompt: `retry then flush ${Date.now()}`,
@@ -157,7 +158,9 @@ describe("durability: crashes, shutdowns and lost Redis data", () => {
       job.id,
       (current) => current.attempts === 1 && current.status === "queued",
     );
-    expect(await harness.queues.state("text", job.id)).toBe("delayed");
+    // The row is queued once the retry is recorded; BullMQ moves the job to its delayed set
+    // when the processor returns, a moment later.
+    await waitUntil(async () => (await system.queues.state("text", job.id)) === "delayed", 10_000);
 
     await privateRedis.redis.flushall();
     // Age the row past the reconciler's grace period, and drop the fault injection:
