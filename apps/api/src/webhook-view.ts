@@ -1,5 +1,6 @@
 import type { WebhookEndpointRecord, WebhookMessageWithDeliveries } from "@genq/db";
 import { z } from "zod";
+import { listPage } from "./routes/page-cursor.ts";
 
 /** A webhook endpoint as the API shows it (its secret only on create and `GET .../secret`). */
 export const WebhookEndpointView = z
@@ -72,9 +73,7 @@ export const WebhookMessageView = z
 export type WebhookMessageView = z.infer<typeof WebhookMessageView>;
 
 /** A page of messages, newest first. */
-export const WebhookMessagePage = z
-  .object({ object: z.literal("list"), data: z.array(WebhookMessageView), nextCursor: z.string().nullable() })
-  .meta({ id: "WebhookMessagePage" });
+export const WebhookMessagePage = listPage(WebhookMessageView).meta({ id: "WebhookMessagePage" });
 
 /** The view of an endpoint. */
 export function toWebhookEndpointView(

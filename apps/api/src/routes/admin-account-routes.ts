@@ -14,7 +14,7 @@ import { publishApiKeyInvalidation } from "../api-key-cache.ts";
 import { ProviderCallView, toJobDetailView } from "../job-view.ts";
 import { type OperatorCredentials, requireOperator } from "../plugins/operator-auth.ts";
 import { ErrorResponse } from "./error-response.ts";
-import { decodeCursor, encodeCursor } from "./page-cursor.ts";
+import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
 
 const PlanName = z.enum(PLANS as readonly [Plan, ...Plan[]]);
 
@@ -103,11 +103,7 @@ const ApiKeySearchQuery = z
   })
   .strict();
 
-const UserPage = z.object({
-  object: z.literal("list"),
-  data: z.array(UserView),
-  nextCursor: z.string().nullable(),
-});
+const UserPage = listPage(UserView);
 const ApiKeyList = z.object({ object: z.literal("list"), data: z.array(ApiKeyView) });
 const CreatedUser = z.object({ user: UserView, key: ApiKeyView, apiKey: ApiKeySecret });
 const CreatedApiKey = z.object({ key: ApiKeyView, apiKey: ApiKeySecret });

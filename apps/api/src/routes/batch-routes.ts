@@ -34,7 +34,7 @@ import { checkImageUploads } from "../image-upload-check.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
-import { decodeCursor, encodeCursor } from "./page-cursor.ts";
+import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
 
 /** The largest batch request body by default (JSON, or the JSONL stream): 64 MiB. */
 export const DEFAULT_BATCH_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -89,16 +89,8 @@ const ResultsQuery = z
   })
   .strict();
 
-const BatchPage = z.object({
-  object: z.literal("list"),
-  data: z.array(BatchView),
-  nextCursor: z.string().nullable(),
-});
-const ResultsPage = z.object({
-  object: z.literal("list"),
-  data: z.array(BatchResultView),
-  nextCursor: z.string().nullable(),
-});
+const BatchPage = listPage(BatchView);
+const ResultsPage = listPage(BatchResultView);
 
 function requireBatchId(id: string): string {
   if (!isId(id)) throw new NotFoundError("batch", id);

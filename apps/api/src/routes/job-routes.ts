@@ -14,7 +14,7 @@ import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
-import { decodeCursor, encodeCursor } from "./page-cursor.ts";
+import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
 
 /** Options for {@link jobRoutes}. */
 export interface JobRoutesOptions {
@@ -43,11 +43,7 @@ const ListQuery = z
   })
   .strict();
 
-const JobPage = z.object({
-  object: z.literal("list"),
-  data: z.array(JobView),
-  nextCursor: z.string().nullable(),
-});
+const JobPage = listPage(JobView);
 
 function requireJobId(id: string): string {
   // A malformed id cannot name a job; answering 404 keeps it out of Postgres.

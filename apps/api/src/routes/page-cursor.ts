@@ -1,4 +1,5 @@
 import { GenqError, isId } from "@genq/core";
+import { z } from "zod";
 
 /** The opaque cursor of a list page: the last row's id, base64url-encoded. */
 export function encodeCursor(id: string | null): string | null {
@@ -14,4 +15,9 @@ export function decodeCursor(cursor: string): string {
     });
   }
   return id;
+}
+
+/** The schema of a cursor-paginated list of `item`s: `{object: "list", data, nextCursor}`. */
+export function listPage<Item extends z.ZodType>(item: Item) {
+  return z.object({ object: z.literal("list"), data: z.array(item), nextCursor: z.string().nullable() });
 }
