@@ -39,7 +39,9 @@ export type ApiKeyInvalidationListener = (target: ApiKeyInvalidation) => void;
  * revoking a key or changing its user is broadcast over Redis pub/sub and evicts
  * it in every API process. While the subscription is down (Redis restarting) the
  * cache is bypassed and emptied, because an invalidation may be missed then; the
- * TTL bounds staleness only for changes made outside the API (the CLI).
+ * TTL bounds staleness only for changes made outside the API (the CLI). Listeners
+ * ({@link ApiKeyCache.onInvalidation}) hear every invalidation, so open live-event
+ * streams can end when their key is revoked.
  */
 export class ApiKeyCache {
   readonly #entries = new Map<string, { principal: Principal; expiresAt: number }>();
