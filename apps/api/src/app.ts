@@ -65,12 +65,13 @@ export interface AppOptions {
   uploadLimitBytes?: number;
   /**
    * Live events (SSE): heartbeat interval (default 15 s), open streams per process
-   * (default 1,000), and the bounds of the streams this process writes (default
+   * (default 1,000) and per user across processes (default 20), and the bounds of the streams this process writes (default
    * 1,000 entries, one hour).
    */
   events?: {
     heartbeatMs?: number;
     maxStreams?: number;
+    maxStreamsPerUser?: number;
     maxLength?: number;
     retentionMs?: number;
     finishedRetentionMs?: number;
@@ -173,6 +174,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(eventRoutes, {
         heartbeatMs: options.events?.heartbeatMs,
         maxStreams: options.events?.maxStreams,
+        maxStreamsPerUser: options.events?.maxStreamsPerUser,
       });
       await v1.register(usageRoutes);
       await v1.register(webhookRoutes, { publicUrl: options.publicUrl ?? "" });

@@ -53,6 +53,11 @@ export const ApiEnv = CommonEnv.extend({
   GENQ_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   /** Live event streams one API process serves at once (each holds a Redis connection); more get 503. */
   GENQ_SSE_MAX_STREAMS: z.coerce.number().int().min(1).max(100_000).default(1_000),
+  /**
+   * Live event streams one user may hold open across every API process (counted in Redis;
+   * a crashed process's streams stop counting within a minute); more get 429 `rate_limited`.
+   */
+  GENQ_SSE_MAX_STREAMS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(20),
   /** Live events: about this many entries are kept per job or batch stream (as the workers'). */
   GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
   /** Live events: a stream expires this long after its last event (as the workers'). */

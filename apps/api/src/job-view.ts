@@ -1,4 +1,4 @@
-import { JobStatus, JobType, PRIORITY_NAMES, priorityName } from "@genq/core";
+import { JobStatus, JobType, PRIORITY_NAMES, priorityName, publicErrorMessage } from "@genq/core";
 import type { JobProviderCall, JobRecord } from "@genq/db";
 import { z } from "zod";
 
@@ -57,7 +57,12 @@ export const ProviderCallView = z
       .enum(["ok", "error", "skipped"])
       .describe("`skipped`: not called (circuit open, rate limited or no key available)"),
     errorCode: z.string().optional(),
-    errorMessage: z.string().optional(),
+    errorMessage: z
+      .string()
+      .optional()
+      .describe(
+        "The generic message of `errorCode` (operators see the provider's text in the admin call log)",
+      ),
     inputTokens: z.number().int().optional(),
     outputTokens: z.number().int().optional(),
   })
@@ -113,10 +118,22 @@ export function toJobDetailView(
   calls: readonly JobProviderCall[],
   baseUrl: string,
 ): JobDetailView {
-  return { ...toJobView(job, baseUrl), calls: calls.map(toProviderCallView) };
+  return { ...toJobView(job, baseUrl), calls: calls.map((call) => toProviderCallView(call)) };
 }
 
-function toProviderCallView(call: JobProviderCall): ProviderCallView {
+/**
+ * Builds the API view of one provider call. Users get `errorMessage` as the generic
+ * message of the call's code: a provider's text can name internal hosts or keys.
+ * Operators (`details: true`) get the text the provider answered.
+ */
+export function toProviderCallView(
+  call: JobProviderCall,
+  options: { details?: boolean } = {},
+): ProviderCallView {
+  const errorMessage =
+    call.errorCode === undefined || options.details === true
+      ? call.errorMessage
+      : publicErrorMessage(call.errorCode);
   return {
     attempt: call.jobAttempt,
     seq: call.seq,
@@ -127,7 +144,7 @@ function toProviderCallView(call: JobProviderCall): ProviderCallView {
     latencyMs: call.latencyMs,
     outcome: call.outcome,
     ...(call.errorCode === undefined ? {} : { errorCode: call.errorCode }),
-    ...(call.errorMessage === undefined ? {} : { errorMessage: call.errorMessage }),
+    ...(errorMessage === undefined ? {} : { errorMessage }),
     ...(call.inputTokens === undefined ? {} : { inputTokens: call.inputTokens }),
     ...(call.outputTokens === undefined ? {} : { outputTokens: call.outputTokens }),
   };

@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     events: {
       heartbeatMs: env.GENQ_SSE_HEARTBEAT_MS,
       maxStreams: env.GENQ_SSE_MAX_STREAMS,
+      maxStreamsPerUser: env.GENQ_SSE_MAX_STREAMS_PER_USER,
       maxLength: env.GENQ_EVENTS_MAX_LENGTH,
       retentionMs: env.GENQ_EVENTS_RETENTION_MS,
       finishedRetentionMs: env.GENQ_EVENTS_FINISHED_RETENTION_MS,

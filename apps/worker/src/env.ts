@@ -51,8 +51,19 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_PLANS: PlansFromJson.optional(),
   /** Encryption keys of users' own provider keys (the API's value); unset: jobs use system keys only. */
   GENQ_ENCRYPTION_KEYS: EncryptionKeysVariable.optional(),
-  /** How often housekeeping (asset retention) runs. */
+  /** How often housekeeping (asset and data retention) runs. */
   GENQ_MAINTENANCE_INTERVAL_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(3_600_000),
+  /**
+   * Data retention, in days (0 keeps forever): finished jobs, with their provider calls,
+   * stored images and finished batches. Usage records (the billing history) are kept.
+   */
+  GENQ_RETENTION_JOBS_DAYS: z.coerce.number().int().min(0).max(36_500).default(90),
+  /** Data retention: provider calls (the operators' call log), in days; 0 keeps them as long as their job. */
+  GENQ_RETENTION_PROVIDER_CALLS_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  /** Data retention: webhook messages no longer pending, with their delivery logs, in days; 0 keeps forever. */
+  GENQ_RETENTION_WEBHOOK_MESSAGES_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+  /** Data retention: uploaded images no unfinished job names, in days; 0 keeps forever. */
+  GENQ_RETENTION_UPLOADS_DAYS: z.coerce.number().int().min(0).max(36_500).default(7),
   GENQ_TEXT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(32),
   GENQ_IMAGE_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
   GENQ_ATTEMPT_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),

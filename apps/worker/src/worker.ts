@@ -7,6 +7,7 @@ import {
   createPrismaClient,
   JobRepository,
   pingDatabase,
+  RetentionRepository,
   UserProviderKeyRepository,
   WebhookRepository,
 } from "@genq/db";
@@ -21,6 +22,7 @@ import {
   startMaintenance,
   startWorkerPool,
   sweepExpiredAssets,
+  sweepExpiredData,
   type WorkerPool,
 } from "@genq/runner";
 import { createStorage, storageConfigFromEnv } from "@genq/storage";
@@ -45,6 +47,17 @@ async function observeCircuits(metrics: GenqMetrics, routing: WorkerRouter): Pro
       );
     }
   }
+}
+
+/** The data retention the environment asks for; undefined when it keeps everything. */
+function retentionPolicy(env: WorkerEnv) {
+  const policy = {
+    jobsDays: env.GENQ_RETENTION_JOBS_DAYS,
+    providerCallsDays: env.GENQ_RETENTION_PROVIDER_CALLS_DAYS,
+    webhookMessagesDays: env.GENQ_RETENTION_WEBHOOK_MESSAGES_DAYS,
+    uploadsDays: env.GENQ_RETENTION_UPLOADS_DAYS,
+  };
+  return Object.values(policy).some((days) => days > 0) ? policy : undefined;
 }
 
 /** A running worker process's parts. */
@@ -132,6 +145,7 @@ export async function startWorker(
   }
   const assets = new AssetRepository({ db });
   const quota = new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) });
+  const policy = retentionPolicy(env);
   const maintenance = await startMaintenance({
     redisUrl: env.REDIS_URL,
     prefix: env.GENQ_QUEUE_PREFIX,
@@ -152,6 +166,21 @@ export async function startWorker(
             },
           ]
         : []),
+      ...(policy === undefined
+        ? []
+        : [
+            {
+              name: "data-retention",
+              everyMs: env.GENQ_MAINTENANCE_INTERVAL_MS,
+              run: async () => ({
+                ...(await sweepExpiredData({
+                  retention: new RetentionRepository({ db }),
+                  storage,
+                  policy,
+                })),
+              }),
+            },
+          ]),
     ],
   });
   const metrics = new GenqMetrics({ process: "worker" });

@@ -12,6 +12,7 @@ export * from "./job-finished-hooks.ts";
 export * from "./job-repository.ts";
 export * from "./migrate.ts";
 export * from "./readiness.ts";
+export * from "./retention-repository.ts";
 export * from "./upload-repository.ts";
 export * from "./user-provider-key-repository.ts";
 export * from "./webhook-repository.ts";

@@ -365,6 +365,7 @@ export class JobRepository {
             id: newId(),
             userId: updated.userId,
             jobId: completion.jobId,
+            jobType: updated.type,
             attempt: completion.attempt,
             provider: completion.provider,
             model: completion.model,

@@ -8,3 +8,4 @@ export * from "./live-event.ts";
 export * from "./sse-format.ts";
 export * from "./sse-parser.ts";
 export * from "./stream-id.ts";
+export * from "./stream-slots.ts";

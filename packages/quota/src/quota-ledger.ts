@@ -555,14 +555,14 @@ export class QuotaLedger {
     const [rows, monthCost] = await Promise.all([
       this.#db.$queryRaw<UsageRow[]>`
         SELECT to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, u.provider, u.model,
-               j.type::text AS type, count(*)::int AS jobs,
+               u.job_type::text AS type, count(*)::int AS jobs,
                sum(u.input_tokens)::bigint AS input_tokens,
                sum(u.cached_input_tokens)::bigint AS cached_input_tokens,
                sum(u.output_tokens)::bigint AS output_tokens,
                sum(u.reasoning_tokens)::bigint AS reasoning_tokens,
                sum(u.images)::bigint AS images,
                sum(u.cost_micro_usd)::bigint AS cost_micro_usd
-          FROM usage_records u JOIN jobs j ON j.id = u.job_id
+          FROM usage_records u
          WHERE u.user_id = ${query.userId}::uuid
            AND u.created_at >= ${query.from.toISOString()}::timestamptz
            AND u.created_at < ${query.to.toISOString()}::timestamptz

@@ -1,5 +1,6 @@
 export * from "./asset-retention.ts";
 export * from "./batch-dispatcher.ts";
+export * from "./data-retention.ts";
 export * from "./job-image-store.ts";
 export * from "./job-processor.ts";
 export * from "./maintenance.ts";

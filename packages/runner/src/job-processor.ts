@@ -5,6 +5,7 @@ import {
   type StoredImage,
   TextJobInput,
   toChatMessages,
+  toPublicFailure,
 } from "@genq/core";
 import { type JobCompletion, type JobRecord, type JobRepository, uploadObjectKey } from "@genq/db";
 import { DeltaBuffer, type EventPublisher } from "@genq/events";
@@ -179,16 +180,19 @@ export function createJobProcessor(options: JobProcessorOptions) {
       }
       const failure = classify(error, timeout.aborted, options.attemptTimeoutMs);
       if (failure.code === "internal_error") log.error({ err: error }, "attempt failed unexpectedly");
+      // Users see the code and its generic message (job, batch results, webhooks, SSE all read
+      // the row); the provider's text stays in the call log and this log.
+      const shown = toPublicFailure(failure);
       const attempts = job.opts.attempts ?? 1;
       const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
       if (finalAttempt) {
-        await jobs.fail(jobId, failure, calls, record.attempts);
+        await jobs.fail(jobId, shown, calls, record.attempts);
         await releaseQuota(options, jobId, log);
         log.warn({ code: failure.code, retryable: failure.retryable }, `job failed: ${failure.message}`);
         // UnrecoverableError tells BullMQ not to spend the remaining attempts.
         throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      if (!(await jobs.recordRetry(jobId, failure, calls, record.attempts))) {
+      if (!(await jobs.recordRetry(jobId, shown, calls, record.attempts))) {
         await releaseQuota(options, jobId, log);
         log.info("job canceled after a failed attempt; not retrying");
         return { status: "canceled" };
@@ -200,7 +204,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
         object: "job",
         status: "queued",
         attempt: record.attempts,
-        error: { code: failure.code, message: failure.message },
+        error: shown,
       });
       throw failure;
     }

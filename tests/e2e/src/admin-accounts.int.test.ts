@@ -280,8 +280,13 @@ describe("admin API for users, API keys and job call logs", () => {
       inputTokens: expect.any(Number),
       outputTokens: expect.any(Number),
     });
-    // The same calls the job's owner sees.
-    expect(log.calls).toEqual(finished.calls);
+    // The calls the job's owner sees, with the provider's error text the owner gets only as a generic message.
+    const ownerCalls = finished.calls as Array<Record<string, unknown>>;
+    expect(log.calls.map(({ errorMessage: _text, ...call }) => call)).toEqual(
+      ownerCalls.map(({ errorMessage: _generic, ...call }) => call),
+    );
+    expect(log.calls[0]?.errorMessage).toBe("mock: simulated provider_unavailable");
+    expect(ownerCalls[0]?.errorMessage).toBe("The provider was unavailable; try again later.");
 
     const unknown = await admin("GET", `/jobs/${UNKNOWN_ID}/calls`);
     expect(unknown.statusCode).toBe(404);

@@ -171,7 +171,8 @@ describe("API validation, limits and operator surfaces", () => {
         latencyMs: 120,
         outcome: "error",
         errorCode: "rate_limited",
-        errorMessage: "429 Too Many Requests",
+        // Users get the code's generic message; the provider's text is in the admin call log.
+        errorMessage: "The provider is rate limiting requests; try again later.",
       },
       {
         attempt: 2,
@@ -192,7 +193,8 @@ describe("API validation, limits and operator surfaces", () => {
         latencyMs: 120,
         outcome: "error",
         errorCode: "rate_limited",
-        errorMessage: "429 Too Many Requests",
+        // Users get the code's generic message; the provider's text is in the admin call log.
+        errorMessage: "The provider is rate limiting requests; try again later.",
       },
     ]);
     const list = await harness.app.inject({

@@ -11,7 +11,7 @@ import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { publishApiKeyInvalidation } from "../api-key-cache.ts";
-import { ProviderCallView, toJobDetailView } from "../job-view.ts";
+import { ProviderCallView, toProviderCallView } from "../job-view.ts";
 import { type OperatorCredentials, requireOperator } from "../plugins/operator-auth.ts";
 import { ErrorResponse } from "./error-response.ts";
 import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
@@ -356,8 +356,8 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
       const id = requireId("job", request.params.id);
       const job = await jobs.find(id);
       if (job === null) throw new NotFoundError("job", id);
-      // The same call view as GET /v1/jobs/:id, so users and operators read one format.
-      const { calls } = toJobDetailView(job, await jobs.listCalls(id), "");
+      // The format of GET /v1/jobs/:id, with the providers' error text users do not get.
+      const calls = (await jobs.listCalls(id)).map((call) => toProviderCallView(call, { details: true }));
       return { jobId: job.id, userId: job.userId, status: job.status, calls };
     },
   );

@@ -10,7 +10,7 @@ const GROUP_COLUMNS = {
   provider: Prisma.sql`u.provider`,
   model: Prisma.sql`u.provider || '/' || u.model`,
   day: Prisma.sql`to_char(u.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
-  type: Prisma.sql`j.type::text`,
+  type: Prisma.sql`u.job_type::text`,
 } as const;
 
 const Query = z
@@ -90,7 +90,6 @@ export async function adminUsageRoutes(app: FastifyInstance, options: OperatorCr
                coalesce(sum(u.images), 0)::bigint AS images,
                coalesce(sum(u.cost_micro_usd), 0)::bigint AS cost_micro_usd
           FROM usage_records u
-          JOIN jobs j ON j.id = u.job_id
           JOIN users us ON us.id = u.user_id
          WHERE u.created_at >= ${from} AND u.created_at < ${to}
          GROUP BY 1

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { GenqError, isId, NotFoundError } from "@genq/core";
 import { batchCounts, FINISHED_JOB_SELECT, jobFinishedEvents, toFinishedJob } from "@genq/db";
 import {
@@ -7,11 +8,13 @@ import {
   isStreamId,
   runEventSession,
   STREAM_START,
+  StreamSlots,
 } from "@genq/events";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
 import { z } from "zod";
+import { type ApiKeyInvalidation, apiKeyCacheOf } from "../api-key-cache.ts";
 import { ErrorResponse } from "./error-response.ts";
 
 /** Options for {@link eventRoutes}. */
@@ -24,6 +27,14 @@ export interface EventRoutesOptions {
    * ideally against another API instance). Default 1,000.
    */
   maxStreams?: number | undefined;
+  /**
+   * Open streams one user holds at most, across every API process (leases in Redis that
+   * lapse after `streamLeaseMs` when a process dies). Beyond it, new streams get 429
+   * `rate_limited`. Default 20.
+   */
+  maxStreamsPerUser?: number | undefined;
+  /** How long a stream's per-user slot outlives a process that stopped renewing it. Default 60 s. */
+  streamLeaseMs?: number | undefined;
   /** The reconnection delay sent to clients (`retry:`), in milliseconds. Default 3 s. */
   retryMs?: number | undefined;
 }
@@ -48,6 +59,7 @@ const STREAM_RESPONSES = {
   400: ErrorResponse,
   401: ErrorResponse,
   404: ErrorResponse,
+  429: ErrorResponse,
   503: ErrorResponse,
 };
 
@@ -64,7 +76,8 @@ const SSE_HEADERS = {
  * `GET /batches/:id/events`. Events come from the per-job and per-batch Redis
  * streams that workers and APIs publish to (any process may publish, any API
  * instance may serve the client); entry ids are the SSE ids, so `Last-Event-ID`
- * resumes without gaps or duplicates. The stream ends after the terminal event.
+ * resumes without gaps or duplicates. The stream ends after the terminal event, and
+ * within moments of its API key being revoked or its user disabled.
  * Written by hand on the raw response (hijacked): a few lines, full control of
  * flushing and backpressure.
  */
@@ -72,6 +85,12 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const maxStreams = options.maxStreams ?? 1_000;
   const retryMs = options.retryMs ?? 3_000;
+  const slots = new StreamSlots({
+    redis: app.genq.redis,
+    prefix: app.genq.events.log.prefix,
+    perUser: options.maxStreamsPerUser ?? 20,
+    ...(options.streamLeaseMs === undefined ? {} : { leaseMs: options.streamLeaseMs }),
+  });
   const routes = app.withTypeProvider<ZodTypeProvider>();
   /** Stops of the open streams, so the server can close while clients are connected. */
   const open = new Set<() => void>();
@@ -96,14 +115,15 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
       );
     }
     const { log } = app.genq.events;
+    const { principal } = request;
+    const slotId = randomUUID();
+    await takeSlot(slots, principal.userId, slotId);
     let reader: Redis;
     try {
       reader = await log.openReader("genq-sse");
     } catch (error) {
-      throw new GenqError("service_unavailable", "live events are unavailable: Redis cannot be reached", {
-        retryable: true,
-        cause: error,
-      });
+      await slots.release(principal.userId, slotId).catch(() => {});
+      throw unavailable(error);
     }
     reply.hijack();
     const raw = reply.raw;
@@ -115,6 +135,27 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
     };
     open.add(stop);
     raw.on("close", stop);
+    const renewal = setInterval(() => {
+      slots.renew(principal.userId, slotId).catch((error: unknown) => {
+        request.log.warn({ err: error }, "could not renew a live stream's slot");
+      });
+    }, slots.leaseMs / 3);
+    renewal.unref();
+    // A revoked key or a disabled user ends the stream; other user changes (a plan) do not.
+    const stopWatching = apiKeyCacheOf(app.server)?.onInvalidation((target) => {
+      if (!concerns(target, principal)) return;
+      stillAllowed(app, principal.apiKeyId).then(
+        (allowed) => {
+          if (allowed) return;
+          request.log.info(
+            { apiKeyId: principal.apiKeyId },
+            "live stream closed: API key revoked or user disabled",
+          );
+          stop();
+        },
+        (error: unknown) => request.log.warn({ err: error }, "could not check a live stream's API key"),
+      );
+    });
     raw.writeHead(200, { ...SSE_HEADERS, "x-request-id": request.id });
     const send = async (text: string) => {
       if (controller.signal.aborted || raw.writableEnded) return;
@@ -145,6 +186,11 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
       // A closed client or a lost Redis connection: the client reconnects with Last-Event-ID.
       if (!controller.signal.aborted) request.log.warn({ err: error }, "live event stream ended by an error");
     } finally {
+      clearInterval(renewal);
+      stopWatching?.();
+      await slots.release(principal.userId, slotId).catch((error: unknown) => {
+        request.log.warn({ err: error }, "could not release a live stream's slot (it lapses by itself)");
+      });
       open.delete(stop);
       raw.off("close", stop);
       reader.disconnect();
@@ -223,6 +269,44 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
       });
     },
   );
+}
+
+function unavailable(cause: unknown): GenqError {
+  return new GenqError("service_unavailable", "live events are unavailable: Redis cannot be reached", {
+    retryable: true,
+    cause,
+  });
+}
+
+/** Takes one of the user's stream slots, or refuses with 429 naming the limit. */
+async function takeSlot(slots: StreamSlots, userId: string, slotId: string): Promise<void> {
+  let taken: boolean;
+  try {
+    taken = await slots.acquire(userId, slotId);
+  } catch (error) {
+    throw unavailable(error);
+  }
+  if (taken) return;
+  throw new GenqError(
+    "rate_limited",
+    `you have ${slots.perUser} live event streams open, the most one user may hold; close one (or reuse a batch stream) before opening another`,
+    { retryable: true, details: { limit: "sse_streams_per_user", maxStreams: slots.perUser } },
+  );
+}
+
+/** Whether an invalidation may be about this stream's key (`{}` may be about any). */
+function concerns(target: ApiKeyInvalidation, principal: { userId: string; apiKeyId: string }): boolean {
+  if (target.apiKeyId === undefined && target.userId === undefined) return true;
+  return target.apiKeyId === principal.apiKeyId || target.userId === principal.userId;
+}
+
+/** True while the key is not revoked and its user not disabled. */
+async function stillAllowed(app: FastifyInstance, apiKeyId: string): Promise<boolean> {
+  const key = await app.genq.db.apiKey.findUnique({
+    where: { id: apiKeyId },
+    select: { revokedAt: true, user: { select: { disabledAt: true } } },
+  });
+  return key !== null && key.revokedAt === null && key.user.disabledAt === null;
 }
 
 /** Where to resume: the `Last-Event-ID` header, else `?lastEventId=`, else the start of the stream. */
