@@ -75,7 +75,7 @@ export async function benchRouterOverhead(options: {
         callTimeoutMs: 10_000,
         deadlineMs: 30_000,
       },
-      breaker: { failureThreshold: 5, windowMs: 60_000, openMs: 30_000, halfOpenProbes: 1 },
+      breaker: { failureThreshold: 5, windowMs: 60_000, openMs: 30_000, halfOpenProbes: 1, keyRetryMs: 600_000 },
       prices: createPriceCatalog(
         [
           {

@@ -78,7 +78,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
     redis: app.genq.redis,
     prefix: app.genq.queues.prefix,
     // Only read here; the workers apply their configured policy.
-    breaker: () => ({ failureThreshold: 1, windowMs: 1, openMs: 1, halfOpenProbes: 1 }),
+    breaker: () => ({ failureThreshold: 1, windowMs: 1, openMs: 1, halfOpenProbes: 1, keyRetryMs: 1 }),
   });
 
   async function catalogOrThrow() {

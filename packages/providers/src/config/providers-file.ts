@@ -22,6 +22,7 @@ export const DEFAULT_BREAKER_POLICY: Readonly<BreakerPolicy> = {
   windowMs: 60_000,
   openMs: 30_000,
   halfOpenProbes: 1,
+  keyRetryMs: 600_000,
 };
 
 /** The model a mock provider offers when its entry lists none. */
@@ -277,6 +278,8 @@ const BreakerInput = z.strictObject({
   windowMs: PositiveInteger.optional(),
   openMs: PositiveInteger.optional(),
   halfOpenProbes: PositiveInteger.optional(),
+  /** How long a key that failed authentication or ran out of credit rests before one call probes it. */
+  keyRetryMs: PositiveInteger.optional(),
 });
 
 const ProvidersFileShape = z.strictObject({

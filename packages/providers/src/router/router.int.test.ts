@@ -38,7 +38,7 @@ const RETRY: RetryPolicy = {
   callTimeoutMs: 5_000,
   deadlineMs: 20_000,
 };
-const BREAKER: BreakerPolicy = { failureThreshold: 3, windowMs: 60_000, openMs: 400, halfOpenProbes: 1 };
+const BREAKER: BreakerPolicy = { failureThreshold: 3, windowMs: 60_000, openMs: 400, halfOpenProbes: 1, keyRetryMs: 60_000 };
 
 interface KeySpec {
   id: string;
