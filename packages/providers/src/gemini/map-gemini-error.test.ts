@@ -61,7 +61,12 @@ describe("mapGeminiError", () => {
       "auth_failed",
       false,
     ],
-    [403, { status: "PERMISSION_DENIED", message: "The caller does not have permission" }, "invalid_request", false],
+    [
+      403,
+      { status: "PERMISSION_DENIED", message: "The caller does not have permission" },
+      "invalid_request",
+      false,
+    ],
     [
       403,
       {

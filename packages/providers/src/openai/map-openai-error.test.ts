@@ -18,12 +18,20 @@ describe("mapOpenAIError", () => {
     [401, {}, "auth_failed", false],
     [
       401,
-      { message: "You have insufficient permissions for this operation. Missing scopes: api.model.images.request." },
+      {
+        message:
+          "You have insufficient permissions for this operation. Missing scopes: api.model.images.request.",
+      },
       "invalid_request",
       false,
     ],
     [403, {}, "invalid_request", false],
-    [403, { code: "unsupported_country_region_territory", type: "request_forbidden" }, "invalid_request", false],
+    [
+      403,
+      { code: "unsupported_country_region_territory", type: "request_forbidden" },
+      "invalid_request",
+      false,
+    ],
     [404, { code: "model_not_found" }, "invalid_request", false],
     [404, {}, "invalid_request", false],
     [422, {}, "invalid_request", false],

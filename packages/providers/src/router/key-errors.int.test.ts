@@ -1,8 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import anthropicAuthentication from "../anthropic/__fixtures__/error-authentication.json" with { type: "json" };
-import anthropicCreditBalance from "../anthropic/__fixtures__/error-credit-balance.json" with { type: "json" };
+import anthropicAuthentication from "../anthropic/__fixtures__/error-authentication.json" with {
+  type: "json",
+};
+import anthropicCreditBalance from "../anthropic/__fixtures__/error-credit-balance.json" with {
+  type: "json",
+};
 import anthropicNotFound from "../anthropic/__fixtures__/error-not-found.json" with { type: "json" };
 import anthropicPermission from "../anthropic/__fixtures__/error-permission.json" with { type: "json" };
 import { createAnthropicProvider } from "../anthropic/index.ts";
@@ -14,7 +18,9 @@ import geminiPermissionDenied from "../gemini/__fixtures__/error-permission-deni
   type: "json",
 };
 import { createGeminiProvider } from "../gemini/index.ts";
-import openAIInsufficientQuota from "../openai/__fixtures__/error-insufficient-quota.json" with { type: "json" };
+import openAIInsufficientQuota from "../openai/__fixtures__/error-insufficient-quota.json" with {
+  type: "json",
+};
 import openAIInvalidApiKey from "../openai/__fixtures__/error-invalid-api-key.json" with { type: "json" };
 import openAIMissingScopes from "../openai/__fixtures__/error-missing-scopes.json" with { type: "json" };
 import openAIModelNotFound from "../openai/__fixtures__/error-model-not-found.json" with { type: "json" };
@@ -72,10 +78,34 @@ const REQUEST_SCOPED: ErrorCase[] = [
     body: openAIOrganizationNotVerified,
     code: "invalid_request",
   },
-  { family: "openai", name: "401 missing scopes", status: 401, body: openAIMissingScopes, code: "invalid_request" },
-  { family: "openai", name: "404 model_not_found", status: 404, body: openAIModelNotFound, code: "invalid_request" },
-  { family: "anthropic", name: "403 permission_error", status: 403, body: anthropicPermission, code: "invalid_request" },
-  { family: "anthropic", name: "404 not_found_error", status: 404, body: anthropicNotFound, code: "invalid_request" },
+  {
+    family: "openai",
+    name: "401 missing scopes",
+    status: 401,
+    body: openAIMissingScopes,
+    code: "invalid_request",
+  },
+  {
+    family: "openai",
+    name: "404 model_not_found",
+    status: 404,
+    body: openAIModelNotFound,
+    code: "invalid_request",
+  },
+  {
+    family: "anthropic",
+    name: "403 permission_error",
+    status: 403,
+    body: anthropicPermission,
+    code: "invalid_request",
+  },
+  {
+    family: "anthropic",
+    name: "404 not_found_error",
+    status: 404,
+    body: anthropicNotFound,
+    code: "invalid_request",
+  },
   {
     family: "gemini",
     name: "403 PERMISSION_DENIED on a model",
@@ -83,11 +113,23 @@ const REQUEST_SCOPED: ErrorCase[] = [
     body: geminiPermissionDenied,
     code: "invalid_request",
   },
-  { family: "gemini", name: "404 NOT_FOUND model", status: 404, body: geminiModelNotFound, code: "invalid_request" },
+  {
+    family: "gemini",
+    name: "404 NOT_FOUND model",
+    status: 404,
+    body: geminiModelNotFound,
+    code: "invalid_request",
+  },
 ];
 
 const KEY_SCOPED: ErrorCase[] = [
-  { family: "openai", name: "401 invalid_api_key", status: 401, body: openAIInvalidApiKey, code: "auth_failed" },
+  {
+    family: "openai",
+    name: "401 invalid_api_key",
+    status: 401,
+    body: openAIInvalidApiKey,
+    code: "auth_failed",
+  },
   {
     family: "openai",
     name: "429 insufficient_quota",
@@ -95,7 +137,13 @@ const KEY_SCOPED: ErrorCase[] = [
     body: openAIInsufficientQuota,
     code: "credit_exhausted",
   },
-  { family: "anthropic", name: "401 authentication_error", status: 401, body: anthropicAuthentication, code: "auth_failed" },
+  {
+    family: "anthropic",
+    name: "401 authentication_error",
+    status: 401,
+    body: anthropicAuthentication,
+    code: "auth_failed",
+  },
   {
     family: "anthropic",
     name: "400 credit balance too low",
@@ -103,8 +151,20 @@ const KEY_SCOPED: ErrorCase[] = [
     body: anthropicCreditBalance,
     code: "credit_exhausted",
   },
-  { family: "gemini", name: "400 API_KEY_INVALID", status: 400, body: geminiApiKeyInvalid, code: "auth_failed" },
-  { family: "gemini", name: "403 API key leaked", status: 403, body: geminiApiKeyLeaked, code: "auth_failed" },
+  {
+    family: "gemini",
+    name: "400 API_KEY_INVALID",
+    status: 400,
+    body: geminiApiKeyInvalid,
+    code: "auth_failed",
+  },
+  {
+    family: "gemini",
+    name: "403 API key leaked",
+    status: 403,
+    body: geminiApiKeyLeaked,
+    code: "auth_failed",
+  },
   {
     family: "gemini",
     name: "429 prepayment credits depleted",
@@ -191,8 +251,20 @@ describe("which provider errors take a system key out of rotation", () => {
             type: family satisfies ProviderType,
             acceptsUserKeys: false,
             keys: [
-              { id: "main", priority: 1, limits: {}, client: client(family, "sk-main-key-0001"), hint: "…0001" },
-              { id: "spare", priority: 2, limits: {}, client: client(family, "sk-spare-key-0002"), hint: "…0002" },
+              {
+                id: "main",
+                priority: 1,
+                limits: {},
+                client: client(family, "sk-main-key-0001"),
+                hint: "…0001",
+              },
+              {
+                id: "spare",
+                priority: 2,
+                limits: {},
+                client: client(family, "sk-spare-key-0002"),
+                hint: "…0002",
+              },
             ],
             models: new Map([[model, { id: model, capabilities: ["text" as const], zeroCost: true }]]),
             defaultModel: model,
@@ -200,7 +272,14 @@ describe("which provider errors take a system key out of rotation", () => {
         ],
       ]),
       routes: new Map([
-        ["default", { name: "default", strategy: "priority", targets: [{ provider: family, model, weight: 1, tier: 0 }] }],
+        [
+          "default",
+          {
+            name: "default",
+            strategy: "priority",
+            targets: [{ provider: family, model, weight: 1, tier: 0 }],
+          },
+        ],
       ]),
       defaultRoute: "default",
       retry: RETRY,
@@ -217,7 +296,9 @@ describe("which provider errors take a system key out of rotation", () => {
   /** Answers every call on the main key with `errorCase`; the spare key works. */
   function failMainKeyWith(errorCase: ErrorCase): void {
     servers[errorCase.family].setHandler((request) =>
-      keyOf(request.headers) === "sk-main-key-0001" ? { status: errorCase.status, body: errorCase.body } : undefined,
+      keyOf(request.headers) === "sk-main-key-0001"
+        ? { status: errorCase.status, body: errorCase.body }
+        : undefined,
     );
   }
 

@@ -5,7 +5,13 @@ import type { AcquireRequest, AcquireResult, BreakerPolicy, KeyLimits, ReleaseRe
 import { RedisRouterState } from "./redis-router-state.ts";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const BREAKER: BreakerPolicy = { failureThreshold: 3, windowMs: 10_000, openMs: 5_000, halfOpenProbes: 1, keyRetryMs: 600_000 };
+const BREAKER: BreakerPolicy = {
+  failureThreshold: 3,
+  windowMs: 10_000,
+  openMs: 5_000,
+  halfOpenProbes: 1,
+  keyRetryMs: 600_000,
+};
 const TARGET = { provider: "openai", model: "gpt-4o-mini" };
 /** The admission margin the states here run with, so the expected waits read plainly. */
 const MARGIN = 2_000;
@@ -327,7 +333,9 @@ describe("RedisRouterState", () => {
 
       await second.resetKey("openai", "main");
       expect(await keyIds(first, keys, 1)).toEqual(["main"]);
-      expect((await first.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe("ok");
+      expect((await first.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+        "ok",
+      );
     });
 
     describe("after an exhausted key's retry time", () => {
@@ -351,13 +359,17 @@ describe("RedisRouterState", () => {
         expect(probe.result).toEqual({ ok: true, keyId: "main", probe: false });
         // While the probe runs, every other process keeps off the key.
         expect(await keyIds(second, keys, 3)).toEqual(["backup", "backup", "backup"]);
-        expect((await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]).toMatchObject({
-          state: "exhausted",
-          reason: "auth_failed: 401 invalid_api_key",
-        });
+        expect((await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]).toMatchObject(
+          {
+            state: "exhausted",
+            reason: "auth_failed: 401 invalid_api_key",
+          },
+        );
 
         await probe.release();
-        expect((await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe("ok");
+        expect((await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "ok",
+        );
         expect(await keyIds(second, keys, 2)).toEqual(["main", "main"]);
       });
 
@@ -396,7 +408,9 @@ describe("RedisRouterState", () => {
         // Still on probation: a concurrent call keeps off it.
         expect(await keyIds(state, keys, 1)).toEqual(["backup"]);
         await next.release();
-        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe("ok");
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "ok",
+        );
       });
 
       it("lets another call probe once a dead worker's probe lease ends", async () => {
@@ -431,7 +445,9 @@ describe("RedisRouterState", () => {
         const probe = await acquire(state, keys);
         expect(probe.result).toMatchObject({ ok: true, keyId: "main" });
         await probe.release();
-        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe("ok");
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "ok",
+        );
       });
     });
 
