@@ -60,8 +60,20 @@ export interface ProviderDeployment {
   models: Map<string, ModelSpec>;
   /** The model used when a job names this provider and no model. */
   defaultModel?: string;
-  /** An adapter for another API key of this provider (a user's own key), configured like the others. */
+  /**
+   * Whether jobs may run on users' own keys (BYO) here. Only an upstream that
+   * checks the key and bills its owner may accept them; the providers file refuses
+   * it for the mock, keyless servers and providers whose auth sits in operator
+   * headers. The router calls a user's client only on a provider that accepts them.
+   */
+  acceptsUserKeys: boolean;
+  /**
+   * An adapter for a user's own key, configured like the others but without the
+   * operator's `headers` and `organization`. Present only when `acceptsUserKeys`.
+   */
   clientForKey?: (apiKey: string) => Provider;
+  /** Per-user limits of calls on users' own keys (each user's key has its own window). */
+  userKeyLimits?: KeyLimits;
 }
 
 /** One provider+model a route can send a call to. */
