@@ -454,7 +454,7 @@ export class ProviderRouter {
               // Every key is out of credit or failed authentication: only an operator can fix that.
               lastError ??= new GenqError(
                 "credit_exhausted",
-                `every key of ${target.provider} is out of credit or failed authentication; an operator can reset them (POST /v1/admin/providers/${target.provider}/keys/:keyId/reset)`,
+                `every key of ${target.provider} is out of credit or failed authentication; each is tried again after the key retry time, or an operator can reset it (POST /v1/admin/providers/${target.provider}/keys/:keyId/reset)`,
                 { details: { provider: target.provider } },
               );
             }
