@@ -43,6 +43,7 @@ export async function benchRouterOverhead(options: {
           {
             name: "openai",
             type: "openai",
+            acceptsUserKeys: false,
             keys: [
               // Limits far above the load, so every call runs the limit script without being refused.
               { id: "a", priority: 1, limits: { rpm: 10_000_000, tpm: 1_000_000_000 }, client, hint: "…" },
@@ -75,7 +76,13 @@ export async function benchRouterOverhead(options: {
         callTimeoutMs: 10_000,
         deadlineMs: 30_000,
       },
-      breaker: { failureThreshold: 5, windowMs: 60_000, openMs: 30_000, halfOpenProbes: 1 },
+      breaker: {
+        failureThreshold: 5,
+        windowMs: 60_000,
+        openMs: 30_000,
+        halfOpenProbes: 1,
+        keyRetryMs: 600_000,
+      },
       prices: createPriceCatalog(
         [
           {

@@ -21,6 +21,15 @@ describe("loadWorkerEnv", () => {
     expect(() => loadWorkerEnv({ GENQ_DEFAULT_PROVIDER: "openai" })).toThrow(/OPENAI_API_KEY: is required/);
   });
 
+  it("accepts users' own keys on no provider unless GENQ_BYO_PROVIDERS names it, and never on the mock", () => {
+    expect(loadWorkerEnv({}).GENQ_BYO_PROVIDERS).toEqual([]);
+    expect(loadWorkerEnv({ GENQ_BYO_PROVIDERS: "openai, gemini" }).GENQ_BYO_PROVIDERS).toEqual([
+      "openai",
+      "gemini",
+    ]);
+    expect(() => loadWorkerEnv({ GENQ_BYO_PROVIDERS: "mock" })).toThrow(/GENQ_BYO_PROVIDERS/);
+  });
+
   it("names a non-numeric concurrency", () => {
     expect(() => loadWorkerEnv({ GENQ_TEXT_CONCURRENCY: "lots" })).toThrow(/GENQ_TEXT_CONCURRENCY/);
   });

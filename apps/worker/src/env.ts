@@ -115,6 +115,22 @@ export const WorkerEnv = CommonEnv.extend({
   GEMINI_API_KEY: z.string().min(1).optional(),
   GEMINI_BASE_URL: z.url().optional(),
   GEMINI_DEFAULT_MODEL: z.string().min(1).default("gemini-2.5-flash"),
+  /**
+   * Without a providers file: the providers (openai, anthropic, gemini; comma-separated) on which users may
+   * run jobs on their own keys (BYO). Default none. With a providers file, its `acceptsUserKeys` decides.
+   */
+  GENQ_BYO_PROVIDERS: z
+    .string()
+    .transform((value) =>
+      value
+        .split(",")
+        .map((name) => name.trim())
+        .filter((name) => name !== ""),
+    )
+    .pipe(
+      z.array(z.enum(["openai", "anthropic", "gemini"], { error: "must list openai, anthropic or gemini" })),
+    )
+    .default([]),
   /** Serve repeated deterministic text requests (`temperature: 0` or `cache: true`) from the result cache. */
   GENQ_RESULT_CACHE_ENABLED: BooleanFromString.default(true),
   /** How long a cached text result is served. */

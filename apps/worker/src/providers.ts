@@ -142,6 +142,7 @@ function providerSettingsFromEnv(env: WorkerEnv) {
             apiKey: env.OPENAI_API_KEY,
             defaultModel: env.OPENAI_DEFAULT_MODEL,
             ...(env.OPENAI_BASE_URL === undefined ? {} : { baseUrl: env.OPENAI_BASE_URL }),
+            ...(env.GENQ_BYO_PROVIDERS.includes("openai") ? { acceptsUserKeys: true } : {}),
           },
         }),
     ...(env.ANTHROPIC_API_KEY === undefined
@@ -151,6 +152,7 @@ function providerSettingsFromEnv(env: WorkerEnv) {
             apiKey: env.ANTHROPIC_API_KEY,
             defaultModel: env.ANTHROPIC_DEFAULT_MODEL,
             ...(env.ANTHROPIC_BASE_URL === undefined ? {} : { baseUrl: env.ANTHROPIC_BASE_URL }),
+            ...(env.GENQ_BYO_PROVIDERS.includes("anthropic") ? { acceptsUserKeys: true } : {}),
           },
         }),
     ...(env.GEMINI_API_KEY === undefined
@@ -160,6 +162,7 @@ function providerSettingsFromEnv(env: WorkerEnv) {
             apiKey: env.GEMINI_API_KEY,
             defaultModel: env.GEMINI_DEFAULT_MODEL,
             ...(env.GEMINI_BASE_URL === undefined ? {} : { baseUrl: env.GEMINI_BASE_URL }),
+            ...(env.GENQ_BYO_PROVIDERS.includes("gemini") ? { acceptsUserKeys: true } : {}),
           },
         }),
   };

@@ -14,7 +14,6 @@ import {
   BYO_KEY_ID,
   detectImageMediaType,
   estimateTokens,
-  type Provider,
   type ProviderRouter,
   type ResultCache,
   type RouteCallOptions,
@@ -22,6 +21,7 @@ import {
   type RoutedCall,
   RouteFailedError,
   resolveTargets,
+  type UserKeyClient,
 } from "@genq/providers";
 import {
   chargedTextTokens,
@@ -552,9 +552,11 @@ function observeCalls(metrics: GenqMetrics | undefined, calls: readonly RoutedCa
 }
 
 /**
- * Clients on the user's own keys for the providers the job may be routed to.
- * `coversAll`: every candidate has one, so the job cannot touch a system key and
- * reserves nothing against the system quota.
+ * Clients on the user's own keys for the providers the job may be routed to, on
+ * providers that accept user keys only (elsewhere a stored key is ignored and the
+ * job runs, and is charged, on the system's keys). `coversAll`: every candidate
+ * has one, so the job cannot touch a system key and reserves nothing against the
+ * system quota.
  */
 async function userKeyClients(
   options: JobProcessorOptions,
@@ -572,11 +574,13 @@ async function userKeyClients(
   } catch {
     return none; // not routable: the router call itself fails with the reason
   }
-  const clients = new Map<string, Provider>();
+  const clients = new Map<string, UserKeyClient>();
   for (const provider of providers) {
+    const deployment = config.providers.get(provider);
+    if (deployment?.acceptsUserKeys !== true || deployment.clientForKey === undefined) continue;
     const apiKey = await options.userKeys.openForJob(record.userId, provider);
-    const client = apiKey === undefined ? undefined : config.providers.get(provider)?.clientForKey?.(apiKey);
-    if (client !== undefined) clients.set(provider, client);
+    if (apiKey === undefined) continue;
+    clients.set(provider, { client: deployment.clientForKey(apiKey), ownerId: record.userId });
   }
   if (clients.size === 0) return none;
   return { clientFor: (provider) => clients.get(provider), coversAll: clients.size === providers.length };

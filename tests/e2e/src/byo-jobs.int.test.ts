@@ -18,6 +18,7 @@ describe("jobs on a user's own provider key", () => {
         GENQ_ENCRYPTION_KEYS: KEYS,
         OPENAI_API_KEY: "sk-system-key-0000",
         OPENAI_BASE_URL: server.url,
+        GENQ_BYO_PROVIDERS: "openai",
       },
     }).start();
   });

@@ -35,7 +35,14 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
 
   beforeAll(async () => {
     // The worker publishes the router catalog the API checks provider names against.
-    harness = await new Harness().start();
+    // The worker's OpenAI accepts users' own keys (the mock never does); it is never called here.
+    harness = await new Harness({
+      workerEnv: {
+        OPENAI_API_KEY: "sk-system-key-0000",
+        OPENAI_BASE_URL: "http://127.0.0.1:9/v1",
+        GENQ_BYO_PROVIDERS: "openai",
+      },
+    }).start();
     await waitUntil(
       async () => (await readRouterCatalog(harness.redis, harness.prefix)) !== undefined,
       10_000,
@@ -67,13 +74,13 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     const before = logLines.length;
 
     const created = await call(app, user.apiKey, "POST", "/v1/provider-keys", {
-      provider: "mock",
+      provider: "openai",
       apiKey: secret,
     });
     expect(created.statusCode).toBe(201);
     expect(created.json()).toEqual({
       id: expect.any(String),
-      provider: "mock",
+      provider: "openai",
       hint: `sk-…${secret.slice(-4)}`,
       createdAt: expect.any(String),
       lastUsedAt: null,
@@ -105,13 +112,13 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     expect(unknown.json().error).toMatchObject({ code: "invalid_request", details: { field: "provider" } });
     expect(unknown.body).not.toContain(secret.slice(3, -4));
     const short = await call(app, user.apiKey, "POST", "/v1/provider-keys", {
-      provider: "mock",
+      provider: "openai",
       apiKey: "sk-x",
     });
     expect(short.statusCode).toBe(400);
 
-    expect((await call(app, user.apiKey, "DELETE", "/v1/provider-keys/mock")).statusCode).toBe(204);
-    const again = await call(app, user.apiKey, "DELETE", "/v1/provider-keys/mock");
+    expect((await call(app, user.apiKey, "DELETE", "/v1/provider-keys/openai")).statusCode).toBe(204);
+    const again = await call(app, user.apiKey, "DELETE", "/v1/provider-keys/openai");
     expect(again.statusCode).toBe(404);
     expect(again.json().error.code).toBe("not_found");
     expect((await call(app, user.apiKey, "GET", "/v1/provider-keys")).json()).toEqual({ data: [] });
@@ -126,17 +133,17 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     const first = await harness.createUser();
     const second = await harness.createUser();
     await call(app, first.apiKey, "POST", "/v1/provider-keys", {
-      provider: "mock",
+      provider: "openai",
       apiKey: "sk-first-000000000000aaaa",
     });
     const replaced = await call(app, first.apiKey, "POST", "/v1/provider-keys", {
-      provider: "mock",
+      provider: "openai",
       apiKey: "sk-first-000000000000bbbb",
     });
     expect(replaced.json().hint).toBe("sk-…bbbb");
     expect((await call(app, first.apiKey, "GET", "/v1/provider-keys")).json().data).toHaveLength(1);
     expect((await call(app, second.apiKey, "GET", "/v1/provider-keys")).json()).toEqual({ data: [] });
-    expect((await call(app, second.apiKey, "DELETE", "/v1/provider-keys/mock")).statusCode).toBe(404);
+    expect((await call(app, second.apiKey, "DELETE", "/v1/provider-keys/openai")).statusCode).toBe(404);
   });
 
   it("opens keys sealed before a rotation and seals new ones with the new current key", async () => {
@@ -145,7 +152,7 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     expect(
       (
         await call(before, user.apiKey, "POST", "/v1/provider-keys", {
-          provider: "mock",
+          provider: "openai",
           apiKey: "sk-old-key-0000000001",
         })
       ).statusCode,
@@ -156,26 +163,26 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     const keyIdOfRow = async () =>
       (
         await harness.db.$queryRawUnsafe<Array<{ key_id: string }>>(
-          "SELECT key_id FROM user_provider_keys WHERE user_id = $1::uuid AND provider = 'mock'",
+          "SELECT key_id FROM user_provider_keys WHERE user_id = $1::uuid AND provider = 'openai'",
           user.userId,
         )
       )[0]?.key_id;
     expect(await keyIdOfRow()).toBe("k1");
     // What the worker will call: the rotated ring still opens the k1 row.
     const keys = new UserProviderKeyRepository({ db: harness.db, secretBox: ring });
-    expect(await keys.openForJob(user.userId, "mock")).toBe("sk-old-key-0000000001");
+    expect(await keys.openForJob(user.userId, "openai")).toBe("sk-old-key-0000000001");
     expect((await call(after, user.apiKey, "GET", "/v1/provider-keys")).json().data[0].lastUsedAt).toEqual(
       expect.any(String),
     );
 
     // A put through the rotated API seals with k2.
     const replaced = await call(after, user.apiKey, "POST", "/v1/provider-keys", {
-      provider: "mock",
+      provider: "openai",
       apiKey: "sk-new-key-0000000002",
     });
     expect(replaced.statusCode).toBe(201);
     expect(await keyIdOfRow()).toBe("k2");
-    expect(await keys.openForJob(user.userId, "mock")).toBe("sk-new-key-0000000002");
+    expect(await keys.openForJob(user.userId, "openai")).toBe("sk-new-key-0000000002");
   });
 
   it("answers 401 without an API key", async () => {
@@ -183,14 +190,14 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     for (const [method, url] of [
       ["GET", "/v1/provider-keys"],
       ["POST", "/v1/provider-keys"],
-      ["DELETE", "/v1/provider-keys/mock"],
+      ["DELETE", "/v1/provider-keys/openai"],
     ] as const) {
       const response = await call(
         app,
         undefined,
         method,
         url,
-        method === "POST" ? { provider: "mock", apiKey: "sk-whatever-1234" } : undefined,
+        method === "POST" ? { provider: "openai", apiKey: "sk-whatever-1234" } : undefined,
       );
       expect(response.statusCode).toBe(401);
       expect(response.json().error.code).toBe("unauthorized");
@@ -203,14 +210,14 @@ describe("BYO provider keys (/v1/provider-keys)", () => {
     for (const [method, url] of [
       ["GET", "/v1/provider-keys"],
       ["POST", "/v1/provider-keys"],
-      ["DELETE", "/v1/provider-keys/mock"],
+      ["DELETE", "/v1/provider-keys/openai"],
     ] as const) {
       const response = await call(
         app,
         user.apiKey,
         method,
         url,
-        method === "POST" ? { provider: "mock", apiKey: "sk-whatever-1234" } : undefined,
+        method === "POST" ? { provider: "openai", apiKey: "sk-whatever-1234" } : undefined,
       );
       expect(response.statusCode).toBe(503);
       expect(response.json().error).toMatchObject({

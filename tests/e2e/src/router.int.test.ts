@@ -152,7 +152,14 @@ describe("the provider router in worker processes", () => {
     expect(provider.name).toBe("primary");
     expect(provider.models[0]).toMatchObject({ model: "fake-model", circuit: "closed", inFlight: 0 });
     const keys = Object.fromEntries(provider.keys.map((key: { id: string }) => [key.id, key]));
-    expect(keys.main).toMatchObject({ state: "exhausted" });
+    // The operator sees why and when one call will probe the key again (10 minutes by default).
+    expect(keys.main).toMatchObject({
+      state: "exhausted",
+      reason: expect.stringContaining("credit_exhausted"),
+    });
+    expect(Date.parse(keys.main.until) - Date.now()).toBeGreaterThan(9 * 60_000);
+    expect(Date.parse(keys.main.until) - Date.now()).toBeLessThanOrEqual(10 * 60_000);
+    expect(provider.acceptsUserKeys).toBe(false);
     expect(keys.spare).toMatchObject({ state: "ok", requestsLastMinute: 1 });
     expect(report.body).not.toContain("sk-main-key");
     expect(report.body).not.toContain("sk-spare-key");

@@ -34,7 +34,12 @@ const KeyHealth = z.object({
   priority: z.number(),
   limits: Limits,
   state: z.enum(["ok", "cooling", "exhausted"]),
-  until: z.string().optional().describe("when a cooling key returns to rotation"),
+  until: z
+    .string()
+    .optional()
+    .describe(
+      "when a cooling key returns to rotation, or when the next call may probe an exhausted key (a success puts it back)",
+    ),
   reason: z.string().optional(),
   requestsLastMinute: z.number(),
   tokensLastMinute: z.number(),
@@ -47,7 +52,13 @@ const ProvidersReport = z.object({
   defaultRoute: z.string(),
   publishedAt: z.string(),
   providers: z.array(
-    z.object({ name: z.string(), type: z.string(), models: z.array(ModelHealth), keys: z.array(KeyHealth) }),
+    z.object({
+      name: z.string(),
+      type: z.string(),
+      acceptsUserKeys: z.boolean().describe("whether users may run jobs here on their own keys"),
+      models: z.array(ModelHealth),
+      keys: z.array(KeyHealth),
+    }),
   ),
   routes: z.array(
     z.object({
@@ -78,7 +89,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
     redis: app.genq.redis,
     prefix: app.genq.queues.prefix,
     // Only read here; the workers apply their configured policy.
-    breaker: () => ({ failureThreshold: 1, windowMs: 1, openMs: 1, halfOpenProbes: 1 }),
+    breaker: () => ({ failureThreshold: 1, windowMs: 1, openMs: 1, halfOpenProbes: 1, keyRetryMs: 1 }),
   });
 
   async function catalogOrThrow() {
@@ -114,6 +125,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
         providers: health.map((provider) => ({
           name: provider.name,
           type: provider.type,
+          acceptsUserKeys: provider.acceptsUserKeys,
           models: provider.models.map(({ provider: _provider, circuitOpenUntil, lastError, ...model }) => ({
             ...model,
             ...(circuitOpenUntil === undefined
@@ -137,7 +149,8 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
     {
       schema: {
         tags: ["admin"],
-        summary: "Put a key that is out of credit or cooling down back into rotation",
+        summary:
+          "Put a key that is out of credit, failed authentication or is cooling down back into rotation",
         security: [{ operator: [] }],
         params: KeyParams,
         response: { 204: z.null(), 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse },

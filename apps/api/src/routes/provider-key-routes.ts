@@ -56,6 +56,41 @@ function toView(key: UserProviderKeySummary): z.infer<typeof ProviderKey> {
 }
 
 /**
+ * Refuses a key for a provider the workers do not run, or whose operator has not
+ * marked it as accepting users' keys (`acceptsUserKeys` in the providers file):
+ * on the mock, a keyless server or a provider authenticated by operator headers,
+ * a user's key would be checked by nobody, and its jobs would run quota-free.
+ */
+async function assertAcceptsUserKeys(app: FastifyInstance, provider: string): Promise<void> {
+  const catalog = await readRouterCatalog(app.genq.redis, app.genq.queues.prefix);
+  if (catalog === undefined) {
+    throw new GenqError(
+      "service_unavailable",
+      "no worker has published its provider configuration yet, so no provider can take your key now; try again shortly",
+    );
+  }
+  const accepting = catalog.providers
+    .filter((candidate) => candidate.acceptsUserKeys === true)
+    .map((candidate) => candidate.name);
+  const details = { location: "body", field: "provider", accepting };
+  if (!catalog.providers.some((candidate) => candidate.name === provider)) {
+    const known = catalog.providers.map((candidate) => candidate.name);
+    throw new GenqError(
+      "invalid_request",
+      `body.provider: the workers have no provider ${JSON.stringify(provider)}; known: ${known.join(", ")}; accepting your own keys: ${accepting.join(", ") || "none"}`,
+      { details: { ...details, known } },
+    );
+  }
+  if (!accepting.includes(provider)) {
+    throw new GenqError(
+      "invalid_request",
+      `body.provider: provider ${JSON.stringify(provider)} does not accept users' own keys (its operator has not enabled acceptsUserKeys; the mock, keyless servers and providers authenticated by operator headers never do); providers that do: ${accepting.join(", ") || "none"}`,
+      { details },
+    );
+  }
+}
+
+/**
  * `/v1/provider-keys`: the caller's own provider keys (BYO keys). Stored sealed with
  * AES-256-GCM; only a hint is ever shown. The API makes no provider calls, so a key
  * is not validated on save: a bad key shows up as the job's `auth_failed`.
@@ -81,7 +116,9 @@ export async function providerKeyRoutes(
         summary: "Store your own key for a provider",
         description:
           "Jobs routed to this provider then run on your key: they skip your plan's quota but still record usage and " +
-          "cost. One key per provider; storing another replaces it. The key is encrypted at rest and never returned.",
+          "cost, and they share the provider's rate limits and circuit breaker. Only providers whose operator accepts " +
+          "users' keys take one (400 otherwise). One key per provider; storing another replaces it. The key is " +
+          "encrypted at rest and never returned.",
         tags: ["provider-keys"],
         body: PutProviderKey,
         response: { 201: ProviderKey, 400: ErrorResponse, 401: ErrorResponse, 503: ErrorResponse },
@@ -90,15 +127,7 @@ export async function providerKeyRoutes(
     async (request, reply) => {
       const store = repository();
       const { provider, apiKey } = request.body;
-      const catalog = await readRouterCatalog(app.genq.redis, app.genq.queues.prefix);
-      if (catalog !== undefined && !catalog.providers.some((candidate) => candidate.name === provider)) {
-        const known = catalog.providers.map((candidate) => candidate.name);
-        throw new GenqError(
-          "invalid_request",
-          `body.provider: the workers have no provider ${JSON.stringify(provider)}; known: ${known.join(", ")}`,
-          { details: { location: "body", field: "provider", known } },
-        );
-      }
+      await assertAcceptsUserKeys(app, provider);
       const stored = await store.put({ userId: request.principal.userId, provider, apiKey });
       request.log.info({ provider, hint: stored.hint }, "provider key stored");
       return reply.status(201).send(toView(stored));

@@ -415,10 +415,10 @@ describe("errors", () => {
     expect(error.message).toContain("invalid x-api-key");
   });
 
-  it("maps 403 permission_error to auth_failed", async () => {
+  it("maps 403 permission_error (about the model or feature, not the key) to invalid_request", async () => {
     server.queueResponse({ status: 403, body: anthropicErrorBodies.permission });
     expect(await rejection(provider.generateText(request()))).toMatchObject({
-      code: "auth_failed",
+      code: "invalid_request",
       retryable: false,
       status: 403,
     });

@@ -76,6 +76,12 @@ export function mapAnthropicError(error: unknown, provider: string): ProviderErr
   return new ProviderError("provider_unavailable", `${provider}: ${message}`, { provider, cause: error });
 }
 
+/**
+ * Only errors about the key itself are `auth_failed` or `credit_exhausted` (the
+ * router takes the key out of rotation for those): `authentication_error` and the
+ * billing and spend-limit errors. A `permission_error` (403) is about the model or
+ * feature asked for, so it fails the job as `invalid_request` and leaves the key alone.
+ */
 function classifyAPIError(
   status: number | undefined,
   type: string | undefined,
@@ -98,8 +104,10 @@ function classifyAPIError(
     case "timeout_error":
       return "timeout";
     case "authentication_error":
-    case "permission_error":
       return "auth_failed";
+    // "Your API key does not have permission to use the specified resource": a model
+    // or feature this key may not use; the key still serves everything else.
+    case "permission_error":
     case "invalid_request_error":
     case "not_found_error":
       return "invalid_request";
@@ -110,7 +118,8 @@ function classifyAPIError(
     return "provider_unavailable";
   }
   if (status === 429) return "rate_limited";
-  if (status === 401 || status === 403) return "auth_failed";
+  if (status === 401) return "auth_failed";
+  if (status === 403) return "invalid_request";
   if (status === 408) return "timeout";
   // 409 is a lock timeout that the SDK itself would retry.
   if (status === 409) return "provider_unavailable";

@@ -240,6 +240,52 @@ describe("buildRouterConfig", () => {
     expect(fetchSpy).toHaveBeenCalledTimes(2);
   });
 
+  it("builds a client for a user's key only where user keys are accepted, without the operator's organization", async () => {
+    server = await startFakeOpenAIServer();
+    const file = parseProvidersFile(
+      {
+        version: 1,
+        providers: [
+          {
+            name: "byo",
+            type: "openai",
+            baseUrl: server.url,
+            acceptsUserKeys: true,
+            options: { organization: "org-operator" },
+            keys: [{ id: "system", apiKey: "sk-system-0123456789" }],
+            models: [{ id: "gpt-4o-mini", price: { input: 1, output: 1 } }],
+          },
+          {
+            name: "closed",
+            type: "openai",
+            baseUrl: server.url,
+            options: { headers: { "x-gateway-token": "operator-secret" } },
+            keys: [{ id: "system", apiKey: "sk-system-0123456789" }],
+            models: [{ id: "gpt-4o-mini", price: { input: 1, output: 1 } }],
+          },
+          { name: "mock", type: "mock" },
+        ],
+      },
+      {},
+    );
+    const config = buildRouterConfig(file, { source: "test" });
+    expect(config.providers.get("closed")).toMatchObject({ acceptsUserKeys: false });
+    expect(config.providers.get("closed")?.clientForKey).toBeUndefined();
+    expect(config.providers.get("mock")?.clientForKey).toBeUndefined();
+    const byo = config.providers.get("byo")!;
+    expect(byo).toMatchObject({ acceptsUserKeys: true, userKeyLimits: {} });
+    const messages = [{ role: "user" as const, content: "Hi" }];
+    await byo.keys[0]!.client.generateText({ model: "gpt-4o-mini", messages });
+    await byo.clientForKey!("sk-user-own-0123456789").generateText({ model: "gpt-4o-mini", messages });
+    const [system, user] = server.requests;
+    expect(system?.headers).toMatchObject({
+      authorization: "Bearer sk-system-0123456789",
+      "openai-organization": "org-operator",
+    });
+    expect(user?.headers.authorization).toBe("Bearer sk-user-own-0123456789");
+    expect(user?.headers["openai-organization"]).toBeUndefined();
+  });
+
   it("gives mock clients the shared failure counter and the configured behaviour", async () => {
     const counter = createInMemoryFailureCounter();
     const increment = vi.spyOn(counter, "increment");

@@ -68,8 +68,20 @@ export function buildRouterConfig(file: ProvidersFile, options: BuildRouterConfi
       name: provider.name,
       type: provider.type,
       keys,
-      clientForKey: (apiKey) =>
-        createClient(provider, { id: "byo", priority: 1, apiKey }, failureCounter, options.fetch),
+      acceptsUserKeys: provider.acceptsUserKeys,
+      ...(provider.acceptsUserKeys
+        ? {
+            // A user's key never travels with the operator's headers or organization.
+            clientForKey: (apiKey: string) =>
+              createClient(
+                withoutOperatorCredentials(provider),
+                { id: "byo", priority: 1, apiKey },
+                failureCounter,
+                options.fetch,
+              ),
+            userKeyLimits: provider.userKeyLimits ?? {},
+          }
+        : {}),
       models: new Map(
         provider.models.map((model): [string, ModelSpec] => [
           model.id,
@@ -163,6 +175,28 @@ function createClient(
         apiKey: requireApiKey(key),
         ...(headers === undefined ? {} : { defaultHeaders: headers }),
       });
+    }
+  }
+}
+
+/**
+ * The provider as a user's own key sees it: without the operator's `headers`
+ * (which may carry the operator's credentials) and `organization` (which would
+ * bill the operator's organization).
+ */
+function withoutOperatorCredentials(provider: ProviderSettings): ProviderSettings {
+  switch (provider.type) {
+    case "mock":
+      return provider;
+    case "openai":
+    case "openai-compatible": {
+      const { headers: _headers, organization: _organization, ...options } = provider.options;
+      return { ...provider, options };
+    }
+    case "anthropic":
+    case "gemini": {
+      const { headers: _headers, ...options } = provider.options;
+      return { ...provider, options } as ProviderSettings;
     }
   }
 }

@@ -24,6 +24,7 @@ describe("defaultProvidersFile", () => {
       {
         name: "mock",
         type: "mock",
+        acceptsUserKeys: false,
         keys: [{ id: "default", priority: 1 }],
         defaultModel: "mock-1",
         models: [

@@ -10,6 +10,8 @@ export interface DefaultProviderSettings {
   /** Default: the provider's usual default (`gpt-4o-mini`, `claude-sonnet-4-5`, `gemini-2.5-flash`). */
   defaultModel?: string;
   timeoutMs?: number;
+  /** Let users run jobs here on their own keys (the file's `acceptsUserKeys`). Default false. */
+  acceptsUserKeys?: boolean;
 }
 
 /** The settings of a deployment without a providers file; a provider is offered when it is given. */
@@ -70,6 +72,7 @@ export function defaultProvidersFile(input: DefaultProvidersInput): ProvidersFil
       models,
       ...(settings.baseUrl === undefined ? {} : { baseUrl: settings.baseUrl }),
       ...(settings.timeoutMs === undefined ? {} : { timeoutMs: settings.timeoutMs }),
+      ...(settings.acceptsUserKeys === true ? { acceptsUserKeys: true } : {}),
     });
   }
   const target = providers.find((provider) => provider.name === input.defaultProvider);

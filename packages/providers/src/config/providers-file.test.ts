@@ -48,6 +48,7 @@ describe("ProvidersFile defaults", () => {
     expect(mock).toEqual({
       name: "mock",
       type: "mock",
+      acceptsUserKeys: false,
       keys: [{ id: "default", priority: 1 }],
       defaultModel: "mock-1",
       models: [{ id: "mock-1", capabilities: ["text", "image"], zeroCost: true, image: MOCK_IMAGE_OPTIONS }],
@@ -590,5 +591,65 @@ describe("ProvidersFile validation", () => {
     const text = `${(error as Error).message}\n${JSON.stringify((error as ProvidersConfigError).issues)}`;
     expect((error as ProvidersConfigError).issues.length).toBeGreaterThan(10);
     expect(text).not.toContain("SECRET0123456789");
+  });
+});
+
+describe("acceptsUserKeys (BYO keys)", () => {
+  function withOpenAI(fields: Record<string, unknown>, type = "openai"): Data {
+    const file = validFile();
+    file.providers[1] = { ...file.providers[1], type, ...fields };
+    return file;
+  }
+
+  it("is off by default, and userKeyLimits default to the provider's first key's limits", () => {
+    const off = parseProvidersFile(validFile(), {});
+    expect(off.providers.map((provider) => provider.acceptsUserKeys)).toEqual([false, false]);
+    const on = parseProvidersFile(
+      withOpenAI({
+        acceptsUserKeys: true,
+        keys: [
+          { id: "spare", apiKey: "sk-test-spare-0123456789", priority: 2, rpm: 5 },
+          { id: "main", apiKey: "sk-test-main-0123456789", priority: 1, rpm: 60, tpm: 1000 },
+        ],
+      }),
+      {},
+    );
+    expect(on.providers[1]).toMatchObject({ acceptsUserKeys: true, userKeyLimits: { rpm: 60, tpm: 1000 } });
+    const explicit = parseProvidersFile(
+      withOpenAI({ acceptsUserKeys: "true", userKeyLimits: { rpm: 3 } }),
+      {},
+    );
+    expect(explicit.providers[1]).toMatchObject({ acceptsUserKeys: true, userKeyLimits: { rpm: 3 } });
+  });
+
+  it("refuses it on the mock, on a keyless server and on a provider with operator headers", () => {
+    const file = validFile();
+    file.providers[0] = { name: "mock", type: "mock", acceptsUserKeys: true };
+    expect(issuesOf(file)).toEqual([
+      "providers[0].acceptsUserKeys: the mock provider cannot accept user keys: it checks no key, so their jobs would run without quota",
+    ]);
+    expect(
+      issuesOf(
+        withOpenAI(
+          { acceptsUserKeys: true, keys: undefined, baseUrl: "http://127.0.0.1:11434/v1" },
+          "openai-compatible",
+        ),
+      ),
+    ).toEqual([
+      "providers[1].acceptsUserKeys: a keyless server cannot accept user keys: it checks no key, so their jobs would run without quota; give it keys if it checks them",
+    ]);
+    expect(
+      issuesOf(
+        withOpenAI({ acceptsUserKeys: true, options: { headers: { "x-gateway-token": "operator-secret" } } }),
+      ),
+    ).toEqual([
+      "providers[1].acceptsUserKeys: a provider with operator headers cannot accept user keys: the headers may be what authenticates (they are never sent with a user's key); remove options.headers or acceptsUserKeys",
+    ]);
+  });
+
+  it("refuses userKeyLimits on a provider that does not accept user keys", () => {
+    expect(issuesOf(withOpenAI({ userKeyLimits: { rpm: 3 } }))).toEqual([
+      "providers[1].userKeyLimits: applies only with acceptsUserKeys: true",
+    ]);
   });
 });

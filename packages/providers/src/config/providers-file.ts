@@ -22,6 +22,7 @@ export const DEFAULT_BREAKER_POLICY: Readonly<BreakerPolicy> = {
   windowMs: 60_000,
   openMs: 30_000,
   halfOpenProbes: 1,
+  keyRetryMs: 600_000,
 };
 
 /** The model a mock provider offers when its entry lists none. */
@@ -148,11 +149,28 @@ const KeyInput = z.strictObject({ ...KeyLimitFields, apiKey: z.string().min(1, "
 /** A mock needs no secret; its keys exist to exercise key rotation and limits. */
 const MockKeyInput = z.strictObject({ ...KeyLimitFields, apiKey: z.string().optional() });
 
+const UserKeyLimitsInput = z.strictObject({
+  rpm: PositiveInteger.optional(),
+  tpm: PositiveInteger.optional(),
+  rpd: PositiveInteger.optional(),
+});
+
 const ProviderFields = {
   name: Name,
   timeoutMs: PositiveInteger.optional(),
   defaultModel: ModelId.optional(),
   models: z.array(ModelInput).optional(),
+  /**
+   * Let jobs run on users' own keys (BYO keys) here. Default false. Only for an
+   * upstream that checks the key and bills its owner: refused for the mock,
+   * keyless servers and providers with operator `headers`.
+   */
+  acceptsUserKeys: Flag.optional(),
+  /**
+   * The RPM/TPM/RPD each user's own key gets here, in the router's shared limiter.
+   * Default: the limits of the provider's first key (best priority).
+   */
+  userKeyLimits: UserKeyLimitsInput.optional(),
 };
 const RequiredKeys = z.array(KeyInput).min(1, "list at least one key");
 
@@ -277,6 +295,8 @@ const BreakerInput = z.strictObject({
   windowMs: PositiveInteger.optional(),
   openMs: PositiveInteger.optional(),
   halfOpenProbes: PositiveInteger.optional(),
+  /** How long a key that failed authentication or ran out of credit rests before one call probes it. */
+  keyRetryMs: PositiveInteger.optional(),
 });
 
 const ProvidersFileShape = z.strictObject({
@@ -330,6 +350,10 @@ export interface KeySettings {
 
 interface ProviderSettingsBase {
   name: string;
+  /** Whether users' own keys may be used here (see the file's `acceptsUserKeys`). */
+  acceptsUserKeys: boolean;
+  /** Limits of each user's own key; set exactly when `acceptsUserKeys`. */
+  userKeyLimits?: { rpm?: number; tpm?: number; rpd?: number };
   baseUrl?: string;
   timeoutMs?: number;
   /** At least one. */
@@ -437,6 +461,8 @@ function checkProvider(
     else issue([...path, "keys", index, "id"], `duplicate key id "${id}" (also keys[${seen}])`);
   });
 
+  checkUserKeys(provider, path, issue);
+
   const models = provider.models ?? [];
   if (models.length === 0 && provider.type !== "mock") {
     issue([...path, "models"], "list at least one model, with its price (or zeroCost: true)");
@@ -471,6 +497,41 @@ function checkProvider(
 
   if (provider.defaultModel !== undefined && models.length > 0 && !modelIds.has(provider.defaultModel)) {
     issue([...path, "defaultModel"], `model "${provider.defaultModel}" is not listed in models`);
+  }
+}
+
+/**
+ * BYO keys only where the upstream itself checks the key: on the mock, a keyless
+ * server or a provider authenticated by operator headers, a user's junk key would
+ * run quota-free on the operator's capacity (or credentials).
+ */
+function checkUserKeys(
+  provider: ProviderInput,
+  path: PropertyKey[],
+  issue: (path: PropertyKey[], message: string) => void,
+): void {
+  if (provider.acceptsUserKeys !== true) {
+    if (provider.userKeyLimits !== undefined) {
+      issue([...path, "userKeyLimits"], "applies only with acceptsUserKeys: true");
+    }
+    return;
+  }
+  const at = [...path, "acceptsUserKeys"];
+  if (provider.type === "mock") {
+    issue(
+      at,
+      "the mock provider cannot accept user keys: it checks no key, so their jobs would run without quota",
+    );
+  } else if (provider.type === "openai-compatible" && provider.keys === undefined) {
+    issue(
+      at,
+      "a keyless server cannot accept user keys: it checks no key, so their jobs would run without quota; give it keys if it checks them",
+    );
+  } else if (provider.options?.headers !== undefined && Object.keys(provider.options.headers).length > 0) {
+    issue(
+      at,
+      "a provider with operator headers cannot accept user keys: the headers may be what authenticates (they are never sent with a user's key); remove options.headers or acceptsUserKeys",
+    );
   }
 }
 
@@ -525,8 +586,18 @@ function normalizeProvider(provider: ProviderInput): ProviderSettings {
           id: key.id ?? defaultKeyId(index),
           priority: key.priority ?? 1,
         }));
+  const acceptsUserKeys = provider.acceptsUserKeys ?? false;
+  const firstKey = keys.toSorted((left, right) => left.priority - right.priority)[0];
   const base = {
     name: provider.name,
+    acceptsUserKeys,
+    ...(acceptsUserKeys
+      ? {
+          userKeyLimits: withoutUndefined(
+            provider.userKeyLimits ?? { rpm: firstKey?.rpm, tpm: firstKey?.tpm, rpd: firstKey?.rpd },
+          ),
+        }
+      : {}),
     ...withoutUndefined({
       baseUrl: "baseUrl" in provider ? provider.baseUrl : undefined,
       timeoutMs: provider.timeoutMs,

@@ -62,6 +62,30 @@ describe("mapGeminiError", () => {
       false,
     ],
     [
+      403,
+      { status: "PERMISSION_DENIED", message: "The caller does not have permission" },
+      "invalid_request",
+      false,
+    ],
+    [
+      403,
+      {
+        status: "PERMISSION_DENIED",
+        message: "You do not have permission to access the File abc123 or it may not exist.",
+      },
+      "invalid_request",
+      false,
+    ],
+    [
+      403,
+      {
+        status: "PERMISSION_DENIED",
+        message: "Method doesn't allow unregistered callers (callers without established identity).",
+      },
+      "auth_failed",
+      false,
+    ],
+    [
       401,
       { status: "UNAUTHENTICATED", message: "Request had invalid authentication credentials." },
       "auth_failed",

@@ -14,6 +14,15 @@ export interface GoogleErrorBody {
   details?: unknown[];
 }
 
+/** `ErrorInfo` reasons that are about the key or its project, whatever the request. */
+const KEY_REASONS = new Set(["SERVICE_DISABLED", "CONSUMER_SUSPENDED", "CONSUMER_INVALID"]);
+/**
+ * Messages of 403 PERMISSION_DENIED that are about the key: leaked, expired or
+ * invalid keys, a call without any key ("Method doesn't allow unregistered
+ * callers"), a suspended consumer.
+ */
+const KEY_MESSAGES = [/\bAPI key\b/i, /unregistered callers/i, /consumer .* (?:has been )?suspended/i];
+
 const RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo";
 const QUOTA_FAILURE_TYPE = "type.googleapis.com/google.rpc.QuotaFailure";
 const ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo";
@@ -140,12 +149,17 @@ function classifyApiError(status: number, body: GoogleErrorBody | undefined): Pr
   const reasons = errorInfoReasons(body);
 
   // An invalid key comes back as 400 INVALID_ARGUMENT, so the reason must win over the status.
-  if (reasons.some((reason) => reason.startsWith("API_KEY_") || reason === "SERVICE_DISABLED")) {
+  if (reasons.some((reason) => KEY_REASONS.has(reason) || reason.startsWith("API_KEY_"))) {
     return "auth_failed";
   }
   if (BILLING_PATTERNS.some((pattern) => pattern.test(message))) return "credit_exhausted";
-  if (status === 401 || status === 403 || googleStatus === "UNAUTHENTICATED") return "auth_failed";
-  if (googleStatus === "PERMISSION_DENIED") return "auth_failed";
+  if (status === 401 || googleStatus === "UNAUTHENTICATED") return "auth_failed";
+  if (status === 403 || googleStatus === "PERMISSION_DENIED") {
+    // Only a denial that names the key takes it out of rotation; "The caller does not
+    // have permission" for one model, or a file or tuned model of another project,
+    // is about the request, and the key keeps serving the others.
+    return KEY_MESSAGES.some((pattern) => pattern.test(message)) ? "auth_failed" : "invalid_request";
+  }
 
   if (status === 429 || googleStatus === "RESOURCE_EXHAUSTED") {
     return quotaCannotRecoverSoon(body) ? "credit_exhausted" : "rate_limited";

@@ -14,7 +14,25 @@ function apiError(status: number, error: Record<string, unknown> = {}, headers: 
 
 describe("mapOpenAIError", () => {
   it.each([
-    [403, {}, "auth_failed", false],
+    [401, { code: "invalid_api_key" }, "auth_failed", false],
+    [401, {}, "auth_failed", false],
+    [
+      401,
+      {
+        message:
+          "You have insufficient permissions for this operation. Missing scopes: api.model.images.request.",
+      },
+      "invalid_request",
+      false,
+    ],
+    [403, {}, "invalid_request", false],
+    [
+      403,
+      { code: "unsupported_country_region_territory", type: "request_forbidden" },
+      "invalid_request",
+      false,
+    ],
+    [404, { code: "model_not_found" }, "invalid_request", false],
     [404, {}, "invalid_request", false],
     [422, {}, "invalid_request", false],
     [408, {}, "timeout", true],

@@ -6,6 +6,12 @@ import { ProviderError, type ProviderErrorCode } from "../provider-error.ts";
 const CREDIT_CODES = new Set(["insufficient_quota", "billing_hard_limit_reached", "billing_not_active"]);
 /** Codes in error bodies that mean the prompt or the output was refused by a safety system. */
 const CONTENT_FILTER_CODES = new Set(["content_policy_violation", "content_filter", "moderation_blocked"]);
+/**
+ * A 401 that is about what the request asks for, not about the key: a restricted
+ * key without the scope of one endpoint ("You have insufficient permissions for
+ * this operation. Missing scopes: api.model.images.request") still works elsewhere.
+ */
+const MISSING_SCOPE_MESSAGE = /insufficient permissions|missing scopes/i;
 
 /**
  * Maps anything the `openai` SDK (or our own code around it) throws into the
@@ -37,7 +43,7 @@ export function mapOpenAIError(error: unknown, provider: string): ProviderError 
 
   if (error instanceof OpenAI.APIError) {
     const status = error.status;
-    const code = classifyAPIError(status, error.code ?? undefined, error.type);
+    const code = classifyAPIError(status, error.code ?? undefined, error.type, error.message);
     const retryAfterMs = parseRetryAfter(error.headers);
     return new ProviderError(code, `${provider}: ${error.message}`, {
       provider,
@@ -54,10 +60,19 @@ export function mapOpenAIError(error: unknown, provider: string): ProviderError 
   return new ProviderError("provider_unavailable", `${provider}: ${message}`, { provider, cause: error });
 }
 
+/**
+ * Only errors about the key itself are `auth_failed` or `credit_exhausted` (the
+ * router takes the key out of rotation for those): an invalid or revoked key
+ * (401) and an account out of money. A 403 is about the request: "Your
+ * organization must be verified to use the model `gpt-image-1`", a region the
+ * project may not call from. It fails the job as `invalid_request` and leaves the
+ * key serving every other request.
+ */
 function classifyAPIError(
   status: number | undefined,
   code: string | undefined,
   type: string | undefined,
+  message: string,
 ): ProviderErrorCode {
   const reasons = [code, type].filter((value): value is string => typeof value === "string");
   if (reasons.some((reason) => CREDIT_CODES.has(reason))) return "credit_exhausted";
@@ -72,7 +87,8 @@ function classifyAPIError(
   }
   if (status === 429) return "rate_limited";
   if (status === 402) return "credit_exhausted";
-  if (status === 401 || status === 403) return "auth_failed";
+  if (status === 401) return MISSING_SCOPE_MESSAGE.test(message) ? "invalid_request" : "auth_failed";
+  if (status === 403) return "invalid_request";
   if (status === 408) return "timeout";
   // 409 is OpenAI's "lock timeout / try again", which its own SDK retries.
   if (status === 409) return "provider_unavailable";

@@ -15,6 +15,8 @@ export interface RouterCatalog {
     name: string;
     type: string;
     defaultModel?: string;
+    /** Whether users may store their own key for this provider (absent in catalogs of older workers: no). */
+    acceptsUserKeys?: boolean;
     keys: Array<{
       id: string;
       priority: number;
@@ -48,6 +50,7 @@ export function describeRouterConfig(config: RouterConfig, now: Date = new Date(
       name: deployment.name,
       type: deployment.type,
       ...(deployment.defaultModel === undefined ? {} : { defaultModel: deployment.defaultModel }),
+      acceptsUserKeys: deployment.acceptsUserKeys,
       keys: deployment.keys.map((key) => ({
         id: key.id,
         priority: key.priority,
@@ -94,6 +97,7 @@ export async function readRouterCatalog(redis: Redis, prefix: string): Promise<R
 export interface ProviderHealth {
   name: string;
   type: string;
+  acceptsUserKeys: boolean;
   models: Array<TargetStats & { capabilities: string[]; zeroCost: boolean }>;
   keys: Array<
     KeyStats & { priority: number; hint: string; limits: { rpm?: number; tpm?: number; rpd?: number } }
@@ -115,6 +119,7 @@ export async function providerHealth(
   return catalog.providers.map((provider) => ({
     name: provider.name,
     type: provider.type,
+    acceptsUserKeys: provider.acceptsUserKeys === true,
     models: provider.models.map((model) => {
       const stats = targetStats.find((entry) => entry.provider === provider.name && entry.model === model.id);
       if (stats === undefined) throw new Error(`no stats for ${provider.name}/${model.id}`);

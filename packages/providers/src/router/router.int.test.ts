@@ -14,7 +14,7 @@ import {
   startFakeAnthropicServer,
   startFakeOpenAIServer,
 } from "../testing/index.ts";
-import { ProviderRouter, RouteDelayedError, RouteFailedError } from "./router.ts";
+import { ProviderRouter, RouteDelayedError, RouteFailedError, userKeyStateId } from "./router.ts";
 import { RedisRouterState } from "./state/redis-router-state.ts";
 import type {
   BreakerPolicy,
@@ -38,7 +38,13 @@ const RETRY: RetryPolicy = {
   callTimeoutMs: 5_000,
   deadlineMs: 20_000,
 };
-const BREAKER: BreakerPolicy = { failureThreshold: 3, windowMs: 60_000, openMs: 400, halfOpenProbes: 1 };
+const BREAKER: BreakerPolicy = {
+  failureThreshold: 3,
+  windowMs: 60_000,
+  openMs: 400,
+  halfOpenProbes: 1,
+  keyRetryMs: 60_000,
+};
 
 interface KeySpec {
   id: string;
@@ -51,10 +57,13 @@ function deployment(
   name: string,
   models: Array<{ id: string; zeroCost?: boolean }>,
   keys: KeySpec[],
+  userKeys: { accept: boolean; limits?: KeyLimits } = { accept: false },
 ): ProviderDeployment {
   return {
     name,
     type: "openai-compatible",
+    acceptsUserKeys: userKeys.accept,
+    ...(userKeys.accept ? { userKeyLimits: userKeys.limits ?? {} } : {}),
     keys: keys.map((key) => ({
       id: key.id,
       priority: key.priority ?? 1,
@@ -650,7 +659,7 @@ describe("ProviderRouter", () => {
     expect((await switching.generateText({}, { messages: MESSAGES })).provider).toBe("backup");
   });
 
-  it("calls a BYO client instead of acquiring a system key, and still records and prices the call", async () => {
+  it("calls a BYO client instead of a system key, and still records and prices the call", async () => {
     const chat = (server: FakeOpenAIServer) =>
       server.requests.filter((request) => request.path.endsWith("/chat/completions"));
     const byo = openAIClient(backup, "openai", "sk-user-own-key");
@@ -662,6 +671,7 @@ describe("ProviderRouter", () => {
             "openai",
             [{ id: "gpt-4o-mini" }],
             [{ id: "a", client: openAIClient(openai, "openai") }],
+            { accept: true },
           ),
         ],
         prices: [price("openai", "gpt-4o-mini", 150_000, 600_000)],
@@ -672,7 +682,7 @@ describe("ProviderRouter", () => {
       {
         clientFor: (provider) => {
           asked.push(provider);
-          return provider === "openai" ? byo : undefined;
+          return provider === "openai" ? { client: byo, ownerId: "user-1" } : undefined;
         },
       },
     );
@@ -693,13 +703,22 @@ describe("ProviderRouter", () => {
     expect(chat(openai)).toHaveLength(0);
     expect(chat(backup)).toHaveLength(1);
     expect(chat(backup)[0]?.headers.authorization).toBe("Bearer sk-user-own-key");
-    // The shared state saw no call on the system key.
+    // The shared state saw no call on the system key, and one on the user's own window.
     const state = new RedisRouterState({ redis, prefix, breaker: () => BREAKER });
-    const [stats] = await state.keyStats([{ provider: "openai", keyId: "a", limits: {} }]);
-    expect(stats).toMatchObject({ keyId: "a", requestsLastMinute: 0, tokensLastMinute: 0, requestsToday: 0 });
+    const [system, own] = await state.keyStats([
+      { provider: "openai", keyId: "a", limits: {} },
+      { provider: "openai", keyId: userKeyStateId("user-1"), limits: {} },
+    ]);
+    expect(system).toMatchObject({
+      keyId: "a",
+      requestsLastMinute: 0,
+      tokensLastMinute: 0,
+      requestsToday: 0,
+    });
+    expect(own).toMatchObject({ requestsLastMinute: 1 });
   });
 
-  it("falls back to the next target with system keys when the BYO key is refused", async () => {
+  it("falls back to the next target with system keys when the BYO key is refused, and leaves nothing out of rotation", async () => {
     backup.queueResponse({
       status: 401,
       body: {
@@ -713,6 +732,7 @@ describe("ProviderRouter", () => {
             "openai",
             [{ id: "gpt-4o-mini" }],
             [{ id: "a", client: openAIClient(openai, "openai") }],
+            { accept: true },
           ),
           deployment(
             "anthropic",
@@ -727,12 +747,87 @@ describe("ProviderRouter", () => {
       { messages: MESSAGES },
       {
         clientFor: (provider) =>
-          provider === "openai" ? openAIClient(backup, "openai", "sk-bad") : undefined,
+          provider === "openai"
+            ? { client: openAIClient(backup, "openai", "sk-bad"), ownerId: "user-1" }
+            : undefined,
       },
     );
     expect(
       routed.calls.map((call) => `${call.provider}:${call.keyId}:${call.outcome}:${call.errorCode ?? ""}`),
     ).toEqual(["openai:byo:error:auth_failed", "anthropic:main:ok:"]);
     expect(routed.keyId).toBe("main");
+    const state = new RedisRouterState({ redis, prefix, breaker: () => BREAKER });
+    const [own] = await state.keyStats([{ provider: "openai", keyId: userKeyStateId("user-1"), limits: {} }]);
+    expect(own?.state).toBe("ok");
+  });
+
+  describe("users' own keys (BYO)", () => {
+    const byoConfig = (limits: KeyLimits = {}) =>
+      config({
+        providers: [
+          deployment(
+            "openai",
+            [{ id: "gpt-4o-mini" }],
+            [{ id: "a", client: openAIClient(openai, "openai") }],
+            { accept: true, limits },
+          ),
+        ],
+        prices: [price("openai", "gpt-4o-mini", 1, 1)],
+        retry: { maxInlineWaitMs: 100 },
+      });
+    const own = (ownerId: string) => ({
+      clientFor: () => ({ client: openAIClient(backup, "openai", `sk-own-${ownerId}`), ownerId }),
+    });
+    const chatOn = (server: FakeOpenAIServer) =>
+      server.requests.filter((request) => request.path.endsWith("/chat/completions"));
+
+    it("uses the system key, never the user's client, on a provider that does not accept user keys", async () => {
+      const routed = await router(primaryOnly()).generateText({}, { messages: MESSAGES }, own("user-1"));
+      expect(routed.keyId).toBe("a");
+      expect(chatOn(backup)).toHaveLength(0);
+      expect(chatOn(openai)).toHaveLength(1);
+    });
+
+    it("holds each user's key to the provider's userKeyLimits RPM, in a window of its own", async () => {
+      const limited = router(byoConfig({ rpm: 2 }));
+      for (let index = 0; index < 2; index += 1) {
+        expect((await limited.generateText({}, { messages: MESSAGES }, own("user-1"))).keyId).toBe("byo");
+      }
+      const third = await limited
+        .generateText({}, { messages: MESSAGES }, own("user-1"))
+        .catch((caught: unknown) => caught);
+      expect(third).toBeInstanceOf(RouteDelayedError);
+      expect((third as RouteDelayedError).delayMs).toBeGreaterThan(55_000);
+      expect((third as RouteDelayedError).calls.map((call) => call.outcome)).toEqual(["skipped"]);
+      expect(chatOn(backup)).toHaveLength(2);
+      // Another user's key has its own window.
+      expect((await limited.generateText({}, { messages: MESSAGES }, own("user-2"))).keyId).toBe("byo");
+      expect(chatOn(backup)).toHaveLength(3);
+    });
+
+    it("opens the circuit on an upstream failing on users' keys, and then calls it no more, on any key", async () => {
+      backup.setHandler(() => ({ status: 503, body: openAIErrorBodies.serverError }));
+      const shared = router(byoConfig());
+      const failing = await shared
+        .generateText({}, { messages: MESSAGES }, own("user-1"))
+        .catch((caught: unknown) => caught);
+      expect((failing as RouteFailedError).code).toBe("provider_unavailable");
+      await shared.generateText({}, { messages: MESSAGES }, own("user-2")).catch(() => {});
+      // failureThreshold 3: the circuit is open now; neither users' keys nor the system key reach it.
+      const callsBefore = chatOn(backup).length;
+      expect(callsBefore).toBeGreaterThanOrEqual(3);
+      const blocked = await shared
+        .generateText({}, { messages: MESSAGES }, own("user-3"))
+        .catch((caught: unknown) => caught);
+      expect((blocked as RouteFailedError | RouteDelayedError).calls[0]).toMatchObject({
+        outcome: "skipped",
+        errorCode: "provider_unavailable",
+      });
+      expect(chatOn(backup)).toHaveLength(callsBefore);
+      const state = new RedisRouterState({ redis, prefix, breaker: () => BREAKER });
+      expect((await state.targetStats([{ provider: "openai", model: "gpt-4o-mini" }]))[0]?.circuit).toBe(
+        "open",
+      );
+    });
   });
 });

@@ -119,17 +119,33 @@ export interface ProviderRouterOptions {
 export interface RouteCallOptions {
   signal?: AbortSignal;
   /**
-   * The caller's own client for a provider (BYO keys), or undefined to use the
-   * system's keys. A target whose provider gets a client here is called through it
-   * with key id {@link BYO_KEY_ID}: no system key is acquired, and key limits, key
-   * cooldowns and the circuit breaker neither gate nor learn from the call. The
-   * call is still recorded and priced like any other.
+   * The caller's own key for a provider (BYO keys), or undefined to use the
+   * system's keys. Asked only for providers that accept user keys
+   * (`acceptsUserKeys`); elsewhere the system's keys are used whatever it answers.
+   * A target whose provider gets a client here is called through it and recorded
+   * with key id {@link BYO_KEY_ID}: no system key is acquired, but the call still
+   * passes the shared state like any other: the circuit breaker gates it and learns
+   * from it, it counts in flight, and it is held to the provider's `userKeyLimits`
+   * in a window of the owner's own. The call is recorded and priced like any other.
    */
-  clientFor?: (provider: string) => Provider | undefined;
+  clientFor?: (provider: string) => UserKeyClient | undefined;
+}
+
+/** A user's own key for one provider, as {@link RouteCallOptions.clientFor} gives it. */
+export interface UserKeyClient {
+  /** The adapter on the user's key. */
+  client: Provider;
+  /** Whose key it is (the user id): each owner's calls have their own rate window. */
+  ownerId: string;
 }
 
 /** The `keyId` of calls made through a client from {@link RouteCallOptions.clientFor}. */
 export const BYO_KEY_ID = "byo";
+
+/** The id under which the shared state limits one owner's own key of a provider. */
+export function userKeyStateId(ownerId: string): string {
+  return `${BYO_KEY_ID}-user-${ownerId}`;
+}
 
 /** How one call is made on a chosen target, and what it consumed. */
 interface CallSpec<T> {
@@ -396,7 +412,12 @@ export class ProviderRouter {
       for (const target of ordered) {
         const deployment = config.providers.get(target.provider);
         if (deployment === undefined) continue;
-        const byoClient = clientFor?.(target.provider);
+        const userKey = deployment.acceptsUserKeys ? clientFor?.(target.provider) : undefined;
+        const byoClient = userKey?.client;
+        const candidates =
+          userKey === undefined
+            ? deployment.keys.map((key) => ({ id: key.id, priority: key.priority, limits: key.limits }))
+            : [{ id: userKeyStateId(userKey.ownerId), priority: 1, limits: deployment.userKeyLimits ?? {} }];
         let failuresHere = 0;
         while (callsMade < retry.maxCalls) {
           throwIfAborted(signal, calls);
@@ -404,21 +425,15 @@ export class ProviderRouter {
           if (remainingMs <= 0) throw this.#deadlineExceeded(retry.deadlineMs, calls, lastError);
           const callId = randomUUID();
           const startedAt = new Date();
-          const acquired: AcquireResult =
-            byoClient !== undefined
-              ? { ok: true, keyId: BYO_KEY_ID, probe: false }
-              : await this.#options.state.acquire({
-                  provider: target.provider,
-                  model: target.model,
-                  keys: deployment.keys.map((key) => ({
-                    id: key.id,
-                    priority: key.priority,
-                    limits: key.limits,
-                  })),
-                  tokens: spec.reserveTokens,
-                  callId,
-                  leaseMs: Math.min(retry.callTimeoutMs, remainingMs) + 5_000,
-                });
+          // A user's key passes the same gate as the system's: circuit, in-flight, rate limits.
+          const acquired: AcquireResult = await this.#options.state.acquire({
+            provider: target.provider,
+            model: target.model,
+            keys: candidates,
+            tokens: spec.reserveTokens,
+            callId,
+            leaseMs: Math.min(retry.callTimeoutMs, remainingMs) + 5_000,
+          });
           if (!acquired.ok) {
             calls.push({
               seq: calls.length + 1,
@@ -431,11 +446,15 @@ export class ProviderRouter {
               errorMessage: SKIP_MESSAGES[acquired.reason],
             });
             noteOpening(acquired.retryAfterMs);
-            if (acquired.reason === "no_key" && acquired.retryAfterMs === undefined) {
+            if (
+              acquired.reason === "no_key" &&
+              acquired.retryAfterMs === undefined &&
+              byoClient === undefined
+            ) {
               // Every key is out of credit or failed authentication: only an operator can fix that.
               lastError ??= new GenqError(
                 "credit_exhausted",
-                `every key of ${target.provider} is out of credit or failed authentication; an operator can reset them (POST /v1/admin/providers/${target.provider}/keys/:keyId/reset)`,
+                `every key of ${target.provider} is out of credit or failed authentication; each is tried again after the key retry time, or an operator can reset it (POST /v1/admin/providers/${target.provider}/keys/:keyId/reset)`,
                 { details: { provider: target.provider } },
               );
             }
@@ -454,19 +473,16 @@ export class ProviderRouter {
           const release = (
             fields: Partial<ReleaseRequest> & Pick<ReleaseRequest, "latencyMs" | "countsAsFailure">,
           ) =>
-            // A BYO call holds no slot of the shared state and teaches it nothing about system keys.
-            byoClient !== undefined
-              ? Promise.resolve()
-              : this.#options.state.release({
-                  provider: target.provider,
-                  model: target.model,
-                  keyId: key.id,
-                  callId,
-                  probe: acquired.probe,
-                  reservedTokens: spec.reserveTokens,
-                  usedTokens: 0,
-                  ...fields,
-                });
+            this.#options.state.release({
+              provider: target.provider,
+              model: target.model,
+              keyId: acquired.keyId,
+              callId,
+              probe: acquired.probe,
+              reservedTokens: spec.reserveTokens,
+              usedTokens: 0,
+              ...fields,
+            });
           const started = performance.now();
           try {
             const output = await spec.invoke(key.client, target.model, callSignal);
@@ -531,7 +547,10 @@ export class ProviderRouter {
               latencyMs,
               countsAsFailure: error.code === "provider_unavailable" || error.code === "timeout",
               error: { code: error.code, message: error.message },
-              ...keyActionFor(error.code, retryAfterMs, retry.baseDelayMs, error.message),
+              // A refused user key is the user's to fix: the job falls back, nothing is taken out.
+              ...(byoClient !== undefined && KEY_CODES.has(error.code)
+                ? {}
+                : keyActionFor(error.code, retryAfterMs, retry.baseDelayMs, error.message)),
             });
             calls.push({
               seq: calls.length + 1,
@@ -555,8 +574,7 @@ export class ProviderRouter {
             // The caller's own key is refused: no other key of it to try here; fall back along the chain.
             if (byoClient !== undefined && KEY_CODES.has(error.code)) break;
             if (KEY_CODES.has(error.code)) continue; // the next acquire picks another key, or skips the target
-            // A BYO key has no shared cooldown to skip on; it backs off below like any retryable failure.
-            if (error.code === "rate_limited" && byoClient === undefined) {
+            if (error.code === "rate_limited") {
               // The key cools down for Retry-After; another key or target may take the call now.
               noteOpening(retryAfterMs ?? retry.baseDelayMs);
               continue;

@@ -60,8 +60,20 @@ export interface ProviderDeployment {
   models: Map<string, ModelSpec>;
   /** The model used when a job names this provider and no model. */
   defaultModel?: string;
-  /** An adapter for another API key of this provider (a user's own key), configured like the others. */
+  /**
+   * Whether jobs may run on users' own keys (BYO) here. Only an upstream that
+   * checks the key and bills its owner may accept them; the providers file refuses
+   * it for the mock, keyless servers and providers whose auth sits in operator
+   * headers. The router calls a user's client only on a provider that accepts them.
+   */
+  acceptsUserKeys: boolean;
+  /**
+   * An adapter for a user's own key, configured like the others but without the
+   * operator's `headers` and `organization`. Present only when `acceptsUserKeys`.
+   */
   clientForKey?: (apiKey: string) => Provider;
+  /** Per-user limits of calls on users' own keys (each user's key has its own window). */
+  userKeyLimits?: KeyLimits;
 }
 
 /** One provider+model a route can send a call to. */
@@ -108,6 +120,12 @@ export interface BreakerPolicy {
   openMs: number;
   /** Concurrent probe calls allowed while half-open. */
   halfOpenProbes: number;
+  /**
+   * How long a key that failed authentication or ran out of credit stays out of
+   * rotation before one call probes it again: a success puts it back, a key
+   * failure takes it out for this long again. An operator can reset it at any time.
+   */
+  keyRetryMs: number;
 }
 
 /** The validated, built configuration the router runs on. Immutable; a reload builds a new one. */
@@ -171,7 +189,11 @@ export interface ReleaseRequest {
   error?: { code: string; message: string };
   /** Whether the failure counts against the circuit (5xx, timeouts, connection errors). */
   countsAsFailure: boolean;
-  /** Take the key out of rotation: `cooldown` for `cooldownMs` (rate limited), `exhausted` until reset (credit, auth). */
+  /**
+   * Take the key out of rotation: `cooldown` for `cooldownMs` (rate limited),
+   * `exhausted` (credit, auth) until the breaker's `keyRetryMs` passes and a probe
+   * succeeds, or an operator resets it.
+   */
   keyAction?: { kind: "cooldown"; cooldownMs: number } | { kind: "exhausted"; reason: string };
 }
 
@@ -198,7 +220,10 @@ export interface KeyStats {
   provider: string;
   keyId: string;
   state: KeyState;
-  /** Until when a cooling key is out of rotation (epoch ms). */
+  /**
+   * Until when a cooling key is out of rotation, or when the next call may probe
+   * an exhausted one (epoch ms; in the past once the probe is due).
+   */
   until?: number;
   reason?: string;
   requestsLastMinute: number;

@@ -7,18 +7,28 @@ export const ACQUIRE_ARGS_PER_KEY = 5;
 
 /**
  * Admits one call, atomically: checks the circuit (taking a probe slot while
- * half-open), picks a key (not blocked; best priority with headroom; least used
- * in the last minute; given order on ties) and records the call against it.
+ * half-open), picks a key (not blocked; a key whose exhaustion has expired first,
+ * as its probe; else best priority with headroom; least used in the last minute;
+ * given order on ties) and records the call against it.
  *
  * KEYS: 1 target state, 2 probes, 3 in-flight; then per candidate key: log, usage, block.
  * ARGV: 1 now ('' = Redis TIME), 2 callId, 3 tokens, 4 leaseMs, 5 halfOpenProbes,
- *       6 candidate count; then per candidate, sorted by priority (stable): id, priority,
- *       rpm, tpm, rpd (-1 = unlimited).
+ *       6 candidate count, 7 rate window in ms (60 s plus the margin); then per candidate,
+ *       sorted by priority (stable): id, priority, rpm, tpm, rpd (-1 = unlimited).
  * Returns {1, keyId, probe 0|1} or {0, reason, retryAfterMs (-1 = none)}.
  *
- * The RPM window is (now - 60 s, now]: a call is admitted only while fewer than
- * `rpm` calls were admitted in it, so no 60-second span ever holds more than
- * `rpm` admissions, whichever process made them.
+ * The RPM window is (now - window, now], the window being 60 s plus a margin: a
+ * call is admitted only while fewer than `rpm` calls were admitted in it. So no
+ * span of 60 s plus the margin ever holds more than `rpm` admissions, whichever
+ * process made them, and a provider that counts arrivals in its own 60-second
+ * window sees at most `rpm` even when calls reach it up to the margin later than
+ * they were admitted (connection set-up, clock skew).
+ *
+ * An exhausted key (auth failed, out of credit) stays out until its retry time;
+ * after it, the next call that could use the key is its probe: the block then
+ * names the probe's call id and holds the key out for the probe's lease, so only
+ * one call at a time tries the key. The release script restores the key on the
+ * probe's success and re-arms the block on a key failure.
  */
 export const ACQUIRE_SCRIPT = `${LUA_PRELUDE}
 local HALF_OPEN_RETRY_MS = ${HALF_OPEN_RETRY_MS}
@@ -29,6 +39,7 @@ local tokens = tonumber(ARGV[3])
 local leaseMs = tonumber(ARGV[4])
 local halfOpenProbes = tonumber(ARGV[5])
 local keyCount = tonumber(ARGV[6])
+local windowMs = tonumber(ARGV[7])
 
 local function extendTtl(key, ms)
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
@@ -59,9 +70,9 @@ local function tokensFreedAfter(logKey, excess)
   local freed = 0
   for i = 1, #entries, 2 do
     freed = freed + memberTokens(entries[i])
-    if freed >= excess then return tonumber(entries[i + 1]) + RATE_WINDOW_MS - now end
+    if freed >= excess then return tonumber(entries[i + 1]) + windowMs - now end
   end
-  return RATE_WINDOW_MS
+  return windowMs
 end
 
 -- Circuit of the provider+model.
@@ -85,28 +96,33 @@ if state == 'half-open' then
 end
 
 -- Key rotation.
-local cutoff = now - RATE_WINDOW_MS
+local cutoff = now - windowMs
 local today = math.floor(now / DAY_MS)
-local chosen, chosenPriority, chosenCount
+local chosen, chosenPriority, chosenCount, chosenReason
 local usable = 0
 local cooldownWait, rateWait
 for index = 0, keyCount - 1 do
-  local arg = 7 + index * ${ACQUIRE_ARGS_PER_KEY}
+  local arg = 8 + index * ${ACQUIRE_ARGS_PER_KEY}
   local key = 4 + index * ${ACQUIRE_KEYS_PER_KEY}
   local logKey, usageKey, blockKey = KEYS[key], KEYS[key + 1], KEYS[key + 2]
   local priority = tonumber(ARGV[arg + 1])
-  -- Candidates come sorted by priority: once a key is chosen, worse groups cannot win.
-  if chosen ~= nil and priority > chosenPriority then break end
   local kind, detail = readBlock(blockKey)
-  local blocked = kind == 'exhausted'
-  if kind == 'cooling' then
+  local blocked = false
+  local dueProbe, probeReason = false, nil
+  if kind == 'exhausted' then
+    local retryAt, _, reason = readExhausted(detail)
+    if now < retryAt then blocked = true else dueProbe, probeReason = true, reason end
+  elseif kind == 'cooling' then
     local untilMs = tonumber(detail) or 0
     if untilMs > now then
       blocked = true
       cooldownWait = minimum(cooldownWait, untilMs - now)
     end
   end
-  if not blocked then
+  -- Candidates come sorted by priority: once a key is chosen, worse groups cannot win,
+  -- except a key whose probe is due.
+  local worse = chosen ~= nil and priority > chosenPriority
+  if not blocked and (dueProbe or not worse) then
     usable = usable + 1
     local rpm, tpm, rpd = tonumber(ARGV[arg + 2]), tonumber(ARGV[arg + 3]), tonumber(ARGV[arg + 4])
     local count, used = trimWindow(logKey, usageKey, cutoff)
@@ -114,8 +130,8 @@ for index = 0, keyCount - 1 do
     if rpm >= 0 and count >= rpm then
       -- The window holds count entries; count - rpm + 1 of them must leave.
       local entry = redis.call('ZRANGE', logKey, count - rpm, count - rpm, 'WITHSCORES')
-      local freeAt = RATE_WINDOW_MS
-      if entry[2] then freeAt = tonumber(entry[2]) + RATE_WINDOW_MS - now end
+      local freeAt = windowMs
+      if entry[2] then freeAt = tonumber(entry[2]) + windowMs - now end
       wait = math.max(wait, freeAt)
     end
     if tpm >= 0 then
@@ -129,10 +145,17 @@ for index = 0, keyCount - 1 do
       if tonumber(day[1]) == today then requestsToday = tonumber(day[2]) or 0 end
       if requestsToday >= rpd then wait = math.max(wait, (today + 1) * DAY_MS - now) end
     end
-    if wait > 0 then
+    if dueProbe then
+      if wait > 0 then
+        rateWait = minimum(rateWait, wait)
+      else
+        chosen, chosenReason = index, probeReason
+        break
+      end
+    elseif wait > 0 then
       rateWait = minimum(rateWait, wait)
     elseif chosen == nil or priority < chosenPriority or (priority == chosenPriority and count < chosenCount) then
-      chosen, chosenPriority, chosenCount = index, priority, count
+      chosen, chosenPriority, chosenCount, chosenReason = index, priority, count, nil
     end
   end
 end
@@ -144,9 +167,13 @@ end
 
 -- Record the call against the chosen key.
 local key = 4 + chosen * ${ACQUIRE_KEYS_PER_KEY}
-local logKey, usageKey = KEYS[key], KEYS[key + 1]
+local logKey, usageKey, blockKey = KEYS[key], KEYS[key + 1], KEYS[key + 2]
+if chosenReason ~= nil then
+  -- This call probes the exhausted key: nobody else tries it while the probe's lease runs.
+  redis.call('SET', blockKey, exhaustedBlock(now + leaseMs, callId, chosenReason))
+end
 redis.call('ZADD', logKey, int(now), int(tokens) .. ':' .. callId)
-redis.call('PEXPIRE', logKey, RATE_WINDOW_MS + 1000)
+redis.call('PEXPIRE', logKey, windowMs + 1000)
 redis.call('HINCRBY', usageKey, 'tokens', int(tokens))
 if tonumber(redis.call('HGET', usageKey, 'day')) == today then
   redis.call('HINCRBY', usageKey, 'today', 1)
@@ -163,5 +190,5 @@ if probe == 1 then
   redis.call('ZADD', KEYS[2], int(now + leaseMs), callId)
   extendTtl(KEYS[2], leaseMs)
 end
-return {1, ARGV[7 + chosen * ${ACQUIRE_ARGS_PER_KEY}], probe}
+return {1, ARGV[8 + chosen * ${ACQUIRE_ARGS_PER_KEY}], probe}
 `;

@@ -1,8 +1,10 @@
 import { LUA_PRELUDE } from "./lua-prelude.ts";
 
 /**
- * Reads the standing and usage of one provider key by the same clock and window
- * as `ACQUIRE_SCRIPT`. Writes nothing (entries that left the window are
+ * Reads the standing and usage of one provider key by the same clock as
+ * `ACQUIRE_SCRIPT` (usage over the last 60 s, without the admission margin).
+ * For an exhausted key, `untilMs` is when the next call may probe it (in the
+ * past once the probe is due). Writes nothing (entries that left the window are
  * discounted, not removed).
  *
  * KEYS: 1 log, 2 usage, 3 block. ARGV: 1 now ('' = Redis TIME).
@@ -15,7 +17,8 @@ local cutoff = now - RATE_WINDOW_MS
 local state, untilMs, reason = 'ok', false, false
 local kind, detail = readBlock(KEYS[3])
 if kind == 'exhausted' then
-  state, reason = 'exhausted', detail
+  local retryAt, _, exhaustedReason = readExhausted(detail)
+  state, untilMs, reason = 'exhausted', int(retryAt), exhaustedReason
 elseif kind == 'cooling' and (tonumber(detail) or 0) > now then
   state, untilMs = 'cooling', detail
 end

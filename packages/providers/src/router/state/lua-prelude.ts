@@ -50,13 +50,26 @@ local function minimum(a, b)
   return math.min(a, b)
 end
 
--- A block is 'cooling:<untilMs>' or 'exhausted:<reason>'.
+-- A block is 'cooling:<untilMs>' or 'exhausted:<detail>' (see readExhausted).
 local function readBlock(key)
   local value = redis.call('GET', key)
   if not value then return nil, nil end
   local colon = string.find(value, ':', 1, true)
   if not colon then return nil, nil end
   return string.sub(value, 1, colon - 1), string.sub(value, colon + 1)
+end
+
+-- An exhausted block's detail is '<retryAtMs>:<probeCallId>:<reason>', the probe call id
+-- empty while no probe runs. A detail written before keys had a retry time ('<reason>')
+-- is due for a probe at once.
+local function readExhausted(detail)
+  local retryAt, prober, reason = string.match(detail, '^(%d+):([^:]*):(.*)$')
+  if retryAt == nil then return 0, '', detail end
+  return tonumber(retryAt), prober, reason
+end
+
+local function exhaustedBlock(retryAt, prober, reason)
+  return 'exhausted:' .. int(retryAt) .. ':' .. prober .. ':' .. reason
 end
 
 -- Log members are '<tokens>:<callId>'.

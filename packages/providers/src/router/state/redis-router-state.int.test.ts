@@ -5,8 +5,16 @@ import type { AcquireRequest, AcquireResult, BreakerPolicy, KeyLimits, ReleaseRe
 import { RedisRouterState } from "./redis-router-state.ts";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const BREAKER: BreakerPolicy = { failureThreshold: 3, windowMs: 10_000, openMs: 5_000, halfOpenProbes: 1 };
+const BREAKER: BreakerPolicy = {
+  failureThreshold: 3,
+  windowMs: 10_000,
+  openMs: 5_000,
+  halfOpenProbes: 1,
+  keyRetryMs: 600_000,
+};
 const TARGET = { provider: "openai", model: "gpt-4o-mini" };
+/** The admission margin the states here run with, so the expected waits read plainly. */
+const MARGIN = 2_000;
 /** Noon UTC, so a day boundary is only crossed where a test means to. */
 const START = Date.parse("2026-11-22T12:00:00.000Z");
 
@@ -46,6 +54,7 @@ describe("RedisRouterState", () => {
       redis,
       prefix,
       breaker: () => breaker,
+      rateWindowMarginMs: MARGIN,
       ...(options.serverClock ? {} : { now: () => clock }),
     });
   }
@@ -108,9 +117,9 @@ describe("RedisRouterState", () => {
         expect((await acquire(state, keys)).result).toEqual({ ok: true, keyId: "a", probe: false });
       }
       const limited = (await acquire(state, keys)).result;
-      expect(limited).toEqual({ ok: false, reason: "rate_limited", retryAfterMs: 56_000 });
+      expect(limited).toEqual({ ok: false, reason: "rate_limited", retryAfterMs: 56_000 + MARGIN });
 
-      clock = START + 1_000 + 60_000 - 1;
+      clock = START + 1_000 + 60_000 + MARGIN - 1;
       expect((await acquire(state, keys)).result.ok).toBe(false);
       clock += 1;
       expect((await acquire(state, keys)).result.ok).toBe(true);
@@ -121,7 +130,34 @@ describe("RedisRouterState", () => {
       });
     });
 
-    it("admits again once the clock has moved a full minute past a burst", async () => {
+    it("never lets a sliding 60 s window hold more than rpm admissions, even for callers that come back exactly when told", async () => {
+      const first = worker();
+      const second = worker();
+      const rpm = 4;
+      const keys = [key("a", { rpm })];
+      const admitted: number[] = [];
+      // Two processes take turns; each comes back exactly at the retryAfterMs it was given
+      // (the window's edge), or a few hundred ms later after a success.
+      for (let step = 0; admitted.length < 6 * rpm; step += 1) {
+        const result = await (step % 2 === 0 ? first : second).acquire(request(keys));
+        if (result.ok) {
+          admitted.push(clock);
+          clock += (step * 137) % 900;
+        } else {
+          expect(result.reason).toBe("rate_limited");
+          clock += result.retryAfterMs ?? 1;
+        }
+      }
+      for (const start of admitted) {
+        // A provider counting arrivals in any closed 60-second span, [start, start + 60 s].
+        const inWindow = admitted.filter((time) => time >= start && time <= start + 60_000);
+        expect(inWindow.length, `admissions in the 60 s from ${start - START} ms`).toBeLessThanOrEqual(rpm);
+      }
+      // The margin is all the slack there is: each rpm-th next admission comes 60 s plus the margin later.
+      expect(admitted[rpm]! - admitted[0]!).toBe(60_000 + MARGIN);
+    });
+
+    it("admits again once the clock has moved a full minute and the margin past a burst", async () => {
       const state = worker();
       const keys = [key("a", { rpm: 5 })];
       for (let index = 0; index < 5; index += 1) expect((await acquire(state, keys)).result.ok).toBe(true);
@@ -130,8 +166,10 @@ describe("RedisRouterState", () => {
       if (limited.ok) return;
       expect(limited.reason).toBe("rate_limited");
       expect(limited.retryAfterMs).toBeGreaterThan(0);
-      expect(limited.retryAfterMs).toBeLessThanOrEqual(60_000);
+      expect(limited.retryAfterMs).toBeLessThanOrEqual(60_000 + MARGIN);
       clock += 60_000;
+      expect((await acquire(state, keys)).result.ok).toBe(false);
+      clock += MARGIN;
       expect((await acquire(state, keys)).result.ok).toBe(true);
     });
 
@@ -172,7 +210,7 @@ describe("RedisRouterState", () => {
       expect((await acquire(state, keys, { tokens: 600 })).result).toEqual({
         ok: false,
         reason: "rate_limited",
-        retryAfterMs: 50_000,
+        retryAfterMs: 50_000 + MARGIN,
       });
 
       await big.release({ usedTokens: 200 });
@@ -180,8 +218,8 @@ describe("RedisRouterState", () => {
       const [stats] = await state.keyStats([{ provider: "openai", keyId: "a", limits: { tpm: 1_000 } }]);
       expect(stats).toMatchObject({ tokensLastMinute: 800, requestsLastMinute: 2 });
 
-      // A minute after the first call only its corrected 200 tokens leave the window: 600 stay.
-      clock = START + 60_000;
+      // A minute (and the margin) after the first call only its corrected 200 tokens leave the window: 600 stay.
+      clock = START + 60_000 + MARGIN;
       expect((await acquire(state, keys, { tokens: 401 })).result.ok).toBe(false);
       expect((await acquire(state, keys, { tokens: 400 })).result.ok).toBe(true);
     });
@@ -215,9 +253,9 @@ describe("RedisRouterState", () => {
       expect((await acquire(state, keys, { tokens: 10 })).result).toEqual({
         ok: false,
         reason: "rate_limited",
-        retryAfterMs: 60_000,
+        retryAfterMs: 60_000 + MARGIN,
       });
-      clock += 60_000;
+      clock += 60_000 + MARGIN;
       expect((await acquire(state, keys, { tokens: 10 })).result.ok).toBe(true);
       expect((await acquire(state, keys, { tokens: 500 })).result.ok).toBe(false);
     });
@@ -284,13 +322,133 @@ describe("RedisRouterState", () => {
         error: { code: "credit_exhausted", message: "insufficient_quota" },
         keyAction: { kind: "exhausted", reason: "credit_exhausted: insufficient_quota" },
       });
-      clock += 7 * 24 * 60 * 60 * 1000;
+      clock += BREAKER.keyRetryMs - 1;
       expect(await keyIds(second, keys, 2)).toEqual(["backup", "backup"]);
       const [stats] = await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]);
-      expect(stats).toMatchObject({ state: "exhausted", reason: "credit_exhausted: insufficient_quota" });
+      expect(stats).toMatchObject({
+        state: "exhausted",
+        reason: "credit_exhausted: insufficient_quota",
+        until: START + BREAKER.keyRetryMs,
+      });
 
       await second.resetKey("openai", "main");
       expect(await keyIds(first, keys, 1)).toEqual(["main"]);
+      expect((await first.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+        "ok",
+      );
+    });
+
+    describe("after an exhausted key's retry time", () => {
+      const keys = [key("main", {}, 1), key("backup", {}, 1)];
+
+      async function exhaustMain(state: RedisRouterState): Promise<void> {
+        const call = await acquire(state, [key("main")]);
+        await call.release({
+          usedTokens: 0,
+          error: { code: "auth_failed", message: "401 invalid_api_key" },
+          keyAction: { kind: "exhausted", reason: "auth_failed: 401 invalid_api_key" },
+        });
+      }
+
+      it("lets exactly one call probe the key, and puts it back when the probe succeeds", async () => {
+        const first = worker();
+        const second = worker();
+        await exhaustMain(first);
+        clock += BREAKER.keyRetryMs;
+        const probe = await acquire(first, keys);
+        expect(probe.result).toEqual({ ok: true, keyId: "main", probe: false });
+        // While the probe runs, every other process keeps off the key.
+        expect(await keyIds(second, keys, 3)).toEqual(["backup", "backup", "backup"]);
+        expect((await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]).toMatchObject(
+          {
+            state: "exhausted",
+            reason: "auth_failed: 401 invalid_api_key",
+          },
+        );
+
+        await probe.release();
+        expect((await second.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "ok",
+        );
+        expect(await keyIds(second, keys, 2)).toEqual(["main", "main"]);
+      });
+
+      it("re-arms the retry time when the probe fails on the key again", async () => {
+        const state = worker();
+        await exhaustMain(state);
+        clock += BREAKER.keyRetryMs;
+        const probe = await acquire(state, keys);
+        expect(probe.result).toMatchObject({ ok: true, keyId: "main" });
+        clock += 500;
+        await probe.release({
+          usedTokens: 0,
+          error: { code: "auth_failed", message: "401 invalid_api_key" },
+          keyAction: { kind: "exhausted", reason: "auth_failed: 401 again" },
+        });
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]).toMatchObject({
+          state: "exhausted",
+          until: clock + BREAKER.keyRetryMs,
+          reason: "auth_failed: 401 again",
+        });
+        clock += BREAKER.keyRetryMs - 1;
+        expect(await keyIds(state, keys, 2)).toEqual(["backup", "backup"]);
+        clock += 1;
+        expect(await keyIds(state, keys, 1)).toEqual(["main"]);
+      });
+
+      it("lets the next call probe when the probe ends with an error that says nothing about the key", async () => {
+        const state = worker();
+        await exhaustMain(state);
+        clock += BREAKER.keyRetryMs;
+        const probe = await acquire(state, keys);
+        expect(probe.result).toMatchObject({ ok: true, keyId: "main" });
+        await probe.release({ usedTokens: 0, error: SERVER_ERROR, countsAsFailure: true });
+        const next = await acquire(state, keys);
+        expect(next.result).toMatchObject({ ok: true, keyId: "main" });
+        // Still on probation: a concurrent call keeps off it.
+        expect(await keyIds(state, keys, 1)).toEqual(["backup"]);
+        await next.release();
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "ok",
+        );
+      });
+
+      it("lets another call probe once a dead worker's probe lease ends", async () => {
+        const state = worker();
+        await exhaustMain(state);
+        clock += BREAKER.keyRetryMs;
+        expect((await acquire(state, keys, { leaseMs: 2_000 })).result).toMatchObject({ keyId: "main" });
+        clock += 1_999;
+        expect(await keyIds(state, keys, 1)).toEqual(["backup"]);
+        clock += 1;
+        expect(await keyIds(state, keys, 1)).toEqual(["main"]);
+      });
+
+      it("does not restore the key on the success of a call admitted before it was exhausted", async () => {
+        const state = worker();
+        const early = await acquire(state, [key("main")]);
+        await exhaustMain(state);
+        await early.release();
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "exhausted",
+        );
+      });
+
+      it("treats a key exhausted by an older release (no retry time) as due for a probe", async () => {
+        const state = worker();
+        const redis = connections[0]!;
+        await redis.set(`${prefix}:router:{openai}:key:main:block`, "exhausted:auth_failed: old");
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]).toMatchObject({
+          state: "exhausted",
+          reason: "auth_failed: old",
+        });
+        const probe = await acquire(state, keys);
+        expect(probe.result).toMatchObject({ ok: true, keyId: "main" });
+        await probe.release();
+        expect((await state.keyStats([{ provider: "openai", keyId: "main", limits: {} }]))[0]?.state).toBe(
+          "ok",
+        );
+      });
     });
 
     it("does not let a cooldown lift an exhausted key", async () => {
@@ -342,7 +500,7 @@ describe("RedisRouterState", () => {
       expect((await acquire(state, keys)).result).toEqual({
         ok: false,
         reason: "rate_limited",
-        retryAfterMs: 50_000,
+        retryAfterMs: 50_000 + MARGIN,
       });
     });
 

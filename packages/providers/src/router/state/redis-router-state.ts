@@ -13,6 +13,7 @@ import type {
 } from "../types.ts";
 import { ACQUIRE_SCRIPT } from "./acquire-script.ts";
 import { KEY_STATS_SCRIPT } from "./key-stats-script.ts";
+import { RATE_WINDOW_MS } from "./lua-prelude.ts";
 import { RELEASE_SCRIPT } from "./release-script.ts";
 import { providerKeyKeys, targetKeys } from "./router-keys.ts";
 import { TARGET_STATS_SCRIPT } from "./target-stats-script.ts";
@@ -30,7 +31,19 @@ export interface RedisRouterStateOptions {
    * time, which every process shares; with it, time is whatever the caller says.
    */
   now?: () => number;
+  /**
+   * Added to the 60-second window of RPM and TPM limits at admission: a call is
+   * admitted only while fewer than `rpm` calls were admitted in the last 60 s plus
+   * this margin. Calls reach a provider some time after they are admitted
+   * (connection set-up, retries of a lost packet, clock skew), and a provider that
+   * counts arrivals in its own 60 s window must never see `rpm + 1`.
+   * @defaultValue 2000
+   */
+  rateWindowMarginMs?: number;
 }
+
+/** See {@link RedisRouterStateOptions.rateWindowMarginMs}. */
+export const DEFAULT_RATE_WINDOW_MARGIN_MS = 2_000;
 
 /** Error messages and exhaustion reasons are stored up to this many characters. */
 const MAX_TEXT_LENGTH = 300;
@@ -87,6 +100,7 @@ export class RedisRouterState implements RouterState {
   readonly #prefix: string;
   readonly #breaker: () => BreakerPolicy;
   readonly #now: (() => number) | undefined;
+  readonly #rateWindowMs: number;
 
   constructor(options: RedisRouterStateOptions) {
     if (options.prefix.length === 0) throw new TypeError("RedisRouterState: prefix must not be empty");
@@ -105,6 +119,10 @@ export class RedisRouterState implements RouterState {
     this.#prefix = options.prefix;
     this.#breaker = options.breaker;
     this.#now = options.now;
+    const margin = options.rateWindowMarginMs ?? DEFAULT_RATE_WINDOW_MARGIN_MS;
+    if (!Number.isInteger(margin) || margin < 0)
+      throw new TypeError("RedisRouterState: rateWindowMarginMs must be a whole number of ms, at least 0");
+    this.#rateWindowMs = RATE_WINDOW_MS + margin;
   }
 
   async acquire(request: AcquireRequest): Promise<AcquireResult> {
@@ -117,6 +135,7 @@ export class RedisRouterState implements RouterState {
       Math.max(1, Math.ceil(request.leaseMs)),
       Math.max(1, Math.floor(this.#breaker().halfOpenProbes)),
       request.keys.length,
+      this.#rateWindowMs,
     ];
     // Stable: within a priority, the given order breaks ties. The script stops at the first worse group.
     for (const key of request.keys.toSorted((a, b) => a.priority - b.priority)) {
@@ -171,6 +190,7 @@ export class RedisRouterState implements RouterState {
       breaker.failureThreshold,
       breaker.windowMs,
       breaker.openMs,
+      Math.max(1, Math.ceil(breaker.keyRetryMs)),
     );
   }
 

@@ -15,13 +15,18 @@ import {
  * ARGV: 1 now ('' = Redis TIME), 2 callId, 3 probe 1|0, 4 latencyMs, 5 reservedTokens, 6 usedTokens,
  *       7 failed 1|0, 8 error code, 9 error message, 10 countsAsFailure 1|0,
  *       11 key action ('' | 'cooldown' | 'exhausted'), 12 cooldownMs, 13 exhausted reason,
- *       14 failureThreshold, 15 windowMs, 16 openMs.
+ *       14 failureThreshold, 15 windowMs, 16 openMs, 17 keyRetryMs.
  *
  * TPM: a success replaces the reservation by the tokens used. A failure that
  * reports no usage keeps the reservation: providers meter a request when they
  * admit it (OpenAI counts prompt + max_tokens up front), a timeout or 5xx may
  * well have consumed tokens, and a failing key loses nothing by being held back
  * for the rest of the minute.
+ *
+ * Key: `exhausted` takes the key out until `keyRetryMs` from now (re-arming it
+ * when the call was the key's probe). When the call was the probe of an exhausted
+ * key, a success puts the key back into rotation; any other failure tells nothing
+ * about the key, so the next call probes it again (after a cooldown, if asked).
  *
  * Breaker: only failures that count (5xx, timeouts) enter the window. Closed →
  * open when the window reaches the threshold; a failed probe re-opens a half-open
@@ -38,6 +43,7 @@ local failed = ARGV[7] == '1'
 local countsAsFailure = ARGV[10] == '1'
 local action = ARGV[11]
 local failureThreshold, windowMs, openMs = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local keyRetryMs = tonumber(ARGV[17])
 
 redis.call('ZREM', KEYS[4], callId)
 redis.call('ZREM', KEYS[3], callId)
@@ -74,16 +80,31 @@ if failed then
   redis.call('HSET', KEYS[1], 'errorCode', ARGV[8], 'errorMessage', ARGV[9], 'errorAt', int(now))
 end
 
--- Take the key out of rotation. A cooldown never shortens another one nor lifts exhaustion.
-if action == 'cooldown' then
+-- Take the key out of rotation, or put a probed key back. A cooldown never shortens
+-- another one nor lifts exhaustion.
+local blockKind, blockDetail = readBlock(KEYS[8])
+local probedReason
+if blockKind == 'exhausted' then
+  local _, prober, reason = readExhausted(blockDetail)
+  if prober == callId then probedReason = reason end
+end
+if action == 'exhausted' then
+  redis.call('SET', KEYS[8], exhaustedBlock(now + keyRetryMs, '', ARGV[13]))
+elseif probedReason ~= nil then
+  if not failed then
+    redis.call('DEL', KEYS[8])
+  else
+    local retryAt = now
+    if action == 'cooldown' then retryAt = now + tonumber(ARGV[12]) end
+    redis.call('SET', KEYS[8], exhaustedBlock(retryAt, '', probedReason))
+  end
+elseif action == 'cooldown' then
   local cooldownMs = tonumber(ARGV[12])
   local kind, detail = readBlock(KEYS[8])
   local untilMs = now + cooldownMs
   if cooldownMs > 0 and kind ~= 'exhausted' and not (kind == 'cooling' and (tonumber(detail) or 0) >= untilMs) then
     redis.call('SET', KEYS[8], 'cooling:' .. int(untilMs), 'PX', int(cooldownMs))
   end
-elseif action == 'exhausted' then
-  redis.call('SET', KEYS[8], 'exhausted:' .. ARGV[13])
 end
 
 -- Circuit breaker.
