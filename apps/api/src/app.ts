@@ -20,6 +20,7 @@ import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin, frameworkErrorHandler } from "./plugins/error-handler.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
+import type { OperatorCredentials } from "./plugins/operator-auth.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
@@ -44,8 +45,8 @@ export interface AppOptions {
   queues: JobQueues;
   /** Fastify's logger option: pino options, a pino instance, or false. */
   logger?: FastifyServerOptions["logger"] | FastifyServerOptions["loggerInstance"];
-  /** Operator credentials for Bull Board and /v1/admin. */
-  admin: { user: string; password: string };
+  /** Operator credentials for Bull Board, /v1/admin and /metrics, with limits on failed logins. */
+  admin: OperatorCredentials;
   bodyLimitBytes?: number;
   /** Prefix of links in responses, e.g. https://genq.example.com; relative links when empty. */
   publicUrl?: string;
