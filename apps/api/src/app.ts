@@ -52,8 +52,10 @@ export interface AppOptions {
   publicUrl?: string;
   docs?: boolean;
   trustProxy?: boolean;
-  /** Prometheus metrics, served at /metrics; absent: no /metrics. */
+  /** Prometheus metrics, served at /metrics (to the operator, or to `metricsToken`); absent: no /metrics. */
   metrics?: GenqMetrics;
+  /** A bearer token that reads /metrics besides the operator's Basic credentials (`GENQ_METRICS_TOKEN`). */
+  metricsToken?: string;
   /** Plans and quotas: submissions that cannot fit are refused (429 quota_exceeded); `/v1/usage`. */
   quota?: QuotaLedger;
   /** Object storage of image jobs; the local driver's objects are served under /v1/assets. */
@@ -160,7 +162,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
   }
 
-  if (options.metrics !== undefined) await app.register(metricsPlugin, { metrics: options.metrics });
+  if (options.metrics !== undefined) {
+    await app.register(metricsPlugin, {
+      metrics: options.metrics,
+      operator: options.admin,
+      token: options.metricsToken,
+    });
+  }
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {

@@ -34,6 +34,11 @@ export const ApiEnv = CommonEnv.extend({
   GENQ_ADMIN_MAX_FAILURES_PER_USER: z.coerce.number().int().min(1).max(1_000_000).default(100),
   /** The window of the failed-login limits, in milliseconds (default 15 minutes). */
   GENQ_ADMIN_FAILURE_WINDOW_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(900_000),
+  /**
+   * A bearer token Prometheus sends to read `/metrics` (`Authorization: Bearer <token>`); the
+   * operator's Basic credentials always work too. Unset: Basic only. Set the workers' value alike.
+   */
+  GENQ_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   GENQ_DOCS_ENABLED: BooleanFromString.default(true),
   /** Submissions (POST /v1/jobs, cancels) per API key per minute, shared by all API processes; 0 turns it off. */
   GENQ_SUBMIT_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   await storage.ensureReady();
   const app = await buildApp({
     metrics: new GenqMetrics({ process: "api" }),
+    ...(env.GENQ_METRICS_TOKEN === undefined ? {} : { metricsToken: env.GENQ_METRICS_TOKEN }),
     ...(env.GENQ_ENCRYPTION_KEYS === undefined
       ? {}
       : { secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)) }),
