@@ -498,7 +498,10 @@ describe("image jobs on the OpenAI and Gemini adapters (fake servers)", () => {
     ).json();
     const finished = await harness.waitForJob(apiKey, job.id);
     expect(finished).toMatchObject({ status: "failed", error: { code: "provider_unavailable" } });
-    expect(finished.error.message).toContain("a metadata address");
+    // The operator's call log says why: the guard refused the address, nothing was fetched.
+    const calls = await harness.db.providerCall.findMany({ where: { jobId: job.id, outcome: "error" } });
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) expect(call.errorMessage).toContain("169.254.169.254, a metadata address");
     expect(await assets.listForJob(job.id)).toEqual([]);
   });
 
