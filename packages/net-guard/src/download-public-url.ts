@@ -67,13 +67,14 @@ export async function downloadPublicUrl(
       ),
     options.timeoutMs,
   );
-  const onCallerAbort = () => controller.abort(options.signal?.reason);
-  options.signal?.addEventListener("abort", onCallerAbort, { once: true });
-  if (options.signal?.aborted) onCallerAbort();
+  // Settles the race below with the reason of whichever ends first: the timeout or the caller.
   const aborted = new Promise<never>((_, reject) => {
     controller.signal.addEventListener("abort", () => reject(controller.signal.reason), { once: true });
   });
   aborted.catch(() => {});
+  const onCallerAbort = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  if (options.signal?.aborted) onCallerAbort();
   try {
     const { url: target, address } = await Promise.race([
       resolvePublicTarget(url, {
