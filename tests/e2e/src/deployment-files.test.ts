@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -74,5 +74,16 @@ describe("deploy/kubernetes/genq.yaml", () => {
       .find((resource) => resource?.kind === "Deployment" && resource.metadata?.name === "genq-worker");
     const env = worker.spec.template.spec.containers[0].env as Array<{ name: string; value: string }>;
     expect(env).toContainEqual({ name: "GENQ_WORKER_HEALTH_HOST", value: "0.0.0.0" });
+  });
+});
+
+describe("Dockerfile", () => {
+  it("copies every workspace package's manifest before installing (a missing one fails the frozen install)", () => {
+    const dockerfile = read("Dockerfile");
+    for (const folder of ["apps", "packages"]) {
+      for (const name of readdirSync(join(ROOT, folder))) {
+        expect(dockerfile).toContain(`COPY ${folder}/${name}/package.json ${folder}/${name}/`);
+      }
+    }
   });
 });
