@@ -17,6 +17,7 @@ COPY packages/core/package.json packages/core/
 COPY packages/db/package.json packages/db/
 COPY packages/events/package.json packages/events/
 COPY packages/metrics/package.json packages/metrics/
+COPY packages/net-guard/package.json packages/net-guard/
 COPY packages/queue/package.json packages/queue/
 COPY packages/providers/package.json packages/providers/
 COPY packages/runner/package.json packages/runner/

@@ -20,6 +20,7 @@ import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin, frameworkErrorHandler } from "./plugins/error-handler.ts";
 import { metricsPlugin } from "./plugins/metrics.ts";
+import type { OperatorCredentials } from "./plugins/operator-auth.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
@@ -44,15 +45,17 @@ export interface AppOptions {
   queues: JobQueues;
   /** Fastify's logger option: pino options, a pino instance, or false. */
   logger?: FastifyServerOptions["logger"] | FastifyServerOptions["loggerInstance"];
-  /** Operator credentials for Bull Board and /v1/admin. */
-  admin: { user: string; password: string };
+  /** Operator credentials for Bull Board, /v1/admin and /metrics, with limits on failed logins. */
+  admin: OperatorCredentials;
   bodyLimitBytes?: number;
   /** Prefix of links in responses, e.g. https://genq.example.com; relative links when empty. */
   publicUrl?: string;
   docs?: boolean;
   trustProxy?: boolean;
-  /** Prometheus metrics, served at /metrics; absent: no /metrics. */
+  /** Prometheus metrics, served at /metrics (to the operator, or to `metricsToken`); absent: no /metrics. */
   metrics?: GenqMetrics;
+  /** A bearer token that reads /metrics besides the operator's Basic credentials (`GENQ_METRICS_TOKEN`). */
+  metricsToken?: string;
   /** Plans and quotas: submissions that cannot fit are refused (429 quota_exceeded); `/v1/usage`. */
   quota?: QuotaLedger;
   /** Object storage of image jobs; the local driver's objects are served under /v1/assets. */
@@ -160,7 +163,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
   }
 
-  if (options.metrics !== undefined) await app.register(metricsPlugin, { metrics: options.metrics });
+  if (options.metrics !== undefined) {
+    await app.register(metricsPlugin, {
+      metrics: options.metrics,
+      operator: options.admin,
+      token: options.metricsToken,
+    });
+  }
   await app.register(healthRoutes);
   await app.register(
     async (v1) => {

@@ -25,6 +25,20 @@ export const ApiEnv = CommonEnv.extend({
     .default(1024 * 1024),
   GENQ_ADMIN_USER: z.string().min(1).default("admin"),
   GENQ_ADMIN_PASSWORD: z.string().min(12, "must be at least 12 characters").optional(),
+  /** Failed operator logins (Basic auth) one client IP may make per window; then 429 with Retry-After. */
+  GENQ_ADMIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).max(1_000_000).default(10),
+  /**
+   * Failed operator logins one user name may collect per window from all IPs; then IPs that
+   * have failed before get 429 (a client with a clean record still gets in with the right password).
+   */
+  GENQ_ADMIN_MAX_FAILURES_PER_USER: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  /** The window of the failed-login limits, in milliseconds (default 15 minutes). */
+  GENQ_ADMIN_FAILURE_WINDOW_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(900_000),
+  /**
+   * A bearer token Prometheus sends to read `/metrics` (`Authorization: Bearer <token>`); the
+   * operator's Basic credentials always work too. Unset: Basic only. Set the workers' value alike.
+   */
+  GENQ_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   GENQ_DOCS_ENABLED: BooleanFromString.default(true),
   /** Submissions (POST /v1/jobs, cancels) per API key per minute, shared by all API processes; 0 turns it off. */
   GENQ_SUBMIT_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(600),

@@ -56,6 +56,7 @@ async function main(): Promise<void> {
   await storage.ensureReady();
   const app = await buildApp({
     metrics: new GenqMetrics({ process: "api" }),
+    ...(env.GENQ_METRICS_TOKEN === undefined ? {} : { metricsToken: env.GENQ_METRICS_TOKEN }),
     ...(env.GENQ_ENCRYPTION_KEYS === undefined
       ? {}
       : { secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)) }),
@@ -66,7 +67,15 @@ async function main(): Promise<void> {
     redis,
     queues,
     logger,
-    admin: { user: env.GENQ_ADMIN_USER, password: adminPassword },
+    admin: {
+      user: env.GENQ_ADMIN_USER,
+      password: adminPassword,
+      loginLimits: {
+        maxFailuresPerIp: env.GENQ_ADMIN_MAX_FAILURES_PER_IP,
+        maxFailuresPerUser: env.GENQ_ADMIN_MAX_FAILURES_PER_USER,
+        windowMs: env.GENQ_ADMIN_FAILURE_WINDOW_MS,
+      },
+    },
     bodyLimitBytes: env.GENQ_BODY_LIMIT_BYTES,
     publicUrl: env.GENQ_PUBLIC_URL ?? "",
     docs: env.GENQ_DOCS_ENABLED,

@@ -142,8 +142,32 @@ export const WorkerEnv = CommonEnv.extend({
     .default(86_400_000),
   /** Cached results kept in each worker's memory, in front of Redis. */
   GENQ_RESULT_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
-  /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */
+  /** Port of the worker's /health/live, /health/ready and /metrics endpoints; 0 turns them off. */
   GENQ_WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65_535).default(0),
+  /**
+   * Address the worker's health and metrics server binds. Default 127.0.0.1 (this machine
+   * only); containers set 0.0.0.0 so probes and Prometheus reach it.
+   */
+  GENQ_WORKER_HEALTH_HOST: z.string().min(1).default("127.0.0.1"),
+  /**
+   * When set, the worker's `/metrics` answers only `Authorization: Bearer <token>` (the API's
+   * value); health endpoints stay open for probes.
+   */
+  GENQ_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /**
+   * Hostnames, IPs or CIDRs provider image URLs may point at although private or loopback
+   * (development, tests); by default only public addresses are downloaded.
+   */
+  GENQ_IMAGE_DOWNLOAD_ALLOWED_HOSTS: WebhookAllowedHosts.optional(),
+  /** The largest image downloaded from a provider's image URL, in bytes (default 25 MiB). */
+  GENQ_IMAGE_DOWNLOAD_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .max(512 * 1024 * 1024)
+    .default(25 * 1024 * 1024),
+  /** Downloading a provider's image URL must end within this, in milliseconds. */
+  GENQ_IMAGE_DOWNLOAD_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
 }).superRefine((env, context) => {
   checkStorageEnv(env, context, { signsLinks: false });
   // With a providers file, the file names the providers and the default route.

@@ -70,6 +70,13 @@ export async function createWorkerRouter(
   environment: Record<string, string | undefined>,
 ): Promise<WorkerRouter> {
   const mockFailureCounter = createRedisFailureCounter(redis, env.GENQ_QUEUE_PREFIX);
+  const imageDownload = {
+    maxBytes: env.GENQ_IMAGE_DOWNLOAD_MAX_BYTES,
+    timeoutMs: env.GENQ_IMAGE_DOWNLOAD_TIMEOUT_MS,
+    ...(env.GENQ_IMAGE_DOWNLOAD_ALLOWED_HOSTS === undefined
+      ? {}
+      : { allowlist: env.GENQ_IMAGE_DOWNLOAD_ALLOWED_HOSTS }),
+  };
   const publish = (config: RouterConfig) =>
     publishRouterCatalog(redis, env.GENQ_QUEUE_PREFIX, config).catch((error: unknown) =>
       logger.warn({ err: error }, "could not publish the provider catalog for the admin API"),
@@ -81,7 +88,7 @@ export async function createWorkerRouter(
     source = await createConfigSource({
       path: env.GENQ_PROVIDERS_FILE,
       env: environment,
-      build: (file, text) => buildRouterConfig(file, { source: text, mockFailureCounter }),
+      build: (file, text) => buildRouterConfig(file, { source: text, mockFailureCounter, imageDownload }),
       logger,
       watch: env.GENQ_PROVIDERS_WATCH,
     });
@@ -95,6 +102,7 @@ export async function createWorkerRouter(
     const config = buildRouterConfig(defaultProvidersFile(settings), {
       source: JSON.stringify(settings),
       mockFailureCounter,
+      imageDownload,
     });
     current = () => config;
   }

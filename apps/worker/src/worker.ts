@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { createSecretBox, type JobType, type Logger, parseKeyRing } from "@genq/core";
 import {
@@ -265,8 +266,18 @@ export async function startWorker(
 
   let health: Server | undefined;
   if (env.GENQ_WORKER_HEALTH_PORT > 0) {
+    const metricsToken =
+      env.GENQ_METRICS_TOKEN === undefined ? undefined : Buffer.from(env.GENQ_METRICS_TOKEN);
     health = createServer((request, response) => {
       if (request.url === "/metrics") {
+        if (metricsToken !== undefined && !bearerMatches(request.headers.authorization, metricsToken)) {
+          response
+            .writeHead(401, { "content-type": "application/json", "www-authenticate": "Bearer" })
+            .end(
+              '{"error":{"code":"unauthorized","message":"send Authorization: Bearer <GENQ_METRICS_TOKEN>"}}',
+            );
+          return;
+        }
         observeCircuits(metrics, routing)
           .then(() => metrics.render())
           .then(
@@ -282,7 +293,15 @@ export async function startWorker(
         () => response.writeHead(503, { "content-type": "application/json" }).end('{"status":"unavailable"}'),
       );
     });
-    await new Promise<void>((resolve) => health?.listen(env.GENQ_WORKER_HEALTH_PORT, "0.0.0.0", resolve));
+    const server = health;
+    // Loopback unless told otherwise: metrics name providers, models and error rates.
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(env.GENQ_WORKER_HEALTH_PORT, env.GENQ_WORKER_HEALTH_HOST, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
   }
   const address = health?.address();
 
@@ -309,4 +328,11 @@ export async function startWorker(
       return result;
     },
   };
+}
+
+/** True when an `Authorization` header is `Bearer <expected>` (compared in constant time). */
+function bearerMatches(header: string | undefined, expected: Buffer): boolean {
+  if (header === undefined || !/^Bearer\s+/i.test(header)) return false;
+  const given = Buffer.from(header.replace(/^Bearer\s+/i, ""));
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }

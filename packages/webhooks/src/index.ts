@@ -1,5 +1,5 @@
 export { newWebhookSecret } from "@genq/db";
-export * from "./address-class.ts";
+export { type AddressClass, classifyAddress, isIpLiteral } from "@genq/net-guard";
 export * from "./post-webhook.ts";
 export * from "./retry-schedule.ts";
 export * from "./webhook-allowlist.ts";

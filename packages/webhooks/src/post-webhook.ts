@@ -1,9 +1,9 @@
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { LookupFunction } from "node:net";
 import { GenqError } from "@genq/core";
+import { pinnedLookup } from "@genq/net-guard";
 import type { WebhookAllowlist } from "./webhook-allowlist.ts";
-import { type HostLookup, type ResolvedAddress, resolveWebhookTarget } from "./webhook-target.ts";
+import { type HostLookup, resolveWebhookTarget } from "./webhook-target.ts";
 
 /** How one delivery attempt ended, as the delivery log records it. */
 export type DeliveryOutcome = "delivered" | "failed" | "timeout" | "refused" | "error";
@@ -30,19 +30,6 @@ export interface PostWebhookOptions {
   lookup?: HostLookup | undefined;
   /** How much of the answer to keep. Default 1 KiB. */
   excerptBytes?: number | undefined;
-}
-
-/** A lookup that answers with the address the SSRF guard already checked, whatever the host. */
-function pinnedLookup(address: ResolvedAddress): LookupFunction {
-  return (_hostname, options, callback) => {
-    if (typeof options === "object" && options !== null && (options as { all?: boolean }).all === true) {
-      (callback as (error: null, addresses: Array<{ address: string; family: number }>) => void)(null, [
-        { address: address.address, family: address.family },
-      ]);
-      return;
-    }
-    callback(null, address.address, address.family);
-  };
 }
 
 /**

@@ -1,106 +1,40 @@
-import { lookup as dnsLookup } from "node:dns/promises";
-import { GenqError } from "@genq/core";
-import { type AddressClass, classifyAddress } from "./address-class.ts";
 import {
-  allowsAddress,
-  allowsHostname,
+  checkPublicUrl,
   EMPTY_ALLOWLIST,
-  type WebhookAllowlist,
-} from "./webhook-allowlist.ts";
+  type HostLookup,
+  PublicTargetRefusedError,
+  type ResolvedAddress,
+  resolvePublicTarget,
+} from "@genq/net-guard";
+import type { WebhookAllowlist } from "./webhook-allowlist.ts";
 
-/** A resolved address a delivery may connect to. */
-export interface ResolvedAddress {
-  address: string;
-  family: 4 | 6;
-}
+export { bareHostname, type HostLookup, type ResolvedAddress, systemLookup } from "@genq/net-guard";
 
-/** A webhook URL the SSRF guard refused: the host is, or resolves to, a non-public address. */
-export class WebhookTargetRefusedError extends GenqError {
-  override readonly name = "WebhookTargetRefusedError";
-  constructor(
-    readonly url: string,
-    readonly host: string,
-    readonly address: string,
-    readonly addressClass: AddressClass,
-  ) {
-    super(
-      "invalid_request",
-      `webhook URL ${url} is refused: ${host === address ? host : `${host} resolves to ${address}`}, a ${addressClass} address` +
-        " (webhooks may only call public addresses)",
-      { details: { host, address, addressClass } },
-    );
-  }
-}
+/** A webhook URL the SSRF guard refused (`@genq/net-guard`'s refusal, named for webhooks). */
+export const WebhookTargetRefusedError = PublicTargetRefusedError;
+export type WebhookTargetRefusedError = PublicTargetRefusedError;
 
-/** The lookup the guard resolves hosts with (tests inject one). */
-export type HostLookup = (hostname: string) => Promise<ResolvedAddress[]>;
-
-/** Resolves with the system resolver, every address (IPv4 and IPv6). */
-export const systemLookup: HostLookup = async (hostname) => {
-  const addresses = await dnsLookup(hostname, { all: true, verbatim: true });
-  return addresses.map((entry) => ({ address: entry.address, family: entry.family === 6 ? 6 : 4 }));
-};
-
-/** The hostname of a URL without IPv6 brackets. */
-export function bareHostname(url: URL): string {
-  const host = url.hostname;
-  return host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-}
-
-function parseHttpUrl(url: string): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new GenqError("invalid_request", `webhook URL is not a URL: ${url}`);
-  }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-    throw new GenqError("invalid_request", `webhook URL must be http or https: ${url}`);
-  }
-  return parsed;
-}
+const LABEL = "webhook";
 
 /**
  * Checks a webhook URL without resolving it: http(s), and an IP-literal host
- * (`http://127.0.0.1`, `http://[::1]`, `http://0x7f000001` as WHATWG URL
- * normalizes it) must be public or allowlisted. For submit-time checks; delivery
- * uses {@link resolveWebhookTarget}. Throws {@link WebhookTargetRefusedError}.
+ * must be public or allowlisted. For submit-time checks; delivery uses
+ * {@link resolveWebhookTarget}. Throws {@link WebhookTargetRefusedError}.
  */
 export function checkWebhookUrl(url: string, allowlist: WebhookAllowlist = EMPTY_ALLOWLIST): void {
-  const parsed = parseHttpUrl(url);
-  const host = bareHostname(parsed);
-  const addressClass = classifyAddress(host);
-  if (addressClass === undefined || addressClass === "public") return;
-  if (allowsHostname(allowlist, host) || allowsAddress(allowlist, host)) return;
-  throw new WebhookTargetRefusedError(url, host, host, addressClass);
+  checkPublicUrl(url, { allowlist, label: LABEL });
 }
 
 /**
- * Resolves a webhook URL's host and checks every address: if ANY is loopback,
- * private, link-local, CGNAT, metadata, multicast or reserved (and not
- * allowlisted), the URL is refused. Returns the address to connect to, so the
- * connection goes where the check looked (no DNS rebinding in between).
+ * Resolves a webhook URL's host and checks every address (any non-public one
+ * refuses the URL); returns the address to connect to, so the connection goes
+ * where the check looked.
  */
-export async function resolveWebhookTarget(
+export function resolveWebhookTarget(
   url: string,
   options: { allowlist?: WebhookAllowlist | undefined; lookup?: HostLookup | undefined } = {},
 ): Promise<{ url: URL; address: ResolvedAddress }> {
-  const allowlist = options.allowlist ?? EMPTY_ALLOWLIST;
-  const parsed = parseHttpUrl(url);
-  const host = bareHostname(parsed);
-  const literal = classifyAddress(host);
-  const addresses: ResolvedAddress[] =
-    literal === undefined
-      ? await (options.lookup ?? systemLookup)(host)
-      : [{ address: host, family: host.includes(":") ? 6 : 4 }];
-  if (addresses.length === 0) throw new GenqError("invalid_request", `webhook host ${host} has no address`);
-  const hostAllowed = allowsHostname(allowlist, host);
-  for (const entry of addresses) {
-    const addressClass = classifyAddress(entry.address) ?? "reserved";
-    if (addressClass === "public" || hostAllowed || allowsAddress(allowlist, entry.address)) continue;
-    throw new WebhookTargetRefusedError(url, host, entry.address, addressClass);
-  }
-  return { url: parsed, address: addresses[0] as ResolvedAddress };
+  return resolvePublicTarget(url, { ...options, label: LABEL });
 }
 
 /**
@@ -117,6 +51,6 @@ export async function checkWebhookTarget(
   try {
     await resolveWebhookTarget(url, { allowlist, lookup });
   } catch (error) {
-    if (error instanceof WebhookTargetRefusedError) throw error;
+    if (error instanceof PublicTargetRefusedError) throw error;
   }
 }

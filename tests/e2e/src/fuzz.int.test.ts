@@ -9,7 +9,7 @@ import { type FuzzContext, heavyRequests, requestArbitrary } from "./fuzz/reques
 import { failureMessage, fuzzStats, problemsOf, type Secrets, send } from "./fuzz/response-check.ts";
 import { catalogRoutes, type FuzzRoute } from "./fuzz/route-catalog.ts";
 import { schemaResolver, validish } from "./fuzz/schema-arbitrary.ts";
-import { ADMIN, Harness, waitUntil } from "./harness.ts";
+import { ADMIN, HARNESS_LOGIN_LIMITS, Harness, waitUntil } from "./harness.ts";
 
 /** Generated requests per route; `GENQ_FUZZ_RUNS=2000` for a long run. */
 const RUNS = Number(process.env.GENQ_FUZZ_RUNS ?? 80);
@@ -122,7 +122,7 @@ describe("fuzzing every API route", () => {
       quota: harness.quota,
       storage: harness.storage,
       logger: false,
-      admin: ADMIN,
+      admin: { ...ADMIN, loginLimits: HARNESS_LOGIN_LIMITS },
       secretBox: createSecretBox(parseKeyRing(`k1:${randomBytes(32).toString("base64")}`)),
       // Production's default: keys are served from the per-process cache.
       apiKeyCacheTtlMs: 30_000,

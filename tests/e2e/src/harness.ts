@@ -25,6 +25,11 @@ export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 /** Short locks, so a dead worker's job is taken over in about two seconds instead of thirty. */
 export const FAST_STALL = { GENQ_LOCK_DURATION_MS: "1500", GENQ_STALLED_INTERVAL_MS: "1000" };
 export const ADMIN = { user: "operator", password: "operator-password-1" };
+/**
+ * Failed operator-login limits of the harness's app: out of reach, since the fuzzer sends
+ * thousands of wrong credentials from one address. operator-auth.int.test.ts checks the real ones.
+ */
+export const HARNESS_LOGIN_LIMITS = { maxFailuresPerIp: 1_000_000, maxFailuresPerUser: 1_000_000 };
 
 /** Options for {@link startHarness}. */
 export interface HarnessOptions {
@@ -142,7 +147,7 @@ export class Harness {
       redis: this.redis,
       queues: this.queues,
       logger: false,
-      admin: ADMIN,
+      admin: { ...ADMIN, loginLimits: HARNESS_LOGIN_LIMITS },
       // The API checks webhook URLs against the same allowlist as the worker.
       ...(this.#workerEnv.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
         ? {}

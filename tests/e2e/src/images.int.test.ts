@@ -13,7 +13,7 @@ import {
 import { sweepExpiredAssets } from "@genq/runner";
 import type { ObjectStorage } from "@genq/storage";
 import { type RunningS3rver, startS3rver } from "@genq/storage/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { FAST_STALL, Harness, waitUntil } from "./harness.ts";
 
 /** One image as `GET /v1/jobs/:id` shows it. */
@@ -387,6 +387,8 @@ describe("image jobs on the OpenAI and Gemini adapters (fake servers)", () => {
         OPENAI_BASE_URL: openai.url,
         GEMINI_API_KEY: "gemini-test-key",
         GEMINI_BASE_URL: gemini.url,
+        // The fake serves its image links on loopback, which the SSRF guard refuses by default.
+        GENQ_IMAGE_DOWNLOAD_ALLOWED_HOSTS: "127.0.0.1",
       },
     }).start();
     ({ apiKey } = await harness.createUser());
@@ -471,6 +473,36 @@ describe("image jobs on the OpenAI and Gemini adapters (fake servers)", () => {
     expect(openai.requests.some((request) => request.path === "/files/generated.png")).toBe(true);
     await expectStored(job.id, fakeImagePng, 1);
     expect(imagesOf(finished)[0]).toMatchObject({ revisedPrompt: "A folded paper lantern, glowing" });
+  });
+
+  it("fails a job whose provider answers with a link to the metadata service, without fetching it", async () => {
+    // Every retry gets the same answer.
+    openai.setHandler((request) =>
+      request.path === "/v1/images/generations"
+        ? {
+            body: {
+              created: Math.floor(Date.now() / 1000),
+              data: [{ url: "http://169.254.169.254/latest/meta-data/iam/security-credentials/" }],
+            },
+          }
+        : undefined,
+    );
+    onTestFinished(() => openai.setHandler(undefined));
+    const job = (
+      await harness.submit(apiKey, {
+        type: "image",
+        provider: "openai",
+        model: "dall-e-3",
+        input: { prompt: "a paper lantern", size: "1024x1024" },
+      })
+    ).json();
+    const finished = await harness.waitForJob(apiKey, job.id);
+    expect(finished).toMatchObject({ status: "failed", error: { code: "provider_unavailable" } });
+    // The operator's call log says why: the guard refused the address, nothing was fetched.
+    const calls = await harness.db.providerCall.findMany({ where: { jobId: job.id, outcome: "error" } });
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) expect(call.errorMessage).toContain("169.254.169.254, a metadata address");
+    expect(await assets.listForJob(job.id)).toEqual([]);
   });
 
   it("runs a gemini-2.5-flash-image job, one generateContent call per image", async () => {

@@ -1,5 +1,17 @@
+import { networkInterfaces } from "node:os";
+import { buildApp } from "@genq/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, Harness } from "./harness.ts";
+import { ADMIN, freePort, Harness } from "./harness.ts";
+
+const OPERATOR = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString("base64")}`;
+
+/** This machine's first non-loopback IPv4 address: where another host would reach it. */
+function externalAddress(): string | undefined {
+  for (const entries of Object.values(networkInterfaces())) {
+    for (const entry of entries ?? []) if (entry.family === "IPv4" && !entry.internal) return entry.address;
+  }
+  return undefined;
+}
 
 /** The value of one sample line `name{labels} value`, or undefined. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -36,7 +48,11 @@ describe("Prometheus metrics", () => {
       headers: { authorization: `Bearer ${apiKey}` },
     });
 
-    const response = await harness.app.inject({ method: "GET", url: "/metrics" });
+    const response = await harness.app.inject({
+      method: "GET",
+      url: "/metrics",
+      headers: { authorization: OPERATOR },
+    });
     expect(response.statusCode).toBe(200);
     expect(response.headers["content-type"]).toMatch(/^text\/plain/);
     const text = response.body;
@@ -75,5 +91,73 @@ describe("Prometheus metrics", () => {
     expect(text).toContain("genq_job_wait_seconds_bucket");
     expect(sample(text, "genq_circuit_open", { provider: "mock", model: "mock-1", state: "open" })).toBe(0);
     expect(text).toContain('process="worker"');
+  });
+
+  it("refuses /metrics to a client without the operator's credentials or the metrics token", async () => {
+    const anonymous = await harness.app.inject({ method: "GET", url: "/metrics" });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.json()).toMatchObject({ error: { code: "unauthorized" } });
+    expect(anonymous.body).not.toContain("genq_");
+    const token = "metrics-token-0123456789abcdef";
+    const app = await buildApp({
+      db: harness.db,
+      redis: harness.redis,
+      queues: harness.queues,
+      logger: false,
+      admin: ADMIN,
+      metrics: harness.metrics,
+      metricsToken: token,
+    });
+    try {
+      const scrape = (authorization: string) =>
+        app.inject({ method: "GET", url: "/metrics", headers: { authorization } });
+      expect((await scrape(`Bearer ${token}`)).statusCode).toBe(200);
+      expect((await scrape(`Bearer ${token}`)).body).toContain("genq_http_requests_total");
+      expect((await scrape("Bearer metrics-token-0123456789abcdeX")).statusCode).toBe(401);
+      expect((await scrape(OPERATOR)).statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("binds the worker's health and metrics server to loopback unless told otherwise", async () => {
+    const external = externalAddress();
+    expect(external, "this test needs a non-loopback IPv4 interface").toBeDefined();
+    const port = await freePort();
+    await harness.worker?.close();
+    const worker = await harness.startInProcessWorker({ GENQ_WORKER_HEALTH_PORT: String(port) });
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/health/live`)).status).toBe(200);
+      // Another host (here: this one through its external address) cannot connect.
+      await expect(fetch(`http://${external}:${port}/metrics`)).rejects.toThrow();
+    } finally {
+      await worker.close();
+      harness.worker = undefined;
+    }
+  });
+
+  it("serves the worker's metrics on every interface when bound there, behind the metrics token", async () => {
+    const external = externalAddress();
+    const port = await freePort();
+    const token = "metrics-token-0123456789abcdef";
+    await harness.worker?.close();
+    const worker = await harness.startInProcessWorker({
+      GENQ_WORKER_HEALTH_PORT: String(port),
+      GENQ_WORKER_HEALTH_HOST: "0.0.0.0",
+      GENQ_METRICS_TOKEN: token,
+    });
+    try {
+      // Probes need no token; metrics do.
+      expect((await fetch(`http://${external}:${port}/health/live`)).status).toBe(200);
+      expect((await fetch(`http://${external}:${port}/metrics`)).status).toBe(401);
+      const scraped = await fetch(`http://${external}:${port}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toContain('process="worker"');
+    } finally {
+      await worker.close();
+      harness.worker = undefined;
+    }
   });
 });

@@ -5,6 +5,20 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ErrorResponse } from "./error-response.ts";
 
+/** Media types served as they are; anything else (SVG, HTML, …) is served as a download of bytes. */
+const INLINE_MEDIA_TYPES = new Set(["image/png", "image/jpeg", "image/webp", "image/gif"]);
+
+/**
+ * Headers every asset answer carries: the browser must not sniff another type,
+ * and whatever it renders runs in a sandbox with nothing allowed (no script, no
+ * same-origin access to the API, no requests).
+ */
+const ASSET_SECURITY_HEADERS = {
+  "x-content-type-options": "nosniff",
+  "content-security-policy": "default-src 'none'; sandbox",
+  "cross-origin-resource-policy": "same-site",
+} as const;
+
 const AssetQuery = z.object({
   expires: z.string().max(20).optional(),
   signature: z.string().max(200).optional(),
@@ -14,7 +28,9 @@ const AssetQuery = z.object({
 /**
  * `GET /v1/assets/<key>?expires&signature`: objects of the local storage driver,
  * behind HMAC-signed, expiring links (the link is the credential; no API key).
- * Tampered, foreign or expired links answer 403.
+ * Tampered, foreign or expired links answer 403. Answers carry `nosniff` and a
+ * sandbox CSP; only PNG, JPEG, WebP and GIF are served inline, anything else
+ * stored under a key (a type a provider declared) as an `application/octet-stream` attachment.
  */
 export async function assetRoutes(app: FastifyInstance, options: { storage: LocalStorage }): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
@@ -30,6 +46,7 @@ export async function assetRoutes(app: FastifyInstance, options: { storage: Loca
       },
     },
     async (request, reply) => {
+      reply.headers(ASSET_SECURITY_HEADERS);
       const key = (request.params as { "*": string })["*"];
       const { expires, signature, filename } = request.query;
       let verdict: "ok" | "expired" | "invalid";
@@ -53,11 +70,13 @@ export async function assetRoutes(app: FastifyInstance, options: { storage: Loca
       }
       try {
         const object = await options.storage.get(key);
-        reply.header("content-type", object.contentType);
+        const inline = INLINE_MEDIA_TYPES.has(object.contentType.toLowerCase());
+        reply.header("content-type", inline ? object.contentType : "application/octet-stream");
         reply.header("content-length", String(object.bytes));
         reply.header("cache-control", "private, max-age=300");
         if (object.sha256 !== undefined) reply.header("etag", `"${object.sha256}"`);
         if (filename !== undefined) reply.header("content-disposition", contentDisposition(filename));
+        else if (!inline) reply.header("content-disposition", "attachment");
         return reply.send(object.body);
       } catch (error) {
         if (error instanceof ObjectNotFoundError)

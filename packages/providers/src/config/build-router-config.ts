@@ -2,7 +2,7 @@ import { createAnthropicProvider } from "../anthropic/anthropic-provider.ts";
 import { createGeminiProvider } from "../gemini/gemini-provider.ts";
 import { createInMemoryFailureCounter, type FailureCounter } from "../mock/failure-counter.ts";
 import { createMockProvider } from "../mock/mock-provider.ts";
-import { createOpenAIProvider } from "../openai/openai-provider.ts";
+import { createOpenAIProvider, type ImageDownloadOptions } from "../openai/openai-provider.ts";
 import { createPriceCatalog } from "../price-catalog.ts";
 import type { Provider } from "../provider.ts";
 import type { ModelSpec, ProviderDeployment, ProviderKey, RouterConfig } from "../router/types.ts";
@@ -26,6 +26,8 @@ export interface BuildRouterConfigOptions {
   origin?: string;
   /** The fetch the OpenAI and Anthropic adapters use (the Gemini SDK takes none). */
   fetch?: typeof fetch;
+  /** How the OpenAI adapters download image URLs (SSRF allowlist, byte cap, timeout). */
+  imageDownload?: ImageDownloadOptions;
 }
 
 /** The API key sent by keyless OpenAI-compatible servers (Ollama, vLLM), which want some value. */
@@ -53,7 +55,7 @@ export function buildRouterConfig(file: ProvidersFile, options: BuildRouterConfi
             ...(key.tpm === undefined ? {} : { tpm: key.tpm }),
             ...(key.rpd === undefined ? {} : { rpd: key.rpd }),
           },
-          client: createClient(provider, key, failureCounter, options.fetch),
+          client: createClient(provider, key, failureCounter, options),
           hint: key.apiKey === undefined ? "(no key)" : apiKeyHint(key.apiKey),
         });
       } catch (error) {
@@ -77,7 +79,7 @@ export function buildRouterConfig(file: ProvidersFile, options: BuildRouterConfi
                 withoutOperatorCredentials(provider),
                 { id: "byo", priority: 1, apiKey },
                 failureCounter,
-                options.fetch,
+                options,
               ),
             userKeyLimits: provider.userKeyLimits ?? {},
           }
@@ -129,7 +131,7 @@ function createClient(
   provider: ProviderSettings,
   key: KeySettings,
   failureCounter: FailureCounter,
-  fetchFunction: typeof fetch | undefined,
+  { fetch: fetchFunction, imageDownload }: Pick<BuildRouterConfigOptions, "fetch" | "imageDownload">,
 ): Provider {
   const common = {
     name: provider.name,
@@ -156,6 +158,7 @@ function createClient(
         ...(useMaxCompletionTokens === undefined ? {} : { useMaxCompletionTokens }),
         ...(headers === undefined ? {} : { defaultHeaders: headers }),
         ...(fetchFunction === undefined ? {} : { fetch: fetchFunction }),
+        ...(imageDownload === undefined ? {} : { imageDownload }),
       });
     }
     case "anthropic": {

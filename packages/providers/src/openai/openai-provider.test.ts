@@ -1,5 +1,6 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { parseHostAllowlist } from "@genq/net-guard";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { renderPng } from "../mock/render-png.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
@@ -370,23 +371,21 @@ describe("generateImage", () => {
     });
   });
 
-  it("downloads url images with the injected fetch", async () => {
-    const fetched: string[] = [];
-    const recordingFetch: typeof fetch = (input, init) => {
-      fetched.push(String(input instanceof Request ? input.url : input));
-      return fetch(input, init);
-    };
-    const withFetch = createOpenAIProvider({ apiKey: API_KEY, baseURL: server.url, fetch: recordingFetch });
+  it("downloads url images from a host the download allowlist names", async () => {
+    const allowing = createOpenAIProvider({
+      apiKey: API_KEY,
+      baseURL: server.url,
+      imageDownload: { allowlist: parseHostAllowlist("127.0.0.1") },
+    });
     const imageUrl = `${server.origin}/files/image-1.png`;
     server.queueResponse({
       body: { created: 1741570283, data: [{ url: imageUrl, revised_prompt: "A plain blue square." }] },
     });
-    const result = await withFetch.generateImage?.({ model: "dall-e-3", prompt: "blue", n: 1 });
+    const result = await allowing.generateImage?.({ model: "dall-e-3", prompt: "blue", n: 1 });
     expect(result?.images).toEqual([
       { bytes: fakeImagePng, mediaType: "image/png", revisedPrompt: "A plain blue square." },
     ]);
     expect(result?.usage).toEqual({ images: 1 });
-    expect(fetched).toContain(imageUrl);
     expect(server.requests.map((received) => received.path)).toEqual([
       "/v1/images/generations",
       "/files/image-1.png",
@@ -494,5 +493,118 @@ describe("OpenAI-compatible endpoints", () => {
     expect(server.requests[0]?.body).toMatchObject({ model: "deepseek-chat", seed: 1 });
     server.queueResponse({ status: 503, body: openAIErrorBodies.serverError });
     expect(await rejection(deepseek.generateText(request()))).toMatchObject({ provider: "deepseek" });
+  });
+});
+
+describe("image URL downloads (SSRF guard)", () => {
+  /** An image host the provider's answer points at: redirects, or streams an endless body. */
+  let imageHost: ReturnType<typeof createServer>;
+  let imageOrigin: string;
+  const hostRequests: string[] = [];
+
+  beforeAll(async () => {
+    imageHost = createServer((incoming, outgoing) => {
+      hostRequests.push(incoming.url ?? "");
+      if (incoming.url === "/redirect") {
+        outgoing.writeHead(302, {
+          location: "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        });
+        outgoing.end();
+        return;
+      }
+      if (incoming.url === "/slow") {
+        outgoing.writeHead(200, { "content-type": "image/png" });
+        outgoing.write(Buffer.alloc(16, 1)); // then nothing: a tarpit
+        return;
+      }
+      // /huge: 64 KiB chunks without a content-length, until the client hangs up.
+      outgoing.writeHead(200, { "content-type": "image/png" });
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const write = () => {
+        while (!outgoing.destroyed && outgoing.write(chunk));
+        if (!outgoing.destroyed) outgoing.once("drain", write);
+      };
+      write();
+    });
+    await new Promise<void>((resolve) => imageHost.listen(0, "127.0.0.1", resolve));
+    imageOrigin = `http://127.0.0.1:${(imageHost.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    imageHost.closeAllConnections();
+    await new Promise((resolve) => imageHost.close(resolve));
+  });
+
+  beforeEach(() => {
+    hostRequests.length = 0;
+  });
+
+  function answerWithUrl(url: string) {
+    server.queueResponse({ body: { created: 1741570283, data: [{ url }] } });
+  }
+
+  it.each([
+    ["loopback", () => `${server.origin}/files/secret.png`],
+    ["metadata", () => "http://169.254.169.254/latest/meta-data/iam/security-credentials/"],
+    ["private", () => "http://10.0.0.7/internal.png"],
+  ])("refuses an image URL at a %s address without connecting to it", async (addressClass, url) => {
+    answerWithUrl(url());
+    const error = await rejection(
+      provider.generateImage?.({ model: "dall-e-3", prompt: "x", n: 1 }) ?? Promise.resolve(),
+    );
+    expect(error).toMatchObject({ code: "provider_unavailable", retryable: false });
+    expect((error as Error).message).toContain(`a ${addressClass} address`);
+    expect(server.requests.map((received) => received.path)).toEqual(["/v1/images/generations"]);
+  });
+
+  it("refuses a hostname that resolves to loopback", async () => {
+    answerWithUrl(`http://localhost:${new URL(server.origin).port}/files/secret.png`);
+    const error = await rejection(
+      provider.generateImage?.({ model: "dall-e-3", prompt: "x", n: 1 }) ?? Promise.resolve(),
+    );
+    expect((error as Error).message).toMatch(/localhost resolves to .*, a loopback address/);
+    expect(server.requests.map((received) => received.path)).toEqual(["/v1/images/generations"]);
+  });
+
+  it("does not follow a redirect from an allowed host to the metadata service", async () => {
+    const allowing = createOpenAIProvider({
+      apiKey: API_KEY,
+      baseURL: server.url,
+      imageDownload: { allowlist: parseHostAllowlist("127.0.0.1") },
+    });
+    answerWithUrl(`${imageOrigin}/redirect`);
+    const error = await rejection(
+      allowing.generateImage?.({ model: "dall-e-3", prompt: "x", n: 1 }) ?? Promise.resolve(),
+    );
+    expect(error).toMatchObject({ code: "provider_unavailable", retryable: false, status: 302 });
+    expect((error as Error).message).toContain("which is not followed");
+    expect(hostRequests).toEqual(["/redirect"]);
+  });
+
+  it("cuts off an image body larger than the byte cap with a clear error", async () => {
+    const capped = createOpenAIProvider({
+      apiKey: API_KEY,
+      baseURL: server.url,
+      imageDownload: { allowlist: parseHostAllowlist("127.0.0.1"), maxBytes: 1024 * 1024 },
+    });
+    answerWithUrl(`${imageOrigin}/huge`);
+    const error = await rejection(
+      capped.generateImage?.({ model: "dall-e-3", prompt: "x", n: 1 }) ?? Promise.resolve(),
+    );
+    expect(error).toMatchObject({ code: "provider_unavailable", retryable: false });
+    expect((error as Error).message).toContain("image URL is larger than the limit of 1048576 bytes");
+  });
+
+  it("gives up on an image download that outlasts its timeout", async () => {
+    const impatient = createOpenAIProvider({
+      apiKey: API_KEY,
+      baseURL: server.url,
+      imageDownload: { allowlist: parseHostAllowlist("127.0.0.1"), timeoutMs: 200 },
+    });
+    answerWithUrl(`${imageOrigin}/slow`);
+    const error = await rejection(
+      impatient.generateImage?.({ model: "dall-e-3", prompt: "x", n: 1 }) ?? Promise.resolve(),
+    );
+    expect(error).toMatchObject({ code: "timeout", retryable: true });
   });
 });

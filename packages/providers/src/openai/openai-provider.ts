@@ -1,4 +1,10 @@
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
+import {
+  DownloadFailedError,
+  downloadPublicUrl,
+  type HostAllowlist,
+  PublicTargetRefusedError,
+} from "@genq/net-guard";
 import OpenAI, { toFile } from "openai";
 import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
 import { detectImageMediaType } from "../detect-image-media-type.ts";
@@ -32,8 +38,14 @@ export interface OpenAIProviderOptions {
   defaultModel?: string;
   /** Per-request timeout, in milliseconds (the SDK's default is 10 minutes). */
   timeoutMs?: number;
-  /** The fetch used for API calls and for downloading image URLs; inject one to proxy or record. */
+  /** The fetch used for API calls; inject one to proxy or record. */
   fetch?: typeof fetch;
+  /**
+   * How image URLs in answers (servers that send `url` instead of `b64_json`) are
+   * downloaded: only public addresses unless allowlisted, no redirects, a byte cap
+   * and a timeout.
+   */
+  imageDownload?: ImageDownloadOptions;
   defaultHeaders?: Record<string, string>;
   /**
    * Send `max_completion_tokens` instead of `max_tokens`. OpenAI's reasoning
@@ -43,6 +55,18 @@ export interface OpenAIProviderOptions {
    */
   useMaxCompletionTokens?: boolean;
 }
+
+/** Limits on downloading the image URLs a provider answers with. */
+export interface ImageDownloadOptions {
+  /** Hosts that may be private or loopback anyway (development, tests). Default none. */
+  allowlist?: HostAllowlist;
+  /** The largest image accepted, in bytes. @defaultValue 26214400 (25 MiB) */
+  maxBytes?: number;
+  /** The whole download must end within this, in milliseconds. @defaultValue 30000 */
+  timeoutMs?: number;
+}
+
+const DEFAULT_IMAGE_DOWNLOAD = { maxBytes: 25 * 1024 * 1024, timeoutMs: 30_000 };
 
 /** `providerOptions[name]` keys the adapter consumes itself instead of sending them as body fields. */
 const CONTROL_KEYS = new Set(["useMaxCompletionTokens"]);
@@ -64,6 +88,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
     throw new RangeError(`provider "${name}": timeoutMs must be a positive number`);
   }
   const fetchFunction = options.fetch ?? globalThis.fetch;
+  const imageDownload = { ...DEFAULT_IMAGE_DOWNLOAD, ...options.imageDownload };
   const client = new OpenAI({
     apiKey: options.apiKey,
     // Explicit values (null included) keep the SDK from reading OPENAI_BASE_URL,
@@ -348,23 +373,41 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       return { bytes, mediaType: declared ?? detectImageMediaType(bytes) ?? "image/png", ...revised };
     }
     if (image.url) {
-      const download = await fetchFunction(image.url, signal === undefined ? {} : { signal });
-      if (!download.ok) {
-        throw new ProviderError(
-          "provider_unavailable",
-          `${name}: downloading the generated image failed with HTTP ${download.status}`,
-          { provider: name, status: download.status },
-        );
-      }
-      const bytes = new Uint8Array(await download.arrayBuffer());
-      const contentType = download.headers.get("content-type")?.split(";")[0]?.trim();
+      const download = await downloadImage(image.url, signal);
       const mediaType =
-        detectImageMediaType(bytes) ?? (contentType?.startsWith("image/") ? contentType : undefined);
-      return { bytes, mediaType: mediaType ?? declared ?? "image/png", ...revised };
+        detectImageMediaType(download.bytes) ??
+        (download.contentType?.startsWith("image/") ? download.contentType : undefined);
+      return { bytes: download.bytes, mediaType: mediaType ?? declared ?? "image/png", ...revised };
     }
     throw new ProviderError("provider_unavailable", `${name}: an image had neither b64_json nor url`, {
       provider: name,
     });
+  }
+
+  /**
+   * Downloads an image link from an answer through the SSRF guard: a compatible
+   * server could point it at the metadata service or an internal host.
+   */
+  async function downloadImage(url: string, signal: AbortSignal | undefined) {
+    try {
+      return await downloadPublicUrl(url, { ...imageDownload, signal, label: "image" });
+    } catch (error) {
+      if (error instanceof PublicTargetRefusedError || error instanceof DownloadFailedError) {
+        throw new ProviderError(
+          error.code === "timeout" ? "timeout" : "provider_unavailable",
+          `${name}: downloading the generated image failed: ${error.message}`,
+          {
+            provider: name,
+            retryable: error.retryable,
+            cause: error,
+            ...(error instanceof DownloadFailedError && typeof error.details?.status === "number"
+              ? { status: error.details.status }
+              : {}),
+          },
+        );
+      }
+      throw error;
+    }
   }
 }
 

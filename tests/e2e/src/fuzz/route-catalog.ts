@@ -61,7 +61,7 @@ function authOf(path: string, operation: OpenApiOperation | undefined): RouteAut
     if (operation.security.some((requirement) => "operator" in requirement)) return "operator";
     return "api-key";
   }
-  if (path.startsWith("/v1/admin/") || path.startsWith("/admin/")) return "operator";
+  if (path.startsWith("/v1/admin/") || path.startsWith("/admin/") || path === "/metrics") return "operator";
   if (path.startsWith("/v1/assets/")) return "none";
   if (path.startsWith("/v1/")) return "api-key";
   return "none";
