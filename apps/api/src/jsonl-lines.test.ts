@@ -16,7 +16,12 @@ describe("JsonlSplitter", () => {
     const bytes = Buffer.from(text, "utf8");
     // One byte per chunk splits every multi-byte character.
     const chunks = [...bytes].map((byte) => Buffer.from([byte]));
-    expect(await collect(chunks)).toEqual(['{"prompt":"héllo 日本 🎉"}', '{"prompt":"b"}\r', "", '{"prompt":"c"}']);
+    expect(await collect(chunks)).toEqual([
+      '{"prompt":"héllo 日本 🎉"}',
+      '{"prompt":"b"}\r',
+      "",
+      '{"prompt":"c"}',
+    ]);
   });
 
   it("looks at each byte once: a 16 MiB line without a newline in 64 KiB chunks scans 16 MiB, not the square of it", () => {

@@ -1,3 +1,4 @@
+import { Readable } from "node:stream";
 import { GenqError } from "@genq/core";
 
 const NEWLINE = 0x0a;
@@ -90,11 +91,13 @@ export class JsonlSplitter {
  * body's size, never holding more than one line and one chunk.
  */
 export async function* jsonLines(
-  stream: AsyncIterable<Buffer | string>,
+  stream: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
   options: JsonlSplitterOptions,
 ): AsyncIterable<string> {
   const splitter = new JsonlSplitter(options);
-  for await (const chunk of stream) {
+  // Leaving early (a 413) must not destroy a request stream: that would cut the connection before the answer.
+  const chunks = stream instanceof Readable ? stream.iterator({ destroyOnReturn: false }) : stream;
+  for await (const chunk of chunks) {
     yield* splitter.push(typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk);
   }
   const last = splitter.end();
