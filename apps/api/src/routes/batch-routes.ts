@@ -289,7 +289,12 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         { details: { limit: slots.perUser } },
       );
     }
-    if (lease !== null) leases.set(request, lease);
+    if (lease === null) return;
+    leases.set(request, lease);
+    // However the exchange ends (even a connection cut mid-body that no hook reports), the slot comes back.
+    reply.raw.once("close", () => {
+      lease.release().catch(() => {});
+    });
   };
   const releaseUploadSlot = async (request: FastifyRequest): Promise<void> => {
     await leases
