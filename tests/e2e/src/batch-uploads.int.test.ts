@@ -142,6 +142,23 @@ describe("batch uploads", () => {
     }
   });
 
+  it("refuses a JSON batch body over 16 MiB with 413 (bigger batches go as JSONL, streamed)", async () => {
+    const { apiKey } = await harness.createUser();
+    const prompt = "x".repeat(1_000);
+    const items = Array.from({ length: 17_000 }, () => ({ prompt }));
+    const response = await harness.app.inject({
+      method: "POST",
+      url: "/v1/batches",
+      headers: { authorization: `Bearer ${apiKey}` },
+      payload: { type: "text", items },
+    });
+    expect(response.statusCode).toBe(413);
+    expect(response.json().error).toMatchObject({
+      code: "payload_too_large",
+      details: { limitBytes: 16 * 1024 * 1024 },
+    });
+  });
+
   it("lets a user upload two batches at once and answers a third 429 with Retry-After", async () => {
     const { apiKey } = await harness.createUser();
     const resume = gate();
