@@ -92,20 +92,26 @@ export class BatchItemSpool {
     if (!this.#out.writableFinished) await once(this.#out, "finish");
   }
 
-  /** The valid rows, as JSON arrays of at most `size` rows, in item order. */
-  async *chunks(size: number): AsyncIterable<string> {
+  /**
+   * The valid rows in item order, as JSON arrays of at most `maxRows` rows and
+   * about `maxBytes` characters (a single longer row makes a chunk of its own).
+   */
+  async *chunks(limits: { maxRows: number; maxBytes: number }): AsyncIterable<string> {
     await this.finish();
     const lines = createInterface({
       input: createReadStream(this.#path),
       crlfDelay: Number.POSITIVE_INFINITY,
     });
     let chunk: string[] = [];
+    let bytes = 0;
     for await (const line of lines) {
-      chunk.push(line);
-      if (chunk.length >= size) {
+      if (chunk.length > 0 && (chunk.length >= limits.maxRows || bytes + line.length > limits.maxBytes)) {
         yield `[${chunk.join(",")}]`;
         chunk = [];
+        bytes = 0;
       }
+      chunk.push(line);
+      bytes += line.length + 1;
     }
     if (chunk.length > 0) yield `[${chunk.join(",")}]`;
   }
