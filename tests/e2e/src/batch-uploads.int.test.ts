@@ -1,4 +1,6 @@
 import { Readable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { buildApp } from "@genq/api";
 import { createPrismaClient, type Database } from "@genq/db";
 import type { FastifyInstance } from "fastify";
@@ -21,6 +23,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await harness?.close();
 });
+
+// The heap is measured after full collections, so garbage does not count as held memory.
+setFlagsFromString("--expose-gc");
+const collectGarbage = runInNewContext("gc") as () => void;
 
 /** A gate a test opens once. */
 function gate(): { opened: Promise<void>; open(): void } {
@@ -115,6 +121,34 @@ describe("batch uploads", () => {
       expect(response.json().counts.total).toBe(100);
     }
   }, 90_000);
+
+  it("stores a 100,000-item JSONL batch (40 MiB) while the heap it holds stays under 40 MiB", async () => {
+    const { apiKey } = await harness.createUser();
+    const padding = "p".repeat(400);
+    const body = Readable.from(
+      (function* () {
+        for (let start = 0; start < 100_000; start += 500) {
+          const lines: string[] = [];
+          for (let index = start; index < start + 500; index++)
+            lines.push(JSON.stringify({ prompt: `item ${index} ${padding}` }));
+          yield Buffer.from(`${lines.join("\n")}\n`);
+        }
+      })(),
+    );
+    collectGarbage();
+    const baseline = process.memoryUsage().heapUsed;
+    let held = 0;
+    const sample = () => {
+      collectGarbage();
+      held = Math.max(held, process.memoryUsage().heapUsed - baseline);
+    };
+    const sampler = setInterval(sample, 1_000);
+    const response = await postJsonl(harness.app, apiKey, body).finally(() => clearInterval(sampler));
+    sample();
+    expect(response.statusCode, response.body).toBe(202);
+    expect(response.json().counts.total).toBe(100_000);
+    expect(held / 1024 / 1024).toBeLessThan(40);
+  }, 120_000);
 
   it("refuses a 16 MiB line without a newline with 413 naming the line, without waiting for the rest of the body", async () => {
     const { apiKey } = await harness.createUser();
