@@ -355,6 +355,7 @@ describe("write rate limit", () => {
         payload: { type: "text", input: { prompt: "still allowed" } },
       });
       expect(job.statusCode).toBe(202);
+      expect((await write(bob.apiKey, "POST", "/v1/no-such-route")).statusCode).toBe(404);
       const other = await write(bob.apiKey, "POST", "/v1/webhook-endpoints", {
         url: "https://example.com/bob",
       });
