@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { buildApp } from "@genq/api";
-import { AccountRepository, BatchRepository, createPrismaClient } from "@genq/db";
+import { AccountRepository, BatchItemSpool, BatchRepository, createPrismaClient } from "@genq/db";
 import { createTestDatabase } from "@genq/db/testing";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger } from "@genq/quota";
@@ -156,10 +156,10 @@ export async function benchBatchAcceptance(options: {
     // Releasing held-back items to BullMQ, as the fair dispatcher does, with no cap.
     const queues = new JobQueues({ connection: redis, prefix });
     const batches = new BatchRepository({ db });
-    const { batch } = await batches.create(
-      { userId: user.id, type: "text", priority: 7 },
-      checkedItems(ENQUEUE_ITEMS),
-    );
+    const spool = await BatchItemSpool.fromItems(checkedItems(ENQUEUE_ITEMS));
+    const { batch } = await batches
+      .create({ userId: user.id, type: "text", priority: 7 }, spool)
+      .finally(() => spool.close());
     const enqueueStarted = performance.now();
     let released = 0;
     for (;;) {

@@ -64,6 +64,11 @@ export interface AppOptions {
   assetUrlTtlSeconds?: number;
   /** Submissions per API key per minute (Redis-backed, shared by all API processes); 0 or absent: unlimited. */
   submitRateLimitPerMinute?: number;
+  /**
+   * Every other write under /v1 (POST, PUT, PATCH, DELETE) per API key per minute, one budget over all
+   * those routes (Redis-backed, shared by all API processes); 0 or absent: unlimited.
+   */
+  writeRateLimitPerMinute?: number;
   /** The largest image `POST /v1/uploads` accepts, in bytes. Default 20 MiB. */
   uploadLimitBytes?: number;
   /**
@@ -79,8 +84,14 @@ export interface AppOptions {
     retentionMs?: number;
     finishedRetentionMs?: number;
   };
-  /** The largest `POST /v1/batches` body (JSON, or the JSONL stream), in bytes. Default 64 MiB. */
+  /** The largest JSONL `POST /v1/batches` body (streamed), in bytes. Default 64 MiB. */
   batchBodyLimitBytes?: number;
+  /** The largest JSON `POST /v1/batches` body (parsed in memory), in bytes. Default 16 MiB. */
+  batchJsonBodyLimitBytes?: number;
+  /** The longest line of a JSONL batch body, in bytes. Default 1 MiB. */
+  batchLineLimitBytes?: number;
+  /** Batch uploads one user may have in progress at once (over all API processes). Default 2. */
+  batchUploadsPerUser?: number;
   /**
    * Seals users' own provider keys (`/v1/provider-keys`); build it with
    * `createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS))`. Absent: those routes answer 503.
@@ -174,11 +185,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       await v1.register(apiKeyAuthPlugin, { cacheTtlMs: options.apiKeyCacheTtlMs });
-      await v1.register(submissionRateLimitPlugin, { perMinute: options.submitRateLimitPerMinute ?? 0 });
+      await v1.register(submissionRateLimitPlugin, {
+        perMinute: options.submitRateLimitPerMinute ?? 0,
+        writesPerMinute: options.writeRateLimitPerMinute ?? 0,
+      });
       await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "", metrics: options.metrics });
       await v1.register(batchRoutes, {
         publicUrl: options.publicUrl ?? "",
         bodyLimitBytes: options.batchBodyLimitBytes ?? DEFAULT_BATCH_BODY_LIMIT_BYTES,
+        jsonBodyLimitBytes: options.batchJsonBodyLimitBytes,
+        lineLimitBytes: options.batchLineLimitBytes,
+        uploadsPerUser: options.batchUploadsPerUser,
       });
       await v1.register(eventRoutes, {
         heartbeatMs: options.events?.heartbeatMs,

@@ -56,13 +56,40 @@ export const ApiEnv = CommonEnv.extend({
     // The route holds a file in memory while it checks and stores it.
     .max(100 * 1024 * 1024)
     .default(20 * 1024 * 1024),
-  /** The largest `POST /v1/batches` body (JSON, or the JSONL stream) in bytes (default 64 MiB). */
+  /** The largest JSONL `POST /v1/batches` body (streamed to a temporary file) in bytes (default 64 MiB). */
   GENQ_BATCH_BODY_LIMIT_BYTES: z.coerce
     .number()
     .int()
     .min(1_024)
     .max(1024 * 1024 * 1024)
     .default(64 * 1024 * 1024),
+  /** The largest JSON `POST /v1/batches` body in bytes (parsed in memory; default 16 MiB); bigger batches go as JSONL. */
+  GENQ_BATCH_JSON_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .max(256 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
+  /** The longest line (one item) of a JSONL batch body in bytes (default 1 MiB); a longer one gets 413. */
+  GENQ_BATCH_LINE_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1_024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
+  /** Batch uploads one user may have in progress at once, over every API process (default 2); more get 429. */
+  GENQ_BATCH_UPLOADS_PER_USER: z.coerce.number().int().min(1).max(1_000).default(2),
+  /**
+   * Other writes under /v1 (POST, PUT, PATCH, DELETE: uploads, webhook endpoints, redeliveries, provider keys)
+   * per API key per minute, shared by all API processes (default 120); 0 turns it off. Submissions have
+   * their own limit, GENQ_SUBMIT_RATE_LIMIT.
+   */
+  GENQ_WRITE_RATE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(120),
+  /**
+   * How long a request waits for a database connection from the pool (ms, default 5000); past it the request
+   * gets 503 with Retry-After instead of hanging. 0 waits forever.
+   */
+  GENQ_DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
   /** Live events (SSE): a `: keep-alive` comment after this long without events. */
   GENQ_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   /** Live event streams one API process serves at once (each holds a Redis connection); more get 503. */

@@ -7,7 +7,7 @@ import type { UploadRepository } from "@genq/db";
  * the field. Checked at submit so the mistake is a 400 now, not a failed job later.
  */
 export async function checkImageUploads(
-  uploads: UploadRepository,
+  uploads: Pick<UploadRepository, "findOwned">,
   userId: string,
   input: ImageJobInput,
 ): Promise<void> {

@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   const db = createPrismaClient({
     connectionString: env.DATABASE_URL,
     maxConnections: env.GENQ_DATABASE_POOL_SIZE,
+    connectionTimeoutMs: env.GENQ_DATABASE_CONNECT_TIMEOUT_MS,
   });
   const redis = createRedisConnection({ url: env.REDIS_URL, role: "producer", connectionName: "genq-api" });
   redis.on("error", (error) => logger.warn({ err: error }, "redis connection error"));
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
     docs: env.GENQ_DOCS_ENABLED,
     trustProxy: env.GENQ_TRUST_PROXY,
     submitRateLimitPerMinute: env.GENQ_SUBMIT_RATE_LIMIT,
+    writeRateLimitPerMinute: env.GENQ_WRITE_RATE_LIMIT,
     apiKeyCacheTtlMs: env.GENQ_API_KEY_CACHE_TTL_MS,
     uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
     ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
@@ -95,6 +97,9 @@ async function main(): Promise<void> {
       finishedRetentionMs: env.GENQ_EVENTS_FINISHED_RETENTION_MS,
     },
     batchBodyLimitBytes: env.GENQ_BATCH_BODY_LIMIT_BYTES,
+    batchJsonBodyLimitBytes: env.GENQ_BATCH_JSON_BODY_LIMIT_BYTES,
+    batchLineLimitBytes: env.GENQ_BATCH_LINE_LIMIT_BYTES,
+    batchUploadsPerUser: env.GENQ_BATCH_UPLOADS_PER_USER,
   });
   app.addHook("onClose", async () => {
     await storage.close();

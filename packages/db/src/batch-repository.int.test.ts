@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type CheckedBatchItem, IdempotencyConflictError } from "@genq/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountRepository } from "./account-repository.ts";
+import { BatchItemSpool } from "./batch-item-spool.ts";
 import { BatchNotCancelableError, BatchRepository, EmptyBatchError } from "./batch-repository.ts";
 import { createPrismaClient, type Database } from "./client.ts";
 import { JobRepository } from "./job-repository.ts";
@@ -22,6 +23,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await Promise.all(spools.map((spool) => spool.close()));
   await db?.$disconnect();
   await database?.drop();
 });
@@ -34,15 +36,20 @@ async function createUser(): Promise<string> {
   return user.id;
 }
 
-async function* checked(
-  count: number,
-  invalid: ReadonlySet<number> = new Set(),
-): AsyncIterable<CheckedBatchItem> {
-  for (let index = 0; index < count; index++) {
-    yield invalid.has(index)
-      ? { index, valid: false, message: "prompt: must not be empty" }
-      : { index, valid: true, input: { prompt: `item ${index}` } };
+const spools: BatchItemSpool[] = [];
+
+/** `count` checked items (those in `invalid` refused), spooled as the API does before storing. */
+async function checked(count: number, invalid: ReadonlySet<number> = new Set()): Promise<BatchItemSpool> {
+  async function* items(): AsyncIterable<CheckedBatchItem> {
+    for (let index = 0; index < count; index++) {
+      yield invalid.has(index)
+        ? { index, valid: false, message: "prompt: must not be empty" }
+        : { index, valid: true, input: { prompt: `item ${index}` } };
+    }
   }
+  const spool = await BatchItemSpool.fromItems(items());
+  spools.push(spool);
+  return spool;
 }
 
 describe("BatchRepository", () => {
@@ -50,7 +57,7 @@ describe("BatchRepository", () => {
     const userId = await createUser();
     const { batch, created, invalidItems, invalidCount } = await batches.create(
       { userId, type: "text", priority: 7 },
-      checked(4_500, new Set([3, 4_000])),
+      await checked(4_500, new Set([3, 4_000])),
     );
     expect(created).toBe(true);
     expect(batch.total).toBe(4_498);
@@ -73,7 +80,7 @@ describe("BatchRepository", () => {
   it("stores nothing when no item is valid", async () => {
     const userId = await createUser();
     await expect(
-      batches.create({ userId, type: "text", priority: 7 }, checked(2, new Set([0, 1]))),
+      batches.create({ userId, type: "text", priority: 7 }, await checked(2, new Set([0, 1]))),
     ).rejects.toThrow(EmptyBatchError);
     expect(await db.batch.count({ where: { userId } })).toBe(0);
   });
@@ -81,19 +88,19 @@ describe("BatchRepository", () => {
   it("answers a repeated idempotency key with the same batch, and refuses a different request", async () => {
     const userId = await createUser();
     const first = await batches.create(
-      { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: () => "hash-a" },
-      checked(3),
+      { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: "hash-a" },
+      await checked(3),
     );
     const again = await batches.create(
-      { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: () => "hash-a" },
-      checked(3),
+      { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: "hash-a" },
+      await checked(3),
     );
     expect(again.created).toBe(false);
     expect(again.batch.id).toBe(first.batch.id);
     await expect(
       batches.create(
-        { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: () => "hash-b" },
-        checked(3),
+        { userId, type: "text", priority: 7, idempotencyKey: "k1", requestHash: "hash-b" },
+        await checked(3),
       ),
     ).rejects.toThrow(IdempotencyConflictError);
     expect(await db.job.count({ where: { userId } })).toBe(3);
@@ -101,7 +108,7 @@ describe("BatchRepository", () => {
 
   it("releases items in order, counting them, and never the same item twice", async () => {
     const userId = await createUser();
-    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked(10));
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, await checked(10));
     const [first, second] = await Promise.all([
       batches.claimItems(batch.id, 4),
       batches.claimItems(batch.id, 4),
@@ -121,7 +128,7 @@ describe("BatchRepository", () => {
 
   it("cancels held-back and dispatched items, lets active ones finish, then ends canceled", async () => {
     const userId = await createUser();
-    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked(6));
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, await checked(6));
     const released = await batches.claimItems(batch.id, 2);
     const running = await jobs.claim(released[0]!.id);
     expect(running).not.toBeNull();
@@ -150,7 +157,7 @@ describe("BatchRepository", () => {
 
   it("refuses to cancel a completed batch and hides other users' batches", async () => {
     const userId = await createUser();
-    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked(1));
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, await checked(1));
     const [item] = await batches.claimItems(batch.id, 1);
     await jobs.fail(item!.id, { code: "invalid_request", message: "no" });
     expect((await batches.findForUser(userId, batch.id)).status).toBe("completed");

@@ -1,15 +1,14 @@
 import {
   type BatchStatus,
-  type CheckedBatchItem,
   GenqError,
   IdempotencyConflictError,
   type InvalidBatchItem,
   type JobStatus,
   type JobType,
-  MAX_LISTED_INVALID_ITEMS,
   NotFoundError,
   newId,
 } from "@genq/core";
+import type { BatchItemSpool } from "./batch-item-spool.ts";
 import type { Database } from "./client.ts";
 import type { Batch, Job, Plan, Prisma } from "./generated/prisma/client.ts";
 import {
@@ -24,7 +23,7 @@ import { isUniqueViolation } from "./prisma-errors.ts";
 /** A batch row. */
 export type BatchRecord = Batch;
 
-/** What the API stores for a new batch (its items come separately, as a stream). */
+/** What the API stores for a new batch (its items come separately, spooled). */
 export interface NewBatch {
   userId: string;
   type: JobType;
@@ -34,11 +33,8 @@ export interface NewBatch {
   metadata?: unknown;
   webhookUrl?: string | undefined;
   idempotencyKey?: string | undefined;
-  /**
-   * The request's fingerprint, read once every item was consumed (a streamed body
-   * is only fully known then); compared when the idempotency key repeats.
-   */
-  requestHash?: (() => string) | undefined;
+  /** The request's fingerprint (options and every item), compared when the idempotency key repeats. */
+  requestHash?: string | undefined;
 }
 
 /** What {@link BatchRepository.create} did. */
@@ -94,12 +90,20 @@ export interface ClaimedBatchItem {
   priority: number;
 }
 
-/** Rows per multi-row INSERT when a batch is stored. */
-const INSERT_CHUNK = 2_000;
+/**
+ * Rows and characters per multi-row INSERT when a batch is stored. The byte bound
+ * matters beyond the statement's size: Prisma's debug module keeps the arguments
+ * of its last 100 calls (queries with their parameters) even with logging off, so
+ * it caps what a finished upload leaves on the heap (about 13 MB).
+ */
+const INSERT_CHUNK = { maxRows: 2_000, maxBytes: 128 * 1024 } as const;
 /** Rows per cancel transaction, so a huge batch never holds one long lock on everything. */
 const CANCEL_CHUNK = 5_000;
-/** Storing 100,000 items takes seconds; Prisma's 5 s default would give up. */
-const CREATE_TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 300_000 } as const;
+/**
+ * Storing 100,000 items from the spool takes seconds (Prisma's 5 s default would
+ * give up); the client's pace never counts, its body was read before.
+ */
+const CREATE_TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 120_000 } as const;
 const FINISH_TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 30_000 } as const;
 
 /** A batch that already finished cannot be canceled. */
@@ -144,24 +148,25 @@ export class BatchRepository {
   }
 
   /**
-   * Stores a batch and its valid items in one transaction, reading the items as a
-   * stream and inserting them in multi-row statements of {@link INSERT_CHUNK}, so
-   * neither the request nor the rows are ever held whole. When the commit returns,
-   * every valid item is stored. No valid item: {@link EmptyBatchError}, nothing
-   * stored. A repeated idempotency key answers the earlier batch (after consuming
-   * the items to compare the request), or {@link IdempotencyConflictError}.
+   * Stores a batch and its valid items, read from a finished {@link BatchItemSpool},
+   * in one short transaction: the request was read and checked before it starts,
+   * so it lasts as long as Postgres takes to insert the rows (multi-row statements
+   * of {@link INSERT_CHUNK}), never as long as a client takes to send them. When
+   * the commit returns, every valid item is stored. No valid item:
+   * {@link EmptyBatchError}, nothing stored. A repeated idempotency key answers
+   * the earlier batch, or {@link IdempotencyConflictError} for another request.
    */
-  async create(batch: NewBatch, items: AsyncIterable<CheckedBatchItem>): Promise<BatchCreation> {
+  async create(batch: NewBatch, items: BatchItemSpool): Promise<BatchCreation> {
     if (batch.idempotencyKey !== undefined) {
       const existing = await this.findByIdempotencyKey(batch.userId, batch.idempotencyKey);
-      if (existing !== null) return this.#repeat(existing, batch, items);
+      if (existing !== null) return this.repeat(existing, batch, items);
     }
-    const invalidItems: InvalidBatchItem[] = [];
-    let invalidCount = 0;
+    if (items.validCount === 0) throw new EmptyBatchError(items.invalidItems, items.invalidCount);
+    const { invalidItems, invalidCount } = items;
+    await items.finish();
     try {
       const stored = await this.#db.$transaction(async (transaction) => {
         const id = newId();
-        // The row first: a concurrent request with the same key fails here, before any item is read.
         await transaction.batch.create({
           data: {
             id,
@@ -172,73 +177,43 @@ export class BatchRepository {
             model: batch.model ?? null,
             ...(batch.metadata === undefined ? {} : { metadata: batch.metadata as Prisma.InputJsonValue }),
             webhookUrl: batch.webhookUrl ?? null,
-            total: 0,
-            idempotencyKey: batch.idempotencyKey ?? null,
-          },
-        });
-        let total = 0;
-        let chunk: string[] = [];
-        // One chunk in flight: Postgres stores it while the next one is read and validated.
-        let inFlight: Promise<unknown> = Promise.resolve();
-        const flush = async () => {
-          await inFlight;
-          if (chunk.length === 0) return;
-          const sent = insertItems(transaction, id, batch, `[${chunk.join(",")}]`);
-          inFlight = sent;
-          // Awaited by the next flush; this only keeps an early failure from going unhandled meanwhile.
-          sent.catch(() => {});
-          chunk = [];
-        };
-        for await (const item of items) {
-          if (!item.valid) {
-            invalidCount += 1;
-            if (invalidItems.length < MAX_LISTED_INVALID_ITEMS)
-              invalidItems.push({ index: item.index, message: item.message });
-            continue;
-          }
-          total += 1;
-          // The row as JSON text right away: the parsed input can be collected before the chunk is sent.
-          chunk.push(`{"id":"${newId()}","item_index":${item.index},"input":${JSON.stringify(item.input)}}`);
-          if (chunk.length >= INSERT_CHUNK) await flush();
-        }
-        await flush();
-        await inFlight;
-        if (total === 0) throw new EmptyBatchError(invalidItems, invalidCount);
-        return transaction.batch.update({
-          where: { id },
-          data: {
-            total,
+            total: items.validCount,
             invalidItems: invalidItems as unknown as Prisma.InputJsonValue,
-            requestHash: batch.idempotencyKey === undefined ? null : (batch.requestHash?.() ?? null),
+            idempotencyKey: batch.idempotencyKey ?? null,
+            requestHash: batch.idempotencyKey === undefined ? null : (batch.requestHash ?? null),
           },
         });
+        for await (const rows of items.chunks(INSERT_CHUNK)) await insertItems(transaction, id, batch, rows);
+        return transaction.batch.findUniqueOrThrow({ where: { id } });
       }, CREATE_TRANSACTION_OPTIONS);
       return { batch: stored, created: true, invalidItems, invalidCount };
     } catch (error) {
       // Two requests with one key raced past the lookup; the loser answers like a repeat.
       if (batch.idempotencyKey !== undefined && isUniqueViolation(error)) {
         const existing = await this.findByIdempotencyKey(batch.userId, batch.idempotencyKey);
-        if (existing !== null) return this.#repeat(existing, batch, items);
+        if (existing !== null) return this.repeat(existing, batch, items);
       }
       throw error;
     }
   }
 
-  async #repeat(
+  /**
+   * The answer to a repeated idempotency key: the earlier batch when the request
+   * is the same, else {@link IdempotencyConflictError}. Nothing is stored.
+   */
+  repeat(
     existing: BatchRecord,
-    batch: NewBatch,
-    items: AsyncIterable<CheckedBatchItem>,
-  ): Promise<BatchCreation> {
-    let invalidCount = 0;
-    for await (const item of items) if (!item.valid) invalidCount += 1;
-    if (existing.requestHash !== (batch.requestHash?.() ?? null)) {
+    batch: Pick<NewBatch, "idempotencyKey" | "requestHash">,
+    items: Pick<BatchItemSpool, "invalidCount">,
+  ): BatchCreation {
+    if (existing.requestHash !== (batch.requestHash ?? null)) {
       throw new IdempotencyConflictError(batch.idempotencyKey ?? "", existing.id);
     }
     return {
       batch: existing,
       created: false,
       invalidItems: (existing.invalidItems as InvalidBatchItem[] | null) ?? [],
-      invalidCount,
+      invalidCount: items.invalidCount,
     };
   }
 

@@ -2,6 +2,7 @@ export * from "./account-repository.ts";
 export * from "./api-key.ts";
 export * from "./asset-repository.ts";
 export * from "./batch-events.ts";
+export * from "./batch-item-spool.ts";
 export * from "./batch-repository.ts";
 export * from "./client.ts";
 export * from "./connection-url.ts";

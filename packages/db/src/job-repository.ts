@@ -241,11 +241,25 @@ export class JobRepository {
     }
   }
 
+  /**
+   * The job an earlier request made under the same idempotency key, or null when
+   * the key is new: lets the API answer a replay before any check that could
+   * refuse it (the quota). A different request under the key throws
+   * {@link IdempotencyConflictError}.
+   */
+  async findRepeat(
+    job: Pick<NewJob, "userId" | "idempotencyKey" | "requestHash">,
+  ): Promise<JobRecord | null> {
+    if (job.idempotencyKey === undefined) return null;
+    const existing = await this.#findByIdempotencyKey(job.userId, job.idempotencyKey);
+    return existing === null ? null : this.#sameRequest(existing, job);
+  }
+
   #findByIdempotencyKey(userId: string, idempotencyKey: string): Promise<JobRecord | null> {
     return this.#db.job.findUnique({ where: { userId_idempotencyKey: { userId, idempotencyKey } } });
   }
 
-  #sameRequest(existing: JobRecord, job: NewJob): JobRecord {
+  #sameRequest(existing: JobRecord, job: Pick<NewJob, "idempotencyKey" | "requestHash">): JobRecord {
     if (existing.requestHash !== (job.requestHash ?? null)) {
       throw new IdempotencyConflictError(job.idempotencyKey ?? "", existing.id);
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import {
   AccountRepository,
+  BatchItemSpool,
   BatchRepository,
   createPrismaClient,
   type Database,
@@ -68,8 +69,13 @@ async function createBatch(userId: string, items: number): Promise<string> {
     for (let index = 0; index < items; index++)
       yield { index, valid: true as const, input: { prompt: `i${index}` } };
   }
-  const { batch } = await batches.create({ userId, type: "text", priority: 7 }, checked());
-  return batch.id;
+  const spool = await BatchItemSpool.fromItems(checked());
+  try {
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, spool);
+    return batch.id;
+  } finally {
+    await spool.close();
+  }
 }
 
 function dispatcher(options: Partial<ConstructorParameters<typeof BatchDispatcher>[0]> = {}) {

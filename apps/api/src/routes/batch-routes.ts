@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import {
   BatchOptions,
   BatchStatus,
@@ -15,12 +14,21 @@ import {
   PRIORITIES,
   validateBatchItem,
 } from "@genq/core";
-import { BatchRepository, type BatchResultRow, requestFingerprint, UploadRepository } from "@genq/db";
+import {
+  type BatchCreation,
+  BatchItemSpool,
+  BatchRepository,
+  type BatchResultRow,
+  requestFingerprint,
+  type UploadRecord,
+  UploadRepository,
+} from "@genq/db";
 import { type RouterCatalog, readRouterCatalog } from "@genq/providers";
 import { checkWebhookUrl } from "@genq/webhooks";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { type BatchUploadLease, BatchUploadSlots } from "../batch-upload-slots.ts";
 import {
   BatchAcceptedView,
   BatchResultView,
@@ -31,20 +39,37 @@ import {
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
+import { jsonLines } from "../jsonl-lines.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
 import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
 
-/** The largest batch request body by default (JSON, or the JSONL stream): 64 MiB. */
+/** The largest JSONL batch body by default (streamed, spooled to disk): 64 MiB. */
 export const DEFAULT_BATCH_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
+/** The largest JSON batch body by default (parsed whole in memory): 16 MiB. */
+export const DEFAULT_BATCH_JSON_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+/** The longest line of a JSONL batch body by default (one item): 1 MiB. */
+export const DEFAULT_BATCH_LINE_LIMIT_BYTES = 1024 * 1024;
+/** Batch uploads one user may have in progress at once by default. */
+export const DEFAULT_BATCH_UPLOADS_PER_USER = 2;
 
 /** Options for {@link batchRoutes}. */
 export interface BatchRoutesOptions {
   /** Prefix of links in responses; empty for relative links. */
   publicUrl: string;
-  /** The largest batch body, JSON or JSONL, in bytes. */
+  /** The largest JSONL body (read as a stream), in bytes. */
   bodyLimitBytes: number;
+  /**
+   * The largest JSON body, in bytes: it is parsed whole in memory, so it is
+   * bounded lower than the streamed JSONL body.
+   * @defaultValue {@link DEFAULT_BATCH_JSON_BODY_LIMIT_BYTES}
+   */
+  jsonBodyLimitBytes?: number | undefined;
+  /** The longest JSONL line, in bytes. @defaultValue {@link DEFAULT_BATCH_LINE_LIMIT_BYTES} */
+  lineLimitBytes?: number | undefined;
+  /** Batch uploads per user at once, over all API processes. @defaultValue {@link DEFAULT_BATCH_UPLOADS_PER_USER} */
+  uploadsPerUser?: number | undefined;
 }
 
 /** JSONL bodies: one item per line, the batch options in the query string. */
@@ -132,33 +157,6 @@ function tooManyItems(): GenqError {
   });
 }
 
-/**
- * The lines of a JSONL stream, with their text, never holding more than one line
- * (and one chunk) at a time. More than `limitBytes` in total: 413.
- */
-async function* jsonLines(stream: AsyncIterable<Buffer | string>, limitBytes: number): AsyncIterable<string> {
-  const decoder = new StringDecoder("utf8");
-  let pending = "";
-  let bytes = 0;
-  for await (const chunk of stream) {
-    bytes += chunk.length;
-    if (bytes > limitBytes) {
-      throw new GenqError("payload_too_large", "request body is larger than the limit", {
-        details: { limitBytes },
-      });
-    }
-    pending += typeof chunk === "string" ? chunk : decoder.write(chunk);
-    let newline = pending.indexOf("\n");
-    while (newline !== -1) {
-      yield pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf("\n");
-    }
-  }
-  pending += decoder.end();
-  if (pending !== "") yield pending;
-}
-
 /** The raw items of a request, each with the text that goes into its fingerprint. */
 interface RawItem {
   index: number;
@@ -217,30 +215,113 @@ function jsonlOptions(query: z.infer<typeof JsonlQuery>): BatchOptions {
   return parsed.data;
 }
 
+/** What a batch request says, before its items are read. */
+interface BatchRequest {
+  options: BatchOptions;
+  items: AsyncIterable<RawItem>;
+}
+
+/** The options and the (not yet read) items of a JSON or JSONL batch request. */
+function readBatchRequest(
+  body: unknown,
+  query: z.infer<typeof JsonlQuery>,
+  limits: { bodyLimitBytes: number; lineLimitBytes: number },
+): BatchRequest {
+  if (body instanceof Readable) {
+    return {
+      options: jsonlOptions(query),
+      items: jsonlItems(
+        jsonLines(body, { maxTotalBytes: limits.bodyLimitBytes, maxLineBytes: limits.lineLimitBytes }),
+      ),
+    };
+  }
+  if (Object.keys(query).length > 0) {
+    throw new GenqError(
+      "invalid_request",
+      "querystring: batch options go in the JSON body (the query string is for JSONL bodies)",
+      { details: { location: "querystring" } },
+    );
+  }
+  if (Array.isArray((body as { items?: unknown } | null)?.items)) {
+    if ((body as { items: unknown[] }).items.length > MAX_BATCH_ITEMS) throw tooManyItems();
+  }
+  const parsed = CreateBatchRequest.safeParse(body);
+  if (!parsed.success) throw invalidRequest("body", parsed.error);
+  const { items, ...rest } = parsed.data;
+  return { options: rest, items: arrayItems(items) };
+}
+
+/** Upload ids checked per request are remembered up to this many (items often share one image). */
+const CHECKED_UPLOADS_MEMO = 10_000;
+
 /** `/v1/batches`: submit many items as one batch, follow it, read its results, cancel it. */
 export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOptions): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { db, jobs, redis, queues } = app.genq;
   const batches = new BatchRepository({ db, hooks: jobs.hooks });
   const uploads = new UploadRepository({ db });
+  const lineLimitBytes = options.lineLimitBytes ?? DEFAULT_BATCH_LINE_LIMIT_BYTES;
+  const slots = new BatchUploadSlots({
+    redis,
+    prefix: queues.prefix,
+    perUser: options.uploadsPerUser ?? DEFAULT_BATCH_UPLOADS_PER_USER,
+  });
+  const leases = new WeakMap<FastifyRequest, BatchUploadLease>();
 
   // The JSONL body is handed over as a stream and read line by line: memory stays flat.
   app.addContentTypeParser(JSONL_TYPES, (_request, payload, done) => done(null, payload));
+
+  /**
+   * Takes one of the user's upload slots before the body is read (a 429 when all
+   * are taken), and gives it back when the request ends, however it ends.
+   */
+  const takeUploadSlot = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const lease = await slots.acquire(request.principal.userId).catch((error: unknown) => {
+      // Like the rate limits: a Redis failure lets the upload through.
+      request.log.warn({ err: error }, "could not count batch uploads; letting this one through");
+      return null;
+    });
+    if (lease === undefined) {
+      reply.header("retry-after", "5");
+      throw new GenqError(
+        "rate_limited",
+        `too many batch uploads at once: at most ${slots.perUser} per user; wait for one to finish, then retry`,
+        { details: { limit: slots.perUser } },
+      );
+    }
+    if (lease === null) return;
+    leases.set(request, lease);
+    // However the exchange ends (even a connection cut mid-body that no hook reports), the slot comes back.
+    reply.raw.once("close", () => {
+      lease.release().catch(() => {});
+    });
+  };
+  const releaseUploadSlot = async (request: FastifyRequest): Promise<void> => {
+    await leases
+      .get(request)
+      ?.release()
+      .catch(() => {});
+  };
 
   routes.post(
     "/batches",
     {
       config: SUBMISSION_ROUTE,
-      bodyLimit: options.bodyLimitBytes,
+      bodyLimit: options.jsonBodyLimitBytes ?? DEFAULT_BATCH_JSON_BODY_LIMIT_BYTES,
+      onRequest: takeUploadSlot,
+      onResponse: releaseUploadSlot,
+      onRequestAbort: releaseUploadSlot,
       schema: {
         summary: "Submit a batch",
         description:
           "Up to 100,000 items of one type, each a job. Send JSON `{type, items: [...], priority?, provider?, " +
           "model?, webhook?, metadata?}` or JSONL (`Content-Type: application/x-ndjson`, one item per line, the " +
-          "options in the query string). Each item is validated on its own: invalid ones are listed by index " +
-          "and the valid ones run. 202 means every valid item is stored. Items are released to the workers a " +
-          "few at a time per user, so a big batch never delays other jobs by more than that. Counts as one " +
-          "submission for the rate limit.",
+          "options in the query string). JSON bodies are smaller (default 16 MiB) than JSONL ones (default " +
+          "64 MiB, each line at most 1 MiB): send big batches as JSONL. Each item is validated on its own: " +
+          "invalid ones are listed by index and the valid ones run. 202 means every valid item is stored. " +
+          "Items are released to the workers a few at a time per user, so a big batch never delays other jobs " +
+          "by more than that. A user may upload a few batches at once (default 2; more get 429). Counts as " +
+          "one submission for the rate limit.",
         tags: ["batches"],
         headers: IdempotencyHeaders,
         querystring: JsonlQuery,
@@ -258,105 +339,130 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     },
     async (request, reply) => {
       const userId = request.principal.userId;
-      let batchOptions: BatchOptions;
-      let rawItems: AsyncIterable<RawItem>;
-      const body = request.body;
-      if (body instanceof Readable) {
-        batchOptions = jsonlOptions(request.query);
-        rawItems = jsonlItems(jsonLines(body, options.bodyLimitBytes));
-      } else {
-        if (Object.keys(request.query).length > 0) {
-          throw new GenqError(
-            "invalid_request",
-            "querystring: batch options go in the JSON body (the query string is for JSONL bodies)",
-            { details: { location: "querystring" } },
-          );
-        }
-        if (Array.isArray((body as { items?: unknown } | null)?.items)) {
-          if ((body as { items: unknown[] }).items.length > MAX_BATCH_ITEMS) throw tooManyItems();
-        }
-        const parsed = CreateBatchRequest.safeParse(body);
-        if (!parsed.success) throw invalidRequest("body", parsed.error);
-        const { items, ...rest } = parsed.data;
-        batchOptions = rest;
-        rawItems = arrayItems(items);
-      }
+      const { options: batchOptions, items } = readBatchRequest(request.body, request.query, {
+        bodyLimitBytes: options.bodyLimitBytes,
+        lineLimitBytes,
+      });
       // Before any item is read: a refused webhook URL stores nothing.
       if (batchOptions.webhook !== undefined)
         checkWebhookUrl(batchOptions.webhook.url, app.genq.webhookAllowlist);
       const idempotencyKey = request.headers["idempotency-key"];
+      // A replay is answered whatever the quota says now: it spends nothing.
+      const earlier =
+        idempotencyKey === undefined ? null : await batches.findByIdempotencyKey(userId, idempotencyKey);
       const hash = idempotencyKey === undefined ? undefined : createHash("sha256");
       hash?.update(requestFingerprint(batchOptions));
-      const catalog: RouterCatalog | undefined =
-        batchOptions.type === "image"
-          ? await readRouterCatalog(redis, queues.prefix).catch(() => undefined)
-          : undefined;
-      let quotaChecked = false;
-      const quota = app.genq.quota;
-      const checkItem = async (raw: RawItem): Promise<CheckedBatchItem> => {
-        if (raw.parseError !== undefined) return { index: raw.index, valid: false, message: raw.parseError };
-        const item = validateBatchItem(batchOptions.type, raw.index, raw.value);
-        if (!item.valid || batchOptions.type !== "image") return item;
-        const input = item.input as ImageJobInput;
-        try {
-          checkImageRequest(catalog, {
-            type: "image",
-            input,
-            priority: batchOptions.priority,
-            provider: batchOptions.provider,
-            model: batchOptions.model,
-          });
-          await checkImageUploads(uploads, userId, input);
-        } catch (error) {
-          if (!GenqError.is(error) || error.code !== "invalid_request") throw error;
-          return { index: raw.index, valid: false, message: error.message.replace(/^body\.input\./, "") };
-        }
-        return item;
-      };
-      async function* checkedItems(): AsyncIterable<CheckedBatchItem> {
-        for await (const raw of rawItems) {
-          hash?.update(raw.fingerprint());
-          hash?.update("\n");
-          const item = await checkItem(raw);
-          // Refused only when not even one item fits now; the worker's reservation decides per item.
-          if (item.valid && !quotaChecked) {
-            quotaChecked = true;
-            await quota?.check({
-              userId,
-              ...worstCaseQuota({ type: batchOptions.type, input: item.input } as Parameters<
-                typeof worstCaseQuota
-              >[0]),
-            });
-          }
-          yield item;
-        }
-      }
-      let digest: string | undefined;
-      const { batch, created, invalidItems, invalidCount } = await batches.create(
-        {
-          userId,
-          type: batchOptions.type,
-          priority: PRIORITIES[batchOptions.priority],
-          provider: batchOptions.provider,
-          model: batchOptions.model,
-          metadata: batchOptions.metadata,
-          webhookUrl: batchOptions.webhook?.url,
-          idempotencyKey,
-          requestHash: () => {
-            digest ??= hash?.digest("hex");
-            return digest ?? "";
-          },
-        },
-        checkedItems(),
+      // Read and checked to the end before anything is stored: no transaction waits for the client.
+      const spool = await BatchItemSpool.fromItems(
+        checkItems(userId, batchOptions, items, { hash, checkQuota: earlier === null }),
       );
-      if (created) {
-        request.log.info({ batchId: batch.id, items: batch.total, invalid: invalidCount }, "batch accepted");
+      try {
+        const batch = { idempotencyKey, requestHash: hash?.digest("hex") };
+        const outcome =
+          earlier === null
+            ? await batches.create(
+                {
+                  ...batch,
+                  userId,
+                  type: batchOptions.type,
+                  priority: PRIORITIES[batchOptions.priority],
+                  provider: batchOptions.provider,
+                  model: batchOptions.model,
+                  metadata: batchOptions.metadata,
+                  webhookUrl: batchOptions.webhook?.url,
+                },
+                spool,
+              )
+            : batches.repeat(earlier, batch, spool);
+        return await answer(request, reply, outcome);
+      } finally {
+        await spool.close();
       }
-      return reply
-        .status(created ? 202 : 200)
-        .send({ ...toBatchView(batch, 0, options.publicUrl), invalidItems, invalidCount });
     },
   );
+
+  const answer = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    { batch, created, invalidItems, invalidCount }: BatchCreation,
+  ) => {
+    if (created) {
+      request.log.info({ batchId: batch.id, items: batch.total, invalid: invalidCount }, "batch accepted");
+    }
+    return reply
+      .status(created ? 202 : 200)
+      .send({ ...toBatchView(batch, 0, options.publicUrl), invalidItems, invalidCount });
+  };
+
+  /**
+   * Validates each item (the image checks ask Postgres, outside any transaction),
+   * feeds the request's fingerprint, and checks the quota once, with the first valid item.
+   */
+  async function* checkItems(
+    userId: string,
+    batchOptions: BatchOptions,
+    items: AsyncIterable<RawItem>,
+    step: { hash: ReturnType<typeof createHash> | undefined; checkQuota: boolean },
+  ): AsyncIterable<CheckedBatchItem> {
+    const catalog: RouterCatalog | undefined =
+      batchOptions.type === "image"
+        ? await readRouterCatalog(redis, queues.prefix).catch(() => undefined)
+        : undefined;
+    const ownedUploads = new Map<string, UploadRecord>();
+    const ownsUpload: Pick<UploadRepository, "findOwned"> = {
+      findOwned: async (owner, uploadId) => {
+        const known = ownedUploads.get(uploadId);
+        if (known !== undefined) return known;
+        const found = await uploads.findOwned(owner, uploadId);
+        if (found !== null && ownedUploads.size < CHECKED_UPLOADS_MEMO) ownedUploads.set(uploadId, found);
+        return found;
+      },
+    };
+    let quotaChecked = !step.checkQuota;
+    for await (const raw of items) {
+      step.hash?.update(raw.fingerprint());
+      step.hash?.update("\n");
+      const item = await checkItem(userId, batchOptions, catalog, ownsUpload, raw);
+      // Refused only when not even one item fits now; the worker's reservation decides per item.
+      if (item.valid && !quotaChecked) {
+        quotaChecked = true;
+        await app.genq.quota?.check({
+          userId,
+          ...worstCaseQuota({ type: batchOptions.type, input: item.input } as Parameters<
+            typeof worstCaseQuota
+          >[0]),
+        });
+      }
+      yield item;
+    }
+  }
+
+  const checkItem = async (
+    userId: string,
+    batchOptions: BatchOptions,
+    catalog: RouterCatalog | undefined,
+    ownsUpload: Pick<UploadRepository, "findOwned">,
+    raw: RawItem,
+  ): Promise<CheckedBatchItem> => {
+    if (raw.parseError !== undefined) return { index: raw.index, valid: false, message: raw.parseError };
+    const item = validateBatchItem(batchOptions.type, raw.index, raw.value);
+    if (!item.valid || batchOptions.type !== "image") return item;
+    const input = item.input as ImageJobInput;
+    try {
+      checkImageRequest(catalog, {
+        type: "image",
+        input,
+        priority: batchOptions.priority,
+        provider: batchOptions.provider,
+        model: batchOptions.model,
+      });
+      await checkImageUploads(ownsUpload, userId, input);
+    } catch (error) {
+      if (!GenqError.is(error) || error.code !== "invalid_request") throw error;
+      return { index: raw.index, valid: false, message: error.message.replace(/^body\.input\./, "") };
+    }
+    return item;
+  };
 
   routes.get(
     "/batches/:id",

@@ -87,6 +87,15 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         });
       }
       const body = request.body;
+      const idempotencyKey = request.headers["idempotency-key"];
+      const requestHash = idempotencyKey === undefined ? undefined : requestFingerprint(body);
+      // A replay first: it spends nothing, so no check below (the quota) may refuse it.
+      const repeated = await jobs.findRepeat({
+        userId: request.principal.userId,
+        idempotencyKey,
+        requestHash,
+      });
+      if (repeated !== null) return reply.status(200).send(toJobView(repeated, options.publicUrl));
       // Obvious SSRF targets (http://127.0.0.1, http://[::1]) are refused now; delivery checks every address.
       if (body.webhook !== undefined) checkWebhookUrl(body.webhook.url, app.genq.webhookAllowlist);
       // A job that cannot fit the caller's quota is refused now; the worker's reservation
@@ -102,7 +111,6 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           options.metrics?.quotaRejections.inc({ where: "submit" });
         throw error;
       }
-      const idempotencyKey = request.headers["idempotency-key"];
       // One trace per job starts here (when tracing is on): the worker continues it from the queue payload.
       const { job, created } = await inSpan(
         "genq.job.submit",
@@ -121,7 +129,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
             metadata: body.metadata,
             webhookUrl: body.webhook?.url,
             idempotencyKey,
-            requestHash: idempotencyKey === undefined ? undefined : requestFingerprint(body),
+            requestHash,
           });
           if (created) {
             try {
