@@ -1,5 +1,5 @@
 import type { GenqEvent } from "@genq/core";
-import type { JobFinishedHooks, Prisma, WebhookRepository } from "@genq/db";
+import type { JobFinishedHooks, OutboxMessageRef, Prisma, WebhookRepository } from "@genq/db";
 import type { WebhookQueue } from "./webhook-queue.ts";
 
 /** Options for {@link WebhookOutbox}. */
@@ -21,7 +21,7 @@ export class WebhookOutbox {
   readonly #queue: WebhookQueue | undefined;
   readonly #onEnqueueError: (error: unknown) => void;
   /** Message ids by the events array they were written for (the array the after-commit hook gets). */
-  readonly #written = new WeakMap<readonly GenqEvent[], string[]>();
+  readonly #written = new WeakMap<readonly GenqEvent[], OutboxMessageRef[]>();
 
   constructor(options: WebhookOutboxOptions) {
     this.#repository = options.repository;
@@ -34,8 +34,8 @@ export class WebhookOutbox {
     transaction: Prisma.TransactionClient,
     events: readonly GenqEvent[],
   ): Promise<void> => {
-    const ids = await this.#repository.writeOutbox(transaction, events);
-    if (ids.length > 0) this.#written.set(events, ids);
+    const messages = await this.#repository.writeOutbox(transaction, events);
+    if (messages.length > 0) this.#written.set(events, messages);
   };
 
   /** Hooks that also queue the messages a transition wrote, once it committed. */
@@ -52,12 +52,14 @@ export class WebhookOutbox {
     };
   }
 
-  /** Queues the first attempt of the messages written for `events` (best effort). */
+  /**
+   * Queues the first attempt of the messages written for `events` (best effort, in
+   * bounded chunks, after the transaction's caller went on).
+   */
   dispatch(events: readonly GenqEvent[]): void {
-    const ids = this.#written.get(events);
-    if (ids === undefined || this.#queue === undefined) return;
+    const messages = this.#written.get(events);
+    if (messages === undefined || this.#queue === undefined) return;
     this.#written.delete(events);
-    const queue = this.#queue;
-    Promise.all(ids.map((id) => queue.enqueue(id, 1))).catch(this.#onEnqueueError);
+    this.#queue.enqueueFirstAttempts(messages).catch(this.#onEnqueueError);
   }
 }

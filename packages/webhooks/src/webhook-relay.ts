@@ -71,7 +71,7 @@ export class WebhookRelay {
         const state = await queue.queue.getJobState(jobId);
         if (state === "completed" || state === "failed") await queue.queue.remove(jobId);
         else if (state !== "unknown") return;
-        await queue.enqueue(message.id, attempt);
+        await queue.enqueue(message, attempt);
         queued += 1;
       }),
     );

@@ -278,7 +278,7 @@ describe("webhooks", () => {
       userId: string;
     };
     // Committed in Postgres, never enqueued (as if the process died right after commit)...
-    const ids = await harness.db.$transaction((transaction) =>
+    const written = await harness.db.$transaction((transaction) =>
       webhooks.writeOutbox(transaction, [
         {
           type: "batch.completed",
@@ -292,7 +292,7 @@ describe("webhooks", () => {
       ]),
     );
     const { id: messageId } = await harness.db.webhookMessage.findFirstOrThrow({
-      where: { id: { in: ids }, endpointId: endpoint.id },
+      where: { id: { in: written.map((message) => message.id) }, endpointId: endpoint.id },
     });
     // ...and Redis lost everything of this deployment.
     await deleteKeys(harness.redis, `${harness.prefix}*`);
