@@ -607,7 +607,7 @@ describe("webhooks shared fairly between tenants", () => {
         ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
       });
 
-  it("delivers another user's webhook within seconds while one user's 20 endpoints are tarpits", async () => {
+  it("delivers another user's webhook within seconds while one user's 20 endpoints are tarpits with 500 deliveries queued", async () => {
     const alice = await harness.createUser();
     const asAlice = as(alice.apiKey);
     const tarpits: string[] = [];
@@ -616,15 +616,21 @@ describe("webhooks shared fairly between tenants", () => {
       expect(created.statusCode, created.body).toBe(201);
       tarpits.push(created.json().id as string);
     }
-    // 3 jobs: 60 deliveries to endpoints that never answer (15 s each).
-    for (let index = 0; index < 3; index += 1) {
-      const response = await harness.submit(alice.apiKey, {
-        type: "text",
-        input: { prompt: `tarpit ${index}` },
-      });
-      await harness.waitForJob(alice.apiKey, response.json().id as string);
-    }
+    // 25 jobs: 500 deliveries to endpoints that never answer (15 s each), queued before Bob's.
+    await Promise.all(
+      Array.from({ length: 25 }, async (_, index) => {
+        const response = await harness.submit(alice.apiKey, {
+          type: "text",
+          input: { prompt: `tarpit ${index}` },
+        });
+        await harness.waitForJob(alice.apiKey, response.json().id as string);
+      }),
+    );
     await waitUntil(() => tarpit.received.length >= 8, 10_000);
+    await waitUntil(
+      async () => (await harness.db.webhookMessage.count({ where: { userId: alice.userId } })) === 500,
+      10_000,
+    );
 
     const bob = await harness.createUser();
     const asBob = as(bob.apiKey);
