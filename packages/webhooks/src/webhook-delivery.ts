@@ -134,6 +134,7 @@ export class WebhookDeliverer {
           : this.#failingTooLong(recorded.failingSince);
     if (endpoint !== null && disableReason !== undefined) {
       const notices = await repository.disableEndpoint(endpoint.id, disableReason);
+      metrics?.webhookEndpointsDisabled.inc({ reason: gone ? "gone" : "failing" });
       // Lost with Redis, or the enqueue fails: the relay queues them (they are due now).
       await queue.enqueueFirstAttempts(notices).catch(() => {});
     } else if (delayMs !== undefined) {

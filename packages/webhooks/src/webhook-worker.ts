@@ -106,6 +106,7 @@ export async function startWebhookWorker(options: WebhookWorkerOptions): Promise
   async function putBack(job: Job<WebhookJobData>, token: string | undefined): Promise<never> {
     const waits = (job.data.waits ?? 0) + 1;
     const pauseMs = Math.min(250 * 2 ** Math.min(waits - 1, 5), 5_000) * (0.5 + Math.random());
+    options.metrics?.webhookSlotWaits.inc();
     await job.updateData({ ...job.data, waits });
     await job.moveToDelayed(Date.now() + Math.round(pauseMs), token);
     throw new DelayedError();
