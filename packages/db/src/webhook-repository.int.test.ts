@@ -89,7 +89,7 @@ describe("WebhookRepository", () => {
     );
     expect(calls).toEqual(["webhookEndpoint.findMany", "webhookMessage.createMany"]);
     const messages = await db.webhookMessage.findMany({
-      where: { id: { in: written.map((message) => message.id) } },
+      where: { id: { in: written.messages.map((message) => message.id) } },
     });
     const targets = messages
       .map((message) => `${message.eventType}→${message.endpointId ?? message.url}`)
@@ -152,16 +152,57 @@ describe("WebhookRepository", () => {
         { ...jobEvent(userId, "batch.completed"), jobId: null, batchId },
       ]),
     );
-    const targets = written
+    const targets = written.messages
       .map((message) => `${message.endpointId === plain.id ? "plain" : "items"}`)
       .sort((a, b) => a.localeCompare(b));
     const messages = await db.webhookMessage.findMany({
-      where: { id: { in: written.map((message) => message.id) } },
+      where: { id: { in: written.messages.map((message) => message.id) } },
     });
     expect(messages.map((message) => `${message.eventType}→${message.endpointId}`).sort()).toEqual(
       [`job.completed→${optedIn.id}`, `batch.completed→${plain.id}`, `batch.completed→${optedIn.id}`].sort(),
     );
     expect(targets).toHaveLength(3);
+  });
+
+  it("defers a bulk transition's endpoint messages to fan-outs written after commit, each exactly once", async () => {
+    const deferring = new WebhookRepository({ db, inlineFanoutLimit: 10 });
+    const userId = await createUser();
+    const endpoints = await Promise.all(
+      [0, 1, 2].map((index) =>
+        deferring.createEndpoint({ userId, url: `https://bulk.example.com/${index}` }),
+      ),
+    );
+    const events = Array.from({ length: 120 }, (_, index) =>
+      jobEvent(userId, "job.canceled", index === 0 ? "https://bulk.example.com/url" : null),
+    );
+    const calls: string[] = [];
+    const written = await db.$transaction((transaction) =>
+      deferring.writeOutbox(counting(transaction, calls), events),
+    );
+    // In the transaction: the per-request URL's message and one fan-out row per event, not 360 messages.
+    expect(calls).toEqual([
+      "webhookEndpoint.findMany",
+      "webhookMessage.createMany",
+      "webhookFanout.createMany",
+    ]);
+    expect(written.messages).toEqual([expect.objectContaining({ url: "https://bulk.example.com/url" })]);
+    expect(written.fanouts).toHaveLength(120);
+    expect(await db.webhookMessage.count({ where: { userId } })).toBe(1);
+
+    // After commit, in chunks; two processes racing fan each event out once.
+    await expect(deferring.fanOut(written.fanouts)).rejects.toThrow(RangeError);
+    const chunks = [written.fanouts.slice(0, 50), written.fanouts.slice(50, 100), written.fanouts.slice(100)];
+    const results = await Promise.all([...chunks, ...chunks].map((chunk) => deferring.fanOut(chunk)));
+    expect(results.flat()).toHaveLength(360);
+    expect(await db.webhookMessage.count({ where: { userId } })).toBe(361);
+    expect(await db.webhookFanout.count({ where: { userId } })).toBe(0);
+    const perEndpoint = await db.webhookMessage.groupBy({
+      by: ["endpointId"],
+      where: { userId, endpointId: { not: null } },
+      _count: true,
+    });
+    expect(perEndpoint.map((group) => group._count)).toEqual([120, 120, 120]);
+    expect(endpoints).toHaveLength(3);
   });
 
   it("keeps since when an endpoint fails, clears it on a delivery, and tells the owner when it is disabled", async () => {
@@ -172,7 +213,7 @@ describe("WebhookRepository", () => {
       await db.$transaction((transaction) =>
         webhooks.writeOutbox(transaction, [jobEvent(userId, "job.completed")]),
       )
-    ).filter((written) => written.endpointId === failing.id);
+    ).messages.filter((written) => written.endpointId === failing.id);
     const attempt = (number: number, outcome: string) => ({
       messageId: message?.id as string,
       endpointId: failing.id,
@@ -234,7 +275,9 @@ describe("WebhookRepository", () => {
   it("claims each attempt once, logs it once, and redelivers with the same id", async () => {
     const userId = await createUser();
     const endpoint = await webhooks.createEndpoint({ userId, url: "https://c.example.com/" });
-    const [written] = await db.$transaction((transaction) =>
+    const {
+      messages: [written],
+    } = await db.$transaction((transaction) =>
       webhooks.writeOutbox(transaction, [jobEvent(userId, "job.completed")]),
     );
     const messageId = written?.id as string;
@@ -254,7 +297,7 @@ describe("WebhookRepository", () => {
     };
     expect(await webhooks.recordAttempt(attempt)).toMatchObject({ recorded: true });
     expect(await webhooks.recordAttempt(attempt)).toMatchObject({ recorded: false });
-    expect(await webhooks.dueMessages(100)).toContainEqual({
+    expect(await webhooks.dueMessages(10_000)).toContainEqual({
       id: messageId,
       attempts: 1,
       userId,

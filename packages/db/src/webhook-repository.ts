@@ -29,6 +29,52 @@ export interface OutboxMessageRef {
   url: string | null;
 }
 
+/** What {@link WebhookRepository.writeOutbox} stored. */
+export interface OutboxWrite {
+  /** Messages to queue once the transaction committed. */
+  messages: OutboxMessageRef[];
+  /** Stored fan-outs whose endpoint messages are to be written after commit ({@link WebhookRepository.fanOut}). */
+  fanouts: string[];
+}
+
+/** Events per {@link WebhookRepository.fanOut} transaction: at most this × the endpoint cap messages. */
+export const FANOUT_CHUNK = 50;
+
+/** Default of {@link WebhookRepositoryOptions.inlineFanoutLimit}. */
+export const DEFAULT_INLINE_FANOUT_LIMIT = 100;
+
+/** An enabled endpoint as the outbox sees it. */
+interface SubscribedEndpoint {
+  id: string;
+  userId: string;
+  eventTypes: string[];
+  batchItemEvents: boolean;
+}
+
+/** The endpoints an event goes to (see {@link WebhookRepository.writeOutbox}). */
+function endpointsFor(
+  event: Pick<GenqEvent, "type" | "userId" | "jobId" | "batchId">,
+  endpoints: readonly SubscribedEndpoint[],
+): SubscribedEndpoint[] {
+  const batchItem = event.batchId !== null && event.jobId !== null;
+  if (batchItem && event.type === "job.canceled") return [];
+  return endpoints.filter(
+    (endpoint) =>
+      endpoint.userId === event.userId &&
+      (!batchItem || endpoint.batchItemEvents) &&
+      (endpoint.eventTypes.length === 0 || endpoint.eventTypes.includes(event.type)),
+  );
+}
+
+function toRef(row: Prisma.WebhookMessageCreateManyInput): OutboxMessageRef {
+  return {
+    id: row.id as string,
+    userId: row.userId,
+    endpointId: row.endpointId ?? null,
+    url: row.url ?? null,
+  };
+}
+
 /** Everything the delivery processor needs about one message. */
 export interface MessageForDelivery {
   message: WebhookMessage;
@@ -119,6 +165,12 @@ export interface WebhookRepositoryOptions {
   publicUrl?: string | undefined;
   /** The most endpoints a user may have. @defaultValue {@link DEFAULT_MAX_ENDPOINTS_PER_USER} */
   maxEndpointsPerUser?: number | undefined;
+  /**
+   * The most endpoint messages a finishing transaction writes itself; a transition
+   * owing more stores one fan-out row per event instead (written after commit).
+   * @defaultValue {@link DEFAULT_INLINE_FANOUT_LIMIT}
+   */
+  inlineFanoutLimit?: number | undefined;
   now?: () => Date;
 }
 
@@ -153,6 +205,7 @@ export class WebhookRepository {
   readonly #db: Database;
   readonly #publicUrl: string;
   readonly #maxEndpointsPerUser: number;
+  readonly #inlineFanoutLimit: number;
   readonly #now: () => Date;
 
   constructor(options: WebhookRepositoryOptions) {
@@ -164,6 +217,7 @@ export class WebhookRepository {
         `maxEndpointsPerUser must be a positive integer, got ${this.#maxEndpointsPerUser}`,
       );
     }
+    this.#inlineFanoutLimit = options.inlineFanoutLimit ?? DEFAULT_INLINE_FANOUT_LIMIT;
     this.#now = options.now ?? (() => new Date());
   }
 
@@ -285,7 +339,7 @@ export class WebhookRepository {
         where: { endpointId: id, status: "pending" },
         data: { status: "canceled" },
       });
-      return this.writeOutbox(transaction, [
+      const { messages } = await this.writeOutbox(transaction, [
         {
           type: "webhook_endpoint.disabled",
           userId: endpoint.userId,
@@ -303,6 +357,8 @@ export class WebhookRepository {
           },
         },
       ]);
+      // One event to at most the endpoint cap: always written inline.
+      return messages;
     });
   }
 
@@ -358,48 +414,130 @@ export class WebhookRepository {
    * type (empty `eventTypes` = all). The `job.*` events of batch items go only to
    * endpoints that opted in (`batchItemEvents`), and a batch item's `job.canceled`
    * to none: a batch cancel finishes thousands of items at once, and its
-   * `batch.completed` (status `canceled`, with counts) reports them. So a
-   * transaction writes at most (events it could not avoid) × the endpoint cap rows.
-   * One endpoints query for all the users, one insert. Returns the new messages.
+   * `batch.completed` (status `canceled`, with counts) reports them.
+   *
+   * When the endpoint messages would be more than the inline limit (a bulk
+   * transition), the transaction stores one `webhook_fanouts` row per event
+   * instead, and {@link WebhookRepository.fanOut} writes the messages after commit
+   * in bounded chunks. One endpoints query for all the users, one insert per table.
    */
   async writeOutbox(
     transaction: Prisma.TransactionClient,
     events: readonly GenqEvent[],
-  ): Promise<OutboxMessageRef[]> {
-    if (events.length === 0) return [];
-    const userIds = [...new Set(events.map((event) => event.userId))];
-    const endpoints = await transaction.webhookEndpoint.findMany({
-      where: { userId: { in: userIds }, disabledAt: null },
-      select: { id: true, userId: true, eventTypes: true, batchItemEvents: true },
-    });
-    const rows: Prisma.WebhookMessageCreateManyInput[] = [];
+  ): Promise<OutboxWrite> {
+    if (events.length === 0) return { messages: [], fanouts: [] };
+    const endpoints = await this.#subscribers(transaction, events);
+    const urlRows: Prisma.WebhookMessageCreateManyInput[] = [];
+    const endpointRows: Prisma.WebhookMessageCreateManyInput[] = [];
+    const fanouts: Prisma.WebhookFanoutCreateManyInput[] = [];
     for (const event of events) {
       const payload = webhookPayload(event, this.#publicUrl);
-      const common = {
+      if (event.webhookUrl !== null)
+        urlRows.push({ ...this.#message(event, payload), url: event.webhookUrl });
+      const targets = endpointsFor(event, endpoints);
+      if (targets.length === 0) continue;
+      fanouts.push({
+        id: newId(),
         userId: event.userId,
         eventType: event.type,
         payload,
         jobId: event.jobId,
         batchId: event.batchId,
-        nextAttemptAt: this.#now(),
-      };
-      if (event.webhookUrl !== null) rows.push({ id: newId(), ...common, url: event.webhookUrl });
-      const batchItem = event.batchId !== null && event.jobId !== null;
-      if (batchItem && event.type === "job.canceled") continue;
-      for (const endpoint of endpoints) {
-        if (endpoint.userId !== event.userId) continue;
-        if (batchItem && !endpoint.batchItemEvents) continue;
-        if (endpoint.eventTypes.length > 0 && !endpoint.eventTypes.includes(event.type)) continue;
-        rows.push({ id: newId(), ...common, endpointId: endpoint.id });
-      }
+      });
+      for (const endpoint of targets)
+        endpointRows.push({ ...this.#message(event, payload), endpointId: endpoint.id });
     }
+    const inline = endpointRows.length <= this.#inlineFanoutLimit;
+    const rows = inline ? [...urlRows, ...endpointRows] : urlRows;
     if (rows.length > 0) await transaction.webhookMessage.createMany({ data: rows });
-    return rows.map((row) => ({
-      id: row.id as string,
-      userId: row.userId,
-      endpointId: row.endpointId ?? null,
-      url: row.url ?? null,
-    }));
+    if (!inline) await transaction.webhookFanout.createMany({ data: fanouts });
+    return { messages: rows.map(toRef), fanouts: inline ? [] : fanouts.map((fanout) => fanout.id as string) };
+  }
+
+  /**
+   * Writes the endpoint messages of stored fan-outs (at most {@link FANOUT_CHUNK}
+   * events per call) and deletes them, in one transaction: each is fanned out
+   * exactly once, however many processes try. Returns the new messages.
+   */
+  async fanOut(ids: readonly string[]): Promise<OutboxMessageRef[]> {
+    if (ids.length === 0) return [];
+    if (ids.length > FANOUT_CHUNK) throw new RangeError(`fan out at most ${FANOUT_CHUNK} events at once`);
+    return this.#db.$transaction(async (transaction) => {
+      const taken = await transaction.$queryRaw<
+        Array<{
+          id: string;
+          user_id: string;
+          event_type: string;
+          payload: Prisma.JsonValue;
+          job_id: string | null;
+          batch_id: string | null;
+          created_at: Date;
+        }>
+      >`DELETE FROM webhook_fanouts WHERE id = ANY(${[...ids]}::uuid[])
+        RETURNING id, user_id, event_type, payload, job_id, batch_id, created_at`;
+      if (taken.length === 0) return [];
+      const events = taken.map((row) => ({
+        type: row.event_type as GenqEvent["type"],
+        userId: row.user_id,
+        jobId: row.job_id,
+        batchId: row.batch_id,
+        payload: row.payload as Prisma.InputJsonObject,
+        createdAt: row.created_at,
+      }));
+      const endpoints = await this.#subscribers(transaction, events);
+      const rows: Prisma.WebhookMessageCreateManyInput[] = [];
+      for (const event of events) {
+        for (const endpoint of endpointsFor(event, endpoints)) {
+          rows.push({
+            id: newId(),
+            userId: event.userId,
+            eventType: event.type,
+            payload: event.payload,
+            jobId: event.jobId,
+            batchId: event.batchId,
+            nextAttemptAt: this.#now(),
+            endpointId: endpoint.id,
+          });
+        }
+      }
+      if (rows.length > 0) await transaction.webhookMessage.createMany({ data: rows });
+      return rows.map(toRef);
+    });
+  }
+
+  /** Fan-outs stored before `before` (their committer did not get to them), oldest first. */
+  async pendingFanouts(before: Date, limit: number): Promise<string[]> {
+    const rows = await this.#db.webhookFanout.findMany({
+      where: { createdAt: { lt: before } },
+      orderBy: { createdAt: "asc" },
+      take: limit,
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
+  }
+
+  /** The enabled endpoints of the events' users. */
+  #subscribers(
+    transaction: Prisma.TransactionClient,
+    events: ReadonlyArray<{ userId: string }>,
+  ): Promise<SubscribedEndpoint[]> {
+    const userIds = [...new Set(events.map((event) => event.userId))];
+    return transaction.webhookEndpoint.findMany({
+      where: { userId: { in: userIds }, disabledAt: null },
+      select: { id: true, userId: true, eventTypes: true, batchItemEvents: true },
+    });
+  }
+
+  #message(event: GenqEvent, payload: Prisma.InputJsonObject) {
+    return {
+      id: newId(),
+      userId: event.userId,
+      eventType: event.type,
+      payload,
+      jobId: event.jobId,
+      batchId: event.batchId,
+      nextAttemptAt: this.#now(),
+    };
   }
 
   // --- delivery ------------------------------------------------------------------

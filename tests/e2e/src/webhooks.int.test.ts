@@ -302,18 +302,41 @@ describe("webhooks", () => {
       ]),
     );
     const { id: messageId } = await harness.db.webhookMessage.findFirstOrThrow({
-      where: { id: { in: written.map((message) => message.id) }, endpointId: endpoint.id },
+      where: { id: { in: written.messages.map((message) => message.id) }, endpointId: endpoint.id },
     });
+    // A bulk transition's deferred fan-out, committed and never written out (its process died).
+    const deferring = new WebhookRepository({ db: harness.db, inlineFanoutLimit: 0 });
+    const deferred = await harness.db.$transaction((transaction) =>
+      deferring.writeOutbox(transaction, [
+        {
+          type: "job.failed",
+          userId,
+          jobId: "0195f0c2-0000-7000-8000-0000000000ab",
+          batchId: null,
+          webhookUrl: null,
+          timestamp: new Date(),
+          data: { id: "0195f0c2-0000-7000-8000-0000000000ab", object: "job", status: "failed" },
+        },
+      ]),
+    );
+    expect(deferred).toEqual({ messages: [], fanouts: [expect.any(String)] });
     // ...and Redis lost everything of this deployment.
     await deleteKeys(harness.redis, `${harness.prefix}*`);
 
-    await waitUntil(() => receiver.at("/relayed").length === 1, 15_000);
-    const [entry] = receiver.at("/relayed");
-    expect(entry!.headers["webhook-id"]).toBe(messageId);
-    expect(verify(endpoint.secret, entry!).data).toMatchObject({
+    await waitUntil(() => receiver.at("/relayed").length === 2, 15_000);
+    const relayed = receiver
+      .at("/relayed")
+      .map((entry) => ({ entry, event: verify(endpoint.secret, entry) }));
+    const batchEvent = relayed.find(({ event }) => event.type === "batch.completed");
+    expect(batchEvent?.entry.headers["webhook-id"]).toBe(messageId);
+    expect(batchEvent?.event.data).toMatchObject({
       object: "batch",
       links: { batch: "/v1/batches/0195f0c2-0000-7000-8000-0000000000aa" },
     });
+    expect(relayed.find(({ event }) => event.type === "job.failed")?.event.data).toMatchObject({
+      id: "0195f0c2-0000-7000-8000-0000000000ab",
+    });
+    expect(await harness.db.webhookFanout.count()).toBe(0);
     await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
   });
 
