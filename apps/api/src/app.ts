@@ -109,6 +109,8 @@ export interface AppOptions {
    * absent: only public addresses.
    */
   webhookAllowlist?: WebhookAllowlist;
+  /** The most webhook endpoints one user may have (`GENQ_WEBHOOK_MAX_ENDPOINTS_PER_USER`); default 20. */
+  webhookMaxEndpointsPerUser?: number;
 }
 
 /**
@@ -147,6 +149,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     quota: options.quota,
     events: options.events,
     webhookAllowlist: options.webhookAllowlist,
+    webhookMaxEndpointsPerUser: options.webhookMaxEndpointsPerUser,
     publicUrl: options.publicUrl,
   });
 

@@ -120,6 +120,8 @@ export const ApiEnv = CommonEnv.extend({
       }
     })
     .optional(),
+  /** The most webhook endpoints one user may have; creating another answers 409 `conflict`. */
+  GENQ_WEBHOOK_MAX_ENDPOINTS_PER_USER: z.coerce.number().int().min(1).max(10_000).default(20),
   /** Plan limits as JSON, laid over the defaults (must match the workers'). */
   GENQ_PLANS: PlansFromJson.optional(),
   /**

@@ -85,6 +85,7 @@ async function main(): Promise<void> {
     writeRateLimitPerMinute: env.GENQ_WRITE_RATE_LIMIT,
     apiKeyCacheTtlMs: env.GENQ_API_KEY_CACHE_TTL_MS,
     uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
+    webhookMaxEndpointsPerUser: env.GENQ_WEBHOOK_MAX_ENDPOINTS_PER_USER,
     ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
       ? {}
       : { webhookAllowlist: env.GENQ_WEBHOOK_ALLOWED_HOSTS }),

@@ -12,7 +12,17 @@ export const WebhookEndpointView = z
     eventTypes: z.array(z.string()).describe("Event types delivered here; empty means every type"),
     disabled: z.boolean(),
     disabledAt: z.string().nullable(),
-    disabledReason: z.string().nullable().describe("Why it was disabled, e.g. it answered 410 Gone"),
+    disabledReason: z
+      .string()
+      .nullable()
+      .describe("Why it was disabled: by you, it answered 410 Gone, or every attempt failed for too long"),
+    batchItemEvents: z.boolean().describe("Whether the job events of batch items are delivered here"),
+    failingSince: z
+      .string()
+      .nullable()
+      .describe(
+        "Since when every attempt failed (no delivery since); it is disabled when this lasts too long",
+      ),
     createdAt: z.string(),
     updatedAt: z.string(),
     links: z.object({ self: z.string(), deliveries: z.string() }),
@@ -90,6 +100,8 @@ export function toWebhookEndpointView(
     disabled: endpoint.disabledAt !== null,
     disabledAt: endpoint.disabledAt?.toISOString() ?? null,
     disabledReason: endpoint.disabledReason,
+    batchItemEvents: endpoint.batchItemEvents,
+    failingSince: endpoint.failingSince?.toISOString() ?? null,
     createdAt: endpoint.createdAt.toISOString(),
     updatedAt: endpoint.updatedAt.toISOString(),
     links: { self, deliveries: `${self}/deliveries` },

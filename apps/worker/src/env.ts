@@ -87,6 +87,23 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_BATCH_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   /** Webhook deliveries at once in this process (the `webhook` queue). */
   GENQ_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(16),
+  /**
+   * Webhook deliveries of one user at once, across all workers; keep it below the total
+   * concurrency, so a user whose endpoints never answer leaves slots to the others.
+   */
+  GENQ_WEBHOOK_TENANT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(8),
+  /** Webhook deliveries to one endpoint (or per-request URL host) at once, across all workers. */
+  GENQ_WEBHOOK_ENDPOINT_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(4),
+  /**
+   * An endpoint whose attempts all failed for this long (no delivery in between) is disabled,
+   * and its owner gets `webhook_endpoint.disabled` on the other endpoints. Default 5 days.
+   */
+  GENQ_WEBHOOK_DISABLE_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(90 * 86_400_000)
+    .default(432_000_000),
   /** A webhook delivery attempt (resolve, connect, answer) must end within this. */
   GENQ_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
   /** Delays before each webhook attempt, comma-separated ms; default 0,5s,5min,30min,2h,5h,10h,10h. */

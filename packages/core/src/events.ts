@@ -8,6 +8,8 @@ export const WEBHOOK_EVENT_TYPES = [
   "job.canceled",
   "batch.progress",
   "batch.completed",
+  /** An endpoint was disabled (it kept failing, or answered 410); sent to the owner's other endpoints. */
+  "webhook_endpoint.disabled",
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 

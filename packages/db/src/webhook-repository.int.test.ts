@@ -80,7 +80,7 @@ describe("WebhookRepository", () => {
     const bobs = await webhooks.createEndpoint({ userId: bob, url: "https://b.example.com/" });
 
     const calls: string[] = [];
-    const ids = await db.$transaction((transaction) =>
+    const written = await db.$transaction((transaction) =>
       webhooks.writeOutbox(counting(transaction, calls), [
         jobEvent(alice, "job.completed", "https://a.example.com/per-request"),
         jobEvent(alice, "job.failed"),
@@ -88,7 +88,9 @@ describe("WebhookRepository", () => {
       ]),
     );
     expect(calls).toEqual(["webhookEndpoint.findMany", "webhookMessage.createMany"]);
-    const messages = await db.webhookMessage.findMany({ where: { id: { in: ids } } });
+    const messages = await db.webhookMessage.findMany({
+      where: { id: { in: written.messages.map((message) => message.id) } },
+    });
     const targets = messages
       .map((message) => `${message.eventType}→${message.endpointId ?? message.url}`)
       .sort();
@@ -109,6 +111,145 @@ describe("WebhookRepository", () => {
     const none: string[] = [];
     await db.$transaction((transaction) => webhooks.writeOutbox(counting(transaction, none), []));
     expect(none).toEqual([]);
+  });
+
+  it("refuses an endpoint beyond the per-user cap, also when they are created at once", async () => {
+    const capped = new WebhookRepository({ db, maxEndpointsPerUser: 3 });
+    const userId = await createUser();
+    const results = await Promise.allSettled(
+      Array.from({ length: 6 }, (_, index) =>
+        capped.createEndpoint({ userId, url: `https://cap.example.com/${index}` }),
+      ),
+    );
+    expect(results.filter((result) => result.status === "fulfilled")).toHaveLength(3);
+    const refused = results.filter((result) => result.status === "rejected");
+    expect(refused).toHaveLength(3);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({
+      code: "conflict",
+      details: { limit: 3 },
+    });
+    expect(await db.webhookEndpoint.count({ where: { userId } })).toBe(3);
+    // Another user has room of their own.
+    await expect(
+      capped.createEndpoint({ userId: await createUser(), url: "https://cap.example.com/other" }),
+    ).resolves.toMatchObject({ batchItemEvents: false });
+  });
+
+  it("writes batch items' job events only for endpoints that opted in, and no batch item's job.canceled", async () => {
+    const userId = await createUser();
+    const plain = await webhooks.createEndpoint({ userId, url: "https://items.example.com/plain" });
+    const optedIn = await webhooks.createEndpoint({
+      userId,
+      url: "https://items.example.com/items",
+      batchItemEvents: true,
+    });
+    const batchId = "0195f0c2-0000-7000-8000-0000000000bb";
+    const item = (type: GenqEvent["type"]): GenqEvent => ({ ...jobEvent(userId, type), batchId });
+    const written = await db.$transaction((transaction) =>
+      webhooks.writeOutbox(transaction, [
+        item("job.completed"),
+        item("job.canceled"),
+        { ...jobEvent(userId, "batch.completed"), jobId: null, batchId },
+      ]),
+    );
+    const targets = written.messages
+      .map((message) => `${message.endpointId === plain.id ? "plain" : "items"}`)
+      .sort((a, b) => a.localeCompare(b));
+    const messages = await db.webhookMessage.findMany({
+      where: { id: { in: written.messages.map((message) => message.id) } },
+    });
+    expect(messages.map((message) => `${message.eventType}→${message.endpointId}`).sort()).toEqual(
+      [`job.completed→${optedIn.id}`, `batch.completed→${plain.id}`, `batch.completed→${optedIn.id}`].sort(),
+    );
+    expect(targets).toHaveLength(3);
+  });
+
+  it("defers a bulk transition's endpoint messages to fan-outs written after commit, each exactly once", async () => {
+    const deferring = new WebhookRepository({ db, inlineFanoutLimit: 10 });
+    const userId = await createUser();
+    const endpoints = await Promise.all(
+      [0, 1, 2].map((index) =>
+        deferring.createEndpoint({ userId, url: `https://bulk.example.com/${index}` }),
+      ),
+    );
+    const events = Array.from({ length: 120 }, (_, index) =>
+      jobEvent(userId, "job.canceled", index === 0 ? "https://bulk.example.com/url" : null),
+    );
+    const calls: string[] = [];
+    const written = await db.$transaction((transaction) =>
+      deferring.writeOutbox(counting(transaction, calls), events),
+    );
+    // In the transaction: the per-request URL's message and one fan-out row per event, not 360 messages.
+    expect(calls).toEqual([
+      "webhookEndpoint.findMany",
+      "webhookMessage.createMany",
+      "webhookFanout.createMany",
+    ]);
+    expect(written.messages).toEqual([expect.objectContaining({ url: "https://bulk.example.com/url" })]);
+    expect(written.fanouts).toHaveLength(120);
+    expect(await db.webhookMessage.count({ where: { userId } })).toBe(1);
+
+    // After commit, in chunks; two processes racing fan each event out once.
+    await expect(deferring.fanOut(written.fanouts)).rejects.toThrow(RangeError);
+    const chunks = [written.fanouts.slice(0, 50), written.fanouts.slice(50, 100), written.fanouts.slice(100)];
+    const results = await Promise.all([...chunks, ...chunks].map((chunk) => deferring.fanOut(chunk)));
+    expect(results.flat()).toHaveLength(360);
+    expect(await db.webhookMessage.count({ where: { userId } })).toBe(361);
+    expect(await db.webhookFanout.count({ where: { userId } })).toBe(0);
+    const perEndpoint = await db.webhookMessage.groupBy({
+      by: ["endpointId"],
+      where: { userId, endpointId: { not: null } },
+      _count: true,
+    });
+    expect(perEndpoint.map((group) => group._count)).toEqual([120, 120, 120]);
+    expect(endpoints).toHaveLength(3);
+  });
+
+  it("keeps since when an endpoint fails, clears it on a delivery, and tells the owner when it is disabled", async () => {
+    const userId = await createUser();
+    const failing = await webhooks.createEndpoint({ userId, url: "https://f.example.com/failing" });
+    const other = await webhooks.createEndpoint({ userId, url: "https://f.example.com/other" });
+    const [message] = (
+      await db.$transaction((transaction) =>
+        webhooks.writeOutbox(transaction, [jobEvent(userId, "job.completed")]),
+      )
+    ).messages.filter((written) => written.endpointId === failing.id);
+    const attempt = (number: number, outcome: string) => ({
+      messageId: message?.id as string,
+      endpointId: failing.id,
+      attempt: number,
+      outcome,
+      responseStatus: null,
+      latencyMs: 1,
+      responseExcerpt: null,
+      errorMessage: null,
+      next: { status: "retry" as const, at: new Date() },
+    });
+    await webhooks.claimAttempt(message?.id as string, 1, new Date());
+    const first = await webhooks.recordAttempt(attempt(1, "timeout"));
+    expect(first.failingSince).toBeInstanceOf(Date);
+    await webhooks.claimAttempt(message?.id as string, 2, new Date());
+    expect((await webhooks.recordAttempt(attempt(2, "failed"))).failingSince).toEqual(first.failingSince);
+    await webhooks.claimAttempt(message?.id as string, 3, new Date());
+    expect((await webhooks.recordAttempt(attempt(3, "delivered"))).failingSince).toBeNull();
+    expect((await webhooks.getEndpoint(userId, failing.id)).failingSince).toBeNull();
+
+    const notices = await webhooks.disableEndpoint(failing.id, "every attempt failed since then");
+    expect(notices).toEqual([expect.objectContaining({ endpointId: other.id, userId })]);
+    const notice = await webhooks.getMessage(userId, notices[0]?.id as string);
+    expect(notice).toMatchObject({
+      eventType: "webhook_endpoint.disabled",
+      payload: {
+        type: "webhook_endpoint.disabled",
+        data: {
+          id: failing.id,
+          object: "webhook_endpoint",
+          disabledReason: "every attempt failed since then",
+        },
+      },
+    });
+    // Disabling it again tells nobody twice.
+    expect(await webhooks.disableEndpoint(failing.id, "again")).toEqual([]);
   });
 
   it("rotates a secret, keeping the old one for the grace period", async () => {
@@ -134,10 +275,12 @@ describe("WebhookRepository", () => {
   it("claims each attempt once, logs it once, and redelivers with the same id", async () => {
     const userId = await createUser();
     const endpoint = await webhooks.createEndpoint({ userId, url: "https://c.example.com/" });
-    const [id] = await db.$transaction((transaction) =>
+    const {
+      messages: [written],
+    } = await db.$transaction((transaction) =>
       webhooks.writeOutbox(transaction, [jobEvent(userId, "job.completed")]),
     );
-    const messageId = id as string;
+    const messageId = written?.id as string;
     const lease = new Date(Date.now() + 60_000);
     expect(await webhooks.claimAttempt(messageId, 1, lease)).toBe(true);
     expect(await webhooks.claimAttempt(messageId, 1, lease)).toBe(false);
@@ -152,9 +295,15 @@ describe("WebhookRepository", () => {
       errorMessage: null,
       next: { status: "retry" as const, at: new Date(Date.now() - 1) },
     };
-    expect(await webhooks.recordAttempt(attempt)).toBe(true);
-    expect(await webhooks.recordAttempt(attempt)).toBe(false);
-    expect(await webhooks.dueMessages(100)).toContainEqual({ id: messageId, attempts: 1 });
+    expect(await webhooks.recordAttempt(attempt)).toMatchObject({ recorded: true });
+    expect(await webhooks.recordAttempt(attempt)).toMatchObject({ recorded: false });
+    expect(await webhooks.dueMessages(10_000)).toContainEqual({
+      id: messageId,
+      attempts: 1,
+      userId,
+      endpointId: endpoint.id,
+      url: null,
+    });
     expect(await webhooks.failuresInARow(messageId, 10)).toBe(1);
     await expect(webhooks.redeliver(userId, messageId)).rejects.toMatchObject({ code: "conflict" });
 

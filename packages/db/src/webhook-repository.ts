@@ -21,6 +21,60 @@ export interface SigningSecrets {
   previousSecretExpiresAt: Date | null;
 }
 
+/** What a delivery queue job needs to know about a message: its id, owner and target. */
+export interface OutboxMessageRef {
+  id: string;
+  userId: string;
+  endpointId: string | null;
+  url: string | null;
+}
+
+/** What {@link WebhookRepository.writeOutbox} stored. */
+export interface OutboxWrite {
+  /** Messages to queue once the transaction committed. */
+  messages: OutboxMessageRef[];
+  /** Stored fan-outs whose endpoint messages are to be written after commit ({@link WebhookRepository.fanOut}). */
+  fanouts: string[];
+}
+
+/** Events per {@link WebhookRepository.fanOut} transaction: at most this × the endpoint cap messages. */
+export const FANOUT_CHUNK = 50;
+
+/** Default of {@link WebhookRepositoryOptions.inlineFanoutLimit}. */
+export const DEFAULT_INLINE_FANOUT_LIMIT = 100;
+
+/** An enabled endpoint as the outbox sees it. */
+interface SubscribedEndpoint {
+  id: string;
+  userId: string;
+  eventTypes: string[];
+  batchItemEvents: boolean;
+}
+
+/** The endpoints an event goes to (see {@link WebhookRepository.writeOutbox}). */
+function endpointsFor(
+  event: Pick<GenqEvent, "type" | "userId" | "jobId" | "batchId">,
+  endpoints: readonly SubscribedEndpoint[],
+): SubscribedEndpoint[] {
+  const batchItem = event.batchId !== null && event.jobId !== null;
+  if (batchItem && event.type === "job.canceled") return [];
+  return endpoints.filter(
+    (endpoint) =>
+      endpoint.userId === event.userId &&
+      (!batchItem || endpoint.batchItemEvents) &&
+      (endpoint.eventTypes.length === 0 || endpoint.eventTypes.includes(event.type)),
+  );
+}
+
+function toRef(row: Prisma.WebhookMessageCreateManyInput): OutboxMessageRef {
+  return {
+    id: row.id as string,
+    userId: row.userId,
+    endpointId: row.endpointId ?? null,
+    url: row.url ?? null,
+  };
+}
+
 /** Everything the delivery processor needs about one message. */
 export interface MessageForDelivery {
   message: WebhookMessage;
@@ -48,6 +102,19 @@ export interface AttemptRecord {
   responseExcerpt: string | null;
   errorMessage: string | null;
   next: AttemptNext;
+  /**
+   * The endpoint of an endpoint message: a delivery clears its `failingSince`, any
+   * other outcome starts it (if not yet failing).
+   */
+  endpointId?: string | null | undefined;
+}
+
+/** What {@link WebhookRepository.recordAttempt} did. */
+export interface RecordedAttempt {
+  /** False when the same attempt was logged already (nothing changed). */
+  recorded: boolean;
+  /** Since when the message's endpoint fails continuously; null when it delivers (or no endpoint). */
+  failingSince: Date | null;
 }
 
 /** Changes of {@link WebhookRepository.updateEndpoint}. */
@@ -57,6 +124,24 @@ export interface EndpointChanges {
   eventTypes?: string[] | undefined;
   /** false re-enables a disabled endpoint; true disables it. */
   disabled?: boolean | undefined;
+  /** Whether the `job.*` events of batch items are delivered here. */
+  batchItemEvents?: boolean | undefined;
+}
+
+/** Default of {@link WebhookRepositoryOptions.maxEndpointsPerUser}. */
+export const DEFAULT_MAX_ENDPOINTS_PER_USER = 20;
+
+/** A user already has the most endpoints allowed. */
+export class WebhookEndpointLimitError extends GenqError {
+  override readonly name = "WebhookEndpointLimitError";
+  constructor(readonly limit: number) {
+    super(
+      "conflict",
+      `you already have ${limit} webhook endpoints, the most allowed; delete one ` +
+        "(DELETE /v1/webhook-endpoints/:id) or subscribe an existing one to more eventTypes",
+      { details: { limit } },
+    );
+  }
 }
 
 /** A page of messages, newest first. */
@@ -78,6 +163,14 @@ export interface WebhookRepositoryOptions {
    * (`/v1/jobs/:id`) when empty or absent.
    */
   publicUrl?: string | undefined;
+  /** The most endpoints a user may have. @defaultValue {@link DEFAULT_MAX_ENDPOINTS_PER_USER} */
+  maxEndpointsPerUser?: number | undefined;
+  /**
+   * The most endpoint messages a finishing transaction writes itself; a transition
+   * owing more stores one fan-out row per event instead (written after commit).
+   * @defaultValue {@link DEFAULT_INLINE_FANOUT_LIMIT}
+   */
+  inlineFanoutLimit?: number | undefined;
   now?: () => Date;
 }
 
@@ -111,32 +204,52 @@ export function webhookPayload(event: GenqEvent, publicUrl = ""): Prisma.InputJs
 export class WebhookRepository {
   readonly #db: Database;
   readonly #publicUrl: string;
+  readonly #maxEndpointsPerUser: number;
+  readonly #inlineFanoutLimit: number;
   readonly #now: () => Date;
 
   constructor(options: WebhookRepositoryOptions) {
     this.#db = options.db;
     this.#publicUrl = options.publicUrl ?? "";
+    this.#maxEndpointsPerUser = options.maxEndpointsPerUser ?? DEFAULT_MAX_ENDPOINTS_PER_USER;
+    if (!Number.isInteger(this.#maxEndpointsPerUser) || this.#maxEndpointsPerUser < 1) {
+      throw new RangeError(
+        `maxEndpointsPerUser must be a positive integer, got ${this.#maxEndpointsPerUser}`,
+      );
+    }
+    this.#inlineFanoutLimit = options.inlineFanoutLimit ?? DEFAULT_INLINE_FANOUT_LIMIT;
     this.#now = options.now ?? (() => new Date());
   }
 
   // --- endpoints -------------------------------------------------------------
 
-  /** Creates an endpoint with a fresh secret. */
+  /**
+   * Creates an endpoint with a fresh secret; {@link WebhookEndpointLimitError} when
+   * the user has the most allowed already. The user's row is locked while counting,
+   * so concurrent creations cannot pass the cap together.
+   */
   createEndpoint(input: {
     userId: string;
     url: string;
     description?: string | undefined;
     eventTypes?: string[] | undefined;
+    batchItemEvents?: boolean | undefined;
   }): Promise<WebhookEndpoint> {
-    return this.#db.webhookEndpoint.create({
-      data: {
-        id: newId(),
-        userId: input.userId,
-        url: input.url,
-        description: input.description ?? null,
-        eventTypes: [...new Set(input.eventTypes ?? [])],
-        secret: newWebhookSecret(),
-      },
+    return this.#db.$transaction(async (transaction) => {
+      await transaction.$queryRaw`SELECT 1 FROM users WHERE id = ${input.userId}::uuid FOR UPDATE`;
+      const count = await transaction.webhookEndpoint.count({ where: { userId: input.userId } });
+      if (count >= this.#maxEndpointsPerUser) throw new WebhookEndpointLimitError(this.#maxEndpointsPerUser);
+      return transaction.webhookEndpoint.create({
+        data: {
+          id: newId(),
+          userId: input.userId,
+          url: input.url,
+          description: input.description ?? null,
+          eventTypes: [...new Set(input.eventTypes ?? [])],
+          batchItemEvents: input.batchItemEvents ?? false,
+          secret: newWebhookSecret(),
+        },
+      });
     });
   }
 
@@ -163,11 +276,12 @@ export class WebhookRepository {
           ...(changes.url === undefined ? {} : { url: changes.url }),
           ...(changes.description === undefined ? {} : { description: changes.description }),
           ...(changes.eventTypes === undefined ? {} : { eventTypes: [...new Set(changes.eventTypes)] }),
+          ...(changes.batchItemEvents === undefined ? {} : { batchItemEvents: changes.batchItemEvents }),
           ...(changes.disabled === undefined
             ? {}
             : changes.disabled
               ? { disabledAt: now, disabledReason: "disabled by the user" }
-              : { disabledAt: null, disabledReason: null }),
+              : { disabledAt: null, disabledReason: null, failingSince: null }),
         },
       });
       if (changes.disabled === true) {
@@ -207,18 +321,45 @@ export class WebhookRepository {
     });
   }
 
-  /** Turns an endpoint off (e.g. it answered 410 Gone) and cancels its pending messages. */
-  async disableEndpoint(id: string, reason: string): Promise<void> {
-    await this.#db.$transaction([
-      this.#db.webhookEndpoint.updateMany({
+  /**
+   * Turns an endpoint off (it answered 410 Gone, or kept failing), cancels its
+   * pending messages and tells the owner: a `webhook_endpoint.disabled` event to
+   * the user's other endpoints, in the same transaction. Returns the messages of
+   * that event (none when the endpoint was disabled already), for the caller to queue.
+   */
+  async disableEndpoint(id: string, reason: string): Promise<OutboxMessageRef[]> {
+    const now = this.#now();
+    return this.#db.$transaction(async (transaction) => {
+      const [endpoint] = await transaction.webhookEndpoint.updateManyAndReturn({
         where: { id, disabledAt: null },
-        data: { disabledAt: this.#now(), disabledReason: reason },
-      }),
-      this.#db.webhookMessage.updateMany({
+        data: { disabledAt: now, disabledReason: reason },
+      });
+      if (endpoint === undefined) return [];
+      await transaction.webhookMessage.updateMany({
         where: { endpointId: id, status: "pending" },
         data: { status: "canceled" },
-      }),
-    ]);
+      });
+      const { messages } = await this.writeOutbox(transaction, [
+        {
+          type: "webhook_endpoint.disabled",
+          userId: endpoint.userId,
+          jobId: null,
+          batchId: null,
+          webhookUrl: null,
+          timestamp: now,
+          data: {
+            id: endpoint.id,
+            object: "webhook_endpoint",
+            url: endpoint.url,
+            disabledAt: now.toISOString(),
+            disabledReason: reason,
+            failingSince: endpoint.failingSince?.toISOString() ?? null,
+          },
+        },
+      ]);
+      // One event to at most the endpoint cap: always written inline.
+      return messages;
+    });
   }
 
   // --- the user's secret (per-request URLs) ------------------------------------
@@ -270,36 +411,133 @@ export class WebhookRepository {
   /**
    * Stores the events' messages inside the finishing transaction: one for the
    * per-request URL, plus one per enabled endpoint of the user subscribed to the
-   * type (empty `eventTypes` = all). One endpoints query for all the users, one
-   * insert. Returns the new message ids.
+   * type (empty `eventTypes` = all). The `job.*` events of batch items go only to
+   * endpoints that opted in (`batchItemEvents`), and a batch item's `job.canceled`
+   * to none: a batch cancel finishes thousands of items at once, and its
+   * `batch.completed` (status `canceled`, with counts) reports them.
+   *
+   * When the endpoint messages would be more than the inline limit (a bulk
+   * transition), the transaction stores one `webhook_fanouts` row per event
+   * instead, and {@link WebhookRepository.fanOut} writes the messages after commit
+   * in bounded chunks. One endpoints query for all the users, one insert per table.
    */
-  async writeOutbox(transaction: Prisma.TransactionClient, events: readonly GenqEvent[]): Promise<string[]> {
-    if (events.length === 0) return [];
-    const userIds = [...new Set(events.map((event) => event.userId))];
-    const endpoints = await transaction.webhookEndpoint.findMany({
-      where: { userId: { in: userIds }, disabledAt: null },
-      select: { id: true, userId: true, eventTypes: true },
-    });
-    const rows: Prisma.WebhookMessageCreateManyInput[] = [];
+  async writeOutbox(
+    transaction: Prisma.TransactionClient,
+    events: readonly GenqEvent[],
+  ): Promise<OutboxWrite> {
+    if (events.length === 0) return { messages: [], fanouts: [] };
+    const endpoints = await this.#subscribers(transaction, events);
+    const urlRows: Prisma.WebhookMessageCreateManyInput[] = [];
+    const endpointRows: Prisma.WebhookMessageCreateManyInput[] = [];
+    const fanouts: Prisma.WebhookFanoutCreateManyInput[] = [];
     for (const event of events) {
       const payload = webhookPayload(event, this.#publicUrl);
-      const common = {
+      if (event.webhookUrl !== null)
+        urlRows.push({ ...this.#message(event, payload), url: event.webhookUrl });
+      const targets = endpointsFor(event, endpoints);
+      if (targets.length === 0) continue;
+      fanouts.push({
+        id: newId(),
         userId: event.userId,
         eventType: event.type,
         payload,
         jobId: event.jobId,
         batchId: event.batchId,
-        nextAttemptAt: this.#now(),
-      };
-      if (event.webhookUrl !== null) rows.push({ id: newId(), ...common, url: event.webhookUrl });
-      for (const endpoint of endpoints) {
-        if (endpoint.userId !== event.userId) continue;
-        if (endpoint.eventTypes.length > 0 && !endpoint.eventTypes.includes(event.type)) continue;
-        rows.push({ id: newId(), ...common, endpointId: endpoint.id });
-      }
+      });
+      for (const endpoint of targets)
+        endpointRows.push({ ...this.#message(event, payload), endpointId: endpoint.id });
     }
+    const inline = endpointRows.length <= this.#inlineFanoutLimit;
+    const rows = inline ? [...urlRows, ...endpointRows] : urlRows;
     if (rows.length > 0) await transaction.webhookMessage.createMany({ data: rows });
+    if (!inline) await transaction.webhookFanout.createMany({ data: fanouts });
+    return { messages: rows.map(toRef), fanouts: inline ? [] : fanouts.map((fanout) => fanout.id as string) };
+  }
+
+  /**
+   * Writes the endpoint messages of stored fan-outs (at most {@link FANOUT_CHUNK}
+   * events per call) and deletes them, in one transaction: each is fanned out
+   * exactly once, however many processes try. Returns the new messages.
+   */
+  async fanOut(ids: readonly string[]): Promise<OutboxMessageRef[]> {
+    if (ids.length === 0) return [];
+    if (ids.length > FANOUT_CHUNK) throw new RangeError(`fan out at most ${FANOUT_CHUNK} events at once`);
+    return this.#db.$transaction(async (transaction) => {
+      const taken = await transaction.$queryRaw<
+        Array<{
+          id: string;
+          user_id: string;
+          event_type: string;
+          payload: Prisma.JsonValue;
+          job_id: string | null;
+          batch_id: string | null;
+          created_at: Date;
+        }>
+      >`DELETE FROM webhook_fanouts WHERE id = ANY(${[...ids]}::uuid[])
+        RETURNING id, user_id, event_type, payload, job_id, batch_id, created_at`;
+      if (taken.length === 0) return [];
+      const events = taken.map((row) => ({
+        type: row.event_type as GenqEvent["type"],
+        userId: row.user_id,
+        jobId: row.job_id,
+        batchId: row.batch_id,
+        payload: row.payload as Prisma.InputJsonObject,
+        createdAt: row.created_at,
+      }));
+      const endpoints = await this.#subscribers(transaction, events);
+      const rows: Prisma.WebhookMessageCreateManyInput[] = [];
+      for (const event of events) {
+        for (const endpoint of endpointsFor(event, endpoints)) {
+          rows.push({
+            id: newId(),
+            userId: event.userId,
+            eventType: event.type,
+            payload: event.payload,
+            jobId: event.jobId,
+            batchId: event.batchId,
+            nextAttemptAt: this.#now(),
+            endpointId: endpoint.id,
+          });
+        }
+      }
+      if (rows.length > 0) await transaction.webhookMessage.createMany({ data: rows });
+      return rows.map(toRef);
+    });
+  }
+
+  /** Fan-outs stored before `before` (their committer did not get to them), oldest first. */
+  async pendingFanouts(before: Date, limit: number): Promise<string[]> {
+    const rows = await this.#db.webhookFanout.findMany({
+      where: { createdAt: { lt: before } },
+      orderBy: { createdAt: "asc" },
+      take: limit,
+      select: { id: true },
+    });
     return rows.map((row) => row.id);
+  }
+
+  /** The enabled endpoints of the events' users. */
+  #subscribers(
+    transaction: Prisma.TransactionClient,
+    events: ReadonlyArray<{ userId: string }>,
+  ): Promise<SubscribedEndpoint[]> {
+    const userIds = [...new Set(events.map((event) => event.userId))];
+    return transaction.webhookEndpoint.findMany({
+      where: { userId: { in: userIds }, disabledAt: null },
+      select: { id: true, userId: true, eventTypes: true, batchItemEvents: true },
+    });
+  }
+
+  #message(event: GenqEvent, payload: Prisma.InputJsonObject) {
+    return {
+      id: newId(),
+      userId: event.userId,
+      eventType: event.type,
+      payload,
+      jobId: event.jobId,
+      batchId: event.batchId,
+      nextAttemptAt: this.#now(),
+    };
   }
 
   // --- delivery ------------------------------------------------------------------
@@ -349,10 +587,10 @@ export class WebhookRepository {
    * Writes the log row of an attempt and moves the message on, in one
    * transaction. A duplicate (the same attempt logged already) changes nothing.
    */
-  async recordAttempt(record: AttemptRecord): Promise<boolean> {
+  async recordAttempt(record: AttemptRecord): Promise<RecordedAttempt> {
     const now = this.#now();
     try {
-      await this.#db.$transaction(async (transaction) => {
+      return await this.#db.$transaction(async (transaction) => {
         await transaction.webhookDelivery.create({
           data: {
             id: newId(),
@@ -375,10 +613,26 @@ export class WebhookRepository {
                 ? { nextAttemptAt: next.at }
                 : { status: next.status },
         });
+        if (record.endpointId == null) return { recorded: true, failingSince: null };
+        if (record.outcome === "delivered") {
+          await transaction.webhookEndpoint.updateMany({
+            where: { id: record.endpointId, failingSince: { not: null } },
+            data: { failingSince: null },
+          });
+          return { recorded: true, failingSince: null };
+        }
+        await transaction.webhookEndpoint.updateMany({
+          where: { id: record.endpointId, failingSince: null },
+          data: { failingSince: now },
+        });
+        const endpoint = await transaction.webhookEndpoint.findUnique({
+          where: { id: record.endpointId },
+          select: { failingSince: true },
+        });
+        return { recorded: true, failingSince: endpoint?.failingSince ?? null };
       });
-      return true;
     } catch (error) {
-      if (isUniqueViolation(error)) return false;
+      if (isUniqueViolation(error)) return { recorded: false, failingSince: null };
       throw error;
     }
   }
@@ -392,12 +646,15 @@ export class WebhookRepository {
   }
 
   /** Pending messages whose next attempt is due, oldest first: what the relay enqueues. */
-  dueMessages(limit: number, now: Date = this.#now()): Promise<Array<{ id: string; attempts: number }>> {
+  dueMessages(
+    limit: number,
+    now: Date = this.#now(),
+  ): Promise<Array<OutboxMessageRef & { attempts: number }>> {
     return this.#db.webhookMessage.findMany({
       where: { status: "pending", nextAttemptAt: { lte: now } },
       orderBy: { nextAttemptAt: "asc" },
       take: limit,
-      select: { id: true, attempts: true },
+      select: { id: true, attempts: true, userId: true, endpointId: true, url: true },
     });
   }
 

@@ -117,6 +117,17 @@ export class GenqMetrics {
     buckets: DURATION_BUCKETS,
     registers: [this.registry],
   });
+  readonly webhookSlotWaits = new Counter({
+    name: "genq_webhook_slot_waits_total",
+    help: "Webhook deliveries put back because their tenant or endpoint had no free delivery slot",
+    registers: [this.registry],
+  });
+  readonly webhookEndpointsDisabled = new Counter({
+    name: "genq_webhook_endpoints_disabled_total",
+    help: "Webhook endpoints disabled by delivery, by reason (gone: 410, failing: failed for the configured time)",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: { process: "api" | "worker"; defaultMetrics?: boolean }) {
     this.registry.setDefaultLabels({ process: options.process });

@@ -19,9 +19,18 @@ export interface WebhookDelivererOptions {
   allowlist?: WebhookAllowlist | undefined;
   lookup?: HostLookup | undefined;
   metrics?: GenqMetrics | undefined;
+  /**
+   * An endpoint whose attempts failed continuously (no delivery) for this long is
+   * disabled, and its owner told (`webhook_endpoint.disabled`).
+   * @defaultValue {@link DEFAULT_DISABLE_FAILING_AFTER_MS} (5 days, as Svix)
+   */
+  disableFailingAfterMs?: number | undefined;
   random?: () => number;
   now?: () => Date;
 }
+
+/** Default of {@link WebhookDelivererOptions.disableFailingAfterMs}: 5 days. */
+export const DEFAULT_DISABLE_FAILING_AFTER_MS = 5 * 24 * 3_600_000;
 
 /** What {@link WebhookDeliverer.deliver} did with one queue job. */
 export type DeliverResult =
@@ -39,13 +48,20 @@ export class WebhookDeliverer {
   readonly #options: WebhookDelivererOptions;
   readonly #schedule: readonly number[];
   readonly #timeoutMs: number;
+  readonly #disableFailingAfterMs: number;
   readonly #now: () => Date;
 
   constructor(options: WebhookDelivererOptions) {
     this.#options = options;
     this.#schedule = options.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
     this.#timeoutMs = options.timeoutMs ?? 15_000;
+    this.#disableFailingAfterMs = options.disableFailingAfterMs ?? DEFAULT_DISABLE_FAILING_AFTER_MS;
     this.#now = options.now ?? (() => new Date());
+  }
+
+  /** The per-attempt deadline in force. */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
   }
 
   /** The retry schedule in force. */
@@ -99,7 +115,8 @@ export class WebhookDeliverer {
           ? { status: "failed" }
           : { status: "retry", at: new Date(this.#now().getTime() + delayMs) };
     }
-    await repository.recordAttempt({
+    const recorded = await repository.recordAttempt({
+      endpointId: message.endpointId,
       messageId: message.id,
       attempt: job.attempt,
       outcome: result.outcome,
@@ -109,13 +126,28 @@ export class WebhookDeliverer {
       errorMessage: gone ? "the receiver answered 410 Gone" : result.errorMessage,
       next,
     });
-    if (gone && endpoint !== null) {
-      await repository.disableEndpoint(endpoint.id, `${url} answered 410 Gone`);
-    }
-    if (delayMs !== undefined) {
+    const disableReason =
+      endpoint === null
+        ? undefined
+        : gone
+          ? `${url} answered 410 Gone`
+          : this.#failingTooLong(recorded.failingSince);
+    if (endpoint !== null && disableReason !== undefined) {
+      const notices = await repository.disableEndpoint(endpoint.id, disableReason);
+      metrics?.webhookEndpointsDisabled.inc({ reason: gone ? "gone" : "failing" });
+      // Lost with Redis, or the enqueue fails: the relay queues them (they are due now).
+      await queue.enqueueFirstAttempts(notices).catch(() => {});
+    } else if (delayMs !== undefined) {
       // Lost with Redis, or never added: the relay queues it when it is due.
-      await queue.enqueue(message.id, job.attempt + 1, delayMs).catch(() => {});
+      await queue.enqueue(message, job.attempt + 1, delayMs).catch(() => {});
     }
     return { done: "attempted", outcome: result.outcome, status: result.status, next: next.status };
+  }
+
+  /** The reason to disable an endpoint failing since `since`, when that is long enough. */
+  #failingTooLong(since: Date | null): string | undefined {
+    if (since === null || this.#now().getTime() - since.getTime() < this.#disableFailingAfterMs)
+      return undefined;
+    return `every attempt failed since ${since.toISOString()} (disabled after ${this.#disableFailingAfterMs} ms without a delivery)`;
   }
 }

@@ -1,5 +1,11 @@
 import type { GenqEvent } from "@genq/core";
-import type { JobFinishedHooks, Prisma, WebhookRepository } from "@genq/db";
+import {
+  FANOUT_CHUNK,
+  type JobFinishedHooks,
+  type OutboxWrite,
+  type Prisma,
+  type WebhookRepository,
+} from "@genq/db";
 import type { WebhookQueue } from "./webhook-queue.ts";
 
 /** Options for {@link WebhookOutbox}. */
@@ -21,7 +27,7 @@ export class WebhookOutbox {
   readonly #queue: WebhookQueue | undefined;
   readonly #onEnqueueError: (error: unknown) => void;
   /** Message ids by the events array they were written for (the array the after-commit hook gets). */
-  readonly #written = new WeakMap<readonly GenqEvent[], string[]>();
+  readonly #written = new WeakMap<readonly GenqEvent[], OutboxWrite>();
 
   constructor(options: WebhookOutboxOptions) {
     this.#repository = options.repository;
@@ -34,8 +40,8 @@ export class WebhookOutbox {
     transaction: Prisma.TransactionClient,
     events: readonly GenqEvent[],
   ): Promise<void> => {
-    const ids = await this.#repository.writeOutbox(transaction, events);
-    if (ids.length > 0) this.#written.set(events, ids);
+    const written = await this.#repository.writeOutbox(transaction, events);
+    if (written.messages.length > 0 || written.fanouts.length > 0) this.#written.set(events, written);
   };
 
   /** Hooks that also queue the messages a transition wrote, once it committed. */
@@ -52,12 +58,24 @@ export class WebhookOutbox {
     };
   }
 
-  /** Queues the first attempt of the messages written for `events` (best effort). */
+  /**
+   * Queues the first attempt of the messages written for `events`, and writes and
+   * queues the fan-outs the transaction deferred, {@link FANOUT_CHUNK} events per
+   * transaction. Runs in the background after the transaction's caller went on;
+   * best effort: the relay finishes whatever a crash or a Redis error left.
+   */
   dispatch(events: readonly GenqEvent[]): void {
-    const ids = this.#written.get(events);
-    if (ids === undefined || this.#queue === undefined) return;
+    const written = this.#written.get(events);
+    if (written === undefined || this.#queue === undefined) return;
     this.#written.delete(events);
     const queue = this.#queue;
-    Promise.all(ids.map((id) => queue.enqueue(id, 1))).catch(this.#onEnqueueError);
+    const run = async () => {
+      await queue.enqueueFirstAttempts(written.messages);
+      for (let from = 0; from < written.fanouts.length; from += FANOUT_CHUNK) {
+        const messages = await this.#repository.fanOut(written.fanouts.slice(from, from + FANOUT_CHUNK));
+        await queue.enqueueFirstAttempts(messages);
+      }
+    };
+    run().catch(this.#onEnqueueError);
   }
 }

@@ -1,5 +1,5 @@
 import type { Logger } from "@genq/core";
-import type { WebhookRepository } from "@genq/db";
+import { FANOUT_CHUNK, type WebhookRepository } from "@genq/db";
 import { type WebhookQueue, webhookJobId } from "./webhook-queue.ts";
 
 /** Options for {@link WebhookRelay}. */
@@ -62,7 +62,15 @@ export class WebhookRelay {
 
   async #pass(): Promise<number> {
     const { repository, queue, logger } = this.#options;
-    const due = await repository.dueMessages(this.#options.batchSize ?? 500);
+    const batchSize = this.#options.batchSize ?? 500;
+    // Fan-outs a process committed but did not write (it died, or Postgres failed it):
+    // their messages are due at once, so this pass queues them below.
+    const stale = await repository.pendingFanouts(new Date(Date.now() - this.#intervalMs), batchSize);
+    for (let from = 0; from < stale.length; from += FANOUT_CHUNK) {
+      await repository.fanOut(stale.slice(from, from + FANOUT_CHUNK));
+    }
+    if (stale.length > 0) logger.info({ fanouts: stale.length }, "webhook relay fanned out leftover events");
+    const due = await repository.dueMessages(batchSize);
     let queued = 0;
     await Promise.all(
       due.map(async (message) => {
@@ -71,7 +79,7 @@ export class WebhookRelay {
         const state = await queue.queue.getJobState(jobId);
         if (state === "completed" || state === "failed") await queue.queue.remove(jobId);
         else if (state !== "unknown") return;
-        await queue.enqueue(message.id, attempt);
+        await queue.enqueue(message, attempt);
         queued += 1;
       }),
     );

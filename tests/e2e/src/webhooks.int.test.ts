@@ -20,10 +20,25 @@ class Receiver {
   readonly received: Received[] = [];
   /** The status to answer with; null leaves the request hanging. */
   respond: (request: Received, index: number) => number | null = () => 200;
+  /** The most requests open at once: overall, and per path. */
+  readonly maxOpen = { total: 0, byPath: new Map<string, number>() };
+  #open = { total: 0, byPath: new Map<string, number>() };
   #server: Server | undefined;
 
   async start(): Promise<this> {
     this.#server = createServer((request, response) => {
+      const path = request.url ?? "";
+      this.#open.total += 1;
+      this.#open.byPath.set(path, (this.#open.byPath.get(path) ?? 0) + 1);
+      this.maxOpen.total = Math.max(this.maxOpen.total, this.#open.total);
+      this.maxOpen.byPath.set(
+        path,
+        Math.max(this.maxOpen.byPath.get(path) ?? 0, this.#open.byPath.get(path) ?? 0),
+      );
+      response.on("close", () => {
+        this.#open.total -= 1;
+        this.#open.byPath.set(path, (this.#open.byPath.get(path) ?? 1) - 1);
+      });
       const chunks: Buffer[] = [];
       request.on("data", (chunk: Buffer) => chunks.push(chunk));
       request.on("end", () => {
@@ -51,6 +66,11 @@ class Receiver {
 
   at(path: string): Received[] {
     return this.received.filter((entry) => entry.path === path);
+  }
+
+  /** Ends every open connection (requests left hanging fail at the client). */
+  dropConnections(): void {
+    this.#server?.closeAllConnections();
   }
 
   async close(): Promise<void> {
@@ -108,8 +128,13 @@ describe("webhooks", () => {
   async function createEndpoint(
     path: string,
     eventTypes?: string[],
+    options: { batchItemEvents?: boolean } = {},
   ): Promise<{ id: string; secret: string }> {
-    const response = await api("POST", "/v1/webhook-endpoints", { url: receiver.url(path), eventTypes });
+    const response = await api("POST", "/v1/webhook-endpoints", {
+      url: receiver.url(path),
+      eventTypes,
+      ...options,
+    });
     expect(response.statusCode, response.body).toBe(201);
     return response.json();
   }
@@ -278,7 +303,7 @@ describe("webhooks", () => {
       userId: string;
     };
     // Committed in Postgres, never enqueued (as if the process died right after commit)...
-    const ids = await harness.db.$transaction((transaction) =>
+    const written = await harness.db.$transaction((transaction) =>
       webhooks.writeOutbox(transaction, [
         {
           type: "batch.completed",
@@ -292,18 +317,41 @@ describe("webhooks", () => {
       ]),
     );
     const { id: messageId } = await harness.db.webhookMessage.findFirstOrThrow({
-      where: { id: { in: ids }, endpointId: endpoint.id },
+      where: { id: { in: written.messages.map((message) => message.id) }, endpointId: endpoint.id },
     });
+    // A bulk transition's deferred fan-out, committed and never written out (its process died).
+    const deferring = new WebhookRepository({ db: harness.db, inlineFanoutLimit: 0 });
+    const deferred = await harness.db.$transaction((transaction) =>
+      deferring.writeOutbox(transaction, [
+        {
+          type: "job.failed",
+          userId,
+          jobId: "0195f0c2-0000-7000-8000-0000000000ab",
+          batchId: null,
+          webhookUrl: null,
+          timestamp: new Date(),
+          data: { id: "0195f0c2-0000-7000-8000-0000000000ab", object: "job", status: "failed" },
+        },
+      ]),
+    );
+    expect(deferred).toEqual({ messages: [], fanouts: [expect.any(String)] });
     // ...and Redis lost everything of this deployment.
     await deleteKeys(harness.redis, `${harness.prefix}*`);
 
-    await waitUntil(() => receiver.at("/relayed").length === 1, 15_000);
-    const [entry] = receiver.at("/relayed");
-    expect(entry!.headers["webhook-id"]).toBe(messageId);
-    expect(verify(endpoint.secret, entry!).data).toMatchObject({
+    await waitUntil(() => receiver.at("/relayed").length === 2, 15_000);
+    const relayed = receiver
+      .at("/relayed")
+      .map((entry) => ({ entry, event: verify(endpoint.secret, entry) }));
+    const batchEvent = relayed.find(({ event }) => event.type === "batch.completed");
+    expect(batchEvent?.entry.headers["webhook-id"]).toBe(messageId);
+    expect(batchEvent?.event.data).toMatchObject({
       object: "batch",
       links: { batch: "/v1/batches/0195f0c2-0000-7000-8000-0000000000aa" },
     });
+    expect(relayed.find(({ event }) => event.type === "job.failed")?.event.data).toMatchObject({
+      id: "0195f0c2-0000-7000-8000-0000000000ab",
+    });
+    expect(await harness.db.webhookFanout.count()).toBe(0);
     await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
   });
 
@@ -324,8 +372,11 @@ describe("webhooks", () => {
     await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
   });
 
-  it("sends a batch's URL one batch.completed, and its items' job events only to endpoints", async () => {
-    const endpoint = await createEndpoint("/batch-endpoint", ["job.completed", "batch.completed"]);
+  it("sends a batch's URL one batch.completed, and its items' job events only to endpoints that opted in", async () => {
+    const plain = await createEndpoint("/batch-plain", ["job.completed", "batch.completed"]);
+    const endpoint = await createEndpoint("/batch-endpoint", ["job.completed", "batch.completed"], {
+      batchItemEvents: true,
+    });
     const userSecret = (await api("GET", "/v1/webhook-secret")).json().secret as string;
     const response = await api("POST", "/v1/batches", {
       type: "text",
@@ -345,6 +396,10 @@ describe("webhooks", () => {
       () => receiver.at("/batch-url").some((entry) => entry.body.includes("batch.completed")),
       10_000,
     );
+    // Per-item events are opt-in: the other endpoint gets the batch's event only.
+    await waitUntil(() => receiver.at("/batch-plain").length >= 1, 10_000);
+    const toPlain = receiver.at("/batch-plain").map((entry) => verify(plain.secret, entry));
+    expect(toPlain.map((event) => event.type)).toEqual(["batch.completed"]);
     const toUrl = receiver.at("/batch-url").map((entry) => verify(userSecret, entry));
     // batch.progress may come first (throttled); job events never do.
     expect(toUrl.every((event) => event.type.startsWith("batch."))).toBe(true);
@@ -357,6 +412,7 @@ describe("webhooks", () => {
       links: { batch: `/v1/batches/${batchId}` },
     });
     await api("DELETE", `/v1/webhook-endpoints/${endpoint.id}`);
+    await api("DELETE", `/v1/webhook-endpoints/${plain.id}`);
   });
 
   it("manages endpoints: list, read, change, validate, keep them per user", async () => {
@@ -545,5 +601,212 @@ describe("webhooks across a worker crash", () => {
       [2, "delivered"],
     ]);
     expect(await harness.db.webhookMessage.count({ where: { userId: message.userId } })).toBe(1);
+  }, 90_000);
+});
+
+describe("webhooks shared fairly between tenants", () => {
+  const harness = new Harness({
+    workerEnv: {
+      GENQ_WEBHOOK_ALLOWED_HOSTS: "127.0.0.1",
+      GENQ_WEBHOOK_RELAY_INTERVAL_MS: "300",
+      // The production timeout: a tarpit holds a delivery slot for 15 s.
+      GENQ_WEBHOOK_TIMEOUT_MS: "15000",
+      GENQ_WEBHOOK_CONCURRENCY: "16",
+      GENQ_WEBHOOK_TENANT_CONCURRENCY: "8",
+      GENQ_WEBHOOK_ENDPOINT_CONCURRENCY: "4",
+      GENQ_WEBHOOK_RETRY_SCHEDULE_MS: "0,300,300,300,300,300,300,300,300,300",
+      GENQ_WEBHOOK_DISABLE_AFTER_MS: "1000",
+      GENQ_BATCH_DISPATCH_INTERVAL_MS: "50",
+    },
+  });
+  const receiver = new Receiver();
+  /** Accepts every request and never answers (until closed). */
+  const tarpit = new Receiver();
+
+  beforeAll(async () => {
+    await harness.start();
+    await receiver.start();
+    tarpit.respond = () => null;
+    await tarpit.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    await tarpit.close();
+    await receiver.close();
+    await harness.close();
+  });
+
+  const as =
+    (apiKey: string) => (method: "GET" | "POST" | "PATCH" | "DELETE", url: string, payload?: unknown) =>
+      harness.app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${apiKey}` },
+        ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
+      });
+
+  it("delivers another user's webhook within seconds while one user's 20 endpoints are tarpits with 500 deliveries queued", async () => {
+    const alice = await harness.createUser();
+    const asAlice = as(alice.apiKey);
+    const tarpits: string[] = [];
+    for (let index = 0; index < 20; index += 1) {
+      const created = await asAlice("POST", "/v1/webhook-endpoints", { url: tarpit.url(`/tarpit/${index}`) });
+      expect(created.statusCode, created.body).toBe(201);
+      tarpits.push(created.json().id as string);
+    }
+    // 25 jobs: 500 deliveries to endpoints that never answer (15 s each), queued before Bob's.
+    await Promise.all(
+      Array.from({ length: 25 }, async (_, index) => {
+        const response = await harness.submit(alice.apiKey, {
+          type: "text",
+          input: { prompt: `tarpit ${index}` },
+        });
+        await harness.waitForJob(alice.apiKey, response.json().id as string);
+      }),
+    );
+    await waitUntil(() => tarpit.received.length >= 8, 10_000);
+    await waitUntil(
+      async () => (await harness.db.webhookMessage.count({ where: { userId: alice.userId } })) === 500,
+      10_000,
+    );
+
+    const bob = await harness.createUser();
+    const asBob = as(bob.apiKey);
+    const endpoint = (await asBob("POST", "/v1/webhook-endpoints", { url: receiver.url("/bob") })).json();
+    const response = await harness.submit(bob.apiKey, { type: "text", input: { prompt: "bob" } });
+    const jobId = response.json().id as string;
+    await harness.waitForJob(bob.apiKey, jobId);
+    const finished = Date.now();
+    await waitUntil(() => receiver.at("/bob").length === 1, 5_000);
+    expect(Date.now() - finished).toBeLessThan(3_000);
+    expect(verify(endpoint.secret, receiver.at("/bob")[0]!).data).toMatchObject({ id: jobId });
+
+    // Alice's tarpits held at most her share: 8 deliveries at once, at most 4 on one endpoint.
+    expect(tarpit.maxOpen.total).toBe(8);
+    expect(Math.max(...tarpit.maxOpen.byPath.values())).toBeLessThanOrEqual(4);
+
+    for (const id of tarpits) await asAlice("DELETE", `/v1/webhook-endpoints/${id}`);
+    tarpit.dropConnections();
+  }, 60_000);
+
+  it("refuses a user's endpoint beyond the cap with 409 conflict naming the limit", async () => {
+    const carol = await harness.createUser();
+    const asCarol = as(carol.apiKey);
+    const ids: string[] = [];
+    for (let index = 0; index < 20; index += 1) {
+      const created = await asCarol("POST", "/v1/webhook-endpoints", {
+        url: receiver.url(`/carol/${index}`),
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      ids.push(created.json().id as string);
+    }
+    const refused = await asCarol("POST", "/v1/webhook-endpoints", { url: receiver.url("/carol/21") });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json().error).toMatchObject({ code: "conflict", details: { limit: 20 } });
+    expect(refused.json().error.message).toContain("20 webhook endpoints");
+    expect(await harness.db.webhookEndpoint.count({ where: { userId: carol.userId } })).toBe(20);
+
+    expect((await asCarol("DELETE", `/v1/webhook-endpoints/${ids[0]}`)).statusCode).toBe(204);
+    const again = await asCarol("POST", "/v1/webhook-endpoints", { url: receiver.url("/carol/21") });
+    expect(again.statusCode, again.body).toBe(201);
+  });
+
+  it("disables an endpoint whose attempts fail for the configured time, and tells the owner's other endpoints", async () => {
+    const dave = await harness.createUser();
+    const asDave = as(dave.apiKey);
+    receiver.respond = (entry) => (entry.path === "/dave-failing" ? 500 : 200);
+    const failing = (
+      await asDave("POST", "/v1/webhook-endpoints", { url: receiver.url("/dave-failing") })
+    ).json();
+    const owner = (
+      await asDave("POST", "/v1/webhook-endpoints", {
+        url: receiver.url("/dave-owner"),
+        eventTypes: ["webhook_endpoint.disabled"],
+      })
+    ).json();
+    expect(owner.id, JSON.stringify(owner)).toBeDefined();
+    const response = await harness.submit(dave.apiKey, { type: "text", input: { prompt: "dave" } });
+    await harness.waitForJob(dave.apiKey, response.json().id as string);
+
+    await waitUntil(
+      async () => (await asDave("GET", `/v1/webhook-endpoints/${failing.id}`)).json().disabled === true,
+      15_000,
+    );
+    const view = (await asDave("GET", `/v1/webhook-endpoints/${failing.id}`)).json();
+    expect(view.disabledReason).toContain("every attempt failed since");
+    expect(
+      new Date(view.disabledAt).getTime() - new Date(view.failingSince).getTime(),
+    ).toBeGreaterThanOrEqual(1_000);
+    const attempts = receiver.at("/dave-failing").length;
+    expect(attempts).toBeGreaterThanOrEqual(2);
+
+    await waitUntil(() => receiver.at("/dave-owner").length === 1, 10_000);
+    const event = verify(owner.secret, receiver.at("/dave-owner")[0]!);
+    expect(event).toMatchObject({
+      type: "webhook_endpoint.disabled",
+      data: { id: failing.id, object: "webhook_endpoint", url: receiver.url("/dave-failing") },
+    });
+    expect(String(event.data.disabledReason)).toContain("every attempt failed since");
+    // Nothing more goes to the disabled endpoint.
+    const message = (await asDave("GET", `/v1/webhook-endpoints/${failing.id}/deliveries`)).json().data[0];
+    expect(message.status).toBe("canceled");
+    expect(receiver.at("/dave-failing")).toHaveLength(attempts);
+    receiver.respond = () => 200;
+  }, 30_000);
+
+  it("cancels a 3,000-item batch without writing an outbox row per canceled item", async () => {
+    const erin = await harness.createUser();
+    const asErin = as(erin.apiKey);
+    for (const [path, batchItemEvents] of [
+      ["/erin-items", true],
+      ["/erin-plain", false],
+    ] as const) {
+      const created = await asErin("POST", "/v1/webhook-endpoints", {
+        url: receiver.url(path),
+        batchItemEvents,
+      });
+      expect(created.statusCode, created.body).toBe(201);
+    }
+    const items = Array.from({ length: 3_000 }, (_, index) => ({
+      prompt: `slow ${index}`,
+      providerOptions: { mock: { latencyMs: 100 } },
+    }));
+    const accepted = await asErin("POST", "/v1/batches", {
+      type: "text",
+      items,
+      webhook: { url: receiver.url("/erin-batch") },
+    });
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    const batchId = accepted.json().id as string;
+    await waitUntil(
+      async () => (await asErin("GET", `/v1/batches/${batchId}`)).json().counts.completed >= 20,
+      30_000,
+    );
+    const canceled = await asErin("POST", `/v1/batches/${batchId}/cancel`);
+    expect(canceled.statusCode, canceled.body).toBe(200);
+    await waitUntil(
+      async () => (await asErin("GET", `/v1/batches/${batchId}`)).json().status === "canceled",
+      30_000,
+    );
+    const { counts } = (await asErin("GET", `/v1/batches/${batchId}`)).json();
+    expect(counts.canceled).toBeGreaterThan(2_000);
+
+    // One message per item that ran (to the endpoint that opted in), a few batch events; none per canceled item.
+    const messages = await harness.db.webhookMessage.groupBy({
+      by: ["eventType"],
+      where: { userId: erin.userId },
+      _count: true,
+    });
+    const byType = Object.fromEntries(messages.map((group) => [group.eventType, group._count]));
+    expect(byType["job.canceled"]).toBeUndefined();
+    expect(byType["job.completed"]).toBe(counts.completed);
+    expect(byType["batch.completed"]).toBe(3);
+    const total = Object.values(byType).reduce((sum, count) => sum + count, 0);
+    expect(total).toBeLessThan(counts.completed + 3 * 20);
+    // The owner still learns how the batch ended.
+    await waitUntil(
+      () => receiver.at("/erin-plain").some((entry) => entry.body.includes('"batch.completed"')),
+      10_000,
+    );
   }, 90_000);
 });

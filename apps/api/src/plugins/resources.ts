@@ -63,6 +63,8 @@ export interface ResourcesPluginOptions {
     | undefined;
   /** Private hosts webhooks may call anyway; default none. */
   webhookAllowlist?: WebhookAllowlist | undefined;
+  /** The most webhook endpoints one user may have; default 20. */
+  webhookMaxEndpointsPerUser?: number | undefined;
   /** Prefix of links in webhook payloads; relative when empty. */
   publicUrl?: string | undefined;
 }
@@ -85,7 +87,11 @@ export const resourcesPlugin = fastifyPlugin(
     });
     app.addHook("onClose", async () => events.close());
     // Cancels finish jobs here too: their webhook messages are written in the same transaction.
-    const webhooks = new WebhookRepository({ db: options.db, publicUrl: options.publicUrl });
+    const webhooks = new WebhookRepository({
+      db: options.db,
+      publicUrl: options.publicUrl,
+      maxEndpointsPerUser: options.webhookMaxEndpointsPerUser,
+    });
     const webhookQueue = new WebhookQueue({ connection: options.redis, prefix: options.queues.prefix });
     const webhookOutbox = new WebhookOutbox({
       repository: webhooks,

@@ -31,11 +31,19 @@ const EventTypes = z
   .max(WEBHOOK_EVENT_TYPES.length)
   .describe("Event types to deliver here; empty or absent means every type");
 
+const BatchItemEvents = z
+  .boolean()
+  .describe(
+    "Also deliver the job.completed and job.failed events of batch items here (one call per item); " +
+      "default false: batches report through batch.progress and batch.completed",
+  );
+
 const CreateEndpoint = z
   .object({
     url: EndpointUrl,
     description: z.string().max(500).optional(),
     eventTypes: EventTypes.optional(),
+    batchItemEvents: BatchItemEvents.optional(),
   })
   .strict()
   .meta({ id: "CreateWebhookEndpoint" });
@@ -45,6 +53,7 @@ const UpdateEndpoint = z
     url: EndpointUrl.optional(),
     description: z.string().max(500).nullable().optional(),
     eventTypes: EventTypes.optional(),
+    batchItemEvents: BatchItemEvents.optional(),
     disabled: z
       .boolean()
       .optional()
@@ -125,10 +134,17 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
         description:
           "Events of your jobs and batches are POSTed here, signed with the endpoint's own `whsec_` secret " +
           "(shown in this answer and at `GET .../secret`). URLs resolving to private, loopback, link-local or " +
-          "metadata addresses are refused.",
+          "metadata addresses are refused. A user has at most a configured number of endpoints (default 20): " +
+          "one more answers 409 `conflict`. An endpoint whose attempts all fail for the configured time " +
+          "(default 5 days) is disabled, and `webhook_endpoint.disabled` goes to your other endpoints.",
         tags: ["webhooks"],
         body: CreateEndpoint,
-        response: { 201: WebhookEndpointWithSecretView, 400: ErrorResponse, 401: ErrorResponse },
+        response: {
+          201: WebhookEndpointWithSecretView,
+          400: ErrorResponse,
+          401: ErrorResponse,
+          409: ErrorResponse,
+        },
       },
     },
     async (request, reply) => {
@@ -345,7 +361,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
       const id = requireId("webhook_message", request.params.id);
       const message = await webhooks.redeliver(request.principal.userId, id);
       // Lost with Redis, or the enqueue fails: the relay queues it (it is due now).
-      await webhookQueue.enqueue(message.id, message.attempts + 1).catch((error: unknown) => {
+      await webhookQueue.enqueue(message, message.attempts + 1).catch((error: unknown) => {
         request.log.warn({ err: error, messageId: id }, "redelivery enqueue failed; the relay will queue it");
       });
       return reply.status(202).send(toWebhookMessageView(message));
