@@ -146,7 +146,7 @@ export function providerOptionIssues(
         return schema === undefined ? [] : [schema];
       });
       if (schemas.length === 0) {
-        const on = kind === undefined ? "" : ` on a ${kind} provider`;
+        const on = kind === undefined ? "" : ` on a provider of kind ${kind}`;
         issues.push({
           path: [provider, option],
           reason: `not allowed in ${capability} jobs${on} (only options that cannot multiply or reprice a call are); allowed options: ${allowedNames(kinds, capability)}`,
