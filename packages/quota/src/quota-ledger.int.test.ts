@@ -399,8 +399,17 @@ describe("limits", () => {
 });
 
 describe("the monthly budget", () => {
-  it("is unlimited without a budget", async () => {
+  it("applies the default plan's budget when nothing is configured", async () => {
     const ledger = context.ledger();
+    const userId = await context.createUser();
+    const jobId = await context.createJob(userId);
+
+    await expect(ledger.reserve({ jobId, userId, costMicroUsd: 20_000_001 })).rejects.toThrow(QuotaExceededError);
+    expect((await ledger.status(userId)).kinds.costMicroUsd.limit).toBe(20_000_000);
+  });
+
+  it("is unlimited when the plan's budget is configured away", async () => {
+    const ledger = context.ledger({ plans: { basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null } } });
     const userId = await context.createUser();
     const jobId = await context.createJob(userId);
 
