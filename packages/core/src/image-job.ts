@@ -69,7 +69,11 @@ export const ImageJobInput = z
     }
     // n, size and quality come from the job's own fields only: never from providerOptions.
     for (const refused of providerOptionIssues(input.providerOptions, "image")) {
-      context.addIssue({ code: "custom", path: ["providerOptions", ...refused.path], message: describeProviderOptionIssue(refused) });
+      context.addIssue({
+        code: "custom",
+        path: ["providerOptions", ...refused.path],
+        message: describeProviderOptionIssue(refused),
+      });
     }
   });
 export type ImageJobInput = z.infer<typeof ImageJobInput>;

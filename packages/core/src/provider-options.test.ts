@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { CreateJobRequest, ImageJobInput, ProviderKind, providerOptionIssues, TextJobInput } from "./index.ts";
+import {
+  CreateJobRequest,
+  ImageJobInput,
+  ProviderKind,
+  providerOptionIssues,
+  TextJobInput,
+} from "./index.ts";
 
 describe("providerOptions allow-list", () => {
   it.each([
@@ -14,7 +20,9 @@ describe("providerOptions allow-list", () => {
     const result = TextJobInput.safeParse({ prompt: "hi", providerOptions: { openai: options } });
     expect(result.success).toBe(false);
     expect(result.error?.issues[0]?.path).toEqual(["providerOptions", "openai", option]);
-    expect(result.error?.issues[0]?.message).toContain(`input.providerOptions.openai.${option} is not allowed`);
+    expect(result.error?.issues[0]?.message).toContain(
+      `input.providerOptions.openai.${option} is not allowed`,
+    );
   });
 
   it("refuses the issue's whole attack, one issue per option", () => {
@@ -53,7 +61,10 @@ describe("providerOptions allow-list", () => {
       providerOptions: {
         openai: { seed: 7, reasoning_effort: "low", response_format: { type: "json_object" } },
         anthropic: { top_k: 5, thinking: { type: "enabled", budget_tokens: 1_024 } },
-        gemini: { topK: 3, safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }] },
+        gemini: {
+          topK: 3,
+          safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
+        },
         mock: { latencyMs: 10, fail: "provider_unavailable" },
         // An operator-named OpenAI-compatible provider: the schema cannot know its kind.
         deepseek: { seed: 1 },

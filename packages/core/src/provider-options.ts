@@ -154,7 +154,10 @@ export function providerOptionIssues(
       } else if (!schemas.some((schema) => schema.safeParse(value).success)) {
         const first = schemas[0]?.safeParse(value);
         const detail = first?.success === false ? first.error.issues[0]?.message : undefined;
-        issues.push({ path: [provider, option], reason: `not allowed with this value: ${detail ?? "invalid"}` });
+        issues.push({
+          path: [provider, option],
+          reason: `not allowed with this value: ${detail ?? "invalid"}`,
+        });
       }
     }
   }
@@ -162,6 +165,8 @@ export function providerOptionIssues(
 }
 
 function allowedNames(kinds: readonly ProviderKind[], capability: ProviderCapability): string {
-  const names = [...new Set(kinds.flatMap((kind) => Object.keys(ALLOWED_PROVIDER_OPTIONS[kind][capability])))];
+  const names = [
+    ...new Set(kinds.flatMap((kind) => Object.keys(ALLOWED_PROVIDER_OPTIONS[kind][capability]))),
+  ];
   return names.length === 0 ? "none" : names.sort().join(", ");
 }

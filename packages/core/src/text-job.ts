@@ -51,7 +51,11 @@ export const TextJobInput = z
       });
     }
     for (const issue of providerOptionIssues(input.providerOptions, "text")) {
-      context.addIssue({ code: "custom", path: ["providerOptions", ...issue.path], message: describeProviderOptionIssue(issue) });
+      context.addIssue({
+        code: "custom",
+        path: ["providerOptions", ...issue.path],
+        message: describeProviderOptionIssue(issue),
+      });
     }
   });
 export type TextJobInput = z.infer<typeof TextJobInput>;

@@ -404,12 +404,16 @@ describe("the monthly budget", () => {
     const userId = await context.createUser();
     const jobId = await context.createJob(userId);
 
-    await expect(ledger.reserve({ jobId, userId, costMicroUsd: 20_000_001 })).rejects.toThrow(QuotaExceededError);
+    await expect(ledger.reserve({ jobId, userId, costMicroUsd: 20_000_001 })).rejects.toThrow(
+      QuotaExceededError,
+    );
     expect((await ledger.status(userId)).kinds.costMicroUsd.limit).toBe(20_000_000);
   });
 
   it("is unlimited when the plan's budget is configured away", async () => {
-    const ledger = context.ledger({ plans: { basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null } } });
+    const ledger = context.ledger({
+      plans: { basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null } },
+    });
     const userId = await context.createUser();
     const jobId = await context.createJob(userId);
 

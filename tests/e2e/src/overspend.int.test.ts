@@ -93,7 +93,13 @@ describe("no request can overspend a plan (issue 12, item 1)", () => {
       type: "image",
       provider: "openai",
       model: "gpt-image-1",
-      input: { prompt: "a lantern", n: 1, size: "1024x1024", quality: "low", providerOptions: { openai: providerOptions } },
+      input: {
+        prompt: "a lantern",
+        n: 1,
+        size: "1024x1024",
+        quality: "low",
+        providerOptions: { openai: providerOptions },
+      },
     });
     const attacks = [
       // The review's request: 50 choices of 100,000 tokens, priority tier, stored.
@@ -192,6 +198,8 @@ describe("no request can overspend a plan (issue 12, item 1)", () => {
 
     // The overbilled job was charged its reservation, and the excess counted.
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    expect(sample(metrics, "genq_quota_settlement_excess_total", { kind: "text_tokens" })).toBeGreaterThan(40_000);
+    expect(sample(metrics, "genq_quota_settlement_excess_total", { kind: "text_tokens" })).toBeGreaterThan(
+      40_000,
+    );
   }, 120_000);
 });

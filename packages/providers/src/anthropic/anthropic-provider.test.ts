@@ -178,7 +178,11 @@ describe("generateText", () => {
       request({
         maxTokens: 4_000,
         providerOptions: {
-          anthropic: { top_k: 5, thinking: { type: "enabled", budget_tokens: 2_000 }, metadata: { user_id: "u-1" } },
+          anthropic: {
+            top_k: 5,
+            thinking: { type: "enabled", budget_tokens: 2_000 },
+            metadata: { user_id: "u-1" },
+          },
           openai: { seed: 7 },
         },
       }),
@@ -199,7 +203,9 @@ describe("generateText", () => {
     ["cache_control", { cache_control: { type: "ephemeral" } }],
     ["system", { system: "a long hidden prompt" }],
   ])("refuses providerOptions.anthropic.%s before anything is sent", async (option, options) => {
-    const error = await rejection(provider.generateText(request({ providerOptions: { anthropic: options } })));
+    const error = await rejection(
+      provider.generateText(request({ providerOptions: { anthropic: options } })),
+    );
     expect(error).toMatchObject({ code: "invalid_request", retryable: false });
     expect(error.message).toContain(`input.providerOptions.anthropic.${option} is not allowed`);
     expect(server.requests).toHaveLength(0);
