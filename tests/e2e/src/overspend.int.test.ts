@@ -202,4 +202,29 @@ describe("no request can overspend a plan (issue 12, item 1)", () => {
       40_000,
     );
   }, 120_000);
+
+  it("refuses batch items that smuggle options, naming each option", async () => {
+    const { apiKey } = await harness.createUser();
+    const response = await harness.app.inject({
+      method: "POST",
+      url: "/v1/batches",
+      headers: { authorization: `Bearer ${apiKey}` },
+      payload: {
+        type: "text",
+        provider: "openai",
+        items: [
+          { prompt: "fine", maxTokens: 5 },
+          { prompt: "many", providerOptions: { openai: { n: 50 } } },
+          { prompt: "priority", providerOptions: { openai: { service_tier: "priority" } } },
+        ],
+      },
+    });
+    expect(response.statusCode).toBe(202);
+    const batch = response.json() as { invalidItems: Array<{ index: number; message: string }> };
+    expect(batch.invalidItems.map((item) => item.index)).toEqual([1, 2]);
+    expect(batch.invalidItems[0]?.message).toContain("input.providerOptions.openai.n is not allowed");
+    expect(batch.invalidItems[1]?.message).toContain(
+      "input.providerOptions.openai.service_tier is not allowed",
+    );
+  });
 });
