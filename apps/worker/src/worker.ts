@@ -145,7 +145,16 @@ export async function startWorker(
     );
   }
   const assets = new AssetRepository({ db });
-  const quota = new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) });
+  const metrics = new GenqMetrics({ process: "worker" });
+  const quota = new QuotaLedger({
+    db,
+    plans: resolvePlans(env.GENQ_PLANS),
+    // A job is never charged beyond its reservation; what a provider reported above it is logged and counted.
+    onSettlementExcess: (excess) => {
+      logger.warn(excess, "provider reported more usage than was reserved; charged the reservation only");
+      metrics.quotaSettlementExcess.inc({ kind: excess.kind }, excess.actual - excess.held);
+    },
+  });
   const policy = retentionPolicy(env);
   const maintenance = await startMaintenance({
     redisUrl: env.REDIS_URL,
@@ -184,7 +193,6 @@ export async function startWorker(
           ]),
     ],
   });
-  const metrics = new GenqMetrics({ process: "worker" });
   // Webhooks: the outbox is written in every finishing transaction and queued after commit.
   const webhookRepository = new WebhookRepository({ db, publicUrl: env.GENQ_PUBLIC_URL });
   const webhookQueue = new WebhookQueue({ connection: redis, prefix: env.GENQ_QUEUE_PREFIX });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { describeProviderOptionIssue, providerOptionIssues } from "./provider-options.ts";
 
 /** `WIDTHxHEIGHT` in pixels, e.g. `1024x1024`. */
 export const ImageSize = z
@@ -65,6 +66,14 @@ export const ImageJobInput = z
     }
     if (input.mask !== undefined && input.operation !== "edit") {
       issue("mask", 'mask is only for operation "edit"');
+    }
+    // n, size and quality come from the job's own fields only: never from providerOptions.
+    for (const refused of providerOptionIssues(input.providerOptions, "image")) {
+      context.addIssue({
+        code: "custom",
+        path: ["providerOptions", ...refused.path],
+        message: describeProviderOptionIssue(refused),
+      });
     }
   });
 export type ImageJobInput = z.infer<typeof ImageJobInput>;

@@ -8,6 +8,7 @@ export * from "./image-job.ts";
 export * from "./job.ts";
 export * from "./logger.ts";
 export * from "./priorities.ts";
+export * from "./provider-options.ts";
 export * from "./public-error.ts";
 export * from "./redact-url.ts";
 export * from "./secret-box.ts";

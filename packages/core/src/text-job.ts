@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { describeProviderOptionIssue, providerOptionIssues } from "./provider-options.ts";
 
 /** One chat message of a text job. */
 export const ChatMessage = z
@@ -12,7 +13,8 @@ export type ChatMessage = z.infer<typeof ChatMessage>;
 /**
  * What a text job asks for: either `messages` or a single `prompt`, with optional
  * sampling parameters. Provider-specific settings go in `providerOptions`, keyed by
- * provider name.
+ * provider name; only options that cannot multiply or reprice a call are accepted
+ * (see {@link ALLOWED_PROVIDER_OPTIONS}).
  */
 export const TextJobInput = z
   .object({
@@ -46,6 +48,13 @@ export const TextJobInput = z
         code: "custom",
         path: input.messages === undefined ? ["prompt"] : ["messages"],
         message: "give exactly one of `messages` or `prompt`",
+      });
+    }
+    for (const issue of providerOptionIssues(input.providerOptions, "text")) {
+      context.addIssue({
+        code: "custom",
+        path: ["providerOptions", ...issue.path],
+        message: describeProviderOptionIssue(issue),
       });
     }
   });

@@ -92,6 +92,12 @@ export class GenqMetrics {
     labelNames: ["where"] as const,
     registers: [this.registry],
   });
+  readonly quotaSettlementExcess = new Counter({
+    name: "genq_quota_settlement_excess_total",
+    help: "Usage providers reported beyond a job's reservation, not charged to the user, by kind (text_tokens, images, cost_micro_usd)",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
   readonly resultCache = new Counter({
     name: "genq_result_cache_lookups_total",
     help: "Result cache lookups of deterministic text jobs by outcome (hit, miss)",

@@ -1,3 +1,4 @@
+export { allowedProviderOptions, DEFAULT_MAX_OUTPUT_TOKENS } from "./allowed-provider-options.ts";
 export * from "./anthropic/index.ts";
 export * from "./config/index.ts";
 export * from "./detect-image-media-type.ts";

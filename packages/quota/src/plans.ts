@@ -15,11 +15,19 @@ export const PlanLimits = z.object({
 });
 export type PlanLimits = z.infer<typeof PlanLimits>;
 
-/** Limits per plan, used for every plan the configuration does not override. */
+/**
+ * Limits per plan, used for every plan the configuration does not override. Each
+ * has a monthly cost budget, so no plan can run up an unbounded bill on an expensive
+ * model: basic $20, professional $100, enterprise $500. Each is above what the
+ * plan's token and image limits cost at list prices of the built-in models (100k
+ * tokens of gpt-4o output are $1; 50 gpt-image-1 high images about $12.50), so the
+ * budget binds only where prices are higher than those. Set `monthlyBudgetMicroUsd`
+ * to null in `GENQ_PLANS` for a plan without a budget.
+ */
 export const DEFAULT_PLANS: Readonly<Record<Plan, PlanLimits>> = Object.freeze({
-  basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null },
-  professional: { textTokens: 500_000, images: 200, monthlyBudgetMicroUsd: null },
-  enterprise: { textTokens: 2_000_000, images: 1_000, monthlyBudgetMicroUsd: null },
+  basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: 20_000_000 },
+  professional: { textTokens: 500_000, images: 200, monthlyBudgetMicroUsd: 100_000_000 },
+  enterprise: { textTokens: 2_000_000, images: 1_000, monthlyBudgetMicroUsd: 500_000_000 },
 });
 
 /**

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { isQuotaExceededError, QuotaExceededError } from "./quota-exceeded-error.ts";
+import type { SettlementExcess } from "./quota-ledger.ts";
 import { createLedgerTestContext, type LedgerTestContext, usageRow } from "./test-fixtures.ts";
 
 let context: LedgerTestContext;
@@ -149,17 +150,36 @@ describe("settle and release", () => {
     });
   });
 
-  it("charges usage above the reservation in full", async () => {
-    const ledger = context.ledger();
+  it("never charges more than the reservation, and reports what was used beyond it", async () => {
+    const excesses: SettlementExcess[] = [];
+    const ledger = context.ledger({ onSettlementExcess: (excess) => excesses.push(excess) });
     const userId = await context.createUser();
     const jobId = await context.createJob(userId);
-    await ledger.reserve({ jobId, userId, textTokens: 1_000 });
+    await ledger.reserve({ jobId, userId, textTokens: 1_000, costMicroUsd: 40 });
 
-    await ledger.settle({ jobId, textTokens: 1_300, images: 0, costMicroUsd: 50 });
+    expect(await ledger.settle({ jobId, textTokens: 50_010, images: 0, costMicroUsd: 900 })).toBe("settled");
 
-    expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 1_300, reserved: 0 });
+    expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 1_000, reserved: 0 });
+    expect(await usageRow(context.db, userId, "cost_micro_usd")).toEqual({ used: 40, reserved: 0 });
+    expect(excesses).toEqual([
+      { jobId, userId, kind: "text_tokens", actual: 50_010, held: 1_000 },
+      { jobId, userId, kind: "cost_micro_usd", actual: 900, held: 40 },
+    ]);
+  });
+
+  it("records cost within the reservation even without a budget, reporting no excess", async () => {
+    const excesses: SettlementExcess[] = [];
+    const ledger = context.ledger({ onSettlementExcess: (excess) => excesses.push(excess) });
+    const userId = await context.createUser();
+    const jobId = await context.createJob(userId);
+    await ledger.reserve({ jobId, userId, textTokens: 1_000, costMicroUsd: 60 });
+
+    await ledger.settle({ jobId, textTokens: 900, images: 0, costMicroUsd: 50 });
+
+    expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 900, reserved: 0 });
     // Cost is recorded even without a budget, so the status can show it.
     expect(await usageRow(context.db, userId, "cost_micro_usd")).toEqual({ used: 50, reserved: 0 });
+    expect(excesses).toEqual([]);
   });
 
   it("charges a job once however often it is settled", async () => {
@@ -379,8 +399,21 @@ describe("limits", () => {
 });
 
 describe("the monthly budget", () => {
-  it("is unlimited without a budget", async () => {
+  it("applies the default plan's budget when nothing is configured", async () => {
     const ledger = context.ledger();
+    const userId = await context.createUser();
+    const jobId = await context.createJob(userId);
+
+    await expect(ledger.reserve({ jobId, userId, costMicroUsd: 20_000_001 })).rejects.toThrow(
+      QuotaExceededError,
+    );
+    expect((await ledger.status(userId)).kinds.costMicroUsd.limit).toBe(20_000_000);
+  });
+
+  it("is unlimited when the plan's budget is configured away", async () => {
+    const ledger = context.ledger({
+      plans: { basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null } },
+    });
     const userId = await context.createUser();
     const jobId = await context.createJob(userId);
 

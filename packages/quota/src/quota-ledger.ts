@@ -100,6 +100,21 @@ export interface QuotaLedgerOptions {
   plans?: Partial<Record<Plan, PlanLimits>> | undefined;
   /** The clock; periods and reservation ages are computed from it. */
   now?: (() => Date) | undefined;
+  /**
+   * Told when a job used more than it reserved (a provider that ignored the output
+   * cap, or counted differently). The job is charged its reservation, never more;
+   * log the excess and count it (`genq_quota_settlement_excess_total`).
+   */
+  onSettlementExcess?: ((excess: SettlementExcess) => void) | undefined;
+}
+
+/** What a job used beyond its reservation, in one kind; charged at `held`, not `actual`. */
+export interface SettlementExcess {
+  jobId: string;
+  userId: string;
+  kind: QuotaKind;
+  actual: number;
+  held: number;
 }
 
 /** A user's plan and overrides, as read for a limit check. */
@@ -151,6 +166,7 @@ export class QuotaLedger {
   readonly #db: Database;
   readonly #plans: Readonly<Record<Plan, PlanLimits>>;
   readonly #now: () => Date;
+  readonly #onSettlementExcess: ((excess: SettlementExcess) => void) | undefined;
   /** The last reservation of each user queued in this process (see {@link QuotaLedger.reserve}). */
   readonly #reserving = new Map<string, Promise<unknown>>();
 
@@ -167,6 +183,7 @@ export class QuotaLedger {
     }
     this.#plans = Object.freeze(plans);
     this.#now = options.now ?? (() => new Date());
+    this.#onSettlementExcess = options.onSettlementExcess;
   }
 
   /** The limits a plan has in this ledger's configuration. */
@@ -303,9 +320,11 @@ export class QuotaLedger {
 
   /**
    * Charges a job what it actually used and gives back the rest of its
-   * reservation: `used += actual`, `reserved -= held`, in the month the
-   * reservation was made. An actual amount above the reservation is charged in
-   * full (the provider did the work); the invariant is about what is reserved.
+   * reservation: `used += min(actual, held)`, `reserved -= held`, in the month
+   * the reservation was made. A charge never exceeds the reservation, so
+   * `used + reserved ≤ limit` holds after settlement too: an actual amount above
+   * it (a provider that did more than the call allowed) is charged at the
+   * reservation and reported to {@link QuotaLedgerOptions.onSettlementExcess}.
    * Idempotent: a settled reservation is not charged again.
    *
    * One statement, so it is atomic on its own; pass the transaction that completes
@@ -314,7 +333,9 @@ export class QuotaLedger {
   async settle(request: SettleRequest, transaction?: TransactionClient): Promise<SettleOutcome> {
     const actual = settledAmounts(request);
     const client = transaction ?? this.#db;
-    const [result] = await client.$queryRaw<Array<{ settled: number }>>`
+    const [result] = await client.$queryRaw<
+      Array<{ settled: number; excess: Array<Omit<SettlementExcess, "jobId">> | null }>
+    >`
       WITH settled AS (
         UPDATE quota_reservations
            SET status = 'settled', settled_at = ${this.#now().toISOString()}::timestamptz
@@ -330,15 +351,23 @@ export class QuotaLedger {
          WHERE v.actual > 0 OR v.held > 0
       ), charged AS (
         -- Rows are locked in LOCK_ORDER. A data-modifying WITH runs to completion
-        -- whether or not the main query reads it.
+        -- whether or not the main query reads it. The charge is capped at the hold.
         INSERT INTO quota_usage AS q (user_id, period_start, kind, used, reserved)
-        SELECT user_id, period_start, kind, actual, 0 FROM charges ORDER BY position
+        SELECT user_id, period_start, kind, LEAST(actual, held), 0 FROM charges ORDER BY position
         ON CONFLICT (user_id, period_start, kind) DO UPDATE
            SET used = q.used + EXCLUDED.used,
                reserved = q.reserved - (SELECT c.held FROM charges c WHERE c.kind = EXCLUDED.kind)
       )
-      SELECT count(*)::int AS settled FROM settled`;
-    if (result?.settled === 1) return "settled";
+      SELECT (SELECT count(*)::int FROM settled) AS settled,
+             (SELECT json_agg(json_build_object('userId', c.user_id, 'kind', c.kind,
+                                                'actual', c.actual, 'held', c.held) ORDER BY c.position)
+                FROM charges c WHERE c.actual > c.held) AS excess`;
+    if (result?.settled === 1) {
+      for (const excess of result.excess ?? []) {
+        this.#onSettlementExcess?.({ jobId: request.jobId, ...excess });
+      }
+      return "settled";
+    }
     const status = await this.#reservationStatus(client, request.jobId);
     if (status === null) return "no_reservation";
     return status === "settled" ? "already_settled" : "released";

@@ -107,11 +107,11 @@ describe("estimateTextReservation", () => {
 });
 
 describe("plans", () => {
-  it("default to the documented limits, without a budget", () => {
+  it("default to the documented limits, each with a monthly cost budget", () => {
     expect(DEFAULT_PLANS).toEqual({
-      basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: null },
-      professional: { textTokens: 500_000, images: 200, monthlyBudgetMicroUsd: null },
-      enterprise: { textTokens: 2_000_000, images: 1_000, monthlyBudgetMicroUsd: null },
+      basic: { textTokens: 100_000, images: 50, monthlyBudgetMicroUsd: 20_000_000 },
+      professional: { textTokens: 500_000, images: 200, monthlyBudgetMicroUsd: 100_000_000 },
+      enterprise: { textTokens: 2_000_000, images: 1_000, monthlyBudgetMicroUsd: 500_000_000 },
     });
   });
 

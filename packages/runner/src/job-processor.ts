@@ -13,7 +13,8 @@ import type { GenqMetrics } from "@genq/metrics";
 import {
   BYO_KEY_ID,
   detectImageMediaType,
-  estimateTokens,
+  maxInputTokens,
+  type Provider,
   type ProviderRouter,
   type ResultCache,
   type RouteCallOptions,
@@ -23,15 +24,11 @@ import {
   resolveTargets,
   type UserKeyClient,
 } from "@genq/providers";
-import {
-  chargedTextTokens,
-  DEFAULT_RESERVED_OUTPUT_TOKENS,
-  estimateTextReservation,
-  type QuotaLedger,
-} from "@genq/quota";
+import { chargedTextTokens, type QuotaLedger } from "@genq/quota";
 import { extractTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
+import { textReservation } from "./text-reservation.ts";
 
 /** How long a job waits when its row cannot be claimed (Postgres unreachable). */
 const CLAIM_RETRY_DELAY_MS = 5_000;
@@ -345,25 +342,21 @@ async function runText(
       };
     }
   }
-  const inputTokens = messages.reduce((sum, message) => sum + estimateTokens(message.content), 0);
-  const outputTokens = input.maxTokens ?? DEFAULT_RESERVED_OUTPUT_TOKENS;
+  // The worst case, and the output cap every call sends: no call can use more than is held.
+  const reservation = textReservation(options.router.config(), selection, messages, input.maxTokens);
   const userKeys = await userKeyClients(options, record, selection, "text");
   if (!userKeys.coversAll)
     await options.quota?.reserve({
       jobId: record.id,
       userId: record.userId,
-      textTokens: estimateTextReservation({
-        inputTokens,
-        maxTokens: input.maxTokens,
-        defaultMaxTokens: DEFAULT_RESERVED_OUTPUT_TOKENS,
-      }),
+      textTokens: reservation.textTokens,
       costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
-        inputTokens,
-        outputTokens,
+        inputTokens: reservation.inputTokens,
+        outputTokens: reservation.outputTokens,
         images: 0,
       }),
     });
-  const request = { messages, ...parameters };
+  const request = { messages, ...parameters, maxTokens: reservation.outputTokens };
   const callOptions = { signal, clientFor: userKeys.clientFor };
   const { events } = options;
   const routed = await inSpan("genq.provider.call", { kind: SpanKind.CLIENT }, async (span) => {
@@ -453,7 +446,7 @@ async function runImage(
       userId: record.userId,
       images: input.n,
       costMicroUsd: options.router.estimateMaxCostMicroUsd(selection, {
-        inputTokens: estimateTokens(input.prompt ?? ""),
+        inputTokens: maxInputTokens([{ content: input.prompt ?? "" }]),
         outputTokens: 0,
         images: input.n,
         image: {

@@ -52,8 +52,9 @@ describe("API validation, limits and operator surfaces", () => {
     ],
     [
       "providerOptions nested 100,000 levels deep",
-      `{"type":"text","input":{"prompt":"a","providerOptions":{"mock":{"deep":${nested(100_000)}}}}}`,
-      `input.providerOptions.mock.deep${".x".repeat(28)}`,
+      // latencyMs: an allowed option, so the depth limit (not the allow-list) refuses it.
+      `{"type":"text","input":{"prompt":"a","providerOptions":{"mock":{"latencyMs":${nested(100_000)}}}}}`,
+      `input.providerOptions.mock.latencyMs${".x".repeat(28)}`,
     ],
   ];
 

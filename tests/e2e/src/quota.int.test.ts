@@ -2,19 +2,21 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { maxInputTokens } from "@genq/providers";
 import { afterEach, describe, expect, it } from "vitest";
 import { FAST_STALL, Harness, waitUntil } from "./harness.ts";
 
 /**
  * A text job whose reservation and actual usage are both exactly
- * {@link TOKENS_PER_JOB} tokens with the mock provider (~4 characters a token):
- * a 40-character prompt is 10 input tokens, and `maxTokens: 4` cuts the mock's
- * (longer) reply to exactly 4 output tokens. Equal reservation and usage mean a
- * settled job frees nothing, so the number of jobs that fit is exact.
+ * {@link TOKENS_PER_JOB} tokens with the mock provider: the mock counts input as
+ * the reservation bounds it (a 40-character ASCII prompt is 40 bytes plus the
+ * message and request overheads), and `maxTokens: 4` cuts the mock's (longer)
+ * reply to exactly 4 output tokens. Equal reservation and usage mean a settled
+ * job frees nothing, so the number of jobs that fit is exact.
  */
 const PROMPT_CHARACTERS = 40;
 const MAX_TOKENS = 4;
-const TOKENS_PER_JOB = PROMPT_CHARACTERS / 4 + MAX_TOKENS;
+const TOKENS_PER_JOB = maxInputTokens([{ content: "x".repeat(PROMPT_CHARACTERS) }]) + MAX_TOKENS;
 
 function exactTextJob(label: string, mock: Record<string, unknown> = {}) {
   return {
@@ -413,7 +415,7 @@ providers:
       periodStart: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString(),
       textTokens: { used: expected.inputTokens + expected.outputTokens, reserved: 0, limit: 100_000 },
       images: { used: 2, reserved: 0, limit: 50 },
-      costMicroUsd: { used: expected.costMicroUsd, reserved: 0, limit: null },
+      costMicroUsd: { used: expected.costMicroUsd, reserved: 0, limit: 20_000_000 },
     });
 
     // The projection: this month's cost so far, spread over the month.

@@ -12,6 +12,7 @@ import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
+import { checkProviderOptions } from "../provider-options-check.ts";
 import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
 import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
@@ -100,8 +101,14 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
       if (body.webhook !== undefined) checkWebhookUrl(body.webhook.url, app.genq.webhookAllowlist);
       // A job that cannot fit the caller's quota is refused now; the worker's reservation
       // stays the authoritative check (usage may grow between now and then).
+      const catalog =
+        body.type === "image" || body.input.providerOptions !== undefined
+          ? await readRouterCatalog(redis, queues.prefix).catch(() => undefined)
+          : undefined;
+      // Options that could multiply or reprice the call on the operator's key are refused now.
+      checkProviderOptions(catalog, body);
       if (body.type === "image") {
-        checkImageRequest(await readRouterCatalog(redis, queues.prefix).catch(() => undefined), body);
+        checkImageRequest(catalog, body);
         await checkImageUploads(uploads, request.principal.userId, body.input);
       }
       try {

@@ -173,11 +173,16 @@ describe("generateText", () => {
     });
   });
 
-  it("passes its own providerOptions through as body fields", async () => {
+  it("passes its own allow-listed providerOptions through as body fields", async () => {
     await provider.generateText(
       request({
+        maxTokens: 4_000,
         providerOptions: {
-          anthropic: { top_k: 5, cache_control: { type: "ephemeral" }, metadata: { user_id: "u-1" } },
+          anthropic: {
+            top_k: 5,
+            thinking: { type: "enabled", budget_tokens: 2_000 },
+            metadata: { user_id: "u-1" },
+          },
           openai: { seed: 7 },
         },
       }),
@@ -185,10 +190,25 @@ describe("generateText", () => {
     const body = server.requests[0]?.body as Record<string, unknown>;
     expect(body).toMatchObject({
       top_k: 5,
-      cache_control: { type: "ephemeral" },
+      thinking: { type: "enabled", budget_tokens: 2_000 },
       metadata: { user_id: "u-1" },
+      max_tokens: 4_000,
     });
     expect(body).not.toHaveProperty("seed");
+  });
+
+  it.each([
+    ["max_tokens", { max_tokens: 100_000 }],
+    ["service_tier", { service_tier: "priority" }],
+    ["cache_control", { cache_control: { type: "ephemeral" } }],
+    ["system", { system: "a long hidden prompt" }],
+  ])("refuses providerOptions.anthropic.%s before anything is sent", async (option, options) => {
+    const error = await rejection(
+      provider.generateText(request({ providerOptions: { anthropic: options } })),
+    );
+    expect(error).toMatchObject({ code: "invalid_request", retryable: false });
+    expect(error.message).toContain(`input.providerOptions.anthropic.${option} is not allowed`);
+    expect(server.requests).toHaveLength(0);
   });
 
   it("uses the default model when the request names none, and fails without one", async () => {

@@ -1,6 +1,7 @@
 import Anthropic from "@anthropic-ai/sdk";
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
 import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
+import { allowedProviderOptions } from "../allowed-provider-options.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
@@ -45,9 +46,9 @@ const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
 /**
  * A {@link Provider} on the official `@anthropic-ai/sdk` (the Messages API).
  * SDK retries are off: every call is one HTTP attempt, and failures come out as
- * {@link ProviderError}. System messages become the `system` parameter; fields in
- * `providerOptions[name]` (`cache_control`, `thinking`, `metadata`, `top_k`, ...)
- * are passed through into the request body. Anthropic makes no images, so
+ * {@link ProviderError}. System messages become the `system` parameter; allow-listed
+ * fields of `providerOptions[name]` (`thinking`, `metadata`, `top_k`) are passed
+ * through into the request body, any other fails the call before it is sent. Anthropic makes no images, so
  * `generateImage` is absent.
  */
 export function createAnthropicProvider(options: AnthropicProviderOptions): Provider {
@@ -102,8 +103,8 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
   function messageBody(request: TextGenerationRequest) {
     const { system, messages } = toAnthropicMessages(request.messages);
     return {
-      // Pass-through first, so the normalized fields below win over a stray duplicate.
-      ...request.providerOptions?.[name],
+      // Allow-listed pass-through first, so the normalized fields below win over a stray duplicate.
+      ...allowedProviderOptions(name, "anthropic", "text", request.providerOptions),
       model: resolveModel(request.model),
       messages,
       max_tokens: request.maxTokens ?? defaultMaxTokens,

@@ -1,6 +1,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { DEFAULT_MAX_OUTPUT_TOKENS } from "../allowed-provider-options.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import generateContentFixture from "./__fixtures__/generate-content.json" with { type: "json" };
@@ -124,29 +125,36 @@ describe("generateText", () => {
     });
   });
 
-  it("passes providerOptions into the config, but never per-call httpOptions", async () => {
-    server.queueResponse({ status: 500, body: geminiErrorBodies.internal });
-    const error = await rejection(
-      provider.generateText(
-        request({
-          providerOptions: {
-            gemini: {
-              topK: 3,
-              seed: 7,
-              thinkingConfig: { thinkingBudget: 0 },
-              httpOptions: { retryOptions: { attempts: 4 }, baseUrl: "http://127.0.0.1:1" },
-            },
-            openai: { seed: 2 },
-          },
-        }),
-      ),
+  it("passes allow-listed providerOptions into the config, with the output cap", async () => {
+    await provider.generateText(
+      request({
+        providerOptions: {
+          gemini: { topK: 3, seed: 7, thinkingConfig: { thinkingBudget: 0 } },
+          openai: { seed: 2 },
+        },
+      }),
     );
-    expect(error.code).toBe("provider_unavailable");
-    // A retryOptions smuggled in through providerOptions would have made four requests.
     expect(server.requests).toHaveLength(1);
     expect(server.requests[0]?.body).toMatchObject({
-      generationConfig: { topK: 3, seed: 7, thinkingConfig: { thinkingBudget: 0 } },
+      generationConfig: {
+        topK: 3,
+        seed: 7,
+        thinkingConfig: { thinkingBudget: 0 },
+        maxOutputTokens: DEFAULT_MAX_OUTPUT_TOKENS,
+      },
     });
+  });
+
+  it.each([
+    ["candidateCount", { candidateCount: 8 }],
+    ["maxOutputTokens", { maxOutputTokens: 65_536 }],
+    ["httpOptions", { httpOptions: { retryOptions: { attempts: 4 }, baseUrl: "http://127.0.0.1:1" } }],
+    ["cachedContent", { cachedContent: "cachedContents/x" }],
+  ])("refuses providerOptions.gemini.%s before anything is sent", async (option, options) => {
+    const error = await rejection(provider.generateText(request({ providerOptions: { gemini: options } })));
+    expect(error).toMatchObject({ code: "invalid_request", retryable: false });
+    expect(error.message).toContain(`input.providerOptions.gemini.${option} is not allowed`);
+    expect(server.requests).toHaveLength(0);
   });
 
   it("uses the default model when the request names none", async () => {
@@ -546,23 +554,32 @@ describe("generateImage", () => {
     expect(server.requests[0]?.path).toBe("/v1beta/models/gemini-2.5-flash-image:generateContent");
   });
 
-  it("sends a ratio size as is, a Gemini size as imageSize, and providerOptions into imageConfig", async () => {
+  it("sends a ratio size as is, a Gemini size as imageSize, and allow-listed providerOptions", async () => {
     await provider.generateImage?.({
       model: "gemini-3-pro-image-preview",
       prompt: "x",
       n: 1,
       size: "16:9",
       quality: "2k",
-      providerOptions: {
-        gemini: { imageConfig: { aspectRatio: "1:1" }, responseModalities: ["TEXT", "IMAGE"] },
-      },
+      providerOptions: { gemini: { seed: 5 } },
     });
     expect(server.requests[0]?.body).toMatchObject({
       generationConfig: {
-        responseModalities: ["TEXT", "IMAGE"],
+        responseModalities: ["IMAGE"],
+        seed: 5,
         imageConfig: { aspectRatio: "16:9", imageSize: "2K" },
       },
     });
+  });
+
+  it("refuses an imageConfig (its imageSize reprices) or candidateCount in providerOptions", async () => {
+    for (const options of [{ imageConfig: { imageSize: "4K" } }, { candidateCount: 4 }]) {
+      const error = await rejection(
+        provider.generateImage!({ model: "", prompt: "x", n: 1, providerOptions: { gemini: options } }),
+      );
+      expect(error.code).toBe("invalid_request");
+    }
+    expect(server.requests).toHaveLength(0);
   });
 
   it("maps an OpenAI pixel size to the nearest ratio and ignores an OpenAI quality", async () => {

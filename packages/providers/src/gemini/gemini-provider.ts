@@ -11,6 +11,7 @@ import {
   type Part,
 } from "@google/genai";
 import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
+import { allowedProviderOptions, DEFAULT_MAX_OUTPUT_TOKENS } from "../allowed-provider-options.ts";
 import { detectImageMediaType } from "../detect-image-media-type.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type {
@@ -95,8 +96,9 @@ const CONTENT_FILTER_REASONS = new Set([
  * Images are made with `generateContent` on an image model (Imagen's
  * `generateImages` is Vertex-only and deprecated), one request per image, since
  * Gemini image models do not accept `candidateCount` above 1.
- * `providerOptions[name]` fields are passed through into `GenerateContentConfig`
- * (`thinkingConfig`, `safetySettings`, `topK`, `seed`, `imageConfig`, ...).
+ * Allow-listed `providerOptions[name]` fields are passed through into
+ * `GenerateContentConfig` (`thinkingConfig`, `safetySettings`, `topK`, `seed`, ...);
+ * any other fails the call before it is sent.
  */
 export function createGeminiProvider(options: GeminiProviderOptions): Provider {
   const name = options.name ?? "gemini";
@@ -149,12 +151,15 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
     return mapped;
   }
 
-  /** The `providerOptions[name]` fields that may go into the SDK config. */
+  /** The `providerOptions[name]` fields that may go into the SDK config: allow-listed ones only. */
   function passThroughConfig(
     providerOptions: TextGenerationRequest["providerOptions"],
+    capability: "text" | "image",
   ): GenerateContentConfig {
     const config: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(providerOptions?.[name] ?? {})) {
+    for (const [key, value] of Object.entries(
+      allowedProviderOptions(name, "gemini", capability, providerOptions),
+    )) {
       if (!RESERVED_CONFIG_KEYS.has(key)) config[key] = value;
     }
     // The SDK validates and converts the config field by field; unknown keys are dropped.
@@ -172,11 +177,12 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
       });
     }
     const config: GenerateContentConfig = {
-      ...passThroughConfig(request.providerOptions),
+      ...passThroughConfig(request.providerOptions, "text"),
       ...(systemMessages.length === 0
         ? {}
         : { systemInstruction: { parts: systemMessages.map((message) => ({ text: message.content })) } }),
-      ...(request.maxTokens === undefined ? {} : { maxOutputTokens: request.maxTokens }),
+      // Always a cap: thoughts and answer together never exceed what was reserved.
+      maxOutputTokens: request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
       ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
       ...(request.topP === undefined ? {} : { topP: request.topP }),
       ...(request.stop === undefined ? {} : { stopSequences: request.stop }),
@@ -282,7 +288,7 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
             provider: name,
           });
         }
-        const passThrough = passThroughConfig(request.providerOptions);
+        const passThrough = passThroughConfig(request.providerOptions, "image");
         const imageConfig = { ...passThrough.imageConfig, ...toImageConfig(request.size, request.quality) };
         const config: GenerateContentConfig = {
           // Only images: a text part would be discarded anyway, and costs output tokens.

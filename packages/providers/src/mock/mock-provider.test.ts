@@ -54,7 +54,8 @@ describe("createMockProvider", () => {
     expect(first.text).toMatch(/^mock reply to: "hello there" \([0-9a-f]{8}\)$/);
     expect(other.text).not.toBe(first.text);
     expect(first).toMatchObject({ finishReason: "stop", model: "mock-1" });
-    expect(first.usage).toEqual({ inputTokens: 3, outputTokens: Math.ceil(first.text.length / 4) });
+    // The input is counted as the reservation bounds it: 11 bytes plus the message and request overheads.
+    expect(first.usage).toEqual({ inputTokens: 11 + 8 + 8, outputTokens: Math.ceil(first.text.length / 4) });
   });
 
   it("truncates to maxTokens and reports finishReason length", async () => {

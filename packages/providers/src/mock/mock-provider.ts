@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
-import { estimateTokens, truncateToTokens } from "../estimate-tokens.ts";
+import { allowedProviderOptions, DEFAULT_MAX_OUTPUT_TOKENS } from "../allowed-provider-options.ts";
+import { estimateTokens, maxInputTokens, truncateToTokens } from "../estimate-tokens.ts";
 import { imageDimensions } from "../image-dimensions.ts";
 import type {
   ImageEditRequest,
@@ -96,9 +97,10 @@ const MAX_IMAGES_PER_REQUEST = 10;
 
 /**
  * An offline, deterministic {@link Provider} for development, demos and tests.
- * The reply is derived from the messages (same input, same text), usage comes
- * from a ~4 characters/token estimate, and `maxTokens`/`stop` behave like a real
- * model's. `generateImage` draws real PNGs whose pictures derive from the
+ * The reply is derived from the messages (same input, same text), input usage
+ * is the reservation's bound ({@link maxInputTokens}), output usage a ~4
+ * characters/token estimate, and `maxTokens`/`stop` behave like a real model's
+ * (without `maxTokens`, {@link DEFAULT_MAX_OUTPUT_TOKENS} applies). `generateImage` draws real PNGs whose pictures derive from the
  * prompt (see {@link renderPng}); `editImage` and `createImageVariation` draw from
  * the prompt and the sources' SHA-256, at the source's size. Latency, random
  * failures and scripted failures are configurable and apply to all of them.
@@ -160,10 +162,9 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
 
     const { text, finishReason } = applyLimits(replyText(request.messages, fingerprint), request);
     const usage: TokenUsage = {
-      inputTokens: Math.max(
-        1,
-        request.messages.reduce((sum, message) => sum + estimateTokens(message.content), 0),
-      ),
+      // The mock's "tokenizer" counts input as the reservation bound does, so a
+      // job's input is charged exactly what was reserved for it.
+      inputTokens: maxInputTokens(request.messages),
       outputTokens: estimateTokens(text),
     };
     return {
@@ -357,7 +358,7 @@ function applyLimits(
     const index = sequence === "" ? -1 : text.indexOf(sequence);
     if (index !== -1 && (stopIndex === -1 || index < stopIndex)) stopIndex = index;
   }
-  const limited = request.maxTokens === undefined ? text : truncateToTokens(text, request.maxTokens);
+  const limited = truncateToTokens(text, request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS);
   if (stopIndex !== -1 && stopIndex <= limited.length) {
     return { text: text.slice(0, stopIndex), finishReason: "stop" };
   }
@@ -374,10 +375,14 @@ function readRequestOptions(
   name: string,
   providerOptions: Record<string, Record<string, unknown>> | undefined,
 ): MockRequestOptions {
-  const merged: Record<string, unknown> = {
-    ...providerOptions?.mock,
-    ...(name === "mock" ? {} : providerOptions?.[name]),
-  };
+  // Mock options are the same for text and image calls; anything else is refused as on a real provider.
+  const merged = allowedProviderOptions(
+    name,
+    "mock",
+    "text",
+    providerOptions,
+    name === "mock" ? ["mock"] : ["mock", name],
+  );
   const invalid = (field: string, expected: string) =>
     new ProviderError("invalid_request", `${name}: providerOptions.mock.${field} must be ${expected}`, {
       provider: name,

@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseHostAllowlist } from "@genq/net-guard";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_MAX_OUTPUT_TOKENS } from "../allowed-provider-options.ts";
 import { renderPng } from "../mock/render-png.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
@@ -120,6 +121,56 @@ describe("generateText", () => {
     expect(body).not.toHaveProperty("ignored");
   });
 
+  it("always sends an output cap: the default when the request sets none", async () => {
+    await provider.generateText(request());
+    await collect(provider.streamText(request()));
+    const withCompletionTokens = createOpenAIProvider({
+      apiKey: API_KEY,
+      baseURL: server.url,
+      useMaxCompletionTokens: true,
+    });
+    await withCompletionTokens.generateText(request());
+    const bodies = server.requests.map((sent) => sent.body as Record<string, unknown>);
+    expect(bodies[0]).toMatchObject({ max_tokens: DEFAULT_MAX_OUTPUT_TOKENS });
+    expect(bodies[1]).toMatchObject({ max_tokens: DEFAULT_MAX_OUTPUT_TOKENS, stream: true });
+    expect(bodies[2]).toMatchObject({ max_completion_tokens: DEFAULT_MAX_OUTPUT_TOKENS });
+  });
+
+  it.each([
+    ["n", { n: 50 }],
+    ["max_completion_tokens", { max_completion_tokens: 100_000 }],
+    ["max_tokens", { max_tokens: 100_000 }],
+    ["service_tier", { service_tier: "priority" }],
+    ["store", { store: true }],
+    ["stream_options", { stream_options: null }],
+  ])("refuses providerOptions.openai.%s before anything is sent", async (option, options) => {
+    const error = await rejection(
+      provider.generateText(request({ maxTokens: 10, providerOptions: { openai: options } })),
+    );
+    expect(error).toMatchObject({ code: "invalid_request", retryable: false });
+    expect(error.message).toContain(`input.providerOptions.openai.${option} is not allowed`);
+    const streamError = await rejection(
+      collect(provider.streamText(request({ providerOptions: { openai: options } }))),
+    );
+    expect(streamError.code).toBe("invalid_request");
+    expect(server.requests).toHaveLength(0);
+  });
+
+  it("refuses image n, quality and size smuggled in providerOptions, sending nothing", async () => {
+    for (const options of [{ n: 10 }, { quality: "high" }, { size: "1536x1024" }]) {
+      const error = await rejection(
+        provider.generateImage!({
+          model: "gpt-image-1",
+          prompt: "a cat",
+          n: 1,
+          providerOptions: { openai: options },
+        }),
+      );
+      expect(error.code).toBe("invalid_request");
+    }
+    expect(server.requests).toHaveLength(0);
+  });
+
   it("uses the default model when the request names none", async () => {
     await provider.generateText(request({ model: "" }));
     expect(server.requests[0]?.body).toMatchObject({ model: "gpt-4o-mini" });
@@ -187,10 +238,14 @@ describe("streamText", () => {
   });
 
   it("estimates usage when the server reports none", async () => {
-    const parts = await collect(
-      provider.streamText(request({ providerOptions: { openai: { stream_options: null } } })),
-    );
-    expect(parts.at(-1)).toMatchObject({ type: "finish", usage: { inputTokens: 6, outputTokens: 9 } });
+    server.setHandler(() => ({
+      sse: [
+        { ...chunkOf("Hello"), choices: [{ index: 0, delta: { content: "Hello there, friend" } }] },
+        { ...chunkOf("end"), choices: [{ index: 0, delta: {}, finish_reason: "stop" }] },
+      ],
+    }));
+    const parts = await collect(provider.streamText(request()));
+    expect(parts.at(-1)).toMatchObject({ type: "finish", usage: { inputTokens: 6, outputTokens: 5 } });
   });
 
   it("fails with canceled when the signal aborts mid-stream", async () => {

@@ -7,6 +7,7 @@ import {
 } from "@genq/net-guard";
 import OpenAI, { toFile } from "openai";
 import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
+import { allowedProviderOptions, DEFAULT_MAX_OUTPUT_TOKENS } from "../allowed-provider-options.ts";
 import { detectImageMediaType } from "../detect-image-media-type.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type {
@@ -77,7 +78,8 @@ const DEFAULT_BASE_URL = "https://api.openai.com/v1";
  * A {@link Provider} on the official `openai` SDK, for OpenAI and any
  * OpenAI-compatible endpoint (DeepSeek, Ollama, vLLM, ...). SDK retries are off:
  * every call is one HTTP attempt, and failures come out as {@link ProviderError}.
- * Fields in `providerOptions[name]` are passed through into the request body.
+ * Allow-listed fields of `providerOptions[name]` are passed through into the request
+ * body; any other field fails the call with `invalid_request` before it is sent.
  */
 export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
   const name = options.name ?? "openai";
@@ -119,9 +121,16 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
     return mapOpenAIError(error, name);
   }
 
-  /** The fields shared by streaming and non-streaming chat requests. */
+  /**
+   * The fields shared by streaming and non-streaming chat requests. The output cap is
+   * always sent (the reservation covers exactly that much), and only allow-listed
+   * `providerOptions` are; the normalized fields win over them.
+   */
   function chatBody(request: TextGenerationRequest) {
-    const { body: extraBody, control } = splitProviderOptions(request.providerOptions?.[name]);
+    const { body: extraBody, control } = splitProviderOptions(
+      allowedProviderOptions(name, "openai", "text", request.providerOptions),
+    );
+    const maxTokens = request.maxTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
     const useMaxCompletionTokens =
       typeof control.useMaxCompletionTokens === "boolean"
         ? control.useMaxCompletionTokens
@@ -131,11 +140,7 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       fields: {
         model: resolveModel(request.model),
         messages: request.messages.map(toOpenAIMessage),
-        ...(request.maxTokens === undefined
-          ? {}
-          : useMaxCompletionTokens
-            ? { max_completion_tokens: request.maxTokens }
-            : { max_tokens: request.maxTokens }),
+        ...(useMaxCompletionTokens ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens }),
         ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
         ...(request.topP === undefined ? {} : { top_p: request.topP }),
         ...(request.stop === undefined ? {} : { stop: request.stop }),
@@ -324,7 +329,10 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
     ) => Promise<{ data: OpenAI.Images.ImagesResponse; request_id: string | null | undefined }>,
   ): Promise<ImageGenerationResult> {
     try {
-      const { body: extraBody } = splitProviderOptions(request.providerOptions?.[name]);
+      // n, size and quality come from the request's own fields, never from these.
+      const { body: extraBody } = splitProviderOptions(
+        allowedProviderOptions(name, "openai", "image", request.providerOptions),
+      );
       const model = resolveModel(request.model);
       const { data, request_id: requestId } = await send(model, extraBody, request.signal ?? null);
       return await toImageResult(data, requestId, model, request.signal);
