@@ -113,6 +113,11 @@ export const WorkerEnv = CommonEnv.extend({
     .min(1_000)
     .max(30 * 86_400_000)
     .default(86_400_000),
+  /**
+   * Serve one user's cached result to another user with the same request. Off by default:
+   * a hit tells a user that someone else asked exactly that (a prompt-membership oracle).
+   */
+  GENQ_RESULT_CACHE_SHARED: BooleanFromString.default(false),
   /** Cached results kept in each worker's memory, in front of Redis. */
   GENQ_RESULT_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   /** Port of the worker's /health/live and /health/ready endpoints; 0 turns them off. */

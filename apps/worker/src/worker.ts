@@ -99,6 +99,7 @@ export async function startWorker(
           prefix: env.GENQ_QUEUE_PREFIX,
           textTtlMs: env.GENQ_RESULT_CACHE_TTL_MS,
           maxEntries: env.GENQ_RESULT_CACHE_MAX_ENTRIES,
+          scope: env.GENQ_RESULT_CACHE_SHARED ? "shared" : "user",
         });
   await resultCache?.listen();
   // Live events: job events of running jobs, terminal and batch events after commit.

@@ -82,7 +82,7 @@ export interface JobProcessorOptions {
   events?: Pick<EventPublisher, "publishJobEvent">;
   /**
    * Results of deterministic text requests (`temperature: 0` or `cache: true`),
-   * shared by all workers. A hit completes the job without a provider call, at no
+   * shared by all workers, scoped to the requesting user unless the cache is shared. A hit completes the job without a provider call, at no
    * cost and without a quota charge.
    */
   resultCache?: ResultCache;
@@ -307,6 +307,7 @@ async function runText(
   const cacheKey =
     options.resultCache !== undefined && (input.cache ?? input.temperature === 0)
       ? options.resultCache.textKey({
+          userId: record.userId,
           provider: selection.provider ?? "",
           model: selection.model ?? "",
           messages,
@@ -336,7 +337,8 @@ async function runText(
           provider: hit.provider,
           model: hit.model,
           cached: true,
-          cachedFrom: hit.sourceJobId,
+          // A job id is shown only to its owner (a shared cache can serve another user's answer).
+          ...(hit.sourceUserId === record.userId ? { cachedFrom: hit.sourceJobId } : {}),
         },
       };
     }
@@ -379,6 +381,7 @@ async function runText(
       provider: routed.provider,
       model: routed.model,
       sourceJobId: record.id,
+      sourceUserId: record.userId,
       cachedAt: new Date().toISOString(),
     });
   }
