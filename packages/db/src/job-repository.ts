@@ -10,7 +10,7 @@ import {
   type TokenUsage,
 } from "@genq/core";
 import type { Database } from "./client.ts";
-import type { Job, Prisma, ProviderCall } from "./generated/prisma/client.ts";
+import type { Job, Plan, Prisma, ProviderCall } from "./generated/prisma/client.ts";
 import {
   FINISHED_JOB_SELECT,
   type FinishedJob,
@@ -153,6 +153,29 @@ export class JobNotCancelableError extends GenqError {
 }
 
 const ACTIVE_OR_QUEUED: JobStatus[] = ["queued", "active"];
+
+/** Limits a claim checks besides the job's own state; see {@link JobRepository.claimFor}. */
+export interface ClaimLimits {
+  /**
+   * The most jobs one user on `plan` may have running (status `active`) at once, over
+   * every worker; absent: no cap.
+   */
+  tenantCap?: ((plan: Plan) => number) | undefined;
+}
+
+/**
+ * What {@link JobRepository.claimFor} did. `claimed`: the job is the caller's to run.
+ * `finished`: gone, finished or canceled (nothing to do). `user_disabled`: its owner
+ * is disabled, and the job was canceled. `tenant_busy`: its owner already has
+ * `cap` jobs running; the job was left queued, untouched.
+ */
+export type ClaimOutcome =
+  | { outcome: "claimed"; job: JobRecord }
+  | { outcome: "finished" | "user_disabled" }
+  | { outcome: "tenant_busy"; userId: string; running: number; cap: number };
+
+/** Per-user advisory locks of claims: serialize one user's capped claims, nobody else's. */
+const CLAIM_LOCK_CLASS = 0x67656e71; // "genq"
 
 /** What a terminal transition finished, and the events its hook reported. */
 interface Finished {
@@ -323,26 +346,82 @@ export class JobRepository {
 
   /**
    * Claims a job for an attempt: queued/active → active. Returns null when the job
-   * is gone, finished, or canceled, so the caller does nothing.
+   * is gone, finished, canceled, or its owner is disabled, so the caller does nothing.
    */
   async claim(jobId: string): Promise<JobRecord | null> {
     const [claimed] = await this.#db.job.updateManyAndReturn({
-      where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
+      where: {
+        id: jobId,
+        status: { in: ACTIVE_OR_QUEUED },
+        cancelRequested: false,
+        user: { disabledAt: null },
+      },
       data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
     });
     return claimed ?? null;
   }
 
   /**
+   * Claims a job as {@link JobRepository.claim} does, within the owner's limits: a job
+   * of a disabled user is canceled instead (it must not run, and must not wait in the
+   * queue forever); a job whose owner already runs `tenantCap(plan)` jobs is left
+   * queued (`tenant_busy`). The count and the claim run under a per-user advisory lock,
+   * so concurrent claims of one user never overshoot the cap.
+   */
+  async claimFor(jobId: string, limits: ClaimLimits = {}): Promise<ClaimOutcome> {
+    const { tenantCap } = limits;
+    const outcome = await this.#db.$transaction(async (transaction): Promise<ClaimOutcome> => {
+      const [owner] = await transaction.$queryRaw<Array<{ userId: string; plan: Plan; disabled: boolean }>>`
+        SELECT u.id::text AS "userId", u.plan::text AS plan, u.disabled_at IS NOT NULL AS disabled
+        FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ${jobId}::uuid`;
+      if (owner === undefined) return { outcome: "finished" };
+      if (owner.disabled) return { outcome: "user_disabled" };
+      if (tenantCap !== undefined) {
+        const cap = tenantCap(owner.plan);
+        // Taken after the owner was read, so the count below sees every claim committed before it.
+        await transaction.$executeRaw`SELECT pg_advisory_xact_lock(${CLAIM_LOCK_CLASS}::int, hashtext(${owner.userId}))`;
+        const [counted] = await transaction.$queryRaw<Array<{ running: number }>>`
+          SELECT count(*)::int AS running FROM jobs
+          WHERE user_id = ${owner.userId}::uuid AND status = 'active' AND id <> ${jobId}::uuid`;
+        const running = counted?.running ?? 0;
+        if (running >= cap) return { outcome: "tenant_busy", userId: owner.userId, running, cap };
+      }
+      const [claimed] = await transaction.job.updateManyAndReturn({
+        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
+        data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
+      });
+      return claimed === undefined ? { outcome: "finished" } : { outcome: "claimed", job: claimed };
+    });
+    if (outcome.outcome === "user_disabled") {
+      await this.#finishUnfinished(
+        { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
+        {
+          status: "canceled",
+          cancelRequested: true,
+          errorCode: "canceled",
+          errorMessage: "the account was disabled",
+          finishedAt: new Date(),
+        },
+        undefined,
+        undefined,
+      );
+    }
+    return outcome;
+  }
+
+  /**
    * Completes an active job and records its usage and provider calls in one
    * transaction. Returns false (and leaves the job as it is) when the job is no
-   * longer active or a cancel was requested meanwhile; the usage row is unique per
+   * longer active, a cancel was requested meanwhile, or another delivery claimed it
+   * since (its `attempts` is no longer `completion.attempt`); the usage row is unique per
    * job, so it is written once. The calls are recorded either way: they happened.
    */
   async complete(completion: JobCompletion): Promise<boolean> {
     const finished = await this.#db.$transaction(async (transaction) => {
       const [updated] = await transaction.job.updateManyAndReturn({
-        where: { id: completion.jobId, status: "active", cancelRequested: false },
+        // Fenced on the claimed attempt: a stale delivery (its job stalled and was claimed
+        // again) cannot complete the job, nor settle it a second time.
+        where: { id: completion.jobId, status: "active", cancelRequested: false, attempts: completion.attempt },
         data: {
           status: "completed",
           result: completion.result as Prisma.InputJsonValue,
@@ -395,8 +474,9 @@ export class JobRepository {
 
   /**
    * Records a failed attempt that will be retried: the job waits in `queued` again.
-   * Returns false when a cancel was requested meanwhile; the job is then canceled
-   * instead, and the caller must not retry it.
+   * Returns false when a cancel was requested meanwhile (the job is then canceled
+   * instead) or, given `attempt`, when another delivery claimed the job since; the
+   * caller must not retry it either way.
    *
    * `calls` are the provider calls of the failed attempt; they are recorded whatever
    * the outcome, once per (attempt, seq). `attempt` is the claimed row's `attempts`;
@@ -411,7 +491,7 @@ export class JobRepository {
   ): Promise<boolean> {
     const retried = await this.#db.$transaction(async (transaction) => {
       const updated = await transaction.job.updateMany({
-        where: { id: jobId, status: "active", cancelRequested: false },
+        where: { id: jobId, status: "active", cancelRequested: false, ...fence(attempt) },
         data: {
           status: "queued",
           errorCode: failure.code,
@@ -429,16 +509,28 @@ export class JobRepository {
 
   /**
    * Puts an active job back to `queued` without an error: every provider candidate
-   * was rate limited or resting, so the job waits in BullMQ's delayed set. Its
-   * `attempts` keeps counting runs (calls of this run stay filed under it); the
-   * retry budget is BullMQ's, which a postponement does not spend. False when the
-   * job is no longer active here (canceled meanwhile, or owned by another delivery).
+   * was rate limited or resting, so the job waits in BullMQ's delayed set. The run
+   * is counted in `postponements` (its `attempts` stays the claim count, so the calls
+   * of this run stay filed under it; a job's real attempts are `attempts −
+   * postponements`); `postponedSince` keeps the first postponement's time. The retry
+   * budget is BullMQ's, which a postponement does not spend. False when the job is no
+   * longer active here (canceled meanwhile, or, given `attempt`, claimed by another delivery).
    */
-  async postpone(jobId: string, calls?: readonly ProviderCallRecord[], attempt?: number): Promise<boolean> {
+  async postpone(
+    jobId: string,
+    calls?: readonly ProviderCallRecord[],
+    attempt?: number,
+    postponedSince: Date = new Date(),
+  ): Promise<boolean> {
     return this.#db.$transaction(async (transaction) => {
       const updated = await transaction.job.updateMany({
-        where: { id: jobId, status: "active", cancelRequested: false },
-        data: { status: "queued", queuedAt: new Date() },
+        where: { id: jobId, status: "active", cancelRequested: false, ...fence(attempt) },
+        data: {
+          status: "queued",
+          queuedAt: new Date(),
+          postponements: { increment: 1 },
+          postponedSince,
+        },
       });
       await recordCalls(transaction, jobId, calls, attempt, updated.count === 1);
       return updated.count === 1;
@@ -464,8 +556,10 @@ export class JobRepository {
   }
 
   /**
-   * Fails a job that is not finished yet. Returns false when it already was.
-   * `calls` and `attempt` are recorded as by {@link JobRepository.recordRetry}.
+   * Fails a job that is not finished yet. Returns false when it already was or,
+   * given `attempt`, when another delivery claimed it since (a stale delivery's
+   * failure must not end a run that is still going). `calls` and `attempt` are
+   * recorded as by {@link JobRepository.recordRetry}.
    */
   async fail(
     jobId: string,
@@ -474,7 +568,7 @@ export class JobRepository {
     attempt?: number,
   ): Promise<boolean> {
     return this.#finishUnfinished(
-      { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
+      { id: jobId, status: { in: ACTIVE_OR_QUEUED }, ...fence(attempt) },
       { status: "failed", errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date() },
       calls,
       attempt,
@@ -543,6 +637,11 @@ export class JobRepository {
   countUsageRecords(jobId: string): Promise<number> {
     return this.#db.usageRecord.count({ where: { jobId } });
   }
+}
+
+/** The condition that a job is still on the claim `attempt` (none without one). */
+function fence(attempt: number | undefined): { attempts?: number } {
+  return attempt === undefined ? {} : { attempts: attempt };
 }
 
 /**
