@@ -200,6 +200,8 @@ export async function startWorker(
     stalledIntervalMs: env.GENQ_STALLED_INTERVAL_MS,
     maxStalledCount: env.GENQ_MAX_STALLED_COUNT,
     reconcileIntervalMs: env.GENQ_RECONCILE_INTERVAL_MS,
+    tenantCap: env.GENQ_TENANT_CONCURRENCY,
+    postponeDeadlineMs: env.GENQ_JOB_POSTPONE_DEADLINE_MS,
   });
 
   // Releases held-back batch items fairly across users; woken when jobs finish (room under the caps).
