@@ -18,6 +18,7 @@ import {
 import { BatchRepository, type BatchResultRow, requestFingerprint, UploadRepository } from "@genq/db";
 import { type RouterCatalog, readRouterCatalog } from "@genq/providers";
 import { checkWebhookUrl } from "@genq/webhooks";
+import { checkPlanPriority } from "@genq/quota";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -249,6 +250,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
           202: BatchAcceptedView,
           400: ErrorResponse,
           401: ErrorResponse,
+          403: ErrorResponse,
           409: ErrorResponse,
           413: ErrorResponse,
           415: ErrorResponse,
@@ -281,7 +283,8 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         batchOptions = rest;
         rawItems = arrayItems(items);
       }
-      // Before any item is read: a refused webhook URL stores nothing.
+      // Before any item is read: a refused priority or webhook URL stores nothing.
+      checkPlanPriority(request.principal.plan, batchOptions.priority);
       if (batchOptions.webhook !== undefined)
         checkWebhookUrl(batchOptions.webhook.url, app.genq.webhookAllowlist);
       const idempotencyKey = request.headers["idempotency-key"];

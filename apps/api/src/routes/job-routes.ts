@@ -2,6 +2,7 @@ import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError, P
 import { requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { readRouterCatalog } from "@genq/providers";
+import { checkPlanPriority } from "@genq/quota";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
@@ -74,6 +75,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           202: JobView,
           400: ErrorResponse,
           401: ErrorResponse,
+          403: ErrorResponse,
           409: ErrorResponse,
           503: ErrorResponse,
         },
@@ -87,6 +89,8 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         });
       }
       const body = request.body;
+      // `urgent` and `high` jump ahead of every other tenant's jobs: only plans that include them.
+      checkPlanPriority(request.principal.plan, body.priority);
       // Obvious SSRF targets (http://127.0.0.1, http://[::1]) are refused now; delivery checks every address.
       if (body.webhook !== undefined) checkWebhookUrl(body.webhook.url, app.genq.webhookAllowlist);
       // A job that cannot fit the caller's quota is refused now; the worker's reservation
