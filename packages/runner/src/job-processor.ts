@@ -212,20 +212,21 @@ export function createJobProcessor(options: JobProcessorOptions) {
       if (postponement !== undefined && token !== undefined) {
         // Every candidate is limited for a while and none was called: wait in BullMQ's
         // delayed set, spending no attempt; but not past the postponement deadline.
-        if (postponement.waitedMs + postponement.delayMs > postponeDeadlineMs) {
-          const failure = new GenqError(
-            "provider_unavailable",
-            `no provider could take the job for ${Math.round(postponement.waitedMs / 1_000)} s ` +
-              "(every candidate rate limited or unavailable); giving up",
-          );
-          if (await jobs.fail(jobId, failure, calls, record.attempts)) await releaseQuota(options, jobId, log);
-          log.warn({ postponements: record.postponements }, `job failed: ${failure.message}`);
-          throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
-        }
         if (!(await jobs.postpone(jobId, calls, record.attempts, postponement.since))) {
           if (!(await jobs.markCanceledIfRequested(jobId))) return { status: "skipped" };
           await releaseQuota(options, jobId, log);
           return { status: "canceled" };
+        }
+        if (postponement.waitedMs + postponement.delayMs > postponeDeadlineMs) {
+          // Counted as a postponement above (no provider was called: not an attempt), then failed.
+          const failure = new GenqError(
+            "provider_unavailable",
+            `no provider could take the job within ${Math.round(postponeDeadlineMs / 1_000)} s ` +
+              "(every candidate rate limited or unavailable); giving up",
+          );
+          if (await jobs.fail(jobId, failure, undefined, record.attempts)) await releaseQuota(options, jobId, log);
+          log.warn({ postponements: record.postponements + 1 }, `job failed: ${failure.message}`);
+          throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
         }
         log.info({ delayMs: postponement.delayMs }, "every provider candidate is limited; job delayed");
         await options.events?.publishJobEvent(jobId, "job.delayed", {
