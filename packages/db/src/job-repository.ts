@@ -174,6 +174,10 @@ export type ClaimOutcome =
   | { outcome: "finished" | "user_disabled" }
   | { outcome: "tenant_busy"; userId: string; running: number; cap: number };
 
+/** Jobs a user's disabling cancels per transaction. */
+const USER_CANCEL_CHUNK = 5_000;
+const DISABLED_MESSAGE = "canceled because the account was disabled";
+
 /** Per-user advisory locks of claims: serialize one user's capped claims, nobody else's. */
 const CLAIM_LOCK_CLASS = 0x67656e71; // "genq"
 
@@ -345,6 +349,55 @@ export class JobRepository {
   }
 
   /**
+   * Stops everything a disabled user has pending: running batches are flagged
+   * canceling (the dispatcher stops releasing their items), every queued job (single
+   * jobs and batch items, held back or in BullMQ) is canceled in transactions of
+   * {@link USER_CANCEL_CHUNK} that run the finished-job hooks (holds released, batch
+   * counters, events), and running jobs are flagged for their workers to cancel at
+   * the next safe point. Returns the canceled jobs that had reached BullMQ (for the
+   * caller to remove) and the running ones (for the caller to abort).
+   */
+  async cancelForDisabledUser(userId: string): Promise<{
+    canceled: Array<{ id: string; type: JobType }>;
+    running: Array<{ id: string; type: JobType }>;
+  }> {
+    await this.#db.batch.updateMany({ where: { userId, status: "running" }, data: { cancelRequested: true } });
+    const canceled: Array<{ id: string; type: JobType }> = [];
+    for (;;) {
+      const page = await this.#db.job.findMany({
+        where: { userId, status: "queued" },
+        select: { id: true },
+        orderBy: { id: "asc" },
+        take: USER_CANCEL_CHUNK,
+      });
+      if (page.length === 0) break;
+      const finished = await this.#db.$transaction(async (transaction) => {
+        const rows = await transaction.job.updateManyAndReturn({
+          where: { id: { in: page.map((job) => job.id) }, status: "queued" },
+          data: {
+            status: "canceled",
+            cancelRequested: true,
+            errorCode: "canceled",
+            errorMessage: DISABLED_MESSAGE,
+            finishedAt: new Date(),
+          },
+          select: FINISHED_JOB_SELECT,
+        });
+        return this.#finishedInTransaction(transaction, rows);
+      }, COMPLETE_TRANSACTION_OPTIONS);
+      this.#finishedAfterCommit(finished);
+      for (const job of finished.jobs)
+        if (job.dispatchedAt !== null) canceled.push({ id: job.id, type: job.type });
+    }
+    const running = await this.#db.job.updateManyAndReturn({
+      where: { userId, status: "active", cancelRequested: false },
+      data: { cancelRequested: true },
+      select: { id: true, type: true },
+    });
+    return { canceled, running };
+  }
+
+  /**
    * Claims a job for an attempt: queued/active → active. Returns null when the job
    * is gone, finished, canceled, or its owner is disabled, so the caller does nothing.
    */
@@ -399,7 +452,7 @@ export class JobRepository {
           status: "canceled",
           cancelRequested: true,
           errorCode: "canceled",
-          errorMessage: "the account was disabled",
+          errorMessage: DISABLED_MESSAGE,
           finishedAt: new Date(),
         },
         undefined,
