@@ -82,7 +82,12 @@ export const WorkerEnv = CommonEnv.extend({
    * How long a job may keep waiting for its providers (every candidate rate limited or
    * its circuit open), counted from its first postponement; then it fails `provider_unavailable`.
    */
-  GENQ_JOB_POSTPONE_DEADLINE_MS: z.coerce.number().int().min(1_000).max(7 * 86_400_000).default(1_800_000),
+  GENQ_JOB_POSTPONE_DEADLINE_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(7 * 86_400_000)
+    .default(1_800_000),
   /** How often the fair dispatcher releases batch items (it also runs when items finish). */
   GENQ_BATCH_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   /** Webhook deliveries at once in this process (the `webhook` queue). */

@@ -412,6 +412,9 @@ describe("claims within the owner's limits, fenced completion", () => {
 
     expect(await jobs.claimFor(id)).toEqual({ outcome: "user_disabled" });
     expect(await jobs.claim(id)).toBeNull();
-    expect(await db.job.findUniqueOrThrow({ where: { id } })).toMatchObject({ status: "canceled", attempts: 0 });
+    expect(await db.job.findUniqueOrThrow({ where: { id } })).toMatchObject({
+      status: "canceled",
+      attempts: 0,
+    });
   });
 });

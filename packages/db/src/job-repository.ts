@@ -361,7 +361,10 @@ export class JobRepository {
     canceled: Array<{ id: string; type: JobType }>;
     running: Array<{ id: string; type: JobType }>;
   }> {
-    await this.#db.batch.updateMany({ where: { userId, status: "running" }, data: { cancelRequested: true } });
+    await this.#db.batch.updateMany({
+      where: { userId, status: "running" },
+      data: { cancelRequested: true },
+    });
     const canceled: Array<{ id: string; type: JobType }> = [];
     for (;;) {
       const page = await this.#db.job.findMany({
@@ -474,7 +477,12 @@ export class JobRepository {
       const [updated] = await transaction.job.updateManyAndReturn({
         // Fenced on the claimed attempt: a stale delivery (its job stalled and was claimed
         // again) cannot complete the job, nor settle it a second time.
-        where: { id: completion.jobId, status: "active", cancelRequested: false, attempts: completion.attempt },
+        where: {
+          id: completion.jobId,
+          status: "active",
+          cancelRequested: false,
+          attempts: completion.attempt,
+        },
         data: {
           status: "completed",
           result: completion.result as Prisma.InputJsonValue,

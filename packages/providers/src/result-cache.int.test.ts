@@ -55,7 +55,9 @@ describe("ResultCache", () => {
       scoped.textKey({ userId: "bob", ...request }),
     );
     const shared = cache("shared");
-    expect(shared.textKey({ userId: "alice", ...request })).toBe(shared.textKey({ userId: "bob", ...request }));
+    expect(shared.textKey({ userId: "alice", ...request })).toBe(
+      shared.textKey({ userId: "bob", ...request }),
+    );
   });
 
   it("keys requests by their content, not by key order or absent fields", () => {
@@ -89,7 +91,13 @@ describe("ResultCache", () => {
   it("shares a hit between processes through Redis", async () => {
     const writer = cache();
     const reader = cache();
-    const key = writer.textKey({ userId: "alice", provider: "mock", model: "m", messages: "hi", parameters: {} });
+    const key = writer.textKey({
+      userId: "alice",
+      provider: "mock",
+      model: "m",
+      messages: "hi",
+      parameters: {},
+    });
     expect(await reader.getText(key)).toBeUndefined();
     await writer.setText(key, RESULT);
     expect(await reader.getText(key)).toEqual(RESULT);
@@ -99,7 +107,13 @@ describe("ResultCache", () => {
     const one = cache();
     const other = cache();
     await Promise.all([one.listen(), other.listen()]);
-    const key = one.textKey({ userId: "alice", provider: "mock", model: "m", messages: "hi", parameters: {} });
+    const key = one.textKey({
+      userId: "alice",
+      provider: "mock",
+      model: "m",
+      messages: "hi",
+      parameters: {},
+    });
     await one.setText(key, RESULT);
     expect(await other.getText(key)).toEqual(RESULT); // now in `other`'s LRU too
     expect(await one.clear()).toBe(1);

@@ -224,7 +224,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
             `no provider could take the job within ${Math.round(postponeDeadlineMs / 1_000)} s ` +
               "(every candidate rate limited or unavailable); giving up",
           );
-          if (await jobs.fail(jobId, failure, undefined, record.attempts)) await releaseQuota(options, jobId, log);
+          if (await jobs.fail(jobId, failure, undefined, record.attempts))
+            await releaseQuota(options, jobId, log);
           log.warn({ postponements: record.postponements + 1 }, `job failed: ${failure.message}`);
           throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
         }
@@ -675,10 +676,14 @@ function asRealFailure(error: RouteDelayedError): RouteFailedError | undefined {
   const failed = error.calls.findLast((call) => call.outcome === "error");
   if (failed === undefined) return undefined;
   const code = failed.errorCode !== undefined && isErrorCode(failed.errorCode) ? failed.errorCode : undefined;
-  const failure = new GenqError(code ?? "provider_unavailable", failed.errorMessage ?? "the provider call failed", {
-    retryable: true,
-    cause: error,
-  });
+  const failure = new GenqError(
+    code ?? "provider_unavailable",
+    failed.errorMessage ?? "the provider call failed",
+    {
+      retryable: true,
+      cause: error,
+    },
+  );
   // The retry waits until a candidate may take calls again (the queue's backoff reads this).
   return Object.assign(new RouteFailedError(failure, error.calls), { retryAfterMs: error.delayMs });
 }

@@ -84,7 +84,11 @@ export class TenantGate {
     const score = (job.opts.priority ?? 0) * 1e13 + Date.now();
     const key = this.#parkedKey(userId);
     // A tenant's parked set outlives its members only briefly (they come back after `parkMs` anyway).
-    await redis.multi().zadd(key, score, `${type}:${job.id}`).pexpire(key, this.#parkMs * 20).exec();
+    await redis
+      .multi()
+      .zadd(key, score, `${type}:${job.id}`)
+      .pexpire(key, this.#parkMs * 20)
+      .exec();
   }
 
   /**
@@ -109,7 +113,10 @@ export class TenantGate {
         }
       }
     } catch (error) {
-      this.#options.logger.warn({ err: error, userId }, "could not wake a parked job; it runs after its delay");
+      this.#options.logger.warn(
+        { err: error, userId },
+        "could not wake a parked job; it runs after its delay",
+      );
     }
   }
 }

@@ -106,7 +106,9 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         ...(options.events === undefined ? {} : { events: options.events }),
         ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }),
         ...(tenantGate === undefined ? {} : { tenantGate }),
-        ...(options.postponeDeadlineMs === undefined ? {} : { postponeDeadlineMs: options.postponeDeadlineMs }),
+        ...(options.postponeDeadlineMs === undefined
+          ? {}
+          : { postponeDeadlineMs: options.postponeDeadlineMs }),
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),

@@ -17,8 +17,8 @@ import {
 } from "@genq/core";
 import { BatchRepository, type BatchResultRow, requestFingerprint, UploadRepository } from "@genq/db";
 import { type RouterCatalog, readRouterCatalog } from "@genq/providers";
-import { checkWebhookUrl } from "@genq/webhooks";
 import { checkPlanPriority } from "@genq/quota";
+import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
