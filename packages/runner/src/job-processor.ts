@@ -667,13 +667,19 @@ async function skip(options: JobProcessorOptions, jobId: string, log: Logger): P
 }
 
 /**
- * A delayed route whose run called a provider and saw it fail (a half-open probe, the
- * failure that opened the circuit) as a failed attempt, or undefined when no provider
- * was called. Such a run fails (and retries after the delay) like any other, so a
- * provider that keeps failing spends the job's attempts instead of postponing it forever.
+ * A delayed route whose run called a provider and saw it fail as unavailable or time
+ * out (a half-open probe, the failure that opened the circuit) as a failed attempt, or
+ * undefined when it saw no such failure. Such a run fails (and retries after the delay)
+ * like any other, so a provider that keeps failing spends the job's attempts instead of
+ * postponing the job forever.
  */
 function asRealFailure(error: RouteDelayedError): RouteFailedError | undefined {
-  const failed = error.calls.findLast((call) => call.outcome === "error");
+  // Only failures of the provider itself (those that count toward its circuit): a refused
+  // key or a rate limit on one key says nothing about the job or the provider's health.
+  const failed = error.calls.findLast(
+    (call) =>
+      call.outcome === "error" && (call.errorCode === "provider_unavailable" || call.errorCode === "timeout"),
+  );
   if (failed === undefined) return undefined;
   const code = failed.errorCode !== undefined && isErrorCode(failed.errorCode) ? failed.errorCode : undefined;
   const failure = new GenqError(
