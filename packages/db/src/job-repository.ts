@@ -426,28 +426,8 @@ export class JobRepository {
    */
   async claimFor(jobId: string, limits: ClaimLimits = {}): Promise<ClaimOutcome> {
     const { tenantCap } = limits;
-    const outcome = await this.#db.$transaction(async (transaction): Promise<ClaimOutcome> => {
-      const [owner] = await transaction.$queryRaw<Array<{ userId: string; plan: Plan; disabled: boolean }>>`
-        SELECT u.id::text AS "userId", u.plan::text AS plan, u.disabled_at IS NOT NULL AS disabled
-        FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ${jobId}::uuid`;
-      if (owner === undefined) return { outcome: "finished" };
-      if (owner.disabled) return { outcome: "user_disabled" };
-      if (tenantCap !== undefined) {
-        const cap = tenantCap(owner.plan);
-        // Taken after the owner was read, so the count below sees every claim committed before it.
-        await transaction.$executeRaw`SELECT pg_advisory_xact_lock(${CLAIM_LOCK_CLASS}::int, hashtext(${owner.userId}))`;
-        const [counted] = await transaction.$queryRaw<Array<{ running: number }>>`
-          SELECT count(*)::int AS running FROM jobs
-          WHERE user_id = ${owner.userId}::uuid AND status = 'active' AND id <> ${jobId}::uuid`;
-        const running = counted?.running ?? 0;
-        if (running >= cap) return { outcome: "tenant_busy", userId: owner.userId, running, cap };
-      }
-      const [claimed] = await transaction.job.updateManyAndReturn({
-        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
-        data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
-      });
-      return claimed === undefined ? { outcome: "finished" } : { outcome: "claimed", job: claimed };
-    });
+    const outcome =
+      tenantCap === undefined ? await this.#claimUncapped(jobId) : await this.#claimCapped(jobId, tenantCap);
     if (outcome.outcome === "user_disabled") {
       await this.#finishUnfinished(
         { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
@@ -463,6 +443,42 @@ export class JobRepository {
       );
     }
     return outcome;
+  }
+
+  /** {@link JobRepository.claimFor} with a cap: owner, lock, count and claim in one transaction. */
+  #claimCapped(jobId: string, tenantCap: (plan: Plan) => number): Promise<ClaimOutcome> {
+    return this.#db.$transaction(async (transaction): Promise<ClaimOutcome> => {
+      const [owner] = await transaction.$queryRaw<Array<{ userId: string; plan: Plan; disabled: boolean }>>`
+        SELECT u.id::text AS "userId", u.plan::text AS plan, u.disabled_at IS NOT NULL AS disabled
+        FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ${jobId}::uuid`;
+      if (owner === undefined) return { outcome: "finished" };
+      if (owner.disabled) return { outcome: "user_disabled" };
+      const cap = tenantCap(owner.plan);
+      // Taken after the owner was read, so the count below sees every claim committed before it.
+      await transaction.$executeRaw`SELECT pg_advisory_xact_lock(${CLAIM_LOCK_CLASS}::int, hashtext(${owner.userId}))`;
+      const [counted] = await transaction.$queryRaw<Array<{ running: number }>>`
+        SELECT count(*)::int AS running FROM jobs
+        WHERE user_id = ${owner.userId}::uuid AND status = 'active' AND id <> ${jobId}::uuid`;
+      const running = counted?.running ?? 0;
+      if (running >= cap) return { outcome: "tenant_busy", userId: owner.userId, running, cap };
+      const [claimed] = await transaction.job.updateManyAndReturn({
+        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
+        data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
+      });
+      return claimed === undefined ? { outcome: "finished" } : { outcome: "claimed", job: claimed };
+    });
+  }
+
+  /** {@link JobRepository.claimFor} without a cap: one statement, and a look at the owner only when it fails. */
+  async #claimUncapped(jobId: string): Promise<ClaimOutcome> {
+    const job = await this.claim(jobId);
+    if (job !== null) return { outcome: "claimed", job };
+    const row = await this.#db.job.findUnique({
+      where: { id: jobId },
+      select: { status: true, user: { select: { disabledAt: true } } },
+    });
+    const disabled = row !== null && row.user.disabledAt !== null && ACTIVE_OR_QUEUED.includes(row.status);
+    return { outcome: disabled ? "user_disabled" : "finished" };
   }
 
   /**
