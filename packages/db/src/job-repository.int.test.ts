@@ -408,13 +408,16 @@ describe("claims within the owner's limits, fenced completion", () => {
   it("cancels instead of claiming a job whose owner is disabled", async () => {
     const userId = await createUser();
     const id = await queuedJob(userId);
+    const underCap = await queuedJob(userId);
     await accounts.updateUser(userId, { disabled: true });
 
     expect(await jobs.claimFor(id)).toEqual({ outcome: "user_disabled" });
+    expect(await jobs.claimFor(underCap, { tenantCap: () => 5 })).toEqual({ outcome: "user_disabled" });
     expect(await jobs.claim(id)).toBeNull();
-    expect(await db.job.findUniqueOrThrow({ where: { id } })).toMatchObject({
-      status: "canceled",
-      attempts: 0,
-    });
+    for (const each of [id, underCap])
+      expect(await db.job.findUniqueOrThrow({ where: { id: each } })).toMatchObject({
+        status: "canceled",
+        attempts: 0,
+      });
   });
 });
