@@ -448,14 +448,15 @@ export class JobRepository {
   /** {@link JobRepository.claimFor} with a cap: owner, lock, count and claim in one transaction. */
   #claimCapped(jobId: string, tenantCap: (plan: Plan) => number): Promise<ClaimOutcome> {
     return this.#db.$transaction(async (transaction): Promise<ClaimOutcome> => {
+      // The owner's lock is taken here, so the count below (a later statement, a later
+      // snapshot) sees every claim of this owner committed before it.
       const [owner] = await transaction.$queryRaw<Array<{ userId: string; plan: Plan; disabled: boolean }>>`
-        SELECT u.id::text AS "userId", u.plan::text AS plan, u.disabled_at IS NOT NULL AS disabled
+        SELECT u.id::text AS "userId", u.plan::text AS plan, u.disabled_at IS NOT NULL AS disabled,
+               pg_advisory_xact_lock(${CLAIM_LOCK_CLASS}::int, hashtext(u.id::text)) IS NULL AS locked
         FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ${jobId}::uuid`;
       if (owner === undefined) return { outcome: "finished" };
       if (owner.disabled) return { outcome: "user_disabled" };
       const cap = tenantCap(owner.plan);
-      // Taken after the owner was read, so the count below sees every claim committed before it.
-      await transaction.$executeRaw`SELECT pg_advisory_xact_lock(${CLAIM_LOCK_CLASS}::int, hashtext(${owner.userId}))`;
       const [counted] = await transaction.$queryRaw<Array<{ running: number }>>`
         SELECT count(*)::int AS running FROM jobs
         WHERE user_id = ${owner.userId}::uuid AND status = 'active' AND id <> ${jobId}::uuid`;
