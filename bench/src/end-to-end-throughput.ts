@@ -173,6 +173,8 @@ async function measureGenq(options: {
       GENQ_QUEUE_PREFIX: api.prefix,
       GENQ_WORKER_QUEUES: "text",
       GENQ_TEXT_CONCURRENCY: String(CONCURRENCY),
+      // One user runs the whole load: measure the system, not the per-tenant cap.
+      GENQ_TENANT_CONCURRENCY: "0",
       GENQ_MOCK_LATENCY_MS: "0",
       GENQ_STORAGE_DRIVER: "local",
       GENQ_STORAGE_DIR: storageDirectory,

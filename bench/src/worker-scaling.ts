@@ -140,6 +140,8 @@ async function spawnWorker(
       GENQ_QUEUE_PREFIX: fixture.prefix,
       GENQ_WORKER_QUEUES: "text",
       GENQ_TEXT_CONCURRENCY: String(options.concurrency),
+      // One user runs the whole load: measure the system, not the per-tenant cap.
+      GENQ_TENANT_CONCURRENCY: "0",
       // About one connection per 20 jobs in flight: each job runs ~6 short statements per latency period.
       GENQ_DATABASE_POOL_SIZE: String(Math.max(10, Math.ceil(options.concurrency / 20))),
       GENQ_DEFAULT_PROVIDER: "mock",

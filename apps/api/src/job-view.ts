@@ -13,7 +13,12 @@ export const JobView = z
     provider: z.string().nullable(),
     model: z.string().nullable(),
     progress: z.number().int().describe("0–100"),
-    attempts: z.number().int().describe("How many times a worker started the job"),
+    attempts: z
+      .number()
+      .int()
+      .describe(
+        "How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count)",
+      ),
     cancelRequested: z.boolean(),
     input: z.unknown(),
     metadata: z.unknown().nullable(),
@@ -89,7 +94,8 @@ export function toJobView(job: JobRecord, baseUrl: string): JobView {
     provider: job.provider,
     model: job.model,
     progress: job.progress,
-    attempts: job.attempts,
+    // Runs postponed because every provider was limited or resting are not attempts.
+    attempts: job.attempts - job.postponements,
     cancelRequested: job.cancelRequested,
     input: job.input,
     metadata: job.metadata ?? null,

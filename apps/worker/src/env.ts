@@ -83,6 +83,22 @@ export const WorkerEnv = CommonEnv.extend({
    * professional gets 2×, enterprise 4×. Later jobs wait behind at most this many batch items.
    */
   GENQ_BATCH_TENANT_CAP: z.coerce.number().int().min(1).max(1_000_000).default(64),
+  /**
+   * The most jobs (single jobs and batch items) one `basic` user may have running at
+   * once over every worker; professional gets 2×, enterprise 4×. Jobs past it wait
+   * (parked, no attempt spent) until one of the user's jobs stops. 0 turns the cap off.
+   */
+  GENQ_TENANT_CONCURRENCY: z.coerce.number().int().min(0).max(1_000_000).default(16),
+  /**
+   * How long a job may keep waiting for its providers (every candidate rate limited or
+   * its circuit open), counted from its first postponement; then it fails `provider_unavailable`.
+   */
+  GENQ_JOB_POSTPONE_DEADLINE_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(7 * 86_400_000)
+    .default(1_800_000),
   /** How often the fair dispatcher releases batch items (it also runs when items finish). */
   GENQ_BATCH_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
   /** Webhook deliveries at once in this process (the `webhook` queue). */
@@ -157,6 +173,11 @@ export const WorkerEnv = CommonEnv.extend({
     .min(1_000)
     .max(30 * 86_400_000)
     .default(86_400_000),
+  /**
+   * Serve one user's cached result to another user with the same request. Off by default:
+   * a hit tells a user that someone else asked exactly that (a prompt-membership oracle).
+   */
+  GENQ_RESULT_CACHE_SHARED: BooleanFromString.default(false),
   /** Cached results kept in each worker's memory, in front of Redis. */
   GENQ_RESULT_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   /** Port of the worker's /health/live, /health/ready and /metrics endpoints; 0 turns them off. */

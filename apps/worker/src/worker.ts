@@ -113,6 +113,7 @@ export async function startWorker(
           prefix: env.GENQ_QUEUE_PREFIX,
           textTtlMs: env.GENQ_RESULT_CACHE_TTL_MS,
           maxEntries: env.GENQ_RESULT_CACHE_MAX_ENTRIES,
+          scope: env.GENQ_RESULT_CACHE_SHARED ? "shared" : "user",
         });
   await resultCache?.listen();
   // Live events: job events of running jobs, terminal and batch events after commit.
@@ -237,6 +238,8 @@ export async function startWorker(
     stalledIntervalMs: env.GENQ_STALLED_INTERVAL_MS,
     maxStalledCount: env.GENQ_MAX_STALLED_COUNT,
     reconcileIntervalMs: env.GENQ_RECONCILE_INTERVAL_MS,
+    tenantCap: env.GENQ_TENANT_CONCURRENCY,
+    postponeDeadlineMs: env.GENQ_JOB_POSTPONE_DEADLINE_MS,
   });
 
   // Releases held-back batch items fairly across users; woken when jobs finish (room under the caps).

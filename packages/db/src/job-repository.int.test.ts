@@ -343,3 +343,81 @@ describe("finished-job hooks: quota release", () => {
     expect((await jobs.find(job.id))?.status).toBe("active");
   });
 });
+
+describe("claims within the owner's limits, fenced completion", () => {
+  async function queuedJob(userId: string, priority = 5): Promise<string> {
+    const { job } = await jobs.create({ userId, type: "text", priority, input: { prompt: "hi" } });
+    return job.id;
+  }
+
+  it("refuses the completion of a stale delivery once another delivery claimed the job", async () => {
+    const userId = await createUser();
+    const first = await claimedJob(userId);
+    // The first worker stalled (still alive, still calling the provider); the job is delivered again.
+    const second = await jobs.claim(first.id);
+    expect(second?.attempts).toBe(first.attempt + 1);
+    let settled = 0;
+    const settle = async () => {
+      settled += 1;
+    };
+
+    expect(await jobs.complete(completion(first.id, first.attempt, { onCompleted: settle }))).toBe(false);
+    expect(await jobs.fail(first.id, { code: "timeout", message: "stale" }, [], first.attempt)).toBe(false);
+    expect(await jobs.recordRetry(first.id, { code: "timeout", message: "stale" }, [], first.attempt)).toBe(
+      false,
+    );
+    expect(await jobs.postpone(first.id, [], first.attempt)).toBe(false);
+    expect((await db.job.findUniqueOrThrow({ where: { id: first.id } })).status).toBe("active");
+    expect(settled).toBe(0);
+    expect(await jobs.countUsageRecords(first.id)).toBe(0);
+
+    expect(await jobs.complete(completion(first.id, second!.attempts, { onCompleted: settle }))).toBe(true);
+    expect(settled).toBe(1);
+    expect(await jobs.countUsageRecords(first.id)).toBe(1);
+  });
+
+  it("leaves a job queued while its owner runs its cap of jobs, and claims it once one stops", async () => {
+    const userId = await createUser();
+    const other = await createUser();
+    const limits = { tenantCap: (plan: string) => (plan === "basic" ? 2 : 100) };
+    const [a, b, c] = [await queuedJob(userId), await queuedJob(userId), await queuedJob(userId)];
+    const others = await queuedJob(other);
+
+    const claims = await Promise.all([a, b, c].map((id) => jobs.claimFor(id, limits)));
+    expect(claims.map((claim) => claim.outcome).sort()).toEqual(["claimed", "claimed", "tenant_busy"]);
+    const refused = claims.find((claim) => claim.outcome === "tenant_busy");
+    expect(refused).toMatchObject({ userId, running: 2, cap: 2 });
+    // Another tenant is not held back by this one's cap.
+    expect((await jobs.claimFor(others, limits)).outcome).toBe("claimed");
+
+    const busyId = [a, b, c][claims.indexOf(refused!)]!;
+    expect((await db.job.findUniqueOrThrow({ where: { id: busyId } })).status).toBe("queued");
+    const runningId = [a, b, c].find((id, index) => id !== busyId && claims[index]?.outcome === "claimed")!;
+    await jobs.complete(completion(runningId, 1));
+    expect((await jobs.claimFor(busyId, limits)).outcome).toBe("claimed");
+  });
+
+  it("never lets concurrent claims of one owner overshoot the cap", async () => {
+    const userId = await createUser();
+    const ids = await Promise.all(Array.from({ length: 8 }, () => queuedJob(userId)));
+    const claims = await Promise.all(ids.map((id) => jobs.claimFor(id, { tenantCap: () => 3 })));
+    expect(claims.filter((claim) => claim.outcome === "claimed")).toHaveLength(3);
+    expect(await db.job.count({ where: { userId, status: "active" } })).toBe(3);
+  });
+
+  it("cancels instead of claiming a job whose owner is disabled", async () => {
+    const userId = await createUser();
+    const id = await queuedJob(userId);
+    const underCap = await queuedJob(userId);
+    await accounts.updateUser(userId, { disabled: true });
+
+    expect(await jobs.claimFor(id)).toEqual({ outcome: "user_disabled" });
+    expect(await jobs.claimFor(underCap, { tenantCap: () => 5 })).toEqual({ outcome: "user_disabled" });
+    expect(await jobs.claim(id)).toBeNull();
+    for (const each of [id, underCap])
+      expect(await db.job.findUniqueOrThrow({ where: { id: each } })).toMatchObject({
+        status: "canceled",
+        attempts: 0,
+      });
+  });
+});

@@ -10,7 +10,7 @@ import {
   type TokenUsage,
 } from "@genq/core";
 import type { Database } from "./client.ts";
-import type { Job, Prisma, ProviderCall } from "./generated/prisma/client.ts";
+import type { Job, Plan, Prisma, ProviderCall } from "./generated/prisma/client.ts";
 import {
   FINISHED_JOB_SELECT,
   type FinishedJob,
@@ -153,6 +153,33 @@ export class JobNotCancelableError extends GenqError {
 }
 
 const ACTIVE_OR_QUEUED: JobStatus[] = ["queued", "active"];
+
+/** Limits a claim checks besides the job's own state; see {@link JobRepository.claimFor}. */
+export interface ClaimLimits {
+  /**
+   * The most jobs one user on `plan` may have running (status `active`) at once, over
+   * every worker; absent: no cap.
+   */
+  tenantCap?: ((plan: Plan) => number) | undefined;
+}
+
+/**
+ * What {@link JobRepository.claimFor} did. `claimed`: the job is the caller's to run.
+ * `finished`: gone, finished or canceled (nothing to do). `user_disabled`: its owner
+ * is disabled, and the job was canceled. `tenant_busy`: its owner already has
+ * `cap` jobs running; the job was left queued, untouched.
+ */
+export type ClaimOutcome =
+  | { outcome: "claimed"; job: JobRecord }
+  | { outcome: "finished" | "user_disabled" }
+  | { outcome: "tenant_busy"; userId: string; running: number; cap: number };
+
+/** Jobs a user's disabling cancels per transaction. */
+const USER_CANCEL_CHUNK = 5_000;
+const DISABLED_MESSAGE = "canceled because the account was disabled";
+
+/** Per-user advisory locks of claims: serialize one user's capped claims, nobody else's. */
+const CLAIM_LOCK_CLASS = 0x67656e71; // "genq"
 
 /** What a terminal transition finished, and the events its hook reported. */
 interface Finished {
@@ -336,27 +363,157 @@ export class JobRepository {
   }
 
   /**
+   * Stops everything a disabled user has pending: running batches are flagged
+   * canceling (the dispatcher stops releasing their items), every queued job (single
+   * jobs and batch items, held back or in BullMQ) is canceled in transactions of
+   * {@link USER_CANCEL_CHUNK} that run the finished-job hooks (holds released, batch
+   * counters, events), and running jobs are flagged for their workers to cancel at
+   * the next safe point. Returns the canceled jobs that had reached BullMQ (for the
+   * caller to remove) and the running ones (for the caller to abort).
+   */
+  async cancelForDisabledUser(userId: string): Promise<{
+    canceled: Array<{ id: string; type: JobType }>;
+    running: Array<{ id: string; type: JobType }>;
+  }> {
+    await this.#db.batch.updateMany({
+      where: { userId, status: "running" },
+      data: { cancelRequested: true },
+    });
+    const canceled: Array<{ id: string; type: JobType }> = [];
+    for (;;) {
+      const page = await this.#db.job.findMany({
+        where: { userId, status: "queued" },
+        select: { id: true },
+        orderBy: { id: "asc" },
+        take: USER_CANCEL_CHUNK,
+      });
+      if (page.length === 0) break;
+      const finished = await this.#db.$transaction(async (transaction) => {
+        const rows = await transaction.job.updateManyAndReturn({
+          where: { id: { in: page.map((job) => job.id) }, status: "queued" },
+          data: {
+            status: "canceled",
+            cancelRequested: true,
+            errorCode: "canceled",
+            errorMessage: DISABLED_MESSAGE,
+            finishedAt: new Date(),
+          },
+          select: FINISHED_JOB_SELECT,
+        });
+        return this.#finishedInTransaction(transaction, rows);
+      }, COMPLETE_TRANSACTION_OPTIONS);
+      this.#finishedAfterCommit(finished);
+      for (const job of finished.jobs)
+        if (job.dispatchedAt !== null) canceled.push({ id: job.id, type: job.type });
+    }
+    const running = await this.#db.job.updateManyAndReturn({
+      where: { userId, status: "active", cancelRequested: false },
+      data: { cancelRequested: true },
+      select: { id: true, type: true },
+    });
+    return { canceled, running };
+  }
+
+  /**
    * Claims a job for an attempt: queued/active → active. Returns null when the job
-   * is gone, finished, or canceled, so the caller does nothing.
+   * is gone, finished, canceled, or its owner is disabled, so the caller does nothing.
    */
   async claim(jobId: string): Promise<JobRecord | null> {
     const [claimed] = await this.#db.job.updateManyAndReturn({
-      where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
+      where: {
+        id: jobId,
+        status: { in: ACTIVE_OR_QUEUED },
+        cancelRequested: false,
+        user: { disabledAt: null },
+      },
       data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
     });
     return claimed ?? null;
   }
 
   /**
+   * Claims a job as {@link JobRepository.claim} does, within the owner's limits: a job
+   * of a disabled user is canceled instead (it must not run, and must not wait in the
+   * queue forever); a job whose owner already runs `tenantCap(plan)` jobs is left
+   * queued (`tenant_busy`). The count and the claim run under a per-user advisory lock,
+   * so concurrent claims of one user never overshoot the cap.
+   */
+  async claimFor(jobId: string, limits: ClaimLimits = {}): Promise<ClaimOutcome> {
+    const { tenantCap } = limits;
+    const outcome =
+      tenantCap === undefined ? await this.#claimUncapped(jobId) : await this.#claimCapped(jobId, tenantCap);
+    if (outcome.outcome === "user_disabled") {
+      await this.#finishUnfinished(
+        { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
+        {
+          status: "canceled",
+          cancelRequested: true,
+          errorCode: "canceled",
+          errorMessage: DISABLED_MESSAGE,
+          finishedAt: new Date(),
+        },
+        undefined,
+        undefined,
+      );
+    }
+    return outcome;
+  }
+
+  /** {@link JobRepository.claimFor} with a cap: owner, lock, count and claim in one transaction. */
+  #claimCapped(jobId: string, tenantCap: (plan: Plan) => number): Promise<ClaimOutcome> {
+    return this.#db.$transaction(async (transaction): Promise<ClaimOutcome> => {
+      // The owner's lock is taken here, so the count below (a later statement, a later
+      // snapshot) sees every claim of this owner committed before it.
+      const [owner] = await transaction.$queryRaw<Array<{ userId: string; plan: Plan; disabled: boolean }>>`
+        SELECT u.id::text AS "userId", u.plan::text AS plan, u.disabled_at IS NOT NULL AS disabled,
+               pg_advisory_xact_lock(${CLAIM_LOCK_CLASS}::int, hashtext(u.id::text)) IS NULL AS locked
+        FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ${jobId}::uuid`;
+      if (owner === undefined) return { outcome: "finished" };
+      if (owner.disabled) return { outcome: "user_disabled" };
+      const cap = tenantCap(owner.plan);
+      const [counted] = await transaction.$queryRaw<Array<{ running: number }>>`
+        SELECT count(*)::int AS running FROM jobs
+        WHERE user_id = ${owner.userId}::uuid AND status = 'active' AND id <> ${jobId}::uuid`;
+      const running = counted?.running ?? 0;
+      if (running >= cap) return { outcome: "tenant_busy", userId: owner.userId, running, cap };
+      const [claimed] = await transaction.job.updateManyAndReturn({
+        where: { id: jobId, status: { in: ACTIVE_OR_QUEUED }, cancelRequested: false },
+        data: { status: "active", attempts: { increment: 1 }, startedAt: new Date() },
+      });
+      return claimed === undefined ? { outcome: "finished" } : { outcome: "claimed", job: claimed };
+    });
+  }
+
+  /** {@link JobRepository.claimFor} without a cap: one statement, and a look at the owner only when it fails. */
+  async #claimUncapped(jobId: string): Promise<ClaimOutcome> {
+    const job = await this.claim(jobId);
+    if (job !== null) return { outcome: "claimed", job };
+    const row = await this.#db.job.findUnique({
+      where: { id: jobId },
+      select: { status: true, user: { select: { disabledAt: true } } },
+    });
+    const disabled = row !== null && row.user.disabledAt !== null && ACTIVE_OR_QUEUED.includes(row.status);
+    return { outcome: disabled ? "user_disabled" : "finished" };
+  }
+
+  /**
    * Completes an active job and records its usage and provider calls in one
    * transaction. Returns false (and leaves the job as it is) when the job is no
-   * longer active or a cancel was requested meanwhile; the usage row is unique per
+   * longer active, a cancel was requested meanwhile, or another delivery claimed it
+   * since (its `attempts` is no longer `completion.attempt`); the usage row is unique per
    * job, so it is written once. The calls are recorded either way: they happened.
    */
   async complete(completion: JobCompletion): Promise<boolean> {
     const finished = await this.#db.$transaction(async (transaction) => {
       const [updated] = await transaction.job.updateManyAndReturn({
-        where: { id: completion.jobId, status: "active", cancelRequested: false },
+        // Fenced on the claimed attempt: a stale delivery (its job stalled and was claimed
+        // again) cannot complete the job, nor settle it a second time.
+        where: {
+          id: completion.jobId,
+          status: "active",
+          cancelRequested: false,
+          attempts: completion.attempt,
+        },
         data: {
           status: "completed",
           result: completion.result as Prisma.InputJsonValue,
@@ -410,8 +567,9 @@ export class JobRepository {
 
   /**
    * Records a failed attempt that will be retried: the job waits in `queued` again.
-   * Returns false when a cancel was requested meanwhile; the job is then canceled
-   * instead, and the caller must not retry it.
+   * Returns false when a cancel was requested meanwhile (the job is then canceled
+   * instead) or, given `attempt`, when another delivery claimed the job since; the
+   * caller must not retry it either way.
    *
    * `calls` are the provider calls of the failed attempt; they are recorded whatever
    * the outcome, once per (attempt, seq). `attempt` is the claimed row's `attempts`;
@@ -426,7 +584,7 @@ export class JobRepository {
   ): Promise<boolean> {
     const retried = await this.#db.$transaction(async (transaction) => {
       const updated = await transaction.job.updateMany({
-        where: { id: jobId, status: "active", cancelRequested: false },
+        where: { id: jobId, status: "active", cancelRequested: false, ...fence(attempt) },
         data: {
           status: "queued",
           errorCode: failure.code,
@@ -444,16 +602,28 @@ export class JobRepository {
 
   /**
    * Puts an active job back to `queued` without an error: every provider candidate
-   * was rate limited or resting, so the job waits in BullMQ's delayed set. Its
-   * `attempts` keeps counting runs (calls of this run stay filed under it); the
-   * retry budget is BullMQ's, which a postponement does not spend. False when the
-   * job is no longer active here (canceled meanwhile, or owned by another delivery).
+   * was rate limited or resting, so the job waits in BullMQ's delayed set. The run
+   * is counted in `postponements` (its `attempts` stays the claim count, so the calls
+   * of this run stay filed under it; a job's real attempts are `attempts −
+   * postponements`); `postponedSince` keeps the first postponement's time. The retry
+   * budget is BullMQ's, which a postponement does not spend. False when the job is no
+   * longer active here (canceled meanwhile, or, given `attempt`, claimed by another delivery).
    */
-  async postpone(jobId: string, calls?: readonly ProviderCallRecord[], attempt?: number): Promise<boolean> {
+  async postpone(
+    jobId: string,
+    calls?: readonly ProviderCallRecord[],
+    attempt?: number,
+    postponedSince: Date = new Date(),
+  ): Promise<boolean> {
     return this.#db.$transaction(async (transaction) => {
       const updated = await transaction.job.updateMany({
-        where: { id: jobId, status: "active", cancelRequested: false },
-        data: { status: "queued", queuedAt: new Date() },
+        where: { id: jobId, status: "active", cancelRequested: false, ...fence(attempt) },
+        data: {
+          status: "queued",
+          queuedAt: new Date(),
+          postponements: { increment: 1 },
+          postponedSince,
+        },
       });
       await recordCalls(transaction, jobId, calls, attempt, updated.count === 1);
       return updated.count === 1;
@@ -479,8 +649,10 @@ export class JobRepository {
   }
 
   /**
-   * Fails a job that is not finished yet. Returns false when it already was.
-   * `calls` and `attempt` are recorded as by {@link JobRepository.recordRetry}.
+   * Fails a job that is not finished yet. Returns false when it already was or,
+   * given `attempt`, when another delivery claimed it since (a stale delivery's
+   * failure must not end a run that is still going). `calls` and `attempt` are
+   * recorded as by {@link JobRepository.recordRetry}.
    */
   async fail(
     jobId: string,
@@ -489,7 +661,7 @@ export class JobRepository {
     attempt?: number,
   ): Promise<boolean> {
     return this.#finishUnfinished(
-      { id: jobId, status: { in: ACTIVE_OR_QUEUED } },
+      { id: jobId, status: { in: ACTIVE_OR_QUEUED }, ...fence(attempt) },
       { status: "failed", errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date() },
       calls,
       attempt,
@@ -558,6 +730,11 @@ export class JobRepository {
   countUsageRecords(jobId: string): Promise<number> {
     return this.#db.usageRecord.count({ where: { jobId } });
   }
+}
+
+/** The condition that a job is still on the claim `attempt` (none without one). */
+function fence(attempt: number | undefined): { attempts?: number } {
+  return attempt === undefined ? {} : { attempts: attempt };
 }
 
 /**

@@ -37,31 +37,47 @@ describe("ResultCache", () => {
     for (const connection of connections.splice(0)) connection.disconnect();
   });
 
-  function cache(): ResultCache {
+  function cache(scope?: "user" | "shared"): ResultCache {
     const created = new ResultCache({
       redis: connect(),
       subscriber: connect(),
       prefix,
+      scope,
     });
     caches.push(created);
     return created;
   }
 
+  it("keys one user's request apart from another's unless the operator shares the cache", () => {
+    const request = { provider: "mock", model: "m", messages: "hi", parameters: {} };
+    const scoped = cache();
+    expect(scoped.textKey({ userId: "alice", ...request })).not.toBe(
+      scoped.textKey({ userId: "bob", ...request }),
+    );
+    const shared = cache("shared");
+    expect(shared.textKey({ userId: "alice", ...request })).toBe(
+      shared.textKey({ userId: "bob", ...request }),
+    );
+  });
+
   it("keys requests by their content, not by key order or absent fields", () => {
     const one = cache();
     const a = one.textKey({
+      userId: "alice",
       provider: "mock",
       model: "m",
       messages: [{ role: "user", content: "x" }],
       parameters: { temperature: 0, maxTokens: 5 },
     });
     const b = one.textKey({
+      userId: "alice",
       model: "m",
       provider: "mock",
       messages: [{ content: "x", role: "user" }],
       parameters: { maxTokens: 5, temperature: 0, seed: undefined },
     });
     const c = one.textKey({
+      userId: "alice",
       provider: "mock",
       model: "m",
       messages: [{ role: "user", content: "y" }],
@@ -75,7 +91,13 @@ describe("ResultCache", () => {
   it("shares a hit between processes through Redis", async () => {
     const writer = cache();
     const reader = cache();
-    const key = writer.textKey({ provider: "mock", model: "m", messages: "hi", parameters: {} });
+    const key = writer.textKey({
+      userId: "alice",
+      provider: "mock",
+      model: "m",
+      messages: "hi",
+      parameters: {},
+    });
     expect(await reader.getText(key)).toBeUndefined();
     await writer.setText(key, RESULT);
     expect(await reader.getText(key)).toEqual(RESULT);
@@ -85,7 +107,13 @@ describe("ResultCache", () => {
     const one = cache();
     const other = cache();
     await Promise.all([one.listen(), other.listen()]);
-    const key = one.textKey({ provider: "mock", model: "m", messages: "hi", parameters: {} });
+    const key = one.textKey({
+      userId: "alice",
+      provider: "mock",
+      model: "m",
+      messages: "hi",
+      parameters: {},
+    });
     await one.setText(key, RESULT);
     expect(await other.getText(key)).toEqual(RESULT); // now in `other`'s LRU too
     expect(await one.clear()).toBe(1);

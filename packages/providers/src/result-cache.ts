@@ -10,6 +10,8 @@ export interface CachedTextResult {
   model: string;
   /** The job that produced it (the one that paid for it). */
   sourceJobId: string;
+  /** The owner of that job: its id is shown only to them (absent in entries written before scoping). */
+  sourceUserId?: string | undefined;
   cachedAt: string;
 }
 
@@ -25,10 +27,21 @@ export interface ResultCacheOptions {
   maxEntries?: number;
   /** How long a text result stays cached. Default 24 h. */
   textTtlMs?: number;
+  /**
+   * Who may be served an entry: `user` (default) keys entries by the requesting user,
+   * so one tenant's answers never reach another; `shared` lets every user hit every
+   * entry (an operator's choice: a hit then tells a user that someone asked the same).
+   */
+  scope?: ResultCacheScope | undefined;
 }
+
+/** Who shares cached results; see {@link ResultCacheOptions.scope}. */
+export type ResultCacheScope = "user" | "shared";
 
 /** The parts of a text request that decide its output; everything else (metadata, priority) is left out. */
 export interface CacheableTextRequest {
+  /** The requesting user; part of the key unless the cache is shared. */
+  userId: string;
   provider: string;
   model: string;
   messages: unknown;
@@ -46,6 +59,7 @@ export class ResultCache {
   readonly #subscriber: Redis | undefined;
   readonly #prefix: string;
   readonly #textTtlMs: number;
+  readonly #scope: ResultCacheScope;
   readonly #local: LRUCache<string, CachedTextResult>;
   #listening: Promise<void> | undefined;
 
@@ -54,6 +68,7 @@ export class ResultCache {
     this.#subscriber = options.subscriber;
     this.#prefix = options.prefix;
     this.#textTtlMs = options.textTtlMs ?? 24 * 3_600_000;
+    this.#scope = options.scope ?? "user";
     this.#local = new LRUCache({ max: options.maxEntries ?? 1_000, ttl: this.#textTtlMs });
   }
 
@@ -74,9 +89,16 @@ export class ResultCache {
     return this.#listening;
   }
 
-  /** The cache key of a request: sha256 over its canonical JSON. */
+  /** Who shares entries. */
+  get scope(): ResultCacheScope {
+    return this.#scope;
+  }
+
+  /** The cache key of a request: sha256 over its canonical JSON (without the user when shared). */
   textKey(request: CacheableTextRequest): string {
-    return `${this.#prefix}:cache:text:${fingerprint(request)}`;
+    const { userId, ...rest } = request;
+    const scoped = this.#scope === "shared" ? rest : { ...rest, userId };
+    return `${this.#prefix}:cache:text:${fingerprint(scoped)}`;
   }
 
   /** A cached result, or undefined on a miss (or when Redis cannot answer). */

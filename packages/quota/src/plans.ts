@@ -1,3 +1,4 @@
+import { GenqError, PRIORITIES, PRIORITY_NAMES, type PriorityName } from "@genq/core";
 import type { Plan } from "@genq/db";
 import { z } from "zod";
 
@@ -66,4 +67,33 @@ export function resolvePlans(overrides: PlansFromJson | undefined): Record<Plan,
     professional: { ...DEFAULT_PLANS.professional, ...overrides?.professional },
     enterprise: { ...DEFAULT_PLANS.enterprise, ...overrides?.enterprise },
   };
+}
+
+/**
+ * The most urgent priority each plan may submit (jobs and batches): `urgent` and `high`
+ * jump ahead of every other tenant's `normal` jobs, so they are a paid feature.
+ */
+export const DEFAULT_PLAN_PRIORITY_CEILINGS: Readonly<Record<Plan, PriorityName>> = Object.freeze({
+  basic: "normal",
+  professional: "high",
+  enterprise: "urgent",
+});
+
+/**
+ * Refuses a priority more urgent than the plan allows: a 403 `forbidden` naming the
+ * priority, the plan and the priorities it may use.
+ */
+export function checkPlanPriority(
+  plan: Plan,
+  priority: PriorityName,
+  ceilings: Readonly<Record<Plan, PriorityName>> = DEFAULT_PLAN_PRIORITY_CEILINGS,
+): void {
+  const ceiling = ceilings[plan];
+  if (PRIORITIES[priority] >= PRIORITIES[ceiling]) return;
+  const allowed = PRIORITY_NAMES.filter((name) => PRIORITIES[name] >= PRIORITIES[ceiling]);
+  throw new GenqError(
+    "forbidden",
+    `priority "${priority}" is not available on the ${plan} plan; use one of ${allowed.map((name) => `"${name}"`).join(", ")}`,
+    { details: { field: "priority", priority, plan, allowed } },
+  );
 }

@@ -1,6 +1,7 @@
 import {
   GenqError,
   ImageJobInput,
+  isErrorCode,
   QueuedJobPayload,
   type StoredImage,
   TextJobInput,
@@ -29,6 +30,7 @@ import { extractTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
 import { textReservation } from "./text-reservation.ts";
+import type { TenantGate } from "./tenant-gate.ts";
 
 /** How long a job waits when its row cannot be claimed (Postgres unreachable). */
 const CLAIM_RETRY_DELAY_MS = 5_000;
@@ -80,11 +82,26 @@ export interface JobProcessorOptions {
   events?: Pick<EventPublisher, "publishJobEvent">;
   /**
    * Results of deterministic text requests (`temperature: 0` or `cache: true`),
-   * shared by all workers. A hit completes the job without a provider call, at no
+   * shared by all workers, scoped to the requesting user unless the cache is shared. A hit completes the job without a provider call, at no
    * cost and without a quota charge.
    */
   resultCache?: ResultCache;
+  /**
+   * Per-tenant in-flight caps: a job whose owner already runs its cap is parked
+   * instead of claimed, and woken when one of the owner's jobs stops running.
+   * Without it, a tenant may take every worker slot.
+   */
+  tenantGate?: TenantGate;
+  /**
+   * How long a job may keep waiting for its providers (every candidate rate limited
+   * or behind an open circuit), from its first postponement; past it the job fails
+   * `provider_unavailable` instead of waiting again. Default 30 minutes.
+   */
+  postponeDeadlineMs?: number;
 }
+
+/** Default of {@link JobProcessorOptions.postponeDeadlineMs}. */
+export const DEFAULT_POSTPONE_DEADLINE_MS = 30 * 60_000;
 
 /**
  * Creates the BullMQ processor that runs one attempt of a genq job: claim the row,
@@ -93,6 +110,7 @@ export interface JobProcessorOptions {
  */
 export function createJobProcessor(options: JobProcessorOptions) {
   const { jobs, logger } = options;
+  const postponeDeadlineMs = options.postponeDeadlineMs ?? DEFAULT_POSTPONE_DEADLINE_MS;
 
   return async function processJob(
     job: Job<QueuedJobPayload>,
@@ -124,9 +142,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
     cancelSignal: AbortSignal | undefined,
   ): Promise<AttemptOutcome> {
     const log = logger.child({ jobId, queue: job.queueName, attempt: job.attemptsMade + 1 });
-    let record: JobRecord | null;
+    let claim: Awaited<ReturnType<JobRepository["claimFor"]>>;
     try {
-      record = await jobs.claim(jobId);
+      claim = await jobs.claimFor(jobId, options.tenantGate?.limits);
     } catch (error) {
       // Postgres is unreachable: nothing ran, so postpone without spending an attempt.
       log.warn({ err: error }, "could not claim the job; postponing it");
@@ -134,7 +152,36 @@ export function createJobProcessor(options: JobProcessorOptions) {
       await job.moveToDelayed(Date.now() + CLAIM_RETRY_DELAY_MS, token);
       throw new DelayedError();
     }
-    if (record === null) return skip(options, jobId, log);
+    if (claim.outcome === "tenant_busy" && options.tenantGate !== undefined && token !== undefined) {
+      // Its owner already runs its cap of jobs: set it aside until one of them stops.
+      await options.tenantGate.park(job, claim.userId, token);
+      log.debug({ running: claim.running, cap: claim.cap }, "tenant at its in-flight cap; job parked");
+      throw new DelayedError();
+    }
+    if (claim.outcome === "user_disabled") {
+      await releaseQuota(options, jobId, log);
+      log.info("job canceled: its user is disabled");
+      return { status: "canceled" };
+    }
+    if (claim.outcome !== "claimed") return skip(options, jobId, log);
+    const record = claim.job;
+    try {
+      return await runClaimed(job, record, token, cancelSignal, log);
+    } finally {
+      // The owner has one job less running: let a parked one of theirs go.
+      await options.tenantGate?.wake(record.userId);
+    }
+  }
+
+  /** The claimed attempt of a delivery: run it, record what happened. */
+  async function runClaimed(
+    job: Job<QueuedJobPayload>,
+    record: JobRecord,
+    token: string | undefined,
+    cancelSignal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<AttemptOutcome> {
+    const jobId = record.id;
     log.info({ type: record.type, priority: record.priority }, "job started");
     await options.events?.publishJobEvent(jobId, "job.started", {
       id: jobId,
@@ -149,7 +196,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const outcome = await runAttempt(options, record, record.attempts, signal, log);
       log.info({ outcome: outcome.status }, "job finished");
       return outcome;
-    } catch (error) {
+    } catch (caught) {
+      // A delayed route that called a provider and saw it fail spent a real attempt.
+      const error = caught instanceof RouteDelayedError ? (asRealFailure(caught) ?? caught) : caught;
       const calls =
         error instanceof RouteFailedError || error instanceof RouteDelayedError ? error.calls : [];
       if (cancelSignal?.aborted && (await jobs.markCanceledIfRequested(jobId, calls, record.attempts))) {
@@ -157,22 +206,36 @@ export function createJobProcessor(options: JobProcessorOptions) {
         log.info("job canceled while running");
         return { status: "canceled" };
       }
-      if (error instanceof RouteDelayedError && token !== undefined) {
-        // Every candidate is limited for a while: wait in BullMQ's delayed set, spending no attempt.
-        if (!(await jobs.postpone(jobId, calls, record.attempts))) {
+      const postponement = error instanceof RouteDelayedError ? asPostponement(error, record) : undefined;
+      if (postponement !== undefined && token !== undefined) {
+        // Every candidate is limited for a while and none was called: wait in BullMQ's
+        // delayed set, spending no attempt; but not past the postponement deadline.
+        if (!(await jobs.postpone(jobId, calls, record.attempts, postponement.since))) {
           if (!(await jobs.markCanceledIfRequested(jobId))) return { status: "skipped" };
           await releaseQuota(options, jobId, log);
           return { status: "canceled" };
         }
-        log.info({ delayMs: error.delayMs }, "every provider candidate is limited; job delayed");
+        if (postponement.waitedMs + postponement.delayMs > postponeDeadlineMs) {
+          // Counted as a postponement above (no provider was called: not an attempt), then failed.
+          const failure = new GenqError(
+            "provider_unavailable",
+            `no provider could take the job within ${Math.round(postponeDeadlineMs / 1_000)} s ` +
+              "(every candidate rate limited or unavailable); giving up",
+          );
+          if (await jobs.fail(jobId, failure, undefined, record.attempts))
+            await releaseQuota(options, jobId, log);
+          log.warn({ postponements: record.postponements + 1 }, `job failed: ${failure.message}`);
+          throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
+        }
+        log.info({ delayMs: postponement.delayMs }, "every provider candidate is limited; job delayed");
         await options.events?.publishJobEvent(jobId, "job.delayed", {
           id: jobId,
           object: "job",
           status: "queued",
           attempt: record.attempts,
-          delayMs: error.delayMs,
+          delayMs: postponement.delayMs,
         });
-        await job.moveToDelayed(Date.now() + error.delayMs, token);
+        await job.moveToDelayed(Date.now() + postponement.delayMs, token);
         throw new DelayedError();
       }
       const failure = classify(error, timeout.aborted, options.attemptTimeoutMs);
@@ -183,13 +246,15 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const attempts = job.opts.attempts ?? 1;
       const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
       if (finalAttempt) {
-        await jobs.fail(jobId, shown, calls, record.attempts);
-        await releaseQuota(options, jobId, log);
+        // Refused when another delivery claimed the job since: that one's hold is not ours to release.
+        if (await jobs.fail(jobId, shown, calls, record.attempts)) await releaseQuota(options, jobId, log);
         log.warn({ code: failure.code, retryable: failure.retryable }, `job failed: ${failure.message}`);
         // UnrecoverableError tells BullMQ not to spend the remaining attempts.
         throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
       if (!(await jobs.recordRetry(jobId, shown, calls, record.attempts))) {
+        // Canceled meanwhile (the cancel released the hold), or another delivery owns the job now.
+        if ((await jobs.find(jobId))?.status !== "canceled") return { status: "skipped" };
         await releaseQuota(options, jobId, log);
         log.info("job canceled after a failed attempt; not retrying");
         return { status: "canceled" };
@@ -308,6 +373,7 @@ async function runText(
   const cacheKey =
     options.resultCache !== undefined && (input.cache ?? input.temperature === 0)
       ? options.resultCache.textKey({
+          userId: record.userId,
           provider: selection.provider ?? "",
           model: selection.model ?? "",
           messages,
@@ -337,7 +403,8 @@ async function runText(
           provider: hit.provider,
           model: hit.model,
           cached: true,
-          cachedFrom: hit.sourceJobId,
+          // A job id is shown only to its owner (a shared cache can serve another user's answer).
+          ...(hit.sourceUserId === record.userId ? { cachedFrom: hit.sourceJobId } : {}),
         },
       };
     }
@@ -376,6 +443,7 @@ async function runText(
       provider: routed.provider,
       model: routed.model,
       sourceJobId: record.id,
+      sourceUserId: record.userId,
       cachedAt: new Date().toISOString(),
     });
   }
@@ -597,6 +665,44 @@ async function skip(options: JobProcessorOptions, jobId: string, log: Logger): P
   const current = await jobs.find(jobId);
   log.info({ status: current?.status ?? "missing" }, "job skipped: nothing left to run");
   return { status: "skipped" };
+}
+
+/**
+ * A delayed route whose run called a provider and saw it fail as unavailable or time
+ * out (a half-open probe, the failure that opened the circuit) as a failed attempt, or
+ * undefined when it saw no such failure. Such a run fails (and retries after the delay)
+ * like any other, so a provider that keeps failing spends the job's attempts instead of
+ * postponing the job forever.
+ */
+function asRealFailure(error: RouteDelayedError): RouteFailedError | undefined {
+  // Only failures of the provider itself (those that count toward its circuit): a refused
+  // key or a rate limit on one key says nothing about the job or the provider's health.
+  const failed = error.calls.findLast(
+    (call) =>
+      call.outcome === "error" && (call.errorCode === "provider_unavailable" || call.errorCode === "timeout"),
+  );
+  if (failed === undefined) return undefined;
+  const code = failed.errorCode !== undefined && isErrorCode(failed.errorCode) ? failed.errorCode : undefined;
+  const failure = new GenqError(
+    code ?? "provider_unavailable",
+    failed.errorMessage ?? "the provider call failed",
+    {
+      retryable: true,
+      cause: error,
+    },
+  );
+  // The retry waits until a candidate may take calls again (the queue's backoff reads this).
+  return Object.assign(new RouteFailedError(failure, error.calls), { retryAfterMs: error.delayMs });
+}
+
+/** How long the job has waited for providers, and the delay it asks for now. */
+function asPostponement(
+  error: RouteDelayedError,
+  record: JobRecord,
+): { delayMs: number; since: Date; waitedMs: number } {
+  const now = Date.now();
+  const since = record.postponedSince ?? new Date(now);
+  return { delayMs: error.delayMs, since, waitedMs: now - since.getTime() };
 }
 
 /**

@@ -14,6 +14,7 @@ import {
   type JobProcessorOptions,
 } from "./job-processor.ts";
 import { Reconciler } from "./reconciler.ts";
+import { TenantGate } from "./tenant-gate.ts";
 
 /** One queue a worker process runs, with its concurrency. */
 export interface QueueAssignment {
@@ -49,6 +50,14 @@ export interface WorkerPoolOptions {
   /** How many stalls a job survives before it fails. */
   maxStalledCount?: number;
   reconcileIntervalMs?: number;
+  /**
+   * The most jobs one `basic` user may have running at once over every worker (other
+   * plans get 2× and 4×); jobs past it are parked until one of the user's jobs stops.
+   * Absent or 0: no cap.
+   */
+  tenantCap?: number | undefined;
+  /** See {@link JobProcessorOptions.postponeDeadlineMs}. */
+  postponeDeadlineMs?: number | undefined;
 }
 
 /** Running workers; {@link WorkerPool.close} shuts them down gracefully. */
@@ -66,6 +75,17 @@ export interface WorkerPool {
 export async function startWorkerPool(options: WorkerPoolOptions): Promise<WorkerPool> {
   const { logger, jobs, queues } = options;
   const connections: Redis[] = [];
+  let tenantGate: TenantGate | undefined;
+  if (options.tenantCap !== undefined && options.tenantCap > 0) {
+    const gateConnection = createRedisConnection({
+      url: options.redisUrl,
+      role: "producer",
+      connectionName: "genq-tenant-gate",
+    });
+    gateConnection.on("error", () => {});
+    connections.push(gateConnection);
+    tenantGate = new TenantGate({ queues, redis: gateConnection, logger, tenantCap: options.tenantCap });
+  }
   const workers = options.assignments.map((assignment) => {
     const definition = queues.definition(assignment.type);
     const connection = createRedisConnection({
@@ -85,6 +105,10 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
         ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
         ...(options.events === undefined ? {} : { events: options.events }),
         ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }),
+        ...(tenantGate === undefined ? {} : { tenantGate }),
+        ...(options.postponeDeadlineMs === undefined
+          ? {}
+          : { postponeDeadlineMs: options.postponeDeadlineMs }),
         logger,
         attemptTimeoutMs: definition.attemptTimeoutMs,
       }),

@@ -127,7 +127,7 @@ describe("API validation, limits and operator surfaces", () => {
   it("accepts a job while no worker runs, so it waits queued in Postgres and Redis", async () => {
     const response = await harness.submit(apiKey, {
       type: "text",
-      priority: "high",
+      priority: "low",
       input: { prompt: "later" },
     });
     expect(response.statusCode).toBe(202);

@@ -190,11 +190,12 @@ export class Harness {
     return child;
   }
 
-  /** Creates a user and returns its id and API key. */
+  /** Creates a user (on the basic plan unless told) and returns its id and API key. */
   async createUser(
     email = `${randomBytes(4).toString("hex")}@example.com`,
+    plan: "basic" | "professional" | "enterprise" = "basic",
   ): Promise<{ userId: string; apiKey: string }> {
-    const { user, apiKey } = await this.accounts.createUser({ email, plan: "basic" });
+    const { user, apiKey } = await this.accounts.createUser({ email, plan });
     return { userId: user.id, apiKey };
   }
 

@@ -8,7 +8,8 @@ describe("text jobs through the API and a worker (mock provider)", () => {
 
   beforeAll(async () => {
     await harness.start();
-    alice = await harness.createUser();
+    // Enterprise: the only plan that may submit `urgent` jobs.
+    alice = await harness.createUser(undefined, "enterprise");
     bob = await harness.createUser();
   });
   afterAll(() => harness.close());

@@ -29,7 +29,8 @@ describe("Prometheus metrics", () => {
 
   beforeAll(async () => {
     harness = await new Harness().start({ startWorker: false });
-    ({ apiKey } = await harness.createUser());
+    // Professional: `high` is not available on the basic plan.
+    ({ apiKey } = await harness.createUser(undefined, "professional"));
   });
   afterAll(async () => harness.close());
 

@@ -13,10 +13,13 @@ describe("result cache of deterministic text jobs", () => {
   });
   afterAll(() => harness.close());
 
-  async function run(input: Record<string, unknown>): Promise<Record<string, unknown> & { id: string }> {
-    const submitted = await harness.submit(user.apiKey, { type: "text", input });
+  async function run(
+    input: Record<string, unknown>,
+    apiKey = user.apiKey,
+  ): Promise<Record<string, unknown> & { id: string }> {
+    const submitted = await harness.submit(apiKey, { type: "text", input });
     expect(submitted.statusCode).toBe(202);
-    const job = await harness.waitForJob(user.apiKey, submitted.json().id);
+    const job = await harness.waitForJob(apiKey, submitted.json().id);
     expect(job.status).toBe("completed");
     return job as unknown as Record<string, unknown> & { id: string };
   }
@@ -48,6 +51,20 @@ describe("result cache of deterministic text jobs", () => {
     expect(second.usage).toEqual({ inputTokens: 0, outputTokens: 0 });
     expect(await textTokensUsed()).toBe(chargedAfterFirst);
     expect(await harness.jobs.countUsageRecords(second.id)).toBe(1);
+  });
+
+  it("never serves one user's cached answer to another user, nor shows another user's job id", async () => {
+    const bob = await harness.createUser();
+    const input = { prompt: "alice's secret question", temperature: 0, maxTokens: 32 };
+    const alice = await run(input);
+    expect((await run(input)).result).toMatchObject({ cached: true, cachedFrom: alice.id });
+
+    const bobs = await run(input, bob.apiKey);
+    expect(bobs.result).not.toHaveProperty("cached");
+    expect(bobs.result).not.toHaveProperty("cachedFrom");
+    expect((bobs.calls as unknown[]).length).toBeGreaterThan(0);
+    // Bob's own repeat is served from his own entry, naming his own job.
+    expect((await run(input, bob.apiKey)).result).toMatchObject({ cached: true, cachedFrom: bobs.id });
   });
 
   it("calls the provider for a different request, for `cache: false` and for non-zero temperature", async () => {

@@ -159,6 +159,20 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
   app.addHook("onRequest", requireOperator(options));
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { accounts, jobs } = app.genq;
+
+  /**
+   * Cancels a disabled user's pending work: a disabled account is usually abuse or
+   * unpaid, so its work must not run later on a re-enable, nor hold quota and queue
+   * room meanwhile. Removing the BullMQ entries is best effort: a worker that still
+   * takes one finds the job canceled (or its owner disabled) and skips it.
+   */
+  async function stopPendingWork(userId: string, log: FastifyBaseLogger): Promise<void> {
+    const { canceled, running } = await jobs.cancelForDisabledUser(userId);
+    const { queues } = app.genq;
+    for (const job of running) await queues.publishCancel(job.id).catch(() => {});
+    for (const job of canceled) await queues.removeWaiting(job.type, job.id);
+    log.info({ userId, canceled: canceled.length, running: running.length }, "disabled user's work canceled");
+  }
   const invalidationContext = (log: FastifyBaseLogger) => ({
     server: app.server,
     redis: app.genq.redis,
@@ -238,8 +252,10 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
         tags: ["admin"],
         summary: "Change a user's plan, or disable or enable it",
         description:
-          "Disabling sets `disabledAt` (kept when the user is already disabled) and makes every API key " +
-          "of the user answer 401; enabling clears it.",
+          "Disabling sets `disabledAt` (kept when the user is already disabled), makes every API key " +
+          "of the user answer 401, and cancels its pending work: queued jobs and batch items are canceled " +
+          "(their holds released, `job.canceled` events sent), running batches end `canceled`, running jobs " +
+          "are aborted. Enabling clears `disabledAt`; canceled work stays canceled.",
         security: [{ operator: [] }],
         params: UserIdParams,
         body: UpdateUserBody,
@@ -252,6 +268,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
       if (user === null) throw new NotFoundError("user", id);
       // A disabled user's keys must stop working now, and a new plan apply now, in every API process.
       await publishApiKeyInvalidation(invalidationContext(request.log), { userId: user.id });
+      if (request.body.disabled === true) await stopPendingWork(user.id, request.log);
       request.log.info({ userId: id, ...request.body }, "user changed by an operator");
       return toUserView(user);
     },

@@ -24,6 +24,7 @@ import {
   UploadRepository,
 } from "@genq/db";
 import { type RouterCatalog, readRouterCatalog } from "@genq/providers";
+import { checkPlanPriority } from "@genq/quota";
 import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
@@ -330,6 +331,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
           202: BatchAcceptedView,
           400: ErrorResponse,
           401: ErrorResponse,
+          403: ErrorResponse,
           409: ErrorResponse,
           413: ErrorResponse,
           415: ErrorResponse,
@@ -343,7 +345,8 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         bodyLimitBytes: options.bodyLimitBytes,
         lineLimitBytes,
       });
-      // Before any item is read: a refused webhook URL stores nothing.
+      // Before any item is read: a refused priority or webhook URL stores nothing.
+      checkPlanPriority(request.principal.plan, batchOptions.priority);
       if (batchOptions.webhook !== undefined)
         checkWebhookUrl(batchOptions.webhook.url, app.genq.webhookAllowlist);
       const idempotencyKey = request.headers["idempotency-key"];

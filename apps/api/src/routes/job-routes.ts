@@ -2,6 +2,7 @@ import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError, P
 import { requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { readRouterCatalog } from "@genq/providers";
+import { checkPlanPriority } from "@genq/quota";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { checkWebhookUrl } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
@@ -75,6 +76,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           202: JobView,
           400: ErrorResponse,
           401: ErrorResponse,
+          403: ErrorResponse,
           409: ErrorResponse,
           503: ErrorResponse,
         },
@@ -97,6 +99,8 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         requestHash,
       });
       if (repeated !== null) return reply.status(200).send(toJobView(repeated, options.publicUrl));
+      // `urgent` and `high` jump ahead of every other tenant's jobs: only plans that include them.
+      checkPlanPriority(request.principal.plan, body.priority);
       // Obvious SSRF targets (http://127.0.0.1, http://[::1]) are refused now; delivery checks every address.
       if (body.webhook !== undefined) checkWebhookUrl(body.webhook.url, app.genq.webhookAllowlist);
       // A job that cannot fit the caller's quota is refused now; the worker's reservation
