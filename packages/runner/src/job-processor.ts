@@ -15,7 +15,6 @@ import {
   BYO_KEY_ID,
   detectImageMediaType,
   maxInputTokens,
-  type Provider,
   type ProviderRouter,
   type ResultCache,
   type RouteCallOptions,
@@ -29,8 +28,8 @@ import { chargedTextTokens, type QuotaLedger } from "@genq/quota";
 import { extractTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
-import { textReservation } from "./text-reservation.ts";
 import type { TenantGate } from "./tenant-gate.ts";
+import { textReservation } from "./text-reservation.ts";
 
 /** How long a job waits when its row cannot be claimed (Postgres unreachable). */
 const CLAIM_RETRY_DELAY_MS = 5_000;
