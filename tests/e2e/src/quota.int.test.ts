@@ -251,12 +251,10 @@ describe("quotas end to end: reservation, settlement, release and reports", () =
         }),
       )
     ).json();
-    await harness.waitForJob(
-      apiKey,
-      job.id,
-      (current) => current.status === "queued" && current.attempts === 1,
-    );
-    expect(await harness.quota.reservation(job.id)).toMatchObject({ status: "reserved" });
+    // The run reserved, met the rate limit and put the job back: a postponement, which spends
+    // no attempt (so `attempts` stays 0; the reservation shows the run happened).
+    await waitUntil(async () => (await harness!.quota.reservation(job.id))?.status === "reserved", 10_000);
+    await harness.waitForJob(apiKey, job.id, (current) => current.status === "queued");
     expect((await harness.quota.status(userId)).kinds.textTokens.reserved).toBe(TOKENS_PER_JOB);
 
     expect((await harness.cancel(apiKey, job.id)).json().status).toBe("canceled");
