@@ -554,7 +554,14 @@ describe("webhooks across a worker crash", () => {
   beforeAll(async () => {
     await harness.start({ startWorker: false });
     await receiver.start();
-  }, 60_000);
+    // The first worker process of a fresh checkout transpiles every module (tsx's cache is
+    // cold), which on a loaded 2-core machine can take longer than the test itself: start one
+    // here, outside the test's time, and stop it once it is ready.
+    const warmUp = await harness.spawnWorker();
+    const exited = new Promise((resolve) => warmUp.once("exit", resolve));
+    warmUp.kill("SIGTERM");
+    await exited;
+  }, 240_000);
 
   afterAll(async () => {
     await receiver.close();
