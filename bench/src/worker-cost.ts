@@ -87,6 +87,8 @@ async function measureGenq(options: { redisUrl: string; databaseUrl: string; job
       GENQ_STORAGE_DRIVER: "local",
       GENQ_STORAGE_DIR: storageDirectory,
       GENQ_ASSET_RETENTION_DAYS: "0",
+      // One user carries the whole load here, as in the other worker benchmarks.
+      GENQ_TENANT_CONCURRENCY: process.env.GENQ_TENANT_CONCURRENCY ?? "0",
       LOG_LEVEL: "warn",
     };
     await textQueue.pause();
