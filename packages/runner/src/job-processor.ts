@@ -10,6 +10,7 @@ import {
 } from "@genq/core";
 import { type JobCompletion, type JobRecord, type JobRepository, uploadObjectKey } from "@genq/db";
 import { DeltaBuffer, type EventPublisher } from "@genq/events";
+import type { JobLifecycle } from "@genq/lifecycle";
 import type { GenqMetrics } from "@genq/metrics";
 import {
   BYO_KEY_ID,
@@ -53,6 +54,7 @@ export interface JobImageStore {
 /** Dependencies of {@link createJobProcessor}. */
 export interface JobProcessorOptions {
   jobs: JobRepository;
+  lifecycle: JobLifecycle;
   router: ProviderRouter;
   logger: Logger;
   /**
@@ -108,7 +110,7 @@ export const DEFAULT_POSTPONE_DEADLINE_MS = 30 * 60_000;
  * id, so a retried, stalled or duplicated delivery never completes a job twice.
  */
 export function createJobProcessor(options: JobProcessorOptions) {
-  const { jobs, logger } = options;
+  const { jobs, lifecycle, logger } = options;
   const postponeDeadlineMs = options.postponeDeadlineMs ?? DEFAULT_POSTPONE_DEADLINE_MS;
 
   return async function processJob(
@@ -141,9 +143,9 @@ export function createJobProcessor(options: JobProcessorOptions) {
     cancelSignal: AbortSignal | undefined,
   ): Promise<AttemptOutcome> {
     const log = logger.child({ jobId, queue: job.queueName, attempt: job.attemptsMade + 1 });
-    let claim: Awaited<ReturnType<JobRepository["claimFor"]>>;
+    let claim: Awaited<ReturnType<JobLifecycle["claim"]>>;
     try {
-      claim = await jobs.claimFor(jobId, options.tenantGate?.limits);
+      claim = await lifecycle.claim(jobId, options.tenantGate?.limits);
     } catch (error) {
       // Postgres is unreachable: nothing ran, so postpone without spending an attempt.
       log.warn({ err: error }, "could not claim the job; postponing it");
@@ -200,7 +202,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const error = caught instanceof RouteDelayedError ? (asRealFailure(caught) ?? caught) : caught;
       const calls =
         error instanceof RouteFailedError || error instanceof RouteDelayedError ? error.calls : [];
-      if (cancelSignal?.aborted && (await jobs.markCanceledIfRequested(jobId, calls, record.attempts))) {
+      if (cancelSignal?.aborted && (await lifecycle.cancelIfRequested(jobId, calls, record.attempts))) {
         await releaseQuota(options, jobId, log);
         log.info("job canceled while running");
         return { status: "canceled" };
@@ -209,8 +211,8 @@ export function createJobProcessor(options: JobProcessorOptions) {
       if (postponement !== undefined && token !== undefined) {
         // Every candidate is limited for a while and none was called: wait in BullMQ's
         // delayed set, spending no attempt; but not past the postponement deadline.
-        if (!(await jobs.postpone(jobId, calls, record.attempts, postponement.since))) {
-          if (!(await jobs.markCanceledIfRequested(jobId))) return { status: "skipped" };
+        if (!(await lifecycle.postpone(jobId, calls, record.attempts, postponement.since))) {
+          if (!(await lifecycle.cancelIfRequested(jobId))) return { status: "skipped" };
           await releaseQuota(options, jobId, log);
           return { status: "canceled" };
         }
@@ -221,7 +223,7 @@ export function createJobProcessor(options: JobProcessorOptions) {
             `no provider could take the job within ${Math.round(postponeDeadlineMs / 1_000)} s ` +
               "(every candidate rate limited or unavailable); giving up",
           );
-          if (await jobs.fail(jobId, failure, undefined, record.attempts))
+          if (await lifecycle.fail(jobId, failure, undefined, record.attempts))
             await releaseQuota(options, jobId, log);
           log.warn({ postponements: record.postponements + 1 }, `job failed: ${failure.message}`);
           throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
@@ -246,12 +248,13 @@ export function createJobProcessor(options: JobProcessorOptions) {
       const finalAttempt = !failure.retryable || job.attemptsMade + 1 >= attempts;
       if (finalAttempt) {
         // Refused when another delivery claimed the job since: that one's hold is not ours to release.
-        if (await jobs.fail(jobId, shown, calls, record.attempts)) await releaseQuota(options, jobId, log);
+        if (await lifecycle.fail(jobId, shown, calls, record.attempts))
+          await releaseQuota(options, jobId, log);
         log.warn({ code: failure.code, retryable: failure.retryable }, `job failed: ${failure.message}`);
         // UnrecoverableError tells BullMQ not to spend the remaining attempts.
         throw failure.retryable ? failure : new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      if (!(await jobs.recordRetry(jobId, shown, calls, record.attempts))) {
+      if (!(await lifecycle.retry(jobId, shown, calls, record.attempts))) {
         // Canceled meanwhile (the cancel released the hold), or another delivery owns the job now.
         if ((await jobs.find(jobId))?.status !== "canceled") return { status: "skipped" };
         await releaseQuota(options, jobId, log);
@@ -295,37 +298,30 @@ async function runAttempt(
       completion.costMicroUsd,
     );
   }
-  const completed = await options.jobs.complete({
+  const completed = await options.lifecycle.complete({
     jobId: record.id,
     attempt,
     ...completion,
-    // The charge is settled in the transaction that completes the job: exactly once.
+    // The charge is settled in the statement that completes the job: exactly once. On the
+    // user's own key the system quota is not charged (usage and cost still are), and a
+    // cached result is charged nothing (nothing was reserved for it either).
     ...(quota === undefined
       ? {}
       : {
-          onCompleted: async (transaction) => {
-            // On the user's own key the system quota is not charged (usage and cost still are),
-            // and a cached result is charged nothing (nothing was reserved for it either).
-            if (completion.keyId === BYO_KEY_ID || completion.cacheHit === true) {
-              await quota.release(record.id, transaction);
-              return;
-            }
-            await quota.settle(
-              {
-                jobId: record.id,
-                textTokens: record.type === "text" ? chargedTextTokens(completion.usage) : 0,
-                images: completion.usage.images ?? 0,
-                costMicroUsd: completion.costMicroUsd,
-              },
-              transaction,
-            );
-          },
+          charge:
+            completion.keyId === BYO_KEY_ID || completion.cacheHit === true
+              ? ("release" as const)
+              : {
+                  textTokens: record.type === "text" ? chargedTextTokens(completion.usage) : 0,
+                  images: completion.usage.images ?? 0,
+                  costMicroUsd: completion.costMicroUsd,
+                },
         }),
   });
   if (completed) return { status: "completed" };
   // A cancel arrived while the provider was working: honour it now (a safe point).
   // Otherwise another delivery owns the job now (e.g. after a stall); leave it alone.
-  if (!(await options.jobs.markCanceledIfRequested(record.id))) return { status: "skipped" };
+  if (!(await options.lifecycle.cancelIfRequested(record.id))) return { status: "skipped" };
   await releaseQuota(options, record.id, log);
   return { status: "canceled" };
 }
@@ -654,8 +650,8 @@ async function releaseQuota(options: JobProcessorOptions, jobId: string, log: Lo
 }
 
 async function skip(options: JobProcessorOptions, jobId: string, log: Logger): Promise<AttemptOutcome> {
-  const { jobs } = options;
-  if (await jobs.markCanceledIfRequested(jobId)) {
+  const { jobs, lifecycle } = options;
+  if (await lifecycle.cancelIfRequested(jobId)) {
     // An earlier attempt may hold a reservation (a retry, a postponement, a crashed worker).
     await releaseQuota(options, jobId, log);
     log.info("job canceled before it ran");
