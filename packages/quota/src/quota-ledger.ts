@@ -192,6 +192,15 @@ export class QuotaLedger {
   }
 
   /**
+   * What a hold taken outside this class (a job's admission, `JobAdmission` of
+   * @genq/db) needs to hold as {@link QuotaLedger.reserve} would: the month by this
+   * ledger's clock, and the limits of every plan (a user's overrides win over them).
+   */
+  holdTerms(): { period: QuotaPeriod; planLimits: Readonly<Record<Plan, PlanLimits>> } {
+    return { period: quotaPeriod(this.#now()), planLimits: this.#plans };
+  }
+
+  /**
    * Holds a job's worst case against its user's quota, in one transaction: every
    * kind fits, or nothing is held and {@link QuotaExceededError} is thrown.
    * Idempotent per job: a job that holds a reservation keeps it (a retry does not
