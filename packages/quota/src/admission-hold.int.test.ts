@@ -156,8 +156,10 @@ describe("JobAdmission", () => {
     expect(await usageRow(context.db, userId, "images", PERIOD)).toBeNull();
   });
 
-  it("answers concurrent replays of one idempotency key with one job and one hold", async () => {
+  it("answers concurrent replays of one idempotency key with one job and one hold, on a quota with room for one", async () => {
     const userId = await context.createUser("basic");
+    // Room for one: the replays waiting for its lock must not be refused as over quota.
+    await ledger.setUserLimits(userId, { textTokenLimit: 1_000 });
     const request = textJob(userId, { idempotencyKey: "same", requestHash: "hash-a" });
     const outcomes = await Promise.all(
       Array.from({ length: 20 }, (_, index) => (index % 2 === 0 ? admission : otherAdmission).admit(request)),

@@ -87,6 +87,17 @@ BEGIN
              WHERE v_limits[i] IS NULL OR q.used + q.reserved + EXCLUDED.reserved <= v_limits[i];
             IF NOT FOUND THEN
                 PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds[1:v_held], v_amounts[1:v_held]);
+                -- A concurrent request under the same key may have taken the room this one
+                -- waited for: committed now (this statement waited for its lock), it makes this one
+                -- a replay, answered as such rather than refused.
+                IF p_idempotency_key IS NOT NULL THEN
+                    SELECT * INTO v_job FROM jobs
+                     WHERE user_id = p_user_id AND idempotency_key = p_idempotency_key;
+                    IF FOUND THEN
+                        RETURN QUERY SELECT 'repeated'::text, row_to_json(v_job), NULL::json;
+                        RETURN;
+                    END IF;
+                END IF;
                 SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
                  WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[i];
                 RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
