@@ -144,4 +144,54 @@ describe("quota held at admission", () => {
     for (const job of await harness.db.job.findMany({ where: { userId } }))
       expect(job.reservedOutputTokens).toBe(300);
   });
+  it("holds nothing for a user whose own keys cover every candidate provider, and holds for the others", async () => {
+    harness = await new Harness().start({ startWorker: false });
+    // A published catalog: `vendor` takes users' own keys, `house` does not.
+    const provider = (name: string, acceptsUserKeys: boolean) => ({
+      name,
+      type: "openai",
+      acceptsUserKeys,
+      keys: [],
+      models: [{ id: "m1", capabilities: ["text"], zeroCost: false }],
+    });
+    const price = (name: string) => ({
+      provider: name,
+      model: "m1",
+      inputPerMillionMicroUsd: 1_000_000,
+      outputPerMillionMicroUsd: 1_000_000,
+    });
+    await harness.redis.set(
+      `${harness.prefix}:router:catalog`,
+      JSON.stringify({
+        version: "v",
+        priceVersion: "p",
+        defaultRoute: "none",
+        publishedAt: new Date().toISOString(),
+        providers: [provider("vendor", true), provider("house", false)],
+        routes: [],
+        prices: [price("vendor"), price("house")],
+      }),
+    );
+    const { userId, apiKey } = await harness.createUser();
+    await harness.quota.setUserLimits(userId, { textTokenLimit: PER_JOB + MAX_TOKENS });
+    for (const name of ["vendor", "house"]) {
+      await harness.db.userProviderKey.create({
+        data: { id: crypto.randomUUID(), userId, provider: name, keyId: "k1", ciphertext: "x", hint: "sk-…" },
+      });
+    }
+    // On the user's own key: beyond the quota, yet accepted and holding nothing.
+    for (let index = 0; index < 3; index += 1) {
+      const response = await harness.submit(apiKey, textJob(index, { provider: "vendor", model: "m1" }));
+      expect(response.statusCode).toBe(202);
+    }
+    expect(await harness.db.quotaReservation.count({ where: { userId } })).toBe(0);
+    // A provider that does not take users' keys runs on the system's: held, and refused past the quota.
+    expect((await harness.submit(apiKey, textJob(3, { provider: "house", model: "m1" }))).statusCode).toBe(
+      202,
+    );
+    expect((await harness.submit(apiKey, textJob(4, { provider: "house", model: "m1" }))).statusCode).toBe(
+      429,
+    );
+    expect(await harness.db.quotaReservation.count({ where: { userId } })).toBe(1);
+  });
 });
