@@ -61,7 +61,11 @@ async function main(): Promise<void> {
     ...(env.GENQ_ENCRYPTION_KEYS === undefined
       ? {}
       : { secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)) }),
-    quota: new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) }),
+    quota: new QuotaLedger({
+      db,
+      plans: resolvePlans(env.GENQ_PLANS),
+      preparedStatements: env.GENQ_DATABASE_PREPARED_STATEMENTS,
+    }),
     preparedStatements: env.GENQ_DATABASE_PREPARED_STATEMENTS,
     storage,
     assetUrlTtlSeconds: env.GENQ_ASSET_URL_TTL_SECONDS,

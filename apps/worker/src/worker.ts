@@ -152,6 +152,7 @@ export async function startWorker(
   const quota = new QuotaLedger({
     db,
     plans: resolvePlans(env.GENQ_PLANS),
+    preparedStatements: env.GENQ_DATABASE_PREPARED_STATEMENTS,
     onSettlementExcess: reportSettlementExcess,
   });
   const policy = retentionPolicy(env);

@@ -103,8 +103,29 @@ describe("reserve", () => {
       code: "quota_exceeded",
       details: { kind: "cost_micro_usd", limit: 1_000, requested: 2_000 },
     });
-    expect(await usageRow(context.db, userId, "text_tokens")).toBeNull();
+    // The text tokens held before the cost was refused were given back (the month's row may stay, at 0).
+    expect((await usageRow(context.db, userId, "text_tokens")) ?? { used: 0, reserved: 0 }).toEqual({
+      used: 0,
+      reserved: 0,
+    });
     expect(await ledger.reservation(jobId)).toBeNull();
+  });
+
+  it("leaves a released reservation released when holding it again does not fit", async () => {
+    const ledger = context.ledger();
+    const userId = await context.createUser();
+    const jobId = await context.createJob(userId);
+    await ledger.reserve({ jobId, userId, textTokens: 10 });
+    expect(await ledger.release(jobId)).toBe("released");
+    await ledger.setUserLimits(userId, { textTokenLimit: 5 });
+
+    await expect(ledger.reserve({ jobId, userId, textTokens: 10 })).rejects.toMatchObject({
+      code: "quota_exceeded",
+    });
+    expect(await ledger.reservation(jobId)).toMatchObject({ status: "released", textTokens: 10 });
+    expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 0, reserved: 0 });
+    await ledger.setUserLimits(userId, { textTokenLimit: null });
+    expect((await ledger.reserve({ jobId, userId, textTokens: 10 })).outcome).toBe("reserved");
   });
 
   it("refuses a job of another user as not found", async () => {

@@ -1,5 +1,5 @@
 import { GenqError, NotFoundError } from "@genq/core";
-import { type Database, type Plan, RESOLVE_ONE_HOLD_SQL, type TransactionClient } from "@genq/db";
+import { type Database, type Plan, RESOLVE_ONE_HOLD_SQL, sqlPool, type TransactionClient } from "@genq/db";
 import { type MonthEndProjection, projectMonthEndCost } from "./month-end-projection.ts";
 import { DEFAULT_PLANS, PlanLimits, UserLimits } from "./plans.ts";
 import { QuotaExceededError } from "./quota-exceeded-error.ts";
@@ -101,6 +101,12 @@ export interface QuotaLedgerOptions {
   /** The clock; periods and reservation ages are computed from it. */
   now?: (() => Date) | undefined;
   /**
+   * Send the reservation statement prepared (named); false sends it unnamed, for
+   * PgBouncer in transaction mode before 1.21 (`GENQ_DATABASE_PREPARED_STATEMENTS`).
+   * @defaultValue true
+   */
+  preparedStatements?: boolean | undefined;
+  /**
    * Told when a job used more than it reserved (a provider that ignored the output
    * cap, or counted differently). The job is charged its reservation, never more;
    * log the excess and count it (`genq_quota_settlement_excess_total`).
@@ -145,9 +151,6 @@ interface ReservationRow {
  */
 const LOCK_ORDER: readonly QuotaKind[] = ["text_tokens", "images", "cost_micro_usd"];
 
-/** An interactive transaction waits this long for a connection, and may run this long. */
-const TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 10_000 } as const;
-
 const RECLAIM_BATCH = 100;
 
 /**
@@ -164,6 +167,9 @@ const RECLAIM_BATCH = 100;
  */
 export class QuotaLedger {
   readonly #db: Database;
+  readonly #prepared: boolean;
+  /** The plans' limits as the reservation statement reads them. */
+  readonly #plansJson: string;
   readonly #plans: Readonly<Record<Plan, PlanLimits>>;
   readonly #now: () => Date;
   readonly #onSettlementExcess: ((excess: SettlementExcess) => void) | undefined;
@@ -182,6 +188,8 @@ export class QuotaLedger {
       plans[plan] = parsed.data;
     }
     this.#plans = Object.freeze(plans);
+    this.#plansJson = JSON.stringify(plans);
+    this.#prepared = options.preparedStatements ?? true;
     this.#now = options.now ?? (() => new Date());
     this.#onSettlementExcess = options.onSettlementExcess;
   }
@@ -231,100 +239,43 @@ export class QuotaLedger {
     const amounts = requestedAmounts(request);
     const now = this.#now();
     const period = quotaPeriod(now);
-    const periodStart = toDateLiteral(period.start);
-    return this.#db.$transaction(async (transaction): Promise<ReserveResult> => {
-      // One statement reads the owner's limits and inserts (or revives a released)
-      // reservation. The conflict branch locks an existing reservation row, so two
-      // deliveries of one job serialize here and the second sees the first's.
-      const [owner] = await transaction.$queryRaw<Array<LimitRow & { held: number }>>`
-        WITH owner AS (
-          SELECT u.plan::text AS plan, u.text_token_limit, u.image_limit, u.monthly_budget_micro_usd
-            FROM jobs j JOIN users u ON u.id = j.user_id
-           WHERE j.id = ${request.jobId}::uuid AND j.user_id = ${request.userId}::uuid
-        ), held AS (
-          INSERT INTO quota_reservations AS r
-                 (job_id, user_id, period_start, text_tokens, images, cost_micro_usd, status, created_at)
-          SELECT ${request.jobId}::uuid, ${request.userId}::uuid, ${periodStart}::date,
-                 ${amounts.textTokens}::bigint, ${amounts.images}::int, ${amounts.costMicroUsd}::bigint,
-                 'reserved', ${now.toISOString()}::timestamptz
-            FROM owner
-          ON CONFLICT (job_id) DO UPDATE
-             SET period_start = EXCLUDED.period_start, text_tokens = EXCLUDED.text_tokens,
-                 images = EXCLUDED.images, cost_micro_usd = EXCLUDED.cost_micro_usd,
-                 status = 'reserved', created_at = EXCLUDED.created_at,
-                 settled_at = NULL, released_at = NULL
-           WHERE r.status = 'released'
-          RETURNING r.job_id
-        )
-        SELECT owner.*, (SELECT count(*) FROM held)::int AS held FROM owner`;
-      if (owner === undefined) throw new NotFoundError("job", request.jobId);
-      if (owner.held === 0) {
-        // The job holds (or held) a reservation that is not released; the conflict
-        // branch locked it, and this new statement sees it committed.
-        const existing = await this.#findReservation(transaction, request.jobId);
-        if (existing === null)
-          throw new GenqError("internal_error", `reservation of job ${request.jobId} vanished`);
-        return {
-          outcome: existing.status === "settled" ? "already_settled" : "already_reserved",
-          reservation: existing,
-        };
-      }
-      const limits = this.#limits(toLimitSource(owner));
-      for (const kind of LOCK_ORDER) {
-        const amount = amounts[AMOUNT_FIELD[kind]];
-        if (amount === 0) continue;
-        await this.#hold(transaction, { userId: request.userId, period, kind, amount, limit: limits[kind] });
-      }
-      return {
-        outcome: "reserved",
-        reservation: {
-          jobId: request.jobId,
-          userId: request.userId,
-          periodStart: period.start,
-          ...amounts,
-          status: "reserved",
-          createdAt: new Date(now.getTime()),
-          settledAt: null,
-          releasedAt: null,
-        },
-      };
-    }, TRANSACTION_OPTIONS);
-  }
-
-  /**
-   * Holds `amount` of one kind with the conditional UPDATE the invariant rests on.
-   * The month's row is created on the first hold (`INSERT ... ON CONFLICT DO
-   * NOTHING`) and the UPDATE repeated; in the common case the row exists and one
-   * statement does it.
-   */
-  async #hold(
-    transaction: TransactionClient,
-    hold: { userId: string; period: QuotaPeriod; kind: QuotaKind; amount: number; limit: number | null },
-  ): Promise<void> {
-    const periodStart = toDateLiteral(hold.period.start);
-    const conditionalUpdate = () => transaction.$queryRaw<Array<{ used: bigint }>>`
-      UPDATE quota_usage SET reserved = reserved + ${hold.amount}::bigint
-       WHERE user_id = ${hold.userId}::uuid AND period_start = ${periodStart}::date AND kind = ${hold.kind}
-         AND (${hold.limit}::bigint IS NULL OR used + reserved + ${hold.amount}::bigint <= ${hold.limit}::bigint)
-      RETURNING used`;
-    if ((await conditionalUpdate()).length === 1) return;
-    await transaction.$executeRaw`
-      INSERT INTO quota_usage (user_id, period_start, kind)
-      VALUES (${hold.userId}::uuid, ${periodStart}::date, ${hold.kind})
-      ON CONFLICT DO NOTHING`;
-    if ((await conditionalUpdate()).length === 1) return;
-    const [row] = await transaction.$queryRaw<Array<{ used: bigint; reserved: bigint }>>`
-      SELECT used, reserved FROM quota_usage
-       WHERE user_id = ${hold.userId}::uuid AND period_start = ${periodStart}::date AND kind = ${hold.kind}`;
-    throw new QuotaExceededError({
-      kind: hold.kind,
-      used: Number(row?.used ?? 0n),
-      reserved: Number(row?.reserved ?? 0n),
-      // Only a kind with a limit can fail the condition.
-      limit: hold.limit ?? 0,
-      requested: hold.amount,
-      resetsAt: hold.period.resetsAt,
-    });
+    const values = [
+      request.jobId,
+      request.userId,
+      toDateLiteral(period.start),
+      now,
+      this.#plansJson,
+      amounts.textTokens,
+      amounts.images,
+      amounts.costMicroUsd,
+    ];
+    const { rows } = await sqlPool(this.#db).query<{
+      outcome: string;
+      reservation: ReservationJson | null;
+      detail: { kind: QuotaKind; used: number; reserved: number; limit: number; requested: number } | null;
+    }>(
+      this.#prepared
+        ? { name: "genq_reserve_job_hold", text: RESERVE_SQL, values }
+        : { text: RESERVE_SQL, values },
+    );
+    const [row] = rows;
+    if (row === undefined || row.outcome === "job_missing") throw new NotFoundError("job", request.jobId);
+    if (row.outcome === "quota_exceeded" && row.detail !== null) {
+      throw new QuotaExceededError({
+        kind: row.detail.kind,
+        used: Number(row.detail.used),
+        reserved: Number(row.detail.reserved),
+        limit: Number(row.detail.limit),
+        requested: Number(row.detail.requested),
+        resetsAt: period.resetsAt,
+      });
+    }
+    if (row.reservation === null)
+      throw new GenqError("internal_error", `no reservation for job ${request.jobId}`);
+    return {
+      outcome: row.outcome as ReserveResult["outcome"],
+      reservation: reservationFromJson(row.reservation),
+    };
   }
 
   /**
@@ -622,23 +573,6 @@ interface KindLimits {
   cost_micro_usd: number | null;
 }
 
-interface LimitRow {
-  plan: string;
-  text_token_limit: bigint | null;
-  image_limit: number | null;
-  monthly_budget_micro_usd: bigint | null;
-}
-
-function toLimitSource(row: LimitRow): LimitSource {
-  return {
-    // The column is the Plan enum; the cast to text only changes how it travels.
-    plan: row.plan as Plan,
-    textTokenLimit: row.text_token_limit,
-    imageLimit: row.image_limit,
-    monthlyBudgetMicroUsd: row.monthly_budget_micro_usd,
-  };
-}
-
 function toReservation(row: ReservationRow): Reservation {
   return {
     jobId: row.job_id,
@@ -685,5 +619,40 @@ function settledAmounts(request: SettleRequest): QuotaAmounts {
     // Settled images travel as bigint in SQL; the int32 bound only matters for reservations.
     images: checkAmount("images", request.images),
     costMicroUsd: checkAmount("costMicroUsd", request.costMicroUsd),
+  };
+}
+
+/** Reserves a job's hold in one statement (migration `20261203110000_reserve_job_hold`). */
+const RESERVE_SQL = `SELECT outcome, reservation, detail
+  FROM reserve_job_hold($1::uuid, $2::uuid, $3::date, $4::timestamptz, $5::jsonb, $6::bigint, $7::int, $8::bigint)`;
+
+/** A `quota_reservations` row as `row_to_json` spells it. */
+interface ReservationJson {
+  job_id: string;
+  user_id: string;
+  period_start: string;
+  text_tokens: number;
+  images: number;
+  cost_micro_usd: number;
+  status: string;
+  created_at: string;
+  settled_at: string | null;
+  released_at: string | null;
+}
+
+function reservationFromJson(row: ReservationJson): Reservation {
+  const date = (value: string | null) => (value === null ? null : new Date(value));
+  return {
+    jobId: row.job_id,
+    userId: row.user_id,
+    periodStart: new Date(`${row.period_start}T00:00:00.000Z`),
+    textTokens: Number(row.text_tokens),
+    images: Number(row.images),
+    costMicroUsd: Number(row.cost_micro_usd),
+    // Only this ledger and the lifecycle write the column, from a ReservationStatus.
+    status: row.status as ReservationStatus,
+    createdAt: new Date(row.created_at),
+    settledAt: date(row.settled_at),
+    releasedAt: date(row.released_at),
   };
 }
