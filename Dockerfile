@@ -16,6 +16,7 @@ COPY apps/cli/package.json apps/cli/
 COPY packages/core/package.json packages/core/
 COPY packages/db/package.json packages/db/
 COPY packages/events/package.json packages/events/
+COPY packages/lifecycle/package.json packages/lifecycle/
 COPY packages/metrics/package.json packages/metrics/
 COPY packages/net-guard/package.json packages/net-guard/
 COPY packages/queue/package.json packages/queue/

@@ -111,6 +111,8 @@ export interface AppOptions {
   webhookAllowlist?: WebhookAllowlist;
   /** The most webhook endpoints one user may have (`GENQ_WEBHOOK_MAX_ENDPOINTS_PER_USER`); default 20. */
   webhookMaxEndpointsPerUser?: number;
+  /** Whether the job lifecycle's hot-path SQL uses named prepared statements; default true. */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -151,6 +153,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     webhookAllowlist: options.webhookAllowlist,
     webhookMaxEndpointsPerUser: options.webhookMaxEndpointsPerUser,
     publicUrl: options.publicUrl,
+    preparedStatements: options.preparedStatements,
   });
 
   if (options.docs ?? true) {

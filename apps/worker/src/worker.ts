@@ -4,7 +4,6 @@ import { createSecretBox, type JobType, type Logger, parseKeyRing } from "@genq/
 import {
   AssetRepository,
   BatchRepository,
-  createJobFinishedHooks,
   createPrismaClient,
   JobRepository,
   pingDatabase,
@@ -13,6 +12,7 @@ import {
   WebhookRepository,
 } from "@genq/db";
 import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
+import { createJobLifecycle } from "@genq/lifecycle";
 import { GenqMetrics } from "@genq/metrics";
 import { ResultCache } from "@genq/providers";
 import { createRedisConnection, JobQueues } from "@genq/queue";
@@ -27,7 +27,7 @@ import {
   type WorkerPool,
 } from "@genq/runner";
 import { createStorage, storageConfigFromEnv } from "@genq/storage";
-import { type RunningWebhookWorker, startWebhookWorker, WebhookOutbox, WebhookQueue } from "@genq/webhooks";
+import { type RunningWebhookWorker, startWebhookWorker, WebhookQueue } from "@genq/webhooks";
 import type { WorkerEnv } from "./env.ts";
 import { createWorkerRouter, type WorkerRouter } from "./providers.ts";
 
@@ -147,14 +147,15 @@ export async function startWorker(
   }
   const assets = new AssetRepository({ db });
   const metrics = new GenqMetrics({ process: "worker" });
+  // A job is never charged beyond its reservation; what a provider reported above it is logged and counted.
+  const reportSettlementExcess = (excess: { kind: string; actual: number; held: number }) => {
+    logger.warn(excess, "provider reported more usage than was reserved; charged the reservation only");
+    metrics.quotaSettlementExcess.inc({ kind: excess.kind }, excess.actual - excess.held);
+  };
   const quota = new QuotaLedger({
     db,
     plans: resolvePlans(env.GENQ_PLANS),
-    // A job is never charged beyond its reservation; what a provider reported above it is logged and counted.
-    onSettlementExcess: (excess) => {
-      logger.warn(excess, "provider reported more usage than was reserved; charged the reservation only");
-      metrics.quotaSettlementExcess.inc({ kind: excess.kind }, excess.actual - excess.held);
-    },
+    onSettlementExcess: reportSettlementExcess,
   });
   const policy = retentionPolicy(env);
   const maintenance = await startMaintenance({
@@ -197,24 +198,23 @@ export async function startWorker(
   // Webhooks: the outbox is written in every finishing transaction and queued after commit.
   const webhookRepository = new WebhookRepository({ db, publicUrl: env.GENQ_PUBLIC_URL });
   const webhookQueue = new WebhookQueue({ connection: redis, prefix: env.GENQ_QUEUE_PREFIX });
-  const webhookOutbox = new WebhookOutbox({
-    repository: webhookRepository,
-    queue: webhookQueue,
-    onEnqueueError: (error) => logger.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
+  const lifecycle = createJobLifecycle({
+    db,
+    events,
+    webhooks: {
+      repository: webhookRepository,
+      queue: webhookQueue,
+      onEnqueueError: (error) =>
+        logger.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
+    },
+    onSettlementExcess: reportSettlementExcess,
+    sql: { prepared: env.GENQ_DATABASE_PREPARED_STATEMENTS },
   });
   const pool = await startWorkerPool({
     metrics,
     redisUrl: env.REDIS_URL,
-    jobs: new JobRepository({
-      db,
-      hooks: webhookOutbox.wrap(
-        createJobFinishedHooks({
-          outbox: webhookOutbox.write,
-          publish: events.publishFinished,
-          releaseQuota: (transaction, jobId) => quota.release(jobId, transaction),
-        }),
-      ),
-    }),
+    jobs: new JobRepository({ db }),
+    lifecycle,
     events,
     ...(resultCache === undefined ? {} : { resultCache }),
     queues,

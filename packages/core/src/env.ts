@@ -16,6 +16,12 @@ export const CommonEnv = z.object({
     .default("redis://127.0.0.1:6379"),
   /** PostgreSQL connections per process (the pool of the Prisma client). */
   GENQ_DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(1_000).default(10),
+  /**
+   * The job lifecycle's hot-path SQL as named prepared statements (default true). Set
+   * false behind a pooler that does not track them (PgBouncer in transaction mode
+   * before 1.21, or without `max_prepared_statements`).
+   */
+  GENQ_DATABASE_PREPARED_STATEMENTS: BooleanFromString.default(true),
   GENQ_QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, '.', '_' and '-' only")

@@ -3,22 +3,19 @@ import { type CheckedBatchItem, IdempotencyConflictError } from "@genq/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountRepository } from "./account-repository.ts";
 import { BatchItemSpool } from "./batch-item-spool.ts";
-import { BatchNotCancelableError, BatchRepository, EmptyBatchError } from "./batch-repository.ts";
+import { BatchRepository, EmptyBatchError } from "./batch-repository.ts";
 import { createPrismaClient, type Database } from "./client.ts";
-import { JobRepository } from "./job-repository.ts";
 import { createTestDatabase, type TestDatabase } from "./testing/index.ts";
 
 let database: TestDatabase;
 let db: Database;
 let batches: BatchRepository;
-let jobs: JobRepository;
 let accounts: AccountRepository;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
-  jobs = new JobRepository({ db });
-  batches = new BatchRepository({ db, hooks: jobs.hooks });
+  batches = new BatchRepository({ db });
   accounts = new AccountRepository({ db });
 });
 
@@ -124,44 +121,5 @@ describe("BatchRepository", () => {
     expect(stored.startedAt).not.toBeNull();
     const [candidate] = (await batches.dispatchCandidates()).filter((entry) => entry.batchId === batch.id);
     expect(candidate).toMatchObject({ outstanding: 10, undispatched: 0, plan: "basic" });
-  });
-
-  it("cancels held-back and dispatched items, lets active ones finish, then ends canceled", async () => {
-    const userId = await createUser();
-    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, await checked(6));
-    const released = await batches.claimItems(batch.id, 2);
-    const running = await jobs.claim(released[0]!.id);
-    expect(running).not.toBeNull();
-    const { batch: canceling, dispatched } = await batches.requestCancel(userId, batch.id);
-    expect(dispatched.map((item) => item.id)).toEqual([released[1]!.id]);
-    expect(canceling).toMatchObject({
-      status: "running",
-      cancelRequested: true,
-      canceledCount: 5,
-      dispatchedCount: 6,
-    });
-    expect(await batches.claimItems(batch.id, 10)).toEqual([]);
-    await jobs.complete({
-      jobId: running!.id,
-      attempt: running!.attempts,
-      result: { text: "done" },
-      provider: "mock",
-      model: "mock-1",
-      usage: { inputTokens: 1, outputTokens: 1 },
-      costMicroUsd: 0,
-    });
-    const ended = await batches.findForUser(userId, batch.id);
-    expect(ended).toMatchObject({ status: "canceled", completedCount: 1, canceledCount: 5 });
-    expect((await batches.requestCancel(userId, batch.id)).batch.status).toBe("canceled");
-  });
-
-  it("refuses to cancel a completed batch and hides other users' batches", async () => {
-    const userId = await createUser();
-    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, await checked(1));
-    const [item] = await batches.claimItems(batch.id, 1);
-    await jobs.fail(item!.id, { code: "invalid_request", message: "no" });
-    expect((await batches.findForUser(userId, batch.id)).status).toBe("completed");
-    await expect(batches.requestCancel(userId, batch.id)).rejects.toThrow(BatchNotCancelableError);
-    await expect(batches.findForUser(await createUser(), batch.id)).rejects.toThrow(/not found/);
   });
 });

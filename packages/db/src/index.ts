@@ -11,6 +11,8 @@ export type { Plan } from "./generated/prisma/enums.ts";
 export * from "./job-finished.ts";
 export * from "./job-finished-hooks.ts";
 export * from "./job-repository.ts";
+export * from "./lifecycle/quota-holds.ts";
+export * from "./lifecycle/types.ts";
 export * from "./migrate.ts";
 export * from "./readiness.ts";
 export * from "./retention-repository.ts";

@@ -2,6 +2,7 @@ import type { GenqEvent } from "@genq/core";
 import { jobFinishedEvents, recordBatchItemsFinished } from "./batch-events.ts";
 import type { Prisma } from "./generated/prisma/client.ts";
 import type { JobFinishedHooks } from "./job-finished.ts";
+import { RELEASE_HOLDS_SQL } from "./lifecycle/quota-holds.ts";
 
 /** Options for {@link createJobFinishedHooks}. */
 export interface JobFinishedHooksOptions {
@@ -14,31 +15,28 @@ export interface JobFinishedHooksOptions {
     | undefined;
   /** Receives the events after commit (live streams); best effort. */
   publish?: ((events: readonly GenqEvent[]) => void) | undefined;
-  /**
-   * Gives back the quota a failed or canceled job held, inside the transaction that
-   * finished it (`QuotaLedger.release`), so no hold outlives its job even when the
-   * process dies right after. Only jobs that reached the queue can hold anything.
-   */
-  releaseQuota?: ((transaction: Prisma.TransactionClient, jobId: string) => Promise<unknown>) | undefined;
   /** At most one `batch.progress` event per batch per this interval; default 5 s. */
   batchProgressIntervalMs?: number | undefined;
 }
 
 /**
- * The hooks every process that finishes jobs gives its JobRepository (and
- * BatchRepository): batch counters and batch events, job events, the webhook
- * outbox, and live publication after commit.
+ * The effects of jobs finishing, run in the transaction that finishes them: the
+ * quota a failed or canceled job held is given back (so no hold outlives its job
+ * even when the process dies right after; only jobs that reached the queue can
+ * hold anything), batch counters and batch events, job events, the webhook outbox;
+ * and live publication after commit.
  */
 export function createJobFinishedHooks(options: JobFinishedHooksOptions = {}): JobFinishedHooks {
   const progressIntervalMs = options.batchProgressIntervalMs ?? 5_000;
   return {
     async inTransaction(transaction, jobs) {
-      if (options.releaseQuota !== undefined) {
-        for (const job of jobs) {
-          if (job.status !== "completed" && job.dispatchedAt !== null)
-            await options.releaseQuota(transaction, job.id);
-        }
-      }
+      const holders = jobs.filter((job) => job.status !== "completed" && job.dispatchedAt !== null);
+      if (holders.length > 0)
+        await transaction.$queryRawUnsafe(
+          RELEASE_HOLDS_SQL,
+          holders.map((job) => job.id),
+          new Date(),
+        );
       const events = [
         ...jobFinishedEvents(jobs),
         ...(await recordBatchItemsFinished(transaction, jobs, { progressIntervalMs })),

@@ -279,11 +279,11 @@ describe("settle and release", () => {
     expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 0, reserved: 1_000 });
   });
 
-  it("settles in the transaction that completes the job, and not when the completion rolls back", async () => {
+  it("settles in the statement that completes the job, once, and never for a stale delivery", async () => {
     const ledger = context.ledger();
     const userId = await context.createUser();
     const jobId = await context.createJob(userId);
-    const claimed = await context.jobs.claim(jobId);
+    const claimed = await context.claim(jobId);
     await ledger.reserve({ jobId, userId, textTokens: 2_000 });
     const completion = {
       jobId,
@@ -293,41 +293,20 @@ describe("settle and release", () => {
       model: "mock-1",
       usage: { inputTokens: 300, outputTokens: 200 },
       costMicroUsd: 42,
+      charge: { textTokens: 500, images: 0, costMicroUsd: 42 },
     };
 
-    const failure = new Error("settlement failed");
-    await expect(
-      context.jobs.complete({
-        ...completion,
-        onCompleted: async (transaction) => {
-          await ledger.settle({ jobId, textTokens: 500, images: 0, costMicroUsd: 42 }, transaction);
-          throw failure;
-        },
-      }),
-    ).rejects.toBe(failure);
-    expect((await context.jobs.find(jobId))?.status).toBe("active");
+    // A stale delivery (an earlier attempt) neither completes nor settles.
+    expect(await context.lifecycle.complete({ ...completion, attempt: claimed!.attempts - 1 })).toBe(false);
     expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 0, reserved: 2_000 });
 
-    const completed = await context.jobs.complete({
-      ...completion,
-      onCompleted: async (transaction, job) => {
-        expect(job.userId).toBe(userId);
-        await ledger.settle({ jobId, textTokens: 500, images: 0, costMicroUsd: 42 }, transaction);
-      },
-    });
-    expect(completed).toBe(true);
+    expect(await context.lifecycle.complete(completion)).toBe(true);
     expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 500, reserved: 0 });
+    expect(await ledger.reservation(jobId)).toMatchObject({ status: "settled" });
 
     // A second completion of the same job (a stalled duplicate) neither completes nor settles.
-    let called = false;
-    const duplicate = await context.jobs.complete({
-      ...completion,
-      onCompleted: async () => {
-        called = true;
-      },
-    });
-    expect(duplicate).toBe(false);
-    expect(called).toBe(false);
+    expect(await context.lifecycle.complete(completion)).toBe(false);
+    expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 500, reserved: 0 });
   });
 });
 

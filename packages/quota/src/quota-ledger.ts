@@ -1,5 +1,5 @@
 import { GenqError, NotFoundError } from "@genq/core";
-import type { Database, Plan, TransactionClient } from "@genq/db";
+import { type Database, type Plan, RESOLVE_ONE_HOLD_SQL, type TransactionClient } from "@genq/db";
 import { type MonthEndProjection, projectMonthEndCost } from "./month-end-projection.ts";
 import { DEFAULT_PLANS, PlanLimits, UserLimits } from "./plans.ts";
 import { QuotaExceededError } from "./quota-exceeded-error.ts";
@@ -327,44 +327,26 @@ export class QuotaLedger {
    * reservation and reported to {@link QuotaLedgerOptions.onSettlementExcess}.
    * Idempotent: a settled reservation is not charged again.
    *
-   * One statement, so it is atomic on its own; pass the transaction that completes
-   * the job (`JobCompletion.onCompleted`) to charge exactly when the job completes.
+   * One statement (the SQL the job lifecycle folds into its completion), so it is
+   * atomic on its own; the lifecycle settles in the statement that completes the job.
    */
   async settle(request: SettleRequest, transaction?: TransactionClient): Promise<SettleOutcome> {
     const actual = settledAmounts(request);
     const client = transaction ?? this.#db;
-    const [result] = await client.$queryRaw<
-      Array<{ settled: number; excess: Array<Omit<SettlementExcess, "jobId">> | null }>
-    >`
-      WITH settled AS (
-        UPDATE quota_reservations
-           SET status = 'settled', settled_at = ${this.#now().toISOString()}::timestamptz
-         WHERE job_id = ${request.jobId}::uuid AND status = 'reserved'
-        RETURNING user_id, period_start, text_tokens, images, cost_micro_usd
-      ), charges AS (
-        SELECT s.user_id, s.period_start, v.position, v.kind, v.actual, v.held
-          FROM settled s CROSS JOIN LATERAL (VALUES
-            (1, 'text_tokens', ${actual.textTokens}::bigint, s.text_tokens),
-            (2, 'images', ${actual.images}::bigint, s.images::bigint),
-            (3, 'cost_micro_usd', ${actual.costMicroUsd}::bigint, s.cost_micro_usd)
-          ) AS v(position, kind, actual, held)
-         WHERE v.actual > 0 OR v.held > 0
-      ), charged AS (
-        -- Rows are locked in LOCK_ORDER. A data-modifying WITH runs to completion
-        -- whether or not the main query reads it. The charge is capped at the hold.
-        INSERT INTO quota_usage AS q (user_id, period_start, kind, used, reserved)
-        SELECT user_id, period_start, kind, LEAST(actual, held), 0 FROM charges ORDER BY position
-        ON CONFLICT (user_id, period_start, kind) DO UPDATE
-           SET used = q.used + EXCLUDED.used,
-               reserved = q.reserved - (SELECT c.held FROM charges c WHERE c.kind = EXCLUDED.kind)
-      )
-      SELECT (SELECT count(*)::int FROM settled) AS settled,
-             (SELECT json_agg(json_build_object('userId', c.user_id, 'kind', c.kind,
-                                                'actual', c.actual, 'held', c.held) ORDER BY c.position)
-                FROM charges c WHERE c.actual > c.held) AS excess`;
-    if (result?.settled === 1) {
+    const [result] = await client.$queryRawUnsafe<
+      Array<{ resolved: number; excess: SettlementExcess[] | null }>
+    >(
+      RESOLVE_ONE_HOLD_SQL,
+      request.jobId,
+      "settle",
+      actual.textTokens,
+      actual.images,
+      actual.costMicroUsd,
+      this.#now(),
+    );
+    if (result?.resolved === 1) {
       for (const excess of result.excess ?? []) {
-        this.#onSettlementExcess?.({ jobId: request.jobId, ...excess });
+        this.#onSettlementExcess?.({ ...excess, actual: Number(excess.actual), held: Number(excess.held) });
       }
       return "settled";
     }
@@ -380,30 +362,16 @@ export class QuotaLedger {
    */
   async release(jobId: string, transaction?: TransactionClient): Promise<ReleaseOutcome> {
     const client = transaction ?? this.#db;
-    const [result] = await client.$queryRaw<Array<{ released: number }>>`
-      WITH released AS (
-        UPDATE quota_reservations
-           SET status = 'released', released_at = ${this.#now().toISOString()}::timestamptz
-         WHERE job_id = ${jobId}::uuid AND status = 'reserved'
-        RETURNING user_id, period_start, text_tokens, images, cost_micro_usd
-      ), holds AS (
-        SELECT r.user_id, r.period_start, v.position, v.kind, v.held
-          FROM released r CROSS JOIN LATERAL (VALUES
-            (1, 'text_tokens', r.text_tokens),
-            (2, 'images', r.images::bigint),
-            (3, 'cost_micro_usd', r.cost_micro_usd)
-          ) AS v(position, kind, held)
-         WHERE v.held > 0
-      ), freed AS (
-        -- An upsert rather than UPDATE ... FROM, so rows are locked in LOCK_ORDER. The
-        -- row always exists (the reservation created it); the insert branch never runs.
-        INSERT INTO quota_usage AS q (user_id, period_start, kind)
-        SELECT user_id, period_start, kind FROM holds ORDER BY position
-        ON CONFLICT (user_id, period_start, kind) DO UPDATE
-           SET reserved = q.reserved - (SELECT h.held FROM holds h WHERE h.kind = EXCLUDED.kind)
-      )
-      SELECT count(*)::int AS released FROM released`;
-    if (result?.released === 1) return "released";
+    const [result] = await client.$queryRawUnsafe<Array<{ resolved: number }>>(
+      RESOLVE_ONE_HOLD_SQL,
+      jobId,
+      "release",
+      0,
+      0,
+      0,
+      this.#now(),
+    );
+    if (result?.resolved === 1) return "released";
     const status = await this.#reservationStatus(client, jobId);
     if (status === null) return "no_reservation";
     return status === "released" ? "already_released" : "settled";

@@ -19,8 +19,8 @@ const MINUTE = 60_000;
 
 /** Completes a claimed job the way a worker does, but without settling: it "died" right after. */
 async function completeWithoutSettling(jobId: string, usage: { inputTokens: number; outputTokens: number }) {
-  const claimed = await context.jobs.claim(jobId);
-  const completed = await context.jobs.complete({
+  const claimed = await context.claim(jobId);
+  const completed = await context.lifecycle.complete({
     jobId,
     attempt: claimed!.attempts,
     result: { text: "done", finishReason: "stop", provider: "mock", model: "mock-1" },
@@ -45,10 +45,14 @@ it("settles a completed job from its usage record, releases failed and canceled 
   await ledger.reserve({ jobId: freshQueued!, userId, textTokens: 1_000, costMicroUsd: 100 });
 
   await completeWithoutSettling(completed!, { inputTokens: 120, outputTokens: 80 });
-  await context.jobs.claim(failed!);
-  await context.jobs.fail(failed!, { code: "invalid_request", message: "bad" });
-  await context.jobs.requestCancel(userId, canceled!);
-  await context.jobs.claim(active!);
+  // Finished by a process that died before releasing their holds (the lifecycle releases in
+  // the finishing statement; the reclaimer is the safety net for anything else).
+  await context.db.job.update({ where: { id: failed! }, data: { status: "failed", finishedAt: new Date() } });
+  await context.db.job.update({
+    where: { id: canceled! },
+    data: { status: "canceled", finishedAt: new Date() },
+  });
+  await context.claim(active!);
   expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 0, reserved: 6_000 });
 
   const result = await ledger.reclaim({ olderThanMs: 10 * MINUTE });
@@ -74,11 +78,11 @@ it("charges a recovered job once when a worker died between reserve and settle a
 
   // First delivery: claims, reserves, dies. BullMQ re-delivers; the second delivery
   // finds the reservation held, runs the job and settles in the completing transaction.
-  await context.jobs.claim(jobId);
+  await context.claim(jobId);
   await ledger.reserve({ jobId, userId, textTokens: 1_000 });
-  const claimed = await context.jobs.claim(jobId);
+  const claimed = await context.claim(jobId);
   expect((await ledger.reserve({ jobId, userId, textTokens: 1_000 })).outcome).toBe("already_reserved");
-  await context.jobs.complete({
+  await context.lifecycle.complete({
     jobId,
     attempt: claimed!.attempts,
     result: { text: "done", finishReason: "stop", provider: "mock", model: "mock-1" },
@@ -86,9 +90,7 @@ it("charges a recovered job once when a worker died between reserve and settle a
     model: "mock-1",
     usage: { inputTokens: 100, outputTokens: 50 },
     costMicroUsd: 10,
-    onCompleted: async (transaction) => {
-      await ledger.settle({ jobId, textTokens: 150, images: 0, costMicroUsd: 10 }, transaction);
-    },
+    charge: { textTokens: 150, images: 0, costMicroUsd: 10 },
   });
 
   expect(await ledger.reclaim({ olderThanMs: 0 })).toEqual({ settled: 0, released: 0 });
@@ -102,10 +104,8 @@ it("settles each reservation once when several processes reclaim at the same tim
   for (const jobId of jobIds) await ledger.reserve({ jobId, userId, textTokens: 500 });
   for (const jobId of jobIds.slice(0, 10))
     await completeWithoutSettling(jobId, { inputTokens: 100, outputTokens: 100 });
-  for (const jobId of jobIds.slice(10)) {
-    await context.jobs.claim(jobId);
-    await context.jobs.fail(jobId, { code: "timeout", message: "too slow" });
-  }
+  // Failed by a process that died before releasing their holds.
+  await context.db.job.updateMany({ where: { id: { in: jobIds.slice(10) } }, data: { status: "failed" } });
 
   const results = await Promise.all(
     Array.from({ length: 4 }, () => context.ledger().reclaim({ olderThanMs: 10 * MINUTE })),

@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { AccountRepository, createPrismaClient, type Database, JobRepository, type Plan } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { JobLifecycle } from "@genq/lifecycle";
 import { QuotaLedger, type QuotaLedgerOptions } from "./quota-ledger.ts";
 
 /** A migrated schema of its own, with repositories and a clock tests can move. */
@@ -10,6 +11,9 @@ export interface LedgerTestContext {
   db: Database;
   accounts: AccountRepository;
   jobs: JobRepository;
+  lifecycle: JobLifecycle;
+  /** Claims a job as a worker does; null when there was nothing to run. */
+  claim(jobId: string): Promise<{ attempts: number } | null>;
   clock: { now: Date };
   /** A ledger on {@link LedgerTestContext.db} reading {@link LedgerTestContext.clock}. */
   ledger(options?: Omit<QuotaLedgerOptions, "db" | "now">): QuotaLedger;
@@ -28,12 +32,18 @@ export async function createLedgerTestContext(
   });
   const accounts = new AccountRepository({ db });
   const jobs = new JobRepository({ db });
+  const lifecycle = new JobLifecycle({ db });
   const clock = { now: new Date("2026-11-15T12:00:00.000Z") };
   return {
     database,
     db,
     accounts,
     jobs,
+    lifecycle,
+    async claim(jobId) {
+      const outcome = await lifecycle.claim(jobId);
+      return outcome.outcome === "claimed" ? outcome.job : null;
+    },
     clock,
     ledger: (ledgerOptions = {}) => new QuotaLedger({ db, now: () => clock.now, ...ledgerOptions }),
     async createUser(plan = "basic") {

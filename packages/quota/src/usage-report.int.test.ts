@@ -26,8 +26,8 @@ interface FinishedJob {
 /** Runs a job to completion through the repository and dates its usage record. */
 async function finish(userId: string, job: FinishedJob): Promise<void> {
   const jobId = await context.createJob(userId, job.type);
-  const claimed = await context.jobs.claim(jobId);
-  await context.jobs.complete({
+  const claimed = await context.claim(jobId);
+  await context.lifecycle.complete({
     jobId,
     attempt: claimed!.attempts,
     result: {},

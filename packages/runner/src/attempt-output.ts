@@ -1,8 +1,8 @@
 import { GenqError } from "@genq/core";
-import type { AttemptCompletion } from "./job-transitions.ts";
+import type { JobCompletion } from "@genq/db";
 
 /** What a successful run of a text or image job produced, before it is recorded. */
-export type AttemptOutput = Omit<AttemptCompletion, "jobId" | "attempt" | "charge"> & {
+export type AttemptOutput = Omit<JobCompletion, "jobId" | "attempt" | "charge"> & {
   /** Served from the result cache: no provider call, no charge. */
   cacheHit?: boolean;
 };

@@ -1,7 +1,6 @@
 import { GenqError, isErrorCode, toPublicFailure } from "@genq/core";
-import type { JobFailure, ProviderCallRecord } from "@genq/db";
+import type { ClaimOutcome, JobCompletion, JobFailure, ProviderCallRecord } from "@genq/db";
 import { RouteDelayedError, RouteFailedError } from "@genq/providers";
-import type { AttemptCompletion, ClaimOutcome } from "./job-transitions.ts";
 
 /** Provider calls of an attempt, recorded with whichever transition ends it. */
 type Calls = readonly ProviderCallRecord[];
@@ -22,7 +21,7 @@ type Calls = readonly ProviderCallRecord[];
  *   `UnrecoverableError` unless the failure is retryable and the attempts are spent).
  */
 export type AttemptResult =
-  | { kind: "completed"; completion: AttemptCompletion }
+  | { kind: "completed"; completion: JobCompletion }
   | {
       kind: "canceled";
       /** `queued`: before it ran; `running`: it interrupted the attempt; `settling`: a transition was refused. */

@@ -5,10 +5,10 @@ import {
   BatchRepository,
   createPrismaClient,
   type Database,
-  JobRepository,
   type Plan,
 } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { JobLifecycle } from "@genq/lifecycle";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
@@ -20,7 +20,7 @@ let db: Database;
 let redis: Redis;
 let queues: JobQueues;
 let batches: BatchRepository;
-let jobs: JobRepository;
+let lifecycle: JobLifecycle;
 let accounts: AccountRepository;
 
 beforeAll(async () => {
@@ -28,8 +28,8 @@ beforeAll(async () => {
   db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
   redis = createRedisConnection({ url: process.env.REDIS_URL ?? "redis://127.0.0.1:6379", role: "producer" });
   redis.on("error", () => {});
-  jobs = new JobRepository({ db });
-  batches = new BatchRepository({ db, hooks: jobs.hooks });
+  lifecycle = new JobLifecycle({ db });
+  batches = new BatchRepository({ db, hooks: lifecycle.effects });
   accounts = new AccountRepository({ db });
 });
 
@@ -103,7 +103,7 @@ async function finish(batchId: string, count: number): Promise<void> {
     orderBy: { itemIndex: "asc" },
     take: count,
   });
-  for (const row of rows) await jobs.fail(row.id, { code: "invalid_request", message: "done" });
+  for (const row of rows) await lifecycle.fail(row.id, { code: "invalid_request", message: "done" });
 }
 
 describe("BatchDispatcher", () => {
@@ -159,7 +159,7 @@ describe("BatchDispatcher", () => {
     const running = await db.job.findFirstOrThrow({
       where: { batchId: canceling, dispatchedAt: { not: null } },
     });
-    await jobs.claim(running.id);
+    await lifecycle.claim(running.id);
     await batches.requestCancel(dave, canceling);
     const other = await createBatch(dave, 10);
     // One item of the canceled batch still runs: 4 of the cap are left.

@@ -11,6 +11,7 @@ import {
   RetentionRepository,
 } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { JobLifecycle } from "@genq/lifecycle";
 import { QuotaLedger } from "@genq/quota";
 import { createStorage, type LocalStorage } from "@genq/storage";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -37,6 +38,7 @@ const TWO_MONTHS_BEFORE = new Date(LATER.getTime() - 60 * DAY_MS);
 let database: TestDatabase;
 let db: Database;
 let jobs: JobRepository;
+let lifecycle: JobLifecycle;
 let accounts: AccountRepository;
 let ledger: QuotaLedger;
 let storage: LocalStorage;
@@ -46,6 +48,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
   jobs = new JobRepository({ db });
+  lifecycle = new JobLifecycle({ db });
   accounts = new AccountRepository({ db });
   ledger = new QuotaLedger({ db });
   directory = await mkdtemp(join(tmpdir(), "genq-retention-"));
@@ -82,9 +85,10 @@ async function completedJob(userId: string, type: "text" | "image" = "text"): Pr
     textTokens: type === "text" ? 200 : 0,
     images: type === "image" ? 1 : 0,
   });
-  const claimed = await jobs.claim(job.id);
+  const claim = await lifecycle.claim(job.id);
+  const claimed = claim.outcome === "claimed" ? claim.job : null;
   const startedAt = new Date();
-  await jobs.complete({
+  await lifecycle.complete({
     jobId: job.id,
     attempt: claimed!.attempts,
     result: { text: "hi" },
@@ -104,17 +108,7 @@ async function completedJob(userId: string, type: "text" | "image" = "text"): Pr
       },
       { seq: 2, provider: "mock", model: "m", startedAt, latencyMs: 5, outcome: "ok" },
     ],
-    onCompleted: async (transaction) => {
-      await ledger.settle(
-        {
-          jobId: job.id,
-          textTokens: type === "text" ? 150 : 0,
-          images: type === "image" ? 1 : 0,
-          costMicroUsd: 1_234,
-        },
-        transaction,
-      );
-    },
+    charge: { textTokens: type === "text" ? 150 : 0, images: type === "image" ? 1 : 0, costMicroUsd: 1_234 },
   });
   return job.id;
 }
@@ -192,8 +186,8 @@ describe("data retention", () => {
       },
     });
     const { job: failed } = await jobs.create({ userId, type: "text", priority: 5, input: { prompt: "x" } });
-    await jobs.claim(failed.id);
-    await jobs.fail(failed.id, { code: "timeout", message: "too slow" });
+    await lifecycle.claim(failed.id);
+    await lifecycle.fail(failed.id, { code: "timeout", message: "too slow" });
     const recent = await completedJob(userId);
     await finishedAt(recent, TWO_MONTHS_BEFORE);
     const { job: queued } = await jobs.create({

@@ -1,5 +1,5 @@
 import { QueuedJobPayload } from "@genq/core";
-import type { JobRecord, ProviderCallRecord } from "@genq/db";
+import type { JobCompletion, JobRecord, ProviderCallRecord, QuotaCharge } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { BYO_KEY_ID } from "@genq/providers";
 import { chargedTextTokens } from "@genq/quota";
@@ -10,7 +10,7 @@ import type { AttemptOutput } from "./attempt-output.ts";
 import { type AttemptResult, afterRefusal, decideFailedAttempt, unclaimedResult } from "./attempt-result.ts";
 import { runImageAttempt } from "./image-attempt.ts";
 import { DEFAULT_POSTPONE_DEADLINE_MS, type JobProcessorOptions } from "./job-processor-options.ts";
-import type { AttemptCompletion, CompletionCharge } from "./job-transitions.ts";
+
 import { runTextAttempt } from "./text-attempt.ts";
 
 /** How long a job waits when its row cannot be claimed (Postgres unreachable). */
@@ -157,7 +157,7 @@ export class JobProcessor {
   }
 
   /** The completion the lifecycle records, with what the quota is charged for it. */
-  #completion(record: JobRecord, output: AttemptOutput): AttemptCompletion {
+  #completion(record: JobRecord, output: AttemptOutput): JobCompletion {
     const { cacheHit, ...completion } = output;
     return {
       jobId: record.id,
@@ -367,7 +367,7 @@ function timeOut(delivery: Delivery): void {
  * What the quota is charged for a completed job: its usage, or nothing on the user's
  * own key (usage and cost are still recorded) or for a cached result.
  */
-function chargeOf(record: JobRecord, output: AttemptOutput): CompletionCharge {
+function chargeOf(record: JobRecord, output: AttemptOutput): QuotaCharge {
   if (output.keyId === BYO_KEY_ID || output.cacheHit === true) return "release";
   return {
     textTokens: record.type === "text" ? chargedTextTokens(output.usage) : 0,

@@ -1,5 +1,6 @@
 import type { JobType, QueuedJobPayload } from "@genq/core";
 import type { JobRepository } from "@genq/db";
+import type { JobLifecycle } from "@genq/lifecycle";
 import type { GenqMetrics } from "@genq/metrics";
 import type { ProviderRouter } from "@genq/providers";
 import { cancelChannel, createRedisConnection, type JobQueues, retryDelayMs } from "@genq/queue";
@@ -10,7 +11,6 @@ import type { Logger } from "pino";
 import { type AttemptOutcome, JobProcessor } from "./job-processor.ts";
 import type { JobImageStore, JobProcessorOptions } from "./job-processor-options.ts";
 import { Reconciler } from "./reconciler.ts";
-import { repositoryTransitions } from "./repository-transitions.ts";
 import { TenantGate } from "./tenant-gate.ts";
 
 /** One queue a worker process runs, with its concurrency. */
@@ -22,7 +22,10 @@ export interface QueueAssignment {
 /** Options for {@link startWorkerPool}. */
 export interface WorkerPoolOptions {
   redisUrl: string;
+  /** Reads jobs (the reconciler's scan). */
   jobs: JobRepository;
+  /** Every job transition: claim, complete, retry, fail, cancel. */
+  lifecycle: JobLifecycle;
   /** Producer-side queues, used by the reconciler (same prefix as the workers). */
   queues: JobQueues;
   router: ProviderRouter;
@@ -83,7 +86,7 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
     connections.push(gateConnection);
     tenantGate = new TenantGate({ queues, redis: gateConnection, logger, tenantCap: options.tenantCap });
   }
-  const lifecycle = repositoryTransitions(jobs, options.quota);
+  const { lifecycle } = options;
   const processors: JobProcessor[] = [];
   const workers = options.assignments.map((assignment) => {
     const definition = queues.definition(assignment.type);
@@ -130,11 +133,8 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
       // reached it, so its failure is recorded here. (If this write is lost, the
       // reconciler finds the unfinished row and runs the job again.)
       if (job === undefined || !/stalled/i.test(error.message)) return;
-      jobs
-        .fail(job.data.jobId, {
-          code: "internal_error",
-          message: "the workers running this job stopped responding too many times (stalled)",
-        })
+      options.lifecycle
+        .stallFail(job.data.jobId)
         .catch((failure: unknown) =>
           logger.error({ err: failure, jobId: job.data.jobId }, "could not record failure"),
         );

@@ -150,10 +150,10 @@ describe("API validation, limits and operator surfaces", () => {
       errorMessage: "429 Too Many Requests",
     };
     // What a worker does: claim, attempt, record; here without a worker, so the calls are known.
-    await harness.jobs.claim(id);
-    await harness.jobs.recordRetry(id, { code: "rate_limited", message: "429" }, [rateLimited]);
-    await harness.jobs.claim(id);
-    await harness.jobs.fail(id, { code: "credit_exhausted", message: "out of credit" }, [
+    await harness.lifecycle.claim(id);
+    await harness.lifecycle.retry(id, { code: "rate_limited", message: "429" }, [rateLimited]);
+    await harness.lifecycle.claim(id);
+    await harness.lifecycle.fail(id, { code: "credit_exhausted", message: "out of credit" }, [
       { ...rateLimited, outcome: "skipped", latencyMs: 0, errorCode: undefined, errorMessage: undefined },
       { ...rateLimited, seq: 2, provider: "anthropic", model: "claude-haiku", keyId: undefined },
     ]);

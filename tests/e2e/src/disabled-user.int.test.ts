@@ -48,7 +48,7 @@ describe("a disabled user's work", () => {
     expect(batch.statusCode).toBe(202);
     const batchId = batch.json().id as string;
     const running = (await harness.submit(apiKey, { type: "text", input: { prompt: "running" } })).json().id;
-    expect(await harness.jobs.claim(running)).not.toBeNull();
+    expect((await harness.lifecycle.claim(running)).outcome).toBe("claimed");
     const untouched = (
       await harness.submit(bystander.apiKey, { type: "text", input: { prompt: "mine" } })
     ).json().id;

@@ -9,6 +9,7 @@ import { buildApp } from "@genq/api";
 import { parseEnv, StorageEnv } from "@genq/core";
 import { AccountRepository, createPrismaClient, type Database, JobRepository } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { JobLifecycle } from "@genq/lifecycle";
 import { GenqMetrics } from "@genq/metrics";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger } from "@genq/quota";
@@ -63,6 +64,8 @@ export class Harness {
   queues!: JobQueues;
   app!: FastifyInstance;
   jobs!: JobRepository;
+  /** Job transitions, as a worker makes them (for tests that play the worker). */
+  lifecycle!: JobLifecycle;
   accounts!: AccountRepository;
   worker: RunningWorker | undefined;
   readonly redisUrl: string;
@@ -130,6 +133,7 @@ export class Harness {
       overrides: { text: { backoffMs: 50 }, image: { backoffMs: 50 } },
     });
     this.jobs = new JobRepository({ db: this.db });
+    this.lifecycle = new JobLifecycle({ db: this.db });
     this.accounts = new AccountRepository({ db: this.db });
     this.storage = createStorage(
       storageConfigFromEnv(parseEnv(StorageEnv, this.storageEnvironment()), {

@@ -1,16 +1,16 @@
 import {
   AccountRepository,
   AssetRepository,
-  createJobFinishedHooks,
   type Database,
   JobRepository,
   WebhookRepository,
 } from "@genq/db";
 import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
+import { createJobLifecycle, type JobLifecycle } from "@genq/lifecycle";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
 import type { ObjectStorage } from "@genq/storage";
-import { EMPTY_ALLOWLIST, type WebhookAllowlist, WebhookOutbox, WebhookQueue } from "@genq/webhooks";
+import { EMPTY_ALLOWLIST, type WebhookAllowlist, WebhookQueue } from "@genq/webhooks";
 import type { FastifyInstance } from "fastify";
 import fastifyPlugin from "fastify-plugin";
 import type { Redis } from "ioredis";
@@ -21,6 +21,8 @@ export interface GenqResources {
   redis: Redis;
   queues: JobQueues;
   jobs: JobRepository;
+  /** Job transitions the API makes: cancels (a user's, a disabled user's jobs), batch cancels. */
+  lifecycle: JobLifecycle;
   accounts: AccountRepository;
   assets: AssetRepository;
   /** Where image jobs' images are; links to them are minted per read. */
@@ -67,6 +69,8 @@ export interface ResourcesPluginOptions {
   webhookMaxEndpointsPerUser?: number | undefined;
   /** Prefix of links in webhook payloads; relative when empty. */
   publicUrl?: string | undefined;
+  /** Whether hot-path SQL uses named prepared statements (GENQ_DATABASE_PREPARED_STATEMENTS). */
+  preparedStatements?: boolean | undefined;
 }
 
 /** Decorates the instance with genq's resources. Their owner closes them. */
@@ -93,29 +97,24 @@ export const resourcesPlugin = fastifyPlugin(
       maxEndpointsPerUser: options.webhookMaxEndpointsPerUser,
     });
     const webhookQueue = new WebhookQueue({ connection: options.redis, prefix: options.queues.prefix });
-    const webhookOutbox = new WebhookOutbox({
-      repository: webhooks,
-      queue: webhookQueue,
-      onEnqueueError: (error) =>
-        app.log.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
-    });
     app.addHook("onClose", async () => webhookQueue.close());
-    const { quota } = options;
     app.decorate("genq", {
       db: options.db,
       redis: options.redis,
       queues: options.queues,
-      jobs: new JobRepository({
+      jobs: new JobRepository({ db: options.db }),
+      lifecycle: createJobLifecycle({
         db: options.db,
-        hooks: webhookOutbox.wrap(
-          createJobFinishedHooks({
-            outbox: webhookOutbox.write,
-            publish: events.publishFinished,
-            ...(quota === undefined
-              ? {}
-              : { releaseQuota: (transaction, jobId) => quota.release(jobId, transaction) }),
-          }),
-        ),
+        events,
+        webhooks: {
+          repository: webhooks,
+          queue: webhookQueue,
+          onEnqueueError: (error) =>
+            app.log.warn({ err: error }, "webhook enqueue failed; the relay will queue it"),
+        },
+        ...(options.preparedStatements === undefined
+          ? {}
+          : { sql: { prepared: options.preparedStatements } }),
       }),
       accounts: new AccountRepository({ db: options.db }),
       assets: new AssetRepository({ db: options.db }),

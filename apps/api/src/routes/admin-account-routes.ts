@@ -167,7 +167,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
    * takes one finds the job canceled (or its owner disabled) and skips it.
    */
   async function stopPendingWork(userId: string, log: FastifyBaseLogger): Promise<void> {
-    const { canceled, running } = await jobs.cancelForDisabledUser(userId);
+    const { canceled, running } = await app.genq.lifecycle.cancelForDisabledUser(userId);
     const { queues } = app.genq;
     for (const job of running) await queues.publishCancel(job.id).catch(() => {});
     for (const job of canceled) await queues.removeWaiting(job.type, job.id);

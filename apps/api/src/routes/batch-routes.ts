@@ -258,8 +258,8 @@ const CHECKED_UPLOADS_MEMO = 10_000;
 /** `/v1/batches`: submit many items as one batch, follow it, read its results, cancel it. */
 export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOptions): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
-  const { db, jobs, redis, queues } = app.genq;
-  const batches = new BatchRepository({ db, hooks: jobs.hooks });
+  const { db, lifecycle, redis, queues } = app.genq;
+  const batches = new BatchRepository({ db, hooks: lifecycle.effects });
   const uploads = new UploadRepository({ db });
   const lineLimitBytes = options.lineLimitBytes ?? DEFAULT_BATCH_LINE_LIMIT_BYTES;
   const slots = new BatchUploadSlots({

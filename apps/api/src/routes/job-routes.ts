@@ -237,7 +237,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     },
     async (request) => {
       const id = requireJobId(request.params.id);
-      const { job, wasActive } = await jobs.requestCancel(request.principal.userId, id);
+      const { job, wasActive } = await app.genq.lifecycle.cancel(request.principal.userId, id);
       // A queued job can hold a reservation from an earlier attempt (a retry or a postponement)
       // that no worker will release now; an active one is released by its worker. The cancel is
       // committed already, so a failure here is left to the workers' quota reclaim.

@@ -1,20 +1,28 @@
 import { randomBytes } from "node:crypto";
+import {
+  AccountRepository,
+  createPrismaClient,
+  type Database,
+  type JobCompletion,
+  type JobRecord,
+  JobRepository,
+  type ProviderCallRecord,
+} from "@genq/db";
+import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AccountRepository } from "./account-repository.ts";
-import { createPrismaClient, type Database } from "./client.ts";
-import { createJobFinishedHooks } from "./job-finished-hooks.ts";
-import { type JobCompletion, JobRepository, type ProviderCallRecord } from "./job-repository.ts";
-import { createTestDatabase, type TestDatabase } from "./testing/index.ts";
+import { JobLifecycle } from "./job-lifecycle.ts";
 
 let database: TestDatabase;
 let db: Database;
 let jobs: JobRepository;
+let lifecycle: JobLifecycle;
 let accounts: AccountRepository;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
   jobs = new JobRepository({ db });
+  lifecycle = new JobLifecycle({ db });
   accounts = new AccountRepository({ db });
 });
 
@@ -31,6 +39,12 @@ async function createUser(): Promise<string> {
   return user.id;
 }
 
+/** Claims a job as a worker does; null when the claim found nothing to run. */
+async function claim(jobId: string): Promise<JobRecord | null> {
+  const outcome = await lifecycle.claim(jobId);
+  return outcome.outcome === "claimed" ? outcome.job : null;
+}
+
 /** A job claimed by a worker, as the processor sees it after `claim`. */
 async function claimedJob(userId?: string): Promise<{ id: string; attempt: number }> {
   const { job } = await jobs.create({
@@ -39,7 +53,7 @@ async function claimedJob(userId?: string): Promise<{ id: string; attempt: numbe
     priority: 2,
     input: { prompt: "hello" },
   });
-  const claimed = await jobs.claim(job.id);
+  const claimed = await claim(job.id);
   if (claimed === null) throw new Error("claim failed");
   return { id: claimed.id, attempt: claimed.attempts };
 }
@@ -85,7 +99,7 @@ describe("JobRepository provider calls", () => {
   it("records the calls, price version, key id and detailed usage of a completed attempt", async () => {
     const job = await claimedJob();
 
-    const completed = await jobs.complete(
+    const completed = await lifecycle.complete(
       completion(job.id, job.attempt, {
         usage: { inputTokens: 12, outputTokens: 5, cachedInputTokens: 4, reasoningTokens: 2 },
         priceVersion: "2026-11-01",
@@ -140,7 +154,7 @@ describe("JobRepository provider calls", () => {
   it("completes without calls, leaving the new usage columns at their defaults", async () => {
     const job = await claimedJob();
 
-    expect(await jobs.complete(completion(job.id, job.attempt))).toBe(true);
+    expect(await lifecycle.complete(completion(job.id, job.attempt))).toBe(true);
 
     expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).priceVersion).toBeNull();
     expect(await db.usageRecord.findUniqueOrThrow({ where: { jobId: job.id } })).toMatchObject({
@@ -155,9 +169,9 @@ describe("JobRepository provider calls", () => {
   it("does not duplicate the calls when a completed attempt is recorded again", async () => {
     const job = await claimedJob();
     const calls = [RATE_LIMITED, call(2)];
-    expect(await jobs.complete(completion(job.id, job.attempt, { calls }))).toBe(true);
+    expect(await lifecycle.complete(completion(job.id, job.attempt, { calls }))).toBe(true);
 
-    const replay = await jobs.complete(
+    const replay = await lifecycle.complete(
       completion(job.id, job.attempt, {
         calls: [...calls, call(3)].map((each) => ({ ...each, latencyMs: 9 })),
       }),
@@ -178,10 +192,10 @@ describe("JobRepository provider calls", () => {
     const job = await claimedJob();
 
     expect(
-      await jobs.recordRetry(job.id, { code: "rate_limited", message: "slow down" }, [RATE_LIMITED]),
+      await lifecycle.retry(job.id, { code: "rate_limited", message: "slow down" }, [RATE_LIMITED]),
     ).toBe(true);
     // A re-delivery of the same attempt records the same calls again.
-    await jobs.recordRetry(job.id, { code: "rate_limited", message: "slow down" }, [RATE_LIMITED], 1);
+    await lifecycle.retry(job.id, { code: "rate_limited", message: "slow down" }, [RATE_LIMITED], 1);
 
     expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("queued");
     expect(await jobs.listCalls(job.id)).toEqual([{ jobAttempt: 1, ...RATE_LIMITED }]);
@@ -189,13 +203,13 @@ describe("JobRepository provider calls", () => {
 
   it("lists the calls of every attempt in order: by attempt, then by seq", async () => {
     const job = await claimedJob();
-    await jobs.recordRetry(job.id, { code: "provider_unavailable", message: "503" }, [call(2), call(1)], 1);
-    const second = await jobs.claim(job.id);
+    await lifecycle.retry(job.id, { code: "provider_unavailable", message: "503" }, [call(2), call(1)], 1);
+    const second = await claim(job.id);
     expect(second?.attempts).toBe(2);
-    await jobs.recordRetry(job.id, { code: "provider_unavailable", message: "503" }, [call(1)], 2);
-    await jobs.claim(job.id);
+    await lifecycle.retry(job.id, { code: "provider_unavailable", message: "503" }, [call(1)], 2);
+    await claim(job.id);
 
-    const failed = await jobs.fail(
+    const failed = await lifecycle.fail(
       job.id,
       { code: "provider_unavailable", message: "503" },
       [call(3, { outcome: "error", errorCode: "provider_unavailable" }), call(1), call(2)],
@@ -220,8 +234,8 @@ describe("JobRepository provider calls", () => {
     const job = await claimedJob();
     const failure = { code: "credit_exhausted", message: "out of credit" };
 
-    expect(await jobs.fail(job.id, failure, [RATE_LIMITED, call(2)])).toBe(true);
-    expect(await jobs.fail(job.id, failure, [RATE_LIMITED, call(2)], job.attempt)).toBe(false);
+    expect(await lifecycle.fail(job.id, failure, [RATE_LIMITED, call(2)])).toBe(true);
+    expect(await lifecycle.fail(job.id, failure, [RATE_LIMITED, call(2)], job.attempt)).toBe(false);
 
     expect((await jobs.listCalls(job.id)).map((each) => [each.jobAttempt, each.seq])).toEqual([
       [1, 1],
@@ -232,9 +246,9 @@ describe("JobRepository provider calls", () => {
   it("records the calls of an attempt whose job was canceled meanwhile", async () => {
     const userId = await createUser();
     const job = await claimedJob(userId);
-    await jobs.requestCancel(userId, job.id);
+    await lifecycle.cancel(userId, job.id);
 
-    expect(await jobs.complete(completion(job.id, job.attempt, { calls: [call(1)] }))).toBe(false);
+    expect(await lifecycle.complete(completion(job.id, job.attempt, { calls: [call(1)] }))).toBe(false);
 
     expect(await jobs.countUsageRecords(job.id)).toBe(0);
     expect(await jobs.listCalls(job.id)).toEqual([{ jobAttempt: 1, ...call(1) }]);
@@ -243,9 +257,9 @@ describe("JobRepository provider calls", () => {
   it("records the calls of an attempt a cancel interrupted", async () => {
     const userId = await createUser();
     const job = await claimedJob(userId);
-    await jobs.requestCancel(userId, job.id);
+    await lifecycle.cancel(userId, job.id);
 
-    expect(await jobs.markCanceledIfRequested(job.id, [call(1, { outcome: "error" })])).toBe(true);
+    expect(await lifecycle.cancelIfRequested(job.id, [call(1, { outcome: "error" })])).toBe(true);
 
     expect((await db.job.findUniqueOrThrow({ where: { id: job.id } })).status).toBe("canceled");
     expect(await jobs.listCalls(job.id)).toEqual([{ jobAttempt: 1, ...call(1, { outcome: "error" }) }]);
@@ -254,9 +268,9 @@ describe("JobRepository provider calls", () => {
   it("files a stale delivery's calls under its own attempt, not the row's newer one", async () => {
     const job = await claimedJob();
     // The job stalled and another delivery claimed it: the row says attempt 2 now.
-    await jobs.claim(job.id);
+    await claim(job.id);
 
-    await jobs.recordRetry(job.id, { code: "timeout", message: "too slow" }, [call(1)], job.attempt);
+    await lifecycle.retry(job.id, { code: "timeout", message: "too slow" }, [call(1)], job.attempt);
 
     expect((await jobs.listCalls(job.id)).map((each) => each.jobAttempt)).toEqual([1]);
   });
@@ -264,7 +278,7 @@ describe("JobRepository provider calls", () => {
   it("stores latency in whole milliseconds", async () => {
     const job = await claimedJob();
 
-    await jobs.fail(job.id, { code: "timeout", message: "too slow" }, [call(1, { latencyMs: 1234.56 })]);
+    await lifecycle.fail(job.id, { code: "timeout", message: "too slow" }, [call(1, { latencyMs: 1234.56 })]);
 
     expect((await jobs.listCalls(job.id))[0]?.latencyMs).toBe(1235);
   });
@@ -273,7 +287,7 @@ describe("JobRepository provider calls", () => {
     const job = await claimedJob();
     await db.job.delete({ where: { id: job.id } });
 
-    expect(await jobs.fail(job.id, { code: "timeout", message: "too slow" }, [call(1)], 1)).toBe(false);
+    expect(await lifecycle.fail(job.id, { code: "timeout", message: "too slow" }, [call(1)], 1)).toBe(false);
     expect(await db.providerCall.count({ where: { jobId: job.id } })).toBe(0);
   });
 
@@ -281,8 +295,8 @@ describe("JobRepository provider calls", () => {
     const userId = await createUser();
     const deletedJob = await claimedJob(userId);
     const deletedUserJob = await claimedJob(userId);
-    await jobs.fail(deletedJob.id, { code: "timeout", message: "too slow" }, [call(1), call(2)]);
-    await jobs.fail(deletedUserJob.id, { code: "timeout", message: "too slow" }, [call(1)]);
+    await lifecycle.fail(deletedJob.id, { code: "timeout", message: "too slow" }, [call(1), call(2)]);
+    await lifecycle.fail(deletedUserJob.id, { code: "timeout", message: "too slow" }, [call(1)]);
     expect(
       await db.providerCall.count({ where: { jobId: { in: [deletedJob.id, deletedUserJob.id] } } }),
     ).toBe(3);
@@ -296,51 +310,97 @@ describe("JobRepository provider calls", () => {
   });
 });
 
-describe("finished-job hooks: quota release", () => {
-  it("releases inside the transaction that fails or cancels a job, never for a completed one", async () => {
-    const released: string[] = [];
-    const hooked = new JobRepository({
-      db,
-      hooks: createJobFinishedHooks({
-        releaseQuota: async (transaction, jobId) => {
-          // Runs inside the finishing transaction: the row already shows the new status.
-          const row = await transaction.job.findUnique({ where: { id: jobId }, select: { status: true } });
-          released.push(`${jobId}:${row?.status}`);
-        },
-      }),
-    });
+/** Holds `textTokens` for a job, as an admission or a worker's reservation does. */
+async function hold(jobId: string, userId: string, textTokens: number): Promise<void> {
+  const now = new Date();
+  const period = `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}-01`;
+  await db.$executeRaw`
+    INSERT INTO quota_usage (user_id, period_start, kind, reserved)
+    VALUES (${userId}::uuid, ${period}::date, 'text_tokens', ${textTokens})
+    ON CONFLICT (user_id, period_start, kind) DO UPDATE SET reserved = quota_usage.reserved + EXCLUDED.reserved`;
+  await db.$executeRaw`
+    INSERT INTO quota_reservations (job_id, user_id, period_start, text_tokens)
+    VALUES (${jobId}::uuid, ${userId}::uuid, ${period}::date, ${textTokens})`;
+}
+
+async function textQuota(userId: string): Promise<{ used: number; reserved: number }> {
+  const row = await db.quotaUsage.findFirst({ where: { userId, kind: "text_tokens" } });
+  return { used: Number(row?.used ?? 0n), reserved: Number(row?.reserved ?? 0n) };
+}
+
+async function reservationStatus(jobId: string): Promise<string | undefined> {
+  return (await db.quotaReservation.findUnique({ where: { jobId } }))?.status;
+}
+
+describe("quota holds: settled on completion, released when a job fails or is canceled", () => {
+  it("settles at most the hold on completion and reports the excess", async () => {
+    const excess: unknown[] = [];
+    const metered = new JobLifecycle({ db, onSettlementExcess: (item) => excess.push(item) });
     const userId = await createUser();
-    const failing = await claimedJob(userId);
-    await hooked.fail(failing.id, { code: "invalid_request", message: "no" }, [], failing.attempt);
-    const queued = (await hooked.create({ userId, type: "text", priority: 5, input: { prompt: "x" } })).job;
-    await hooked.requestCancel(userId, queued.id);
-    const completing = await claimedJob(userId);
-    await hooked.complete({
-      jobId: completing.id,
-      attempt: completing.attempt,
-      result: { text: "ok" },
-      provider: "mock",
-      model: "mock-1",
-      usage: { inputTokens: 1, outputTokens: 1 },
-      costMicroUsd: 0,
-    });
-    expect(released).toEqual([`${failing.id}:failed`, `${queued.id}:canceled`]);
+    const job = await claimedJob(userId);
+    await hold(job.id, userId, 1_000);
+    const charge = { textTokens: 1_500, images: 0, costMicroUsd: 0 };
+    expect(await metered.complete(completion(job.id, job.attempt, { charge }))).toBe(true);
+    expect(await textQuota(userId)).toEqual({ used: 1_000, reserved: 0 });
+    expect(await reservationStatus(job.id)).toBe("settled");
+    expect(excess).toEqual([{ jobId: job.id, userId, kind: "text_tokens", actual: 1_500, held: 1_000 }]);
+    // A stalled duplicate's completion neither completes nor settles again.
+    expect(await metered.complete(completion(job.id, job.attempt, { charge }))).toBe(false);
+    expect(await textQuota(userId)).toEqual({ used: 1_000, reserved: 0 });
   });
 
-  it("rolls the failure back when the release throws, so no job ends with its hold unreleased", async () => {
-    const hooked = new JobRepository({
-      db,
-      hooks: createJobFinishedHooks({
-        releaseQuota: async () => {
-          throw new Error("ledger unavailable");
-        },
-      }),
+  it("releases on failure and on cancel, on both paths, and never for a completed job", async () => {
+    const userId = await createUser();
+    const failing = await claimedJob(userId);
+    await hold(failing.id, userId, 100);
+    expect(
+      await lifecycle.fail(failing.id, { code: "invalid_request", message: "no" }, [], failing.attempt),
+    ).toBe(true);
+    // A job with a webhook URL finishes on the general path (its outbox rows are written there).
+    const { job: hooked } = await jobs.create({
+      userId,
+      type: "text",
+      priority: 5,
+      input: { prompt: "x" },
+      webhookUrl: "https://example.com/hook",
     });
-    const job = await claimedJob();
-    await expect(hooked.fail(job.id, { code: "invalid_request", message: "no" })).rejects.toThrow(
-      "ledger unavailable",
-    );
+    await hold(hooked.id, userId, 200);
+    await lifecycle.cancel(userId, hooked.id);
+    const completing = await claimedJob(userId);
+    await hold(completing.id, userId, 300);
+    await lifecycle.complete(completion(completing.id, completing.attempt, { charge: "release" }));
+
+    expect(await reservationStatus(failing.id)).toBe("released");
+    expect(await reservationStatus(hooked.id)).toBe("released");
+    expect(await reservationStatus(completing.id)).toBe("released");
+    expect(await textQuota(userId)).toEqual({ used: 0, reserved: 0 });
+  });
+
+  it("rolls the failure back when an effect throws, so no job ends with its hold unreleased", async () => {
+    const failing = new JobLifecycle({
+      db,
+      effects: {
+        inTransaction: async () => {
+          throw new Error("outbox unavailable");
+        },
+      },
+    });
+    const userId = await createUser();
+    const { job } = await jobs.create({
+      userId,
+      type: "text",
+      priority: 5,
+      input: { prompt: "x" },
+      webhookUrl: "https://example.com/hook",
+    });
+    const claimed = await claim(job.id);
+    await hold(job.id, userId, 100);
+    await expect(
+      failing.fail(job.id, { code: "invalid_request", message: "no" }, [], claimed!.attempts),
+    ).rejects.toThrow("outbox unavailable");
     expect((await jobs.find(job.id))?.status).toBe("active");
+    expect(await reservationStatus(job.id)).toBe("reserved");
+    expect(await textQuota(userId)).toEqual({ used: 0, reserved: 100 });
   });
 });
 
@@ -354,25 +414,25 @@ describe("claims within the owner's limits, fenced completion", () => {
     const userId = await createUser();
     const first = await claimedJob(userId);
     // The first worker stalled (still alive, still calling the provider); the job is delivered again.
-    const second = await jobs.claim(first.id);
+    const second = await claim(first.id);
     expect(second?.attempts).toBe(first.attempt + 1);
-    let settled = 0;
-    const settle = async () => {
-      settled += 1;
-    };
+    await hold(first.id, userId, 50);
+    const charge = { textTokens: 20, images: 0, costMicroUsd: 0 };
 
-    expect(await jobs.complete(completion(first.id, first.attempt, { onCompleted: settle }))).toBe(false);
-    expect(await jobs.fail(first.id, { code: "timeout", message: "stale" }, [], first.attempt)).toBe(false);
-    expect(await jobs.recordRetry(first.id, { code: "timeout", message: "stale" }, [], first.attempt)).toBe(
+    expect(await lifecycle.complete(completion(first.id, first.attempt, { charge }))).toBe(false);
+    expect(await lifecycle.fail(first.id, { code: "timeout", message: "stale" }, [], first.attempt)).toBe(
       false,
     );
-    expect(await jobs.postpone(first.id, [], first.attempt)).toBe(false);
+    expect(await lifecycle.retry(first.id, { code: "timeout", message: "stale" }, [], first.attempt)).toBe(
+      false,
+    );
+    expect(await lifecycle.postpone(first.id, [], first.attempt)).toBe(false);
     expect((await db.job.findUniqueOrThrow({ where: { id: first.id } })).status).toBe("active");
-    expect(settled).toBe(0);
+    expect(await textQuota(userId)).toEqual({ used: 0, reserved: 50 });
     expect(await jobs.countUsageRecords(first.id)).toBe(0);
 
-    expect(await jobs.complete(completion(first.id, second!.attempts, { onCompleted: settle }))).toBe(true);
-    expect(settled).toBe(1);
+    expect(await lifecycle.complete(completion(first.id, second!.attempts, { charge }))).toBe(true);
+    expect(await textQuota(userId)).toEqual({ used: 20, reserved: 0 });
     expect(await jobs.countUsageRecords(first.id)).toBe(1);
   });
 
@@ -383,24 +443,24 @@ describe("claims within the owner's limits, fenced completion", () => {
     const [a, b, c] = [await queuedJob(userId), await queuedJob(userId), await queuedJob(userId)];
     const others = await queuedJob(other);
 
-    const claims = await Promise.all([a, b, c].map((id) => jobs.claimFor(id, limits)));
+    const claims = await Promise.all([a, b, c].map((id) => lifecycle.claim(id, limits)));
     expect(claims.map((claim) => claim.outcome).sort()).toEqual(["claimed", "claimed", "tenant_busy"]);
     const refused = claims.find((claim) => claim.outcome === "tenant_busy");
     expect(refused).toMatchObject({ userId, running: 2, cap: 2 });
     // Another tenant is not held back by this one's cap.
-    expect((await jobs.claimFor(others, limits)).outcome).toBe("claimed");
+    expect((await lifecycle.claim(others, limits)).outcome).toBe("claimed");
 
     const busyId = [a, b, c][claims.indexOf(refused!)]!;
     expect((await db.job.findUniqueOrThrow({ where: { id: busyId } })).status).toBe("queued");
     const runningId = [a, b, c].find((id, index) => id !== busyId && claims[index]?.outcome === "claimed")!;
-    await jobs.complete(completion(runningId, 1));
-    expect((await jobs.claimFor(busyId, limits)).outcome).toBe("claimed");
+    await lifecycle.complete(completion(runningId, 1));
+    expect((await lifecycle.claim(busyId, limits)).outcome).toBe("claimed");
   });
 
   it("never lets concurrent claims of one owner overshoot the cap", async () => {
     const userId = await createUser();
     const ids = await Promise.all(Array.from({ length: 8 }, () => queuedJob(userId)));
-    const claims = await Promise.all(ids.map((id) => jobs.claimFor(id, { tenantCap: () => 3 })));
+    const claims = await Promise.all(ids.map((id) => lifecycle.claim(id, { tenantCap: () => 3 })));
     expect(claims.filter((claim) => claim.outcome === "claimed")).toHaveLength(3);
     expect(await db.job.count({ where: { userId, status: "active" } })).toBe(3);
   });
@@ -411,9 +471,9 @@ describe("claims within the owner's limits, fenced completion", () => {
     const underCap = await queuedJob(userId);
     await accounts.updateUser(userId, { disabled: true });
 
-    expect(await jobs.claimFor(id)).toEqual({ outcome: "user_disabled" });
-    expect(await jobs.claimFor(underCap, { tenantCap: () => 5 })).toEqual({ outcome: "user_disabled" });
-    expect(await jobs.claim(id)).toBeNull();
+    expect(await lifecycle.claim(id)).toEqual({ outcome: "user_disabled" });
+    expect(await lifecycle.claim(underCap, { tenantCap: () => 5 })).toEqual({ outcome: "user_disabled" });
+    expect(await claim(id)).toBeNull();
     for (const each of [id, underCap])
       expect(await db.job.findUniqueOrThrow({ where: { id: each } })).toMatchObject({
         status: "canceled",

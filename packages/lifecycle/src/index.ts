@@ -1,0 +1,3 @@
+export * from "./create-job-lifecycle.ts";
+export * from "./job-lifecycle.ts";
+export type { SqlClientOptions } from "./sql-client.ts";

@@ -1,0 +1,178 @@
+import { resolveHoldsSql, SETTLEMENT_EXCESS_SQL } from "@genq/db";
+import { statement } from "./sql-client.ts";
+
+/**
+ * The lifecycle's hot-path statements. Each is one round trip; the terminal ones
+ * fold the job row, the usage record, the quota hold and the provider calls into
+ * one statement of data-modifying WITH clauses, which Postgres runs atomically.
+ *
+ * The folded terminal statements only take jobs whose finishing has no effects
+ * beyond those (`FAST_FINISH`): a single job (no batch counters), without a webhook
+ * URL, whose owner has no enabled webhook endpoint (no outbox rows). Other jobs are
+ * finished by the general path (one transaction running every effect); a folded
+ * statement that matched no row tells the caller to take it.
+ */
+
+/** The condition that finishing job `j` has no effect but its own rows and its hold. */
+const FAST_FINISH = `j.batch_id IS NULL AND j.webhook_url IS NULL
+  AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = j.user_id AND e.disabled_at IS NULL)`;
+
+/** The columns a finished job's effects read (FinishedJob). */
+const FINISHED_COLUMNS = `j.id, j.user_id, j.type::text AS type, j.status::text AS status, j.batch_id, j.item_index,
+  j.dispatched_at, j.webhook_url, j.error_code, j.error_message, j.finished_at`;
+
+/** Inserts `$calls` (JSON array) as provider calls of attempt `attempt` of the jobs in `source`. */
+function recordCallsSql(source: string, calls: string, attempt: string): string {
+  return `
+    , calls AS (
+      INSERT INTO provider_calls (id, job_id, job_attempt, seq, provider, model, key_id, started_at, latency_ms,
+                                  outcome, error_code, error_message, input_tokens, output_tokens)
+      SELECT c.id, s.id, ${attempt}, c.seq, c.provider, c.model, c.key_id, c.started_at, c.latency_ms,
+             c.outcome, c.error_code, c.error_message, c.input_tokens, c.output_tokens
+        FROM ${source} s CROSS JOIN jsonb_to_recordset(${calls}) AS c(id uuid, seq int, provider text, model text,
+             key_id text, started_at timestamptz, latency_ms int, outcome text, error_code text, error_message text,
+             input_tokens int, output_tokens int)
+      ON CONFLICT (job_id, job_attempt, seq) DO NOTHING
+    )`;
+}
+
+/**
+ * Claims a job for an attempt (queued/active → active) unless it is finished,
+ * canceled or its owner disabled; `held`: it holds a quota reservation.
+ * `$1` job id.
+ */
+export const CLAIM = statement(
+  "claim",
+  `WITH claimed AS (
+     UPDATE jobs j SET status = 'active', attempts = j.attempts + 1, started_at = now(), updated_at = now()
+      WHERE j.id = $1::uuid AND j.status IN ('queued', 'active') AND NOT j.cancel_requested
+        AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = j.user_id AND u.disabled_at IS NOT NULL)
+     RETURNING j.*
+   )
+   SELECT c.*, EXISTS (SELECT 1 FROM quota_reservations r WHERE r.job_id = c.id AND r.status = 'reserved') AS held
+     FROM claimed c`,
+);
+
+/** Why a claim found nothing to run: `$1` job id. */
+export const CLAIM_MISS = statement(
+  "claim_miss",
+  `SELECT j.status::text AS status, u.disabled_at IS NOT NULL AS disabled
+     FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = $1::uuid`,
+);
+
+/**
+ * The capped claim, as a script (one round trip, one transaction): the owner's
+ * advisory lock first, then, in a later statement (a later snapshot, which sees
+ * every claim of this owner committed before the lock was granted), the count of
+ * the owner's running jobs and the claim if it is under the owner's plan's cap.
+ */
+export function claimCappedScript(jobId: string, lockClass: string, caps: Record<string, string>): string {
+  return `
+    SELECT pg_advisory_xact_lock(${lockClass}, hashtext(user_id::text)) FROM jobs WHERE id = ${jobId};
+    WITH owner AS (
+      SELECT u.id AS owner_id, u.plan::text AS owner_plan, u.disabled_at IS NOT NULL AS owner_disabled
+        FROM jobs j JOIN users u ON u.id = j.user_id WHERE j.id = ${jobId}
+    ), running AS (
+      SELECT count(*)::int AS running_count FROM jobs
+       WHERE user_id = (SELECT owner_id FROM owner) AND status = 'active' AND id <> ${jobId}
+    ), cap AS (
+      SELECT CASE (SELECT owner_plan FROM owner)
+             WHEN 'basic' THEN ${caps.basic} WHEN 'professional' THEN ${caps.professional}
+             ELSE ${caps.enterprise} END AS tenant_cap
+    ), claimed AS (
+      UPDATE jobs j SET status = 'active', attempts = j.attempts + 1, started_at = now(), updated_at = now()
+       WHERE j.id = ${jobId} AND j.status IN ('queued', 'active') AND NOT j.cancel_requested
+         AND NOT (SELECT owner_disabled FROM owner)
+         AND (SELECT running_count FROM running) < (SELECT tenant_cap FROM cap)
+      RETURNING j.*
+    )
+    SELECT o.owner_id, o.owner_disabled, r.running_count, k.tenant_cap, c.*,
+           EXISTS (SELECT 1 FROM quota_reservations q WHERE q.job_id = c.id AND q.status = 'reserved') AS held
+      FROM owner o CROSS JOIN running r CROSS JOIN cap k LEFT JOIN claimed c ON true;`;
+}
+
+/**
+ * Completes an active job of the claimed attempt, when finishing it has no other
+ * effects: the job row, its usage record, the settlement (or release) of its hold
+ * and the attempt's provider calls, in one statement.
+ * `$1` job id, `$2` attempt, `$3` result, `$4` provider, `$5` model, `$6` input
+ * tokens, `$7` output tokens, `$8` cost, `$9` price version, `$10` usage id, `$11`
+ * key id, `$12` cached input tokens, `$13` reasoning tokens, `$14` images, `$15`
+ * calls, `$16` hold mode, `$17..$19` charged text tokens, images, cost.
+ */
+export const COMPLETE = statement(
+  "complete",
+  `WITH done AS (
+     UPDATE jobs j SET status = 'completed', result = $3::jsonb, provider = $4, model = $5,
+            input_tokens = $6::int, output_tokens = $7::int, cost_micro_usd = $8::bigint, price_version = $9,
+            error_code = NULL, error_message = NULL, progress = 100, finished_at = now(), updated_at = now()
+      WHERE j.id = $1::uuid AND j.status = 'active' AND NOT j.cancel_requested AND j.attempts = $2::int
+        AND ${FAST_FINISH}
+     RETURNING ${FINISHED_COLUMNS}
+   ), usage AS (
+     INSERT INTO usage_records (id, user_id, job_id, job_type, attempt, provider, model, key_id, input_tokens,
+                                output_tokens, cached_input_tokens, reasoning_tokens, images, cost_micro_usd,
+                                price_version)
+     SELECT $10::uuid, d.user_id, d.id, d.type::"JobType", $2::int, $4, $5, $11, $6::int, $7::int, $12::int,
+            $13::int, $14::int, $8::bigint, $9
+       FROM done d
+   )
+   ${recordCallsSql("done", "$15::jsonb", "$2::int")}
+   ${resolveHoldsSql({
+     source: "done",
+     mode: "$16::text",
+     textTokens: "$17::bigint",
+     images: "$18::bigint",
+     costMicroUsd: "$19::bigint",
+     at: "now()",
+   })}
+   SELECT d.*, ${SETTLEMENT_EXCESS_SQL} AS excess FROM done d`,
+);
+
+/**
+ * Ends an unfinished job (failed, or canceled when its cancel was requested) that
+ * has no other effects: the row, the attempt's calls and the release of its hold.
+ * `$1` job id, `$2` attempt or null (any), `$3` status, `$4` error code, `$5`
+ * message, `$6` calls, `$7` true: only if a cancel was requested.
+ */
+export const FINISH = statement(
+  "finish",
+  `WITH done AS (
+     UPDATE jobs j SET status = $3::text::"JobStatus", error_code = COALESCE($4, j.error_code),
+            error_message = COALESCE($5, j.error_message), finished_at = now(), updated_at = now()
+      WHERE j.id = $1::uuid AND j.status IN ('queued', 'active') AND ($2::int IS NULL OR j.attempts = $2::int)
+        AND (NOT $7::boolean OR j.cancel_requested) AND ${FAST_FINISH}
+     RETURNING ${FINISHED_COLUMNS}, j.attempts
+   ), releasing AS (SELECT id FROM done WHERE dispatched_at IS NOT NULL)
+   ${recordCallsSql("done", "$6::jsonb", "COALESCE($2::int, s.attempts)")}
+   ${resolveHoldsSql({
+     source: "releasing",
+     mode: "'release'",
+     textTokens: "0",
+     images: "0",
+     costMicroUsd: "0",
+     at: "now()",
+   })}
+   SELECT d.* FROM done d`,
+);
+
+/**
+ * Puts an active job of the claimed attempt back to `queued`: a failed attempt to
+ * retry (`$3` error code, `$4` message) or a postponement (`$5` true, `$6` since),
+ * with the attempt's calls (`$7`). `$1` job id, `$2` attempt (null: any).
+ */
+export const REQUEUE = statement(
+  "requeue",
+  `WITH requeued AS (
+     UPDATE jobs j SET status = 'queued', queued_at = now(), updated_at = now(),
+            error_code = CASE WHEN $5::boolean THEN j.error_code ELSE $3 END,
+            error_message = CASE WHEN $5::boolean THEN j.error_message ELSE $4 END,
+            postponements = j.postponements + CASE WHEN $5::boolean THEN 1 ELSE 0 END,
+            postponed_since = CASE WHEN $5::boolean THEN $6::timestamptz ELSE j.postponed_since END
+      WHERE j.id = $1::uuid AND j.status = 'active' AND NOT j.cancel_requested
+        AND ($2::int IS NULL OR j.attempts = $2::int)
+     RETURNING j.id, j.attempts
+   )
+   ${recordCallsSql("requeued", "$7::jsonb", "s.attempts")}
+   SELECT id FROM requeued`,
+);
