@@ -154,6 +154,10 @@ describe("JobProcessor on the real lifecycle", () => {
     expect((await jobs.find(jobId))?.status).toBe("canceled");
     expect(running.cancel(jobId)).toBe(false);
   });
+
+  it("takes no abort signal from BullMQ, which then allocates no controller per job (it checks the arity)", () => {
+    expect(processor().process.length).toBeLessThan(3);
+  });
 });
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
