@@ -69,6 +69,15 @@ async function main(): Promise<void> {
         write(
           `goal: CPU ≤ ${cost.goal.cpuMsPerJob} ms, SQL round trips ≤ ${cost.goal.sqlRoundTripsPerJob} per job`,
         );
+        if (cost.profile !== undefined) {
+          const { profile } = cost;
+          write(
+            `\nP6 CPU profile of the drain (${profile.totalMs - profile.idleMs} ms busy of ${profile.totalMs} ms; ${profile.file})`,
+          );
+          for (const entry of profile.byPackage) write(`${entry.share}%\t${entry.ms} ms\t${entry.where}`);
+          write("top functions (self time):");
+          for (const entry of profile.byFunction) write(`${entry.share}%\t${entry.ms} ms\t${entry.where}`);
+        }
         return cost;
       },
     },

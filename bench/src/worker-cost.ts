@@ -9,6 +9,7 @@ import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { pino } from "pino";
+import { type ProfileSummary, startCpuProfile } from "./cpu-profile.ts";
 import {
   baselineJobOptions,
   deleteKeys,
@@ -27,6 +28,8 @@ export interface WorkerCostResult {
   /** Raw BullMQ with an empty processor, same options and concurrency. */
   baseline: PerJobCost;
   goal: { cpuMsPerJob: 1; sqlRoundTripsPerJob: 3 };
+  /** With GENQ_BENCH_PROFILE set: where the worker's CPU went while it drained the queue. */
+  profile?: ProfileSummary & { file: string };
 }
 
 /** Per-job figures of one drained queue. */
@@ -58,7 +61,7 @@ export async function benchWorkerCost(options: {
   databaseUrl: string;
   jobs: number;
 }): Promise<WorkerCostResult> {
-  const genq = await measureGenq(options);
+  const { cost: genq, profile } = await measureGenq(options);
   const baseline = await measureBaseline(options);
   return {
     name: "worker-cost",
@@ -67,6 +70,7 @@ export async function benchWorkerCost(options: {
     genq,
     baseline,
     goal: { cpuMsPerJob: 1, sqlRoundTripsPerJob: 3 },
+    ...(profile === undefined ? {} : { profile }),
   };
 }
 
@@ -106,6 +110,7 @@ async function measureGenq(options: { redisUrl: string; databaseUrl: string; job
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
+    const profiling = process.env.GENQ_BENCH_PROFILE ? await startCpuProfile() : undefined;
     const counters = startCounting();
     try {
       await textQueue.resume();
@@ -131,7 +136,10 @@ async function measureGenq(options: { redisUrl: string; databaseUrl: string; job
       } finally {
         await probe.end();
       }
-      return counters.perJob(options.jobs);
+      const cost = counters.perJob(options.jobs);
+      if (profiling === undefined) return { cost };
+      const file = join(tmpdir(), `genq-p6-${Date.now()}.cpuprofile`);
+      return { cost, profile: { file, ...(await profiling.stop(file)) } };
     } finally {
       counters.stop();
     }

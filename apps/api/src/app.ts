@@ -58,6 +58,11 @@ export interface AppOptions {
   metricsToken?: string;
   /** Plans and quotas: submissions that cannot fit are refused (429 quota_exceeded); `/v1/usage`. */
   quota?: QuotaLedger;
+  /**
+   * Send the submit's statement as a named prepared statement (default true); false sends the same
+   * SQL unnamed, for PgBouncer in transaction mode older than 1.21 (`GENQ_DATABASE_PREPARED_STATEMENTS`).
+   */
+  preparedStatements?: boolean;
   /** Object storage of image jobs; the local driver's objects are served under /v1/assets. */
   storage?: ObjectStorage;
   /** Lifetime of image links minted when a job is read. Default 3600. */
@@ -149,6 +154,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     storage: options.storage,
     assetUrlTtlSeconds: options.assetUrlTtlSeconds,
     quota: options.quota,
+    preparedStatements: options.preparedStatements,
     events: options.events,
     webhookAllowlist: options.webhookAllowlist,
     webhookMaxEndpointsPerUser: options.webhookMaxEndpointsPerUser,

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
       ? {}
       : { secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)) }),
     quota: new QuotaLedger({ db, plans: resolvePlans(env.GENQ_PLANS) }),
+    preparedStatements: env.GENQ_DATABASE_PREPARED_STATEMENTS,
     storage,
     assetUrlTtlSeconds: env.GENQ_ASSET_URL_TTL_SECONDS,
     db,

@@ -8,6 +8,7 @@ export * from "./client.ts";
 export * from "./connection-url.ts";
 export { Prisma } from "./generated/prisma/client.ts";
 export type { Plan } from "./generated/prisma/enums.ts";
+export * from "./job-admission.ts";
 export * from "./job-finished.ts";
 export * from "./job-finished-hooks.ts";
 export * from "./job-repository.ts";

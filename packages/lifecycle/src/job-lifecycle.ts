@@ -23,7 +23,15 @@ import {
 } from "@genq/db";
 import { toJobRecord } from "./job-row.ts";
 import { intLiteral, SqlClient, type SqlClientOptions, uuidLiteral } from "./sql-client.ts";
-import { CLAIM, CLAIM_MISS, COMPLETE, claimCappedScript, FINISH, REQUEUE } from "./statements.ts";
+import {
+  CLAIM,
+  CLAIM_MISS,
+  COMPLETE,
+  COMPLETE_MANY,
+  claimCappedScript,
+  FINISH,
+  REQUEUE,
+} from "./statements.ts";
 
 /**
  * The general path's transactions wait longer than Prisma's defaults (2 s to start,
@@ -56,6 +64,25 @@ export interface JobLifecycleOptions {
   onSettlementExcess?: ((excess: HoldExcess) => void) | undefined;
   /** How hot-path SQL travels (prepared statements or not). */
   sql?: SqlClientOptions | undefined;
+  /**
+   * Group commit: completions that arrive while one is being written go out
+   * together in one statement (up to {@link MAX_GROUP}), one commit for all, and
+   * each caller is answered after it. No completion waits for a timer: a lone one
+   * is written at once. @defaultValue true
+   */
+  groupCommit?: boolean | undefined;
+}
+
+/** The most completions one grouped statement writes. */
+const MAX_GROUP = 100;
+
+/** A completion waiting for the next grouped statement. */
+interface PendingCompletion {
+  completion: JobCompletion;
+  charge: QuotaCharge | "keep";
+  /** true: completed by the group; false: not taken (the caller runs the general path). */
+  resolve(taken: boolean): void;
+  reject(error: unknown): void;
 }
 
 /** What {@link JobLifecycle.cancel} did. */
@@ -90,12 +117,16 @@ export class JobLifecycle {
   readonly #sql: SqlClient;
   readonly #effects: JobFinishedHooks;
   readonly #onSettlementExcess: ((excess: HoldExcess) => void) | undefined;
+  readonly #groupCommit: boolean;
+  #pending: PendingCompletion[] = [];
+  #flushing = false;
 
   constructor(options: JobLifecycleOptions) {
     this.#db = options.db;
     this.#sql = new SqlClient(sqlPool(options.db), options.sql);
     this.#effects = options.effects ?? createJobFinishedHooks();
     this.#onSettlementExcess = options.onSettlementExcess;
+    this.#groupCommit = options.groupCommit ?? true;
   }
 
   /** The effects finished jobs run, for code that finishes jobs in its own transactions (batch cancel). */
@@ -173,35 +204,110 @@ export class JobLifecycle {
    */
   async complete(completion: JobCompletion): Promise<boolean> {
     const charge = completion.charge ?? "keep";
-    const amounts = typeof charge === "string" ? { textTokens: 0, images: 0, costMicroUsd: 0 } : charge;
-    const [row] = await this.#sql.rows<Record<string, unknown> & { excess: HoldExcess[] | null }>(COMPLETE, [
-      completion.jobId,
-      completion.attempt,
-      JSON.stringify(completion.result ?? null),
-      completion.provider,
-      completion.model,
-      completion.usage.inputTokens,
-      completion.usage.outputTokens,
-      completion.costMicroUsd,
-      completion.priceVersion ?? null,
-      newId(),
-      completion.keyId ?? null,
-      completion.usage.cachedInputTokens ?? 0,
-      completion.usage.reasoningTokens ?? 0,
-      completion.usage.images ?? 0,
-      callsJson(completion.calls),
-      typeof charge === "string" ? charge : "settle",
-      amounts.textTokens,
-      amounts.images,
-      amounts.costMicroUsd,
-    ]);
-    if (row !== undefined) {
-      this.#reportExcess(row.excess);
-      const job = finishedJob(row);
-      this.#afterCommit({ jobs: [job], events: jobFinishedEvents([job]) });
-      return true;
+    const taken = this.#groupCommit
+      ? await new Promise<boolean>((resolve, reject) => {
+          this.#pending.push({ completion, charge, resolve, reject });
+          if (!this.#flushing) {
+            this.#flushing = true;
+            setImmediate(() => void this.#flush());
+          }
+        })
+      : await this.#completeFolded([{ completion, charge }]).then((ids) => ids.has(completion.jobId));
+    return taken || this.#completeGeneral(completion, charge);
+  }
+
+  /** Writes the pending completions, a group per statement, until none are left. */
+  async #flush(): Promise<void> {
+    try {
+      while (this.#pending.length > 0) {
+        const group: PendingCompletion[] = [];
+        const rest: PendingCompletion[] = [];
+        const ids = new Set<string>();
+        for (const pending of this.#pending) {
+          // One completion per job per statement: a duplicate goes in the next group.
+          if (group.length < MAX_GROUP && !ids.has(pending.completion.jobId)) {
+            group.push(pending);
+            ids.add(pending.completion.jobId);
+          } else rest.push(pending);
+        }
+        this.#pending = rest;
+        try {
+          const completed = await this.#completeFolded(group);
+          for (const pending of group) pending.resolve(completed.has(pending.completion.jobId));
+        } catch (error) {
+          for (const pending of group) pending.reject(error);
+        }
+      }
+    } finally {
+      this.#flushing = false;
     }
-    return this.#completeGeneral(completion, charge);
+  }
+
+  /**
+   * Completes jobs whose finishing has no effect beyond their rows and holds, in one
+   * statement; returns the ids it completed (the others take the general path).
+   */
+  async #completeFolded(
+    group: ReadonlyArray<{ completion: JobCompletion; charge: QuotaCharge | "keep" }>,
+  ): Promise<Set<string>> {
+    type Row = Record<string, unknown> & { excess: HoldExcess[] | null };
+    let rows: Row[];
+    if (group.length === 1) {
+      const [{ completion, charge }] = group as [{ completion: JobCompletion; charge: QuotaCharge | "keep" }];
+      const amounts = typeof charge === "string" ? NO_CHARGE : charge;
+      rows = await this.#sql.rows<Row>(COMPLETE, [
+        completion.jobId,
+        completion.attempt,
+        JSON.stringify(completion.result ?? null),
+        completion.provider,
+        completion.model,
+        completion.usage.inputTokens,
+        completion.usage.outputTokens,
+        completion.costMicroUsd,
+        completion.priceVersion ?? null,
+        newId(),
+        completion.keyId ?? null,
+        completion.usage.cachedInputTokens ?? 0,
+        completion.usage.reasoningTokens ?? 0,
+        completion.usage.images ?? 0,
+        callsJson(completion.calls),
+        typeof charge === "string" ? charge : "settle",
+        amounts.textTokens,
+        amounts.images,
+        amounts.costMicroUsd,
+      ]);
+    } else {
+      const input = group.map(({ completion, charge }) => {
+        const amounts = typeof charge === "string" ? NO_CHARGE : charge;
+        return {
+          job_id: completion.jobId,
+          attempt: completion.attempt,
+          result: completion.result ?? null,
+          provider: completion.provider,
+          model: completion.model,
+          input_tokens: completion.usage.inputTokens,
+          output_tokens: completion.usage.outputTokens,
+          cost: completion.costMicroUsd,
+          price_version: completion.priceVersion ?? null,
+          usage_id: newId(),
+          key_id: completion.keyId ?? null,
+          cached_input_tokens: completion.usage.cachedInputTokens ?? 0,
+          reasoning_tokens: completion.usage.reasoningTokens ?? 0,
+          images: completion.usage.images ?? 0,
+          calls: callsRecords(completion.calls),
+          mode: typeof charge === "string" ? charge : "settle",
+          charge_text: amounts.textTokens,
+          charge_images: amounts.images,
+          charge_cost: amounts.costMicroUsd,
+        };
+      });
+      rows = await this.#sql.rows<Row>(COMPLETE_MANY, [JSON.stringify(input)]);
+    }
+    if (rows.length === 0) return new Set();
+    this.#reportExcess(rows[0]?.excess ?? null);
+    const jobs = rows.map(finishedJob);
+    this.#afterCommit({ jobs, events: jobFinishedEvents(jobs) });
+    return new Set(jobs.map((job) => job.id));
   }
 
   /**
@@ -599,26 +705,30 @@ function finishedJob(row: Record<string, unknown>): FinishedJob {
   };
 }
 
+const NO_CHARGE = { textTokens: 0, images: 0, costMicroUsd: 0 } as const;
+
 /** An attempt's calls as the JSON the folded statements read (ids assigned here). */
 function callsJson(calls: readonly ProviderCallRecord[] | undefined): string {
-  if (calls === undefined || calls.length === 0) return "[]";
-  return JSON.stringify(
-    calls.map((call) => ({
-      id: newId(),
-      seq: call.seq,
-      provider: call.provider,
-      model: call.model,
-      key_id: call.keyId ?? null,
-      started_at: call.startedAt.toISOString(),
-      // Durations come from performance.now() differences; the column holds whole milliseconds.
-      latency_ms: Math.round(call.latencyMs),
-      outcome: call.outcome,
-      error_code: call.errorCode ?? null,
-      error_message: call.errorMessage ?? null,
-      input_tokens: call.inputTokens ?? null,
-      output_tokens: call.outputTokens ?? null,
-    })),
-  );
+  return JSON.stringify(callsRecords(calls));
+}
+
+function callsRecords(calls: readonly ProviderCallRecord[] | undefined) {
+  if (calls === undefined || calls.length === 0) return [];
+  return calls.map((call) => ({
+    id: newId(),
+    seq: call.seq,
+    provider: call.provider,
+    model: call.model,
+    key_id: call.keyId ?? null,
+    started_at: call.startedAt.toISOString(),
+    // Durations come from performance.now() differences; the column holds whole milliseconds.
+    latency_ms: Math.round(call.latencyMs),
+    outcome: call.outcome,
+    error_code: call.errorCode ?? null,
+    error_message: call.errorMessage ?? null,
+    input_tokens: call.inputTokens ?? null,
+    output_tokens: call.outputTokens ?? null,
+  }));
 }
 
 /**

@@ -14,8 +14,15 @@ const EXTRA_COLUMNS = new Set([
   "excess",
 ]);
 
+const camelNames = new Map<string, string>();
+
 function camel(column: string): string {
-  return column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+  let name = camelNames.get(column);
+  if (name === undefined) {
+    name = column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+    camelNames.set(column, name);
+  }
+  return name;
 }
 
 /**

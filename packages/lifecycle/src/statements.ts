@@ -176,3 +176,61 @@ export const REQUEUE = statement(
    ${recordCallsSql("requeued", "$7::jsonb", "s.attempts")}
    SELECT id FROM requeued`,
 );
+
+/**
+ * {@link COMPLETE} for many jobs at once (group commit): `$1` a JSON array of
+ * completions. Job rows are locked in id order and `quota_usage` rows in
+ * (user, month, kind) order, so two grouped statements never wait on each other in
+ * a cycle. Returns the jobs it completed; the others take the general path.
+ */
+export const COMPLETE_MANY = statement(
+  "complete_many",
+  `WITH input AS (
+     SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(job_id uuid, attempt int, result jsonb, provider text,
+            model text, input_tokens int, output_tokens int, cost bigint, price_version text, usage_id uuid,
+            key_id text, cached_input_tokens int, reasoning_tokens int, images int, calls jsonb, mode text,
+            charge_text bigint, charge_images bigint, charge_cost bigint)
+   ), locked AS (
+     SELECT j.id FROM jobs j WHERE j.id IN (SELECT job_id FROM input) ORDER BY j.id FOR UPDATE
+   ), done AS (
+     UPDATE jobs j SET status = 'completed', result = i.result, provider = i.provider, model = i.model,
+            input_tokens = i.input_tokens, output_tokens = i.output_tokens, cost_micro_usd = i.cost,
+            price_version = i.price_version, error_code = NULL, error_message = NULL, progress = 100,
+            finished_at = now(), updated_at = now()
+       FROM input i
+      WHERE j.id = i.job_id AND j.id IN (SELECT id FROM locked)
+        AND j.status = 'active' AND NOT j.cancel_requested AND j.attempts = i.attempt AND ${FAST_FINISH}
+     RETURNING ${FINISHED_COLUMNS}, i.attempt, i.provider AS usage_provider, i.model AS usage_model,
+               i.input_tokens AS usage_input_tokens, i.output_tokens AS usage_output_tokens, i.cost,
+               i.price_version AS usage_price_version, i.usage_id, i.key_id, i.cached_input_tokens,
+               i.reasoning_tokens, i.images, i.calls, i.mode, i.charge_text, i.charge_images, i.charge_cost
+   ), usage AS (
+     INSERT INTO usage_records (id, user_id, job_id, job_type, attempt, provider, model, key_id, input_tokens,
+                                output_tokens, cached_input_tokens, reasoning_tokens, images, cost_micro_usd,
+                                price_version)
+     SELECT d.usage_id, d.user_id, d.id, d.type::"JobType", d.attempt, d.usage_provider, d.usage_model, d.key_id,
+            d.usage_input_tokens, d.usage_output_tokens, d.cached_input_tokens, d.reasoning_tokens, d.images,
+            d.cost, d.usage_price_version
+       FROM done d
+   ), calls AS (
+     INSERT INTO provider_calls (id, job_id, job_attempt, seq, provider, model, key_id, started_at, latency_ms,
+                                 outcome, error_code, error_message, input_tokens, output_tokens)
+     SELECT c.id, d.id, d.attempt, c.seq, c.provider, c.model, c.key_id, c.started_at, c.latency_ms,
+            c.outcome, c.error_code, c.error_message, c.input_tokens, c.output_tokens
+       FROM done d CROSS JOIN jsonb_to_recordset(d.calls) AS c(id uuid, seq int, provider text, model text,
+            key_id text, started_at timestamptz, latency_ms int, outcome text, error_code text, error_message text,
+            input_tokens int, output_tokens int)
+     ON CONFLICT (job_id, job_attempt, seq) DO NOTHING
+   )
+   ${resolveHoldsSql({
+     source: "done",
+     mode: "s.mode",
+     textTokens: "s.charge_text",
+     images: "s.charge_images",
+     costMicroUsd: "s.charge_cost",
+     at: "now()",
+   })}
+   SELECT d.id, d.user_id, d.type, d.status, d.batch_id, d.item_index, d.dispatched_at, d.webhook_url,
+          d.error_code, d.error_message, d.finished_at, ${SETTLEMENT_EXCESS_SQL} AS excess
+     FROM done d`,
+);

@@ -14,6 +14,7 @@ export * from "./price-catalog.ts";
 export * from "./provider.ts";
 export * from "./provider-error.ts";
 export * from "./result-cache.ts";
+export * from "./router/job-plan.ts";
 export * from "./router/resolve-targets.ts";
 export * from "./router/router.ts";
 export * from "./router/router-catalog.ts";

@@ -192,6 +192,15 @@ export class QuotaLedger {
   }
 
   /**
+   * What a hold taken outside this class (a job's admission, `JobAdmission` of
+   * @genq/db) needs to hold as {@link QuotaLedger.reserve} would: the month by this
+   * ledger's clock, and the limits of every plan (a user's overrides win over them).
+   */
+  holdTerms(): { period: QuotaPeriod; planLimits: Readonly<Record<Plan, PlanLimits>> } {
+    return { period: quotaPeriod(this.#now()), planLimits: this.#plans };
+  }
+
+  /**
    * Holds a job's worst case against its user's quota, in one transaction: every
    * kind fits, or nothing is held and {@link QuotaExceededError} is thrown.
    * Idempotent per job: a job that holds a reservation keeps it (a retry does not
@@ -380,15 +389,16 @@ export class QuotaLedger {
   /**
    * Resolves reservations whose worker is gone: a completed job with a usage
    * record is settled from it; a failed or canceled job (or a completed one
-   * without usage) is released; a job back in `queued` whose reservation is older
-   * than `olderThanMs` is released (it reserves again when it runs). Active jobs
-   * are left alone: their worker, or BullMQ's stall recovery, still owns them.
+   * without usage) is released. Queued and active jobs are left alone: a queued
+   * job's hold is what its 202 promised (taken at admission, or kept across a
+   * retry or postponement), however long it waits; an active job's worker, or
+   * BullMQ's stall recovery, still owns it. `olderThanMs` is no longer used (queued
+   * holds were released after it when the worker, not the API, took them).
    * Each step is the same conditional statement settle and release use, so
    * several processes can reclaim at once, and race the workers, without
    * charging or releasing anything twice.
    */
-  async reclaim(options: { olderThanMs: number }): Promise<ReclaimResult> {
-    const cutoff = new Date(this.#now().getTime() - options.olderThanMs).toISOString();
+  async reclaim(_options: { olderThanMs?: number } = {}): Promise<ReclaimResult> {
     const result: ReclaimResult = { settled: 0, released: 0 };
     let after = { createdAt: new Date(0).toISOString(), jobId: "00000000-0000-0000-0000-000000000000" };
     for (;;) {
@@ -410,8 +420,7 @@ export class QuotaLedger {
           JOIN jobs j ON j.id = r.job_id
           LEFT JOIN usage_records u ON u.job_id = r.job_id
          WHERE r.status = 'reserved'
-           AND (j.status IN ('completed', 'failed', 'canceled')
-                OR (j.status = 'queued' AND r.created_at < ${cutoff}::timestamptz))
+           AND j.status IN ('completed', 'failed', 'canceled')
            AND (r.created_at, r.job_id) > (${after.createdAt}::timestamptz, ${after.jobId}::uuid)
          ORDER BY r.created_at, r.job_id
          LIMIT ${RECLAIM_BATCH}`;

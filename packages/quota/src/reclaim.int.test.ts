@@ -32,7 +32,7 @@ async function completeWithoutSettling(jobId: string, usage: { inputTokens: numb
   expect(completed).toBe(true);
 }
 
-it("settles a completed job from its usage record, releases failed and canceled ones and old queued ones", async () => {
+it("settles a completed job from its usage record, releases failed and canceled ones, and keeps the holds of queued jobs however old", async () => {
   const ledger = context.ledger();
   const userId = await context.createUser();
   const [completed, failed, canceled, oldQueued, freshQueued, active] = await Promise.all(
@@ -57,16 +57,17 @@ it("settles a completed job from its usage record, releases failed and canceled 
 
   const result = await ledger.reclaim({ olderThanMs: 10 * MINUTE });
 
-  expect(result).toEqual({ settled: 1, released: 3 });
+  expect(result).toEqual({ settled: 1, released: 2 });
   expect((await ledger.reservation(completed!))?.status).toBe("settled");
   expect((await ledger.reservation(failed!))?.status).toBe("released");
   expect((await ledger.reservation(canceled!))?.status).toBe("released");
-  expect((await ledger.reservation(oldQueued!))?.status).toBe("released");
-  // Younger than the cutoff, or still running: left to their workers.
+  // A queued job's hold is what its 202 promised (held at admission), however long it waits;
+  // a running one is its worker's.
+  expect((await ledger.reservation(oldQueued!))?.status).toBe("reserved");
   expect((await ledger.reservation(freshQueued!))?.status).toBe("reserved");
   expect((await ledger.reservation(active!))?.status).toBe("reserved");
-  expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 200, reserved: 2_000 });
-  expect(await usageRow(context.db, userId, "cost_micro_usd")).toEqual({ used: 77, reserved: 200 });
+  expect(await usageRow(context.db, userId, "text_tokens")).toEqual({ used: 200, reserved: 3_000 });
+  expect(await usageRow(context.db, userId, "cost_micro_usd")).toEqual({ used: 77, reserved: 300 });
 
   expect(await ledger.reclaim({ olderThanMs: 10 * MINUTE })).toEqual({ settled: 0, released: 0 });
 });

@@ -1,5 +1,10 @@
-import { buildRouterConfig, maxInputTokens, parseProvidersFile } from "@genq/providers";
-import { DEFAULT_RESERVED_OUTPUT_TOKENS } from "@genq/quota";
+import {
+  buildRouterConfig,
+  DEFAULT_OUTPUT_TOKENS as DEFAULT_RESERVED_OUTPUT_TOKENS,
+  maxInputTokens,
+  parseProvidersFile,
+} from "@genq/providers";
+
 import { describe, expect, it } from "vitest";
 import { textReservation } from "./text-reservation.ts";
 

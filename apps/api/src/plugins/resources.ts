@@ -2,6 +2,7 @@ import {
   AccountRepository,
   AssetRepository,
   type Database,
+  JobAdmission,
   JobRepository,
   WebhookRepository,
 } from "@genq/db";
@@ -29,8 +30,10 @@ export interface GenqResources {
   storage: ObjectStorage | undefined;
   /** Lifetime of those links. */
   assetUrlTtlSeconds: number;
-  /** Plans and quotas: the submit-time check and `/v1/usage`. */
+  /** Plans and quotas: the quota held at admission, and `/v1/usage`. */
   quota: QuotaLedger | undefined;
+  /** Admits jobs in one round trip: idempotency lookup, quota hold and insert. */
+  admission: JobAdmission;
   /** Live events: the log the SSE routes read, and the publisher of this process's events (cancels). */
   events: EventPublisher;
   /** Webhook endpoints, secrets, the outbox and its delivery log. */
@@ -55,6 +58,11 @@ export interface ResourcesPluginOptions {
   storage?: ObjectStorage | undefined;
   assetUrlTtlSeconds?: number | undefined;
   quota?: QuotaLedger | undefined;
+  /**
+   * Send the admission statement prepared (named); false sends it unnamed, for
+   * PgBouncer in transaction mode before 1.21. Default true.
+   */
+  preparedStatements?: boolean | undefined;
   /** Bounds of the live event streams this process writes (defaults: 1,000 entries, one hour). */
   events?:
     | {
@@ -121,6 +129,7 @@ export const resourcesPlugin = fastifyPlugin(
       storage: options.storage,
       assetUrlTtlSeconds: options.assetUrlTtlSeconds ?? 3_600,
       quota: options.quota,
+      admission: new JobAdmission({ db: options.db, preparedStatements: options.preparedStatements }),
       events,
       webhooks,
       webhookAllowlist: options.webhookAllowlist ?? EMPTY_ALLOWLIST,

@@ -1,7 +1,6 @@
-import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError, PRIORITIES } from "@genq/core";
+import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError } from "@genq/core";
 import { requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
-import { readRouterCatalog } from "@genq/providers";
 import { checkPlanPriority } from "@genq/quota";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
 import { checkWebhookUrl } from "@genq/webhooks";
@@ -14,7 +13,8 @@ import { checkImageUploads } from "../image-upload-check.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { checkProviderOptions } from "../provider-options-check.ts";
-import { worstCaseQuota } from "../worst-case-quota.ts";
+import { RouterCatalogCache } from "../router-catalog-cache.ts";
+import { admitJob } from "../submit-job.ts";
 import { ErrorResponse } from "./error-response.ts";
 import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
 
@@ -58,6 +58,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { jobs, queues, redis } = app.genq;
   const uploads = new UploadRepository({ db: app.genq.db });
+  const catalogs = new RouterCatalogCache({ redis, prefix: queues.prefix });
 
   routes.post(
     "/jobs",
@@ -66,8 +67,9 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
       schema: {
         summary: "Submit a job",
         description:
-          "Stores the job, then queues it by priority. 202 means the job is committed and will run; " +
-          "repeating an Idempotency-Key with the same body answers 200 with the same job.",
+          "Stores the job with a quota hold covering its worst case, then queues it by priority. 202 means " +
+          "the job is committed, fits the caller's quota and will run; a job that does not fit answers 429 " +
+          "`quota_exceeded` at once. Repeating an Idempotency-Key with the same body answers 200 with the same job.",
         tags: ["jobs"],
         headers: IdempotencyHeaders,
         body: CreateJobRequest,
@@ -78,6 +80,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           401: ErrorResponse,
           403: ErrorResponse,
           409: ErrorResponse,
+          429: ErrorResponse,
           503: ErrorResponse,
         },
       },
@@ -92,35 +95,16 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
       const body = request.body;
       const idempotencyKey = request.headers["idempotency-key"];
       const requestHash = idempotencyKey === undefined ? undefined : requestFingerprint(body);
-      // A replay first: it spends nothing, so no check below (the quota) may refuse it.
-      const repeated = await jobs.findRepeat({
-        userId: request.principal.userId,
-        idempotencyKey,
-        requestHash,
-      });
-      if (repeated !== null) return reply.status(200).send(toJobView(repeated, options.publicUrl));
       // `urgent` and `high` jump ahead of every other tenant's jobs: only plans that include them.
       checkPlanPriority(request.principal.plan, body.priority);
       // Obvious SSRF targets (http://127.0.0.1, http://[::1]) are refused now; delivery checks every address.
       if (body.webhook !== undefined) checkWebhookUrl(body.webhook.url, app.genq.webhookAllowlist);
-      // A job that cannot fit the caller's quota is refused now; the worker's reservation
-      // stays the authoritative check (usage may grow between now and then).
-      const catalog =
-        body.type === "image" || body.input.providerOptions !== undefined
-          ? await readRouterCatalog(redis, queues.prefix).catch(() => undefined)
-          : undefined;
+      const catalog = await catalogs.get();
       // Options that could multiply or reprice the call on the operator's key are refused now.
-      checkProviderOptions(catalog, body);
+      checkProviderOptions(catalog?.catalog, body);
       if (body.type === "image") {
-        checkImageRequest(catalog, body);
+        checkImageRequest(catalog?.catalog, body);
         await checkImageUploads(uploads, request.principal.userId, body.input);
-      }
-      try {
-        await app.genq.quota?.check({ userId: request.principal.userId, ...worstCaseQuota(body) });
-      } catch (error) {
-        if (GenqError.is(error) && error.code === "quota_exceeded")
-          options.metrics?.quotaRejections.inc({ where: "submit" });
-        throw error;
       }
       // One trace per job starts here (when tracing is on): the worker continues it from the queue payload.
       const { job, created } = await inSpan(
@@ -130,17 +114,14 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           attributes: { "genq.job.type": body.type, "genq.job.priority": body.priority },
         },
         async (span) => {
-          const { job, created } = await jobs.create({
-            userId: request.principal.userId,
-            type: body.type,
-            priority: PRIORITIES[body.priority],
-            provider: body.provider,
-            model: body.model,
-            input: body.input,
-            metadata: body.metadata,
-            webhookUrl: body.webhook?.url,
-            idempotencyKey,
-            requestHash,
+          // One round trip: a replay answers first (it spends nothing), then the hold and the row.
+          const { job, created } = await admitJob(
+            { admission: app.genq.admission, quota: app.genq.quota },
+            { userId: request.principal.userId, body, idempotencyKey, requestHash, catalog },
+          ).catch((error: unknown) => {
+            if (GenqError.is(error) && error.code === "quota_exceeded")
+              options.metrics?.quotaRejections.inc({ where: "submit" });
+            throw error;
           });
           if (created) {
             try {

@@ -8,9 +8,12 @@
  * rows follows, so two of them never wait on each other in a cycle.
  */
 
-/** SQL expressions (parameters, usually) a hold resolution reads. */
+/**
+ * SQL expressions a hold resolution reads: parameters, or columns of the source's
+ * row `s` (one mode and amounts per job, when a statement finishes many).
+ */
 export interface HoldResolution {
-  /** A CTE (or table) with an `id` column: the jobs whose holds are resolved. */
+  /** A CTE with an `id` column, one row per job: the jobs whose holds are resolved. */
   source: string;
   /** `'settle'`, `'release'` or `'keep'` (leave the hold as it is: nothing resolved). */
   mode: string;
@@ -42,7 +45,7 @@ export function resolveHoldsSql(resolution: HoldResolution): string {
       RETURNING r.job_id, r.user_id, r.period_start, r.text_tokens, r.images, r.cost_micro_usd
     ), charges AS (
       SELECT h.job_id, h.user_id, h.period_start, v.position, v.kind, v.actual, v.held
-        FROM held h CROSS JOIN LATERAL (VALUES
+        FROM held h JOIN ${source} s ON s.id = h.job_id CROSS JOIN LATERAL (VALUES
           (1, 'text_tokens', CASE WHEN ${mode} = 'settle' THEN ${textTokens} ELSE 0 END, h.text_tokens),
           (2, 'images', CASE WHEN ${mode} = 'settle' THEN ${images} ELSE 0 END, h.images::bigint),
           (3, 'cost_micro_usd', CASE WHEN ${mode} = 'settle' THEN ${costMicroUsd} ELSE 0 END, h.cost_micro_usd)

@@ -1,5 +1,5 @@
 import { GenqError } from "@genq/core";
-import type { Capability, RouterConfig, RouteTarget, StrategyName } from "./types.ts";
+import type { Capability, RouteTarget, Routing, StrategyName } from "./types.ts";
 
 /** What a job asks for: a provider, a model or route name, both, or neither. */
 export interface RouteSelection {
@@ -26,7 +26,7 @@ export interface RoutePlan {
  * - neither: the default route (or, for a capability it lacks, the first route that has it).
  * Pricing fails closed: a model with no price that is not `zeroCost` is refused.
  */
-export function resolveTargets(config: RouterConfig, selection: RouteSelection): RoutePlan {
+export function resolveTargets(config: Routing, selection: RouteSelection): RoutePlan {
   const { provider, model, capability } = selection;
   if (provider !== undefined) {
     const deployment = config.providers.get(provider);
@@ -94,7 +94,7 @@ export function resolveTargets(config: RouterConfig, selection: RouteSelection):
   throw refuse(`no configured provider can do ${capability}`, { capability });
 }
 
-function defaultModelFor(config: RouterConfig, provider: string, capability: Capability): string | undefined {
+function defaultModelFor(config: Routing, provider: string, capability: Capability): string | undefined {
   const deployment = config.providers.get(provider);
   if (deployment === undefined) return undefined;
   const preferred =
@@ -106,7 +106,7 @@ function defaultModelFor(config: RouterConfig, provider: string, capability: Cap
   return undefined;
 }
 
-function hasCapability(config: RouterConfig, candidate: RouteTarget, capability: Capability): boolean {
+function hasCapability(config: Routing, candidate: RouteTarget, capability: Capability): boolean {
   const spec = config.providers.get(candidate.provider)?.models.get(candidate.model);
   return spec?.capabilities.includes(capability) ?? false;
 }
@@ -115,7 +115,7 @@ function hasCapability(config: RouterConfig, candidate: RouteTarget, capability:
  * A model the provider lists must have the capability; an unlisted one is allowed
  * only when the price catalog prices it (a dated snapshot of a listed model).
  */
-function assertRoutable(config: RouterConfig, provider: string, model: string, capability: Capability): void {
+function assertRoutable(config: Routing, provider: string, model: string, capability: Capability): void {
   const spec = config.providers.get(provider)?.models.get(model);
   if (spec !== undefined) {
     if (!spec.capabilities.includes(capability)) {
@@ -147,7 +147,7 @@ function groupByTier(targets: RouteTarget[]): RouteTarget[][] {
   return [...tiers.entries()].sort(([a], [b]) => a - b).map(([, tier]) => tier);
 }
 
-function describeChoices(config: RouterConfig): string {
+function describeChoices(config: Routing): string {
   const models = new Set<string>();
   for (const deployment of config.providers.values()) {
     for (const id of deployment.models.keys()) models.add(id);

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import type { PriceEntry } from "../price-catalog.ts";
 import type { KeyStats, RouterConfig, RouterState, TargetStats } from "./types.ts";
 
 /**
@@ -37,6 +38,11 @@ export interface RouterCatalog {
     strategy: string;
     targets: Array<{ provider: string; model: string; weight: number; tier: number }>;
   }>;
+  /**
+   * Every price the workers charge with (list prices, not secrets), so the API can
+   * plan a job's worst-case cost at admission. Absent in catalogs of older workers.
+   */
+  prices?: PriceEntry[];
 }
 
 /** The secret-free description of a configuration. */
@@ -71,6 +77,7 @@ export function describeRouterConfig(config: RouterConfig, now: Date = new Date(
       strategy: route.strategy,
       targets: route.targets.map((target) => ({ ...target })),
     })),
+    prices: config.prices.entries(),
   };
 }
 

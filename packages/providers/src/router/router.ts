@@ -11,6 +11,7 @@ import type {
   TextGenerationResult,
 } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
+import { candidates, worstCaseCostMicroUsd } from "./job-plan.ts";
 import { type RoutePlan, type RouteSelection, resolveTargets } from "./resolve-targets.ts";
 import {
   orderTier,
@@ -212,27 +213,8 @@ export class ProviderRouter {
     estimate: StrategyContext["estimate"],
   ): number {
     const config = this.#options.config();
-    let plan: RoutePlan;
-    try {
-      plan = resolveTargets(config, { ...selection, capability: estimate.images > 0 ? "image" : "text" });
-    } catch {
-      return 0;
-    }
-    let max = 0;
-    for (const target of plan.tiers.flat()) {
-      const { costMicroUsd } = config.prices.costMicroUsd({
-        provider: target.provider,
-        model: target.model,
-        usage: {
-          inputTokens: estimate.inputTokens,
-          outputTokens: estimate.outputTokens,
-          images: estimate.images,
-        },
-        ...(estimate.image === undefined ? {} : { image: estimate.image }),
-      });
-      max = Math.max(max, costMicroUsd);
-    }
-    return max;
+    const capability = estimate.images > 0 ? "image" : "text";
+    return worstCaseCostMicroUsd(config, candidates(config, selection, capability), estimate);
   }
 
   async generateText(

@@ -128,6 +128,21 @@ export interface BreakerPolicy {
   keyRetryMs: number;
 }
 
+/**
+ * What planning needs of a router configuration: providers with their models, routes,
+ * the default route and prices. A {@link RouterConfig} is one (the worker's); so is
+ * `routingFromCatalog` of the secret-free catalog the workers publish (the API's).
+ */
+export interface Routing {
+  providers: ReadonlyMap<
+    string,
+    { name: string; defaultModel?: string | undefined; models: ReadonlyMap<string, ModelSpec> }
+  >;
+  routes: ReadonlyMap<string, RouteSpec>;
+  defaultRoute: string;
+  prices: Pick<PriceCatalog, "find" | "costMicroUsd">;
+}
+
 /** The validated, built configuration the router runs on. Immutable; a reload builds a new one. */
 export interface RouterConfig {
   /** A hash of the source file (or environment), shown by the admin API. */
