@@ -59,8 +59,9 @@ export interface AppOptions {
   /** Plans and quotas: submissions that cannot fit are refused (429 quota_exceeded); `/v1/usage`. */
   quota?: QuotaLedger;
   /**
-   * Send the submit's statement as a named prepared statement (default true); false sends the same
-   * SQL unnamed, for PgBouncer in transaction mode older than 1.21 (`GENQ_DATABASE_PREPARED_STATEMENTS`).
+   * Send the hot-path statements (submit, cancels' transitions) as named prepared statements (default
+   * true); false sends the same SQL unnamed, for PgBouncer in transaction mode older than 1.21
+   * (`GENQ_DATABASE_PREPARED_STATEMENTS`).
    */
   preparedStatements?: boolean;
   /** Object storage of image jobs; the local driver's objects are served under /v1/assets. */
@@ -116,8 +117,6 @@ export interface AppOptions {
   webhookAllowlist?: WebhookAllowlist;
   /** The most webhook endpoints one user may have (`GENQ_WEBHOOK_MAX_ENDPOINTS_PER_USER`); default 20. */
   webhookMaxEndpointsPerUser?: number;
-  /** Whether the job lifecycle's hot-path SQL uses named prepared statements; default true. */
-  preparedStatements?: boolean;
 }
 
 /**
@@ -159,7 +158,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     webhookAllowlist: options.webhookAllowlist,
     webhookMaxEndpointsPerUser: options.webhookMaxEndpointsPerUser,
     publicUrl: options.publicUrl,
-    preparedStatements: options.preparedStatements,
   });
 
   if (options.docs ?? true) {

@@ -90,11 +90,6 @@ export const ApiEnv = CommonEnv.extend({
    * gets 503 with Retry-After instead of hanging. 0 waits forever.
    */
   GENQ_DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
-  /**
-   * Send the submit's SQL as a named prepared statement (default true). Behind PgBouncer in transaction
-   * mode that needs PgBouncer 1.21 or later with `max_prepared_statements` set; false sends the same SQL unnamed.
-   */
-  GENQ_DATABASE_PREPARED_STATEMENTS: BooleanFromString.default(true),
   /** Live events (SSE): a `: keep-alive` comment after this long without events. */
   GENQ_SSE_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
   /** Live event streams one API process serves at once (each holds a Redis connection); more get 503. */

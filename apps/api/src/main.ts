@@ -87,7 +87,6 @@ async function main(): Promise<void> {
     apiKeyCacheTtlMs: env.GENQ_API_KEY_CACHE_TTL_MS,
     uploadLimitBytes: env.GENQ_UPLOAD_LIMIT_BYTES,
     webhookMaxEndpointsPerUser: env.GENQ_WEBHOOK_MAX_ENDPOINTS_PER_USER,
-    preparedStatements: env.GENQ_DATABASE_PREPARED_STATEMENTS,
     ...(env.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
       ? {}
       : { webhookAllowlist: env.GENQ_WEBHOOK_ALLOWED_HOSTS }),

@@ -31,9 +31,6 @@ import { type RunningWebhookWorker, startWebhookWorker, WebhookQueue } from "@ge
 import type { WorkerEnv } from "./env.ts";
 import { createWorkerRouter, type WorkerRouter } from "./providers.ts";
 
-/** A reservation of a job still queued after this long is released (it reserves again when it runs). */
-const QUOTA_RECLAIM_AFTER_MS = 10 * 60_000;
-
 /** Sets the circuit gauge of every configured provider/model from the shared state. */
 async function observeCircuits(metrics: GenqMetrics, routing: WorkerRouter): Promise<void> {
   const targets = [...routing.router.config().providers.values()].flatMap((deployment) =>
@@ -163,11 +160,12 @@ export async function startWorker(
     prefix: env.GENQ_QUEUE_PREFIX,
     logger,
     tasks: [
-      // Holds of jobs that finished without settling (a crash) or wait long in the queue.
+      // Holds of jobs that finished without resolving them (a crash between commits of older code,
+      // a process without a quota ledger). Queued jobs keep theirs: it is what their 202 promised.
       {
         name: "quota-reclaim",
         everyMs: 60_000,
-        run: async () => ({ ...(await quota.reclaim({ olderThanMs: QUOTA_RECLAIM_AFTER_MS })) }),
+        run: async () => ({ ...(await quota.reclaim()) }),
       },
       ...(env.GENQ_ASSET_RETENTION_DAYS > 0
         ? [

@@ -2,7 +2,8 @@ import { IdempotencyConflictError, type JobStatus, type JobType, newId } from "@
 import type pg from "pg";
 import { type Database, sqlPool } from "./client.ts";
 import type { Plan } from "./generated/prisma/enums.ts";
-import type { JobRecord, NewJob } from "./job-repository.ts";
+import type { NewJob } from "./job-repository.ts";
+import type { JobRecord } from "./lifecycle/types.ts";
 
 /** The limits of one plan, as the quota configuration gives them; null budget: none. */
 export interface HoldPlanLimits {

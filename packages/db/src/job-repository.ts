@@ -8,12 +8,9 @@ import {
   newId,
 } from "@genq/core";
 import type { Database } from "./client.ts";
-import type { Job, Prisma, ProviderCall } from "./generated/prisma/client.ts";
-import type { JobProviderCall, ProviderCallOutcome, ProviderCallRecord } from "./lifecycle/types.ts";
+import type { Prisma, ProviderCall } from "./generated/prisma/client.ts";
+import type { JobProviderCall, JobRecord, ProviderCallOutcome } from "./lifecycle/types.ts";
 import { isUniqueViolation } from "./prisma-errors.ts";
-
-/** A job row. */
-export type JobRecord = Job;
 
 /** What the API stores for a new job. */
 export interface NewJob {

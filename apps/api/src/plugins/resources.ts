@@ -59,8 +59,8 @@ export interface ResourcesPluginOptions {
   assetUrlTtlSeconds?: number | undefined;
   quota?: QuotaLedger | undefined;
   /**
-   * Send the admission statement prepared (named); false sends it unnamed, for
-   * PgBouncer in transaction mode before 1.21. Default true.
+   * Send the hot-path statements (admission, the lifecycle's transitions) prepared (named);
+   * false sends them unnamed, for PgBouncer in transaction mode before 1.21. Default true.
    */
   preparedStatements?: boolean | undefined;
   /** Bounds of the live event streams this process writes (defaults: 1,000 entries, one hour). */
@@ -77,8 +77,6 @@ export interface ResourcesPluginOptions {
   webhookMaxEndpointsPerUser?: number | undefined;
   /** Prefix of links in webhook payloads; relative when empty. */
   publicUrl?: string | undefined;
-  /** Whether hot-path SQL uses named prepared statements (GENQ_DATABASE_PREPARED_STATEMENTS). */
-  preparedStatements?: boolean | undefined;
 }
 
 /** Decorates the instance with genq's resources. Their owner closes them. */

@@ -1,6 +1,8 @@
 import type { TokenUsage } from "@genq/core";
-import type { Plan } from "../generated/prisma/client.ts";
-import type { JobRecord } from "../job-repository.ts";
+import type { Job, Plan } from "../generated/prisma/client.ts";
+
+/** A job row. */
+export type JobRecord = Job;
 
 /**
  * How a provider call ended. `skipped`: the target was not called at all (its
