@@ -2,7 +2,7 @@ import { GenqError, type StoredImage } from "@genq/core";
 import type { AssetRepository } from "@genq/db";
 import { imageDimensions } from "@genq/providers";
 import type { ObjectStorage } from "@genq/storage";
-import type { JobImageStore } from "./job-processor.ts";
+import type { JobImageStore } from "./job-processor-options.ts";
 
 /** Options for {@link createJobImageStore}. */
 export interface JobImageStoreOptions {

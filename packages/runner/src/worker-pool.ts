@@ -8,12 +8,8 @@ import type { QuotaLedger } from "@genq/quota";
 import { UnrecoverableError, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import {
-  type AttemptOutcome,
-  createJobProcessor,
-  type JobImageStore,
-  type JobProcessorOptions,
-} from "./job-processor.ts";
+import { type AttemptOutcome, JobProcessor } from "./job-processor.ts";
+import type { JobImageStore, JobProcessorOptions } from "./job-processor-options.ts";
 import { Reconciler } from "./reconciler.ts";
 import { TenantGate } from "./tenant-gate.ts";
 
@@ -90,6 +86,8 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
     connections.push(gateConnection);
     tenantGate = new TenantGate({ queues, redis: gateConnection, logger, tenantCap: options.tenantCap });
   }
+  const { lifecycle } = options;
+  const processors: JobProcessor[] = [];
   const workers = options.assignments.map((assignment) => {
     const definition = queues.definition(assignment.type);
     const connection = createRedisConnection({
@@ -98,42 +96,38 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
       connectionName: `genq-worker-${definition.name}`,
     });
     connections.push(connection);
-    const worker = new Worker<QueuedJobPayload>(
-      definition.name,
-      createJobProcessor({
-        jobs,
-        lifecycle: options.lifecycle,
-        router: options.router,
-        ...(options.images === undefined ? {} : { images: options.images }),
-        ...(options.quota === undefined ? {} : { quota: options.quota }),
-        ...(options.userKeys === undefined ? {} : { userKeys: options.userKeys }),
-        ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
-        ...(options.events === undefined ? {} : { events: options.events }),
-        ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }),
-        ...(tenantGate === undefined ? {} : { tenantGate }),
-        ...(options.postponeDeadlineMs === undefined
-          ? {}
-          : { postponeDeadlineMs: options.postponeDeadlineMs }),
-        logger,
-        attemptTimeoutMs: definition.attemptTimeoutMs,
-      }),
-      {
-        connection,
-        prefix: queues.prefix,
-        concurrency: assignment.concurrency,
-        lockDuration: options.lockDurationMs ?? 30_000,
-        stalledInterval: options.stalledIntervalMs ?? 30_000,
-        maxStalledCount: options.maxStalledCount ?? 2,
-        settings: {
-          backoffStrategy: (attemptsMade, _type, error, job) =>
-            retryDelayMs({
-              attemptsMade,
-              baseMs: typeof job?.opts.backoff === "object" ? (job.opts.backoff.delay ?? 1_000) : 1_000,
-              retryAfterMs: (error as { retryAfterMs?: number } | undefined)?.retryAfterMs,
-            }),
-        },
+    const processor = new JobProcessor({
+      lifecycle,
+      router: options.router,
+      ...(options.images === undefined ? {} : { images: options.images }),
+      ...(options.quota === undefined ? {} : { quota: options.quota }),
+      ...(options.userKeys === undefined ? {} : { userKeys: options.userKeys }),
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      ...(options.events === undefined ? {} : { events: options.events }),
+      ...(options.resultCache === undefined ? {} : { resultCache: options.resultCache }),
+      ...(tenantGate === undefined ? {} : { tenantGate }),
+      ...(options.postponeDeadlineMs === undefined ? {} : { postponeDeadlineMs: options.postponeDeadlineMs }),
+      logger,
+      attemptTimeoutMs: definition.attemptTimeoutMs,
+    });
+    processors.push(processor);
+    // The processor takes no abort signal (BullMQ then allocates none per job): cancels go to processor.cancel.
+    const worker = new Worker<QueuedJobPayload>(definition.name, processor.process, {
+      connection,
+      prefix: queues.prefix,
+      concurrency: assignment.concurrency,
+      lockDuration: options.lockDurationMs ?? 30_000,
+      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      maxStalledCount: options.maxStalledCount ?? 2,
+      settings: {
+        backoffStrategy: (attemptsMade, _type, error, job) =>
+          retryDelayMs({
+            attemptsMade,
+            baseMs: typeof job?.opts.backoff === "object" ? (job.opts.backoff.delay ?? 1_000) : 1_000,
+            retryAfterMs: (error as { retryAfterMs?: number } | undefined)?.retryAfterMs,
+          }),
       },
-    );
+    });
     worker.on("failed", (job, error) => {
       // The processor records its own failures. A job that stalled too often never
       // reached it, so its failure is recorded here. (If this write is lost, the
@@ -182,8 +176,8 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
   subscriber.on("error", () => {});
   await subscriber.subscribe(cancelChannel(queues.prefix));
   subscriber.on("message", (_channel: string, jobId: string) => {
-    for (const worker of workers) {
-      if (worker.cancelJob(jobId, "canceled by request")) logger.info({ jobId }, "aborting canceled job");
+    for (const processor of processors) {
+      if (processor.cancel(jobId)) logger.info({ jobId }, "aborting canceled job");
     }
   });
 
