@@ -66,6 +66,7 @@ async function main(): Promise<void> {
             ].join("\t"),
           );
         }
+        write(`genq worker SQL statements per job: ${cost.genq.topStatements.join(", ")}`);
         write(
           `goal: CPU ≤ ${cost.goal.cpuMsPerJob} ms, SQL round trips ≤ ${cost.goal.sqlRoundTripsPerJob} per job`,
         );

@@ -42,6 +42,8 @@ export interface PerJobCost {
   transactionsPerJob: number;
   /** ioredis commands sent (a Lua script is one), per job. */
   redisCommandsPerJob: number;
+  /** The SQL statements sent most, per job, by prepared name (else their first words). */
+  topStatements: string[];
   /** The commands that cost the most, per job, e.g. `evalsha 4.02`. */
   topRedisCommands: string[];
   jobsPerSecond: number;
@@ -117,9 +119,9 @@ async function measureGenq(options: { redisUrl: string; databaseUrl: string; job
       // Polled through a connection of its own, whose statements are not the worker's.
       const probe = new pg.Client({ connectionString: api.databaseUrl });
       await probe.connect();
+      counters.ignore(probe);
       const countCompleted = async () => {
-        counters.paused = true;
-        try {
+        {
           const { rows } = await probe.query<{ completed: number; failed: number }>(
             `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
                     count(*) FILTER (WHERE status IN ('failed', 'canceled'))::int AS failed FROM jobs`,
@@ -127,8 +129,6 @@ async function measureGenq(options: { redisUrl: string; databaseUrl: string; job
           const row = rows[0] ?? { completed: 0, failed: 0 };
           if (row.failed > 0) throw new Error(`${row.failed} genq jobs failed or were canceled`);
           return row.completed;
-        } finally {
-          counters.paused = false;
         }
       };
       try {
@@ -201,8 +201,13 @@ function startCounting() {
   let statements = 0;
   let transactions = 0;
   const commands = new Map<string, number>();
+  const statementNames = new Map<string, number>();
+  /** Clients whose queries are not the worker's (the bench's own probe). */
+  const ignored = new Set<unknown>();
   const state = {
-    paused: false,
+    ignore(client: unknown) {
+      ignored.add(client);
+    },
     stop() {
       clientPrototype.query = originalQuery;
       redisPrototype.sendCommand = originalSend;
@@ -221,15 +226,23 @@ function startCounting() {
           .slice(0, 6)
           .map(([name, count]) => `${name} ${round(count / jobs, 2)}`),
         jobsPerSecond: round(jobs / seconds, 1),
+        topStatements: [...statementNames.entries()]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 6)
+          .map(([name, count]) => `${name} ${round(count / jobs, 2)}`),
       };
     },
   };
   clientPrototype.query = function countedQuery(this: unknown, ...args: unknown[]) {
-    if (!state.paused) {
+    if (!ignored.has(this)) {
       statements += 1;
       const first = args[0];
       const text = typeof first === "string" ? first : (first as { text?: unknown } | undefined)?.text;
       if (typeof text === "string" && /^\s*BEGIN\b/i.test(text)) transactions += 1;
+      const name =
+        (first as { name?: unknown } | undefined)?.name ??
+        (typeof text === "string" ? text.trim().replace(/\s+/g, " ").slice(0, 40) : "?");
+      statementNames.set(String(name), (statementNames.get(String(name)) ?? 0) + 1);
     }
     return originalQuery.apply(this, args);
   };
