@@ -86,9 +86,24 @@ export async function recordBatchItemsFinished(
   return events;
 }
 
+/**
+ * The `batch.completed` event of a batch whose last item just finished, for code
+ * that ended it in its own statement (the lifecycle's folded transitions).
+ */
+export function batchCompletedEvent(
+  batch: Pick<
+    Batch,
+    "id" | "userId" | "webhookUrl" | "total" | "completedCount" | "failedCount" | "canceledCount"
+  >,
+  status: "completed" | "canceled",
+  finishedAt: Date,
+): GenqEvent {
+  return batchEvent("batch.completed", batch, finishedAt, { status, counts: batchCounts(batch) });
+}
+
 function batchEvent(
   type: "batch.progress" | "batch.completed",
-  batch: Batch,
+  batch: Pick<Batch, "id" | "userId" | "webhookUrl" | "total">,
   timestamp: Date,
   data: { status: string; counts: BatchCounts },
 ): GenqEvent {

@@ -98,4 +98,65 @@ describe("batch items through the lifecycle", () => {
     await expect(batches.requestCancel(userId, batch.id)).rejects.toThrow(BatchNotCancelableError);
     await expect(batches.findForUser(await createUser(), batch.id)).rejects.toThrow(/not found/);
   });
+
+  it("counts items finished together on their batch and ends it exactly once", async () => {
+    const events: string[] = [];
+    const counting = new JobLifecycle({
+      db,
+      effects: {
+        ...lifecycle.effects,
+        afterCommit: (_jobs, finished) => {
+          for (const event of finished) if (event.type.startsWith("batch.")) events.push(event.type);
+        },
+      },
+    });
+    const userId = await createUser();
+    const { batch } = await batches.create({ userId, type: "text", priority: 7 }, await checked(30));
+    const released = await batches.claimItems(batch.id, 30);
+    const claimed = [];
+    for (const item of released) {
+      const outcome = await counting.claim(item.id);
+      if (outcome.outcome !== "claimed") throw new Error(outcome.outcome);
+      claimed.push(outcome.job);
+    }
+    const [failing, ...completing] = claimed;
+    await Promise.all([
+      counting.fail(failing!.id, { code: "invalid_request", message: "no" }, [], failing!.attempts),
+      ...completing.map((job) =>
+        counting.complete({
+          jobId: job.id,
+          attempt: job.attempts,
+          result: { text: "done" },
+          provider: "mock",
+          model: "mock-1",
+          usage: { inputTokens: 1, outputTokens: 1 },
+          costMicroUsd: 0,
+        }),
+      ),
+    ]);
+    expect(await batches.findForUser(userId, batch.id)).toMatchObject({
+      status: "completed",
+      completedCount: 29,
+      failedCount: 1,
+      canceledCount: 0,
+    });
+    expect(events).toEqual(["batch.completed"]);
+  });
+
+  it("finishes the items of a batch with a webhook URL on the general path, counted alike", async () => {
+    const userId = await createUser();
+    const { batch } = await batches.create(
+      { userId, type: "text", priority: 7, webhookUrl: "https://example.com/batch" },
+      await checked(2),
+    );
+    const released = await batches.claimItems(batch.id, 2);
+    for (const item of released) {
+      const running = await claim(item.id);
+      await lifecycle.fail(item.id, { code: "invalid_request", message: "no" }, [], running!.attempts);
+    }
+    expect(await batches.findForUser(userId, batch.id)).toMatchObject({
+      status: "completed",
+      failedCount: 2,
+    });
+  });
 });

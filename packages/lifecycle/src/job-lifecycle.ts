@@ -1,5 +1,6 @@
 import { type GenqEvent, type JobStatus, type JobType, NotFoundError, newId } from "@genq/core";
 import {
+  batchCompletedEvent,
   type ClaimLimits,
   type ClaimOutcome,
   createJobFinishedHooks,
@@ -306,7 +307,7 @@ export class JobLifecycle {
     if (rows.length === 0) return new Set();
     this.#reportExcess(rows[0]?.excess ?? null);
     const jobs = rows.map(finishedJob);
-    this.#afterCommit({ jobs, events: jobFinishedEvents(jobs) });
+    this.#afterCommit({ jobs, events: [...jobFinishedEvents(jobs), ...batchesEnded(rows)] });
     return new Set(jobs.map((job) => job.id));
   }
 
@@ -429,7 +430,7 @@ export class JobLifecycle {
     ]);
     if (row !== undefined) {
       const job = finishedJob(row);
-      this.#afterCommit({ jobs: [job], events: jobFinishedEvents([job]) });
+      this.#afterCommit({ jobs: [job], events: [...jobFinishedEvents([job]), ...batchesEnded([row])] });
       return true;
     }
     return this.#finishGeneral(
@@ -686,6 +687,35 @@ async function resolveHold(
     new Date(),
   );
   return result?.excess ?? null;
+}
+
+/**
+ * The `batch.completed` events of the batches a folded statement ended (its rows carry
+ * their batch's figures; several rows may name one batch). Such batches have no
+ * webhook URL (the statement takes no item of one that has).
+ */
+function batchesEnded(rows: ReadonlyArray<Record<string, unknown>>): GenqEvent[] {
+  const events = new Map<string, GenqEvent>();
+  for (const row of rows) {
+    if (row.just_finished !== true || typeof row.batch_id !== "string" || events.has(row.batch_id)) continue;
+    events.set(
+      row.batch_id,
+      batchCompletedEvent(
+        {
+          id: row.batch_id,
+          userId: String(row.batch_user_id),
+          webhookUrl: null,
+          total: Number(row.batch_total),
+          completedCount: Number(row.batch_completed),
+          failedCount: Number(row.batch_failed),
+          canceledCount: Number(row.batch_canceled),
+        },
+        row.batch_status === "canceled" ? "canceled" : "completed",
+        (row.batch_finished_at as Date | null) ?? new Date(),
+      ),
+    );
+  }
+  return [...events.values()];
 }
 
 /** A finished job from a folded statement's row (snake_case columns). */

@@ -7,15 +7,58 @@ import { statement } from "./sql-client.ts";
  * one statement of data-modifying WITH clauses, which Postgres runs atomically.
  *
  * The folded terminal statements only take jobs whose finishing has no effects
- * beyond those (`FAST_FINISH`): a single job (no batch counters), without a webhook
- * URL, whose owner has no enabled webhook endpoint (no outbox rows). Other jobs are
- * finished by the general path (one transaction running every effect); a folded
- * statement that matched no row tells the caller to take it.
+ * beyond those and their batch's counters (`FAST_FINISH`): without a webhook URL (of
+ * the job or of its batch), whose owner has no enabled webhook endpoint (no outbox
+ * rows). Other jobs are finished by the general path (one transaction running every
+ * effect); a folded statement that matched no row tells the caller to take it.
  */
 
 /** The condition that finishing job `j` has no effect but its own rows and its hold. */
-const FAST_FINISH = `j.batch_id IS NULL AND j.webhook_url IS NULL
-  AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = j.user_id AND e.disabled_at IS NULL)`;
+const FAST_FINISH = `j.webhook_url IS NULL
+  AND NOT EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.user_id = j.user_id AND e.disabled_at IS NULL)
+  AND (j.batch_id IS NULL OR NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = j.batch_id AND b.webhook_url IS NOT NULL))`;
+
+/**
+ * Counts the finished jobs of `source` that are batch items on their batches (rows
+ * locked in id order) and ends a batch whose last item this was: `completed`, or
+ * `canceled` when a cancel was requested. `batch_counted.just_finished` marks the
+ * batches this statement ended (exactly once: it saw them running, under their lock).
+ */
+function countBatchItemsSql(source: string): string {
+  return `
+    , finished_items AS (
+      SELECT batch_id, count(*) FILTER (WHERE status = 'completed')::int AS completed,
+             count(*) FILTER (WHERE status = 'failed')::int AS failed,
+             count(*) FILTER (WHERE status = 'canceled')::int AS canceled,
+             count(*) FILTER (WHERE dispatched_at IS NULL)::int AS undispatched, count(*)::int AS n
+        FROM ${source} WHERE batch_id IS NOT NULL GROUP BY batch_id
+    ), batch_locked AS (
+      SELECT b.id, b.status AS old_status FROM batches b
+       WHERE b.id IN (SELECT batch_id FROM finished_items) ORDER BY b.id FOR UPDATE
+    ), batch_counted AS (
+      UPDATE batches b
+         SET completed_count = b.completed_count + f.completed, failed_count = b.failed_count + f.failed,
+             canceled_count = b.canceled_count + f.canceled, dispatched_count = b.dispatched_count + f.undispatched,
+             status = CASE WHEN b.status = 'running'
+                            AND b.completed_count + b.failed_count + b.canceled_count + f.n >= b.total
+                           THEN (CASE WHEN b.cancel_requested THEN 'canceled' ELSE 'completed' END)::"BatchStatus"
+                           ELSE b.status END,
+             finished_at = CASE WHEN b.status = 'running'
+                                 AND b.completed_count + b.failed_count + b.canceled_count + f.n >= b.total
+                                THEN now() ELSE b.finished_at END,
+             updated_at = now()
+        FROM finished_items f JOIN batch_locked l ON l.id = f.batch_id
+       WHERE b.id = f.batch_id
+      RETURNING b.id, b.user_id AS batch_user_id, b.status::text AS batch_status, b.total, b.completed_count,
+                b.failed_count, b.canceled_count, b.finished_at AS batch_finished_at,
+                (l.old_status = 'running' AND b.status <> 'running') AS just_finished
+    )`;
+}
+
+/** Select-list columns of the batch a finished job's statement ended (null when none). */
+const BATCH_FINISHED_COLUMNS = `bc.just_finished, bc.batch_user_id, bc.batch_status, bc.total AS batch_total,
+  bc.completed_count AS batch_completed, bc.failed_count AS batch_failed, bc.canceled_count AS batch_canceled,
+  bc.batch_finished_at`;
 
 /** The columns a finished job's effects read (FinishedJob). */
 const FINISHED_COLUMNS = `j.id, j.user_id, j.type::text AS type, j.status::text AS status, j.batch_id, j.item_index,
@@ -118,6 +161,7 @@ export const COMPLETE = statement(
        FROM done d
    )
    ${recordCallsSql("done", "$15::jsonb", "$2::int")}
+   ${countBatchItemsSql("done")}
    ${resolveHoldsSql({
      source: "done",
      mode: "$16::text",
@@ -126,7 +170,8 @@ export const COMPLETE = statement(
      costMicroUsd: "$19::bigint",
      at: "now()",
    })}
-   SELECT d.*, ${SETTLEMENT_EXCESS_SQL} AS excess FROM done d`,
+   SELECT d.*, ${BATCH_FINISHED_COLUMNS}, ${SETTLEMENT_EXCESS_SQL} AS excess
+     FROM done d LEFT JOIN batch_counted bc ON bc.id = d.batch_id`,
 );
 
 /**
@@ -145,6 +190,7 @@ export const FINISH = statement(
      RETURNING ${FINISHED_COLUMNS}, j.attempts
    ), releasing AS (SELECT id FROM done WHERE dispatched_at IS NOT NULL)
    ${recordCallsSql("done", "$6::jsonb", "COALESCE($2::int, s.attempts)")}
+   ${countBatchItemsSql("done")}
    ${resolveHoldsSql({
      source: "releasing",
      mode: "'release'",
@@ -153,7 +199,7 @@ export const FINISH = statement(
      costMicroUsd: "0",
      at: "now()",
    })}
-   SELECT d.* FROM done d`,
+   SELECT d.*, ${BATCH_FINISHED_COLUMNS} FROM done d LEFT JOIN batch_counted bc ON bc.id = d.batch_id`,
 );
 
 /**
@@ -222,6 +268,7 @@ export const COMPLETE_MANY = statement(
             input_tokens int, output_tokens int)
      ON CONFLICT (job_id, job_attempt, seq) DO NOTHING
    )
+   ${countBatchItemsSql("done")}
    ${resolveHoldsSql({
      source: "done",
      mode: "s.mode",
@@ -231,6 +278,6 @@ export const COMPLETE_MANY = statement(
      at: "now()",
    })}
    SELECT d.id, d.user_id, d.type, d.status, d.batch_id, d.item_index, d.dispatched_at, d.webhook_url,
-          d.error_code, d.error_message, d.finished_at, ${SETTLEMENT_EXCESS_SQL} AS excess
-     FROM done d`,
+          d.error_code, d.error_message, d.finished_at, ${BATCH_FINISHED_COLUMNS}, ${SETTLEMENT_EXCESS_SQL} AS excess
+     FROM done d LEFT JOIN batch_counted bc ON bc.id = d.batch_id`,
 );
