@@ -92,6 +92,8 @@ export class EventWatches {
   readonly #watched = new Map<string, number>();
   readonly #pending = new Map<string, PendingWatch>();
   #started = false;
+  /** Settles once subscribed and the snapshot is read. */
+  #ready: Promise<void> | undefined;
   #pruneTimer: NodeJS.Timeout | undefined;
   readonly #onMessage = (channel: string, message: string) => this.#receive(channel, message);
   readonly #onReady = () => void this.#loadSnapshot();
@@ -116,8 +118,12 @@ export class EventWatches {
    * Subscribes to announcements, then reads the watches already in force. Call once
    * before publishing; also reloads the snapshot whenever the subscriber reconnects.
    */
-  async start(): Promise<void> {
-    if (this.#started) return;
+  start(): Promise<void> {
+    this.#ready ??= this.#start();
+    return this.#ready;
+  }
+
+  async #start(): Promise<void> {
     this.#started = true;
     this.#subscriber.on("message", this.#onMessage);
     await this.#subscriber.subscribe(this.#channel, this.#ackChannel);
@@ -145,7 +151,10 @@ export class EventWatches {
    * Redis cannot be reached.
    */
   async watch(subject: EventSubject): Promise<boolean> {
-    if (!this.#started) throw new Error("EventWatches: start() first");
+    if (this.#ready === undefined) throw new Error("EventWatches: start() first");
+    // Not subscribed yet (an API that started while Redis was away): our own acknowledgement
+    // could not come back. Wait for it a little; unconfirmed beyond that.
+    if (!(await settlesWithin(this.#ready, this.ackTimeoutMs))) return false;
     const nonce = randomUUID();
     const subjectName = subjectKey(subject);
     const announcement: Announcement = { s: subjectName, l: this.leaseMs, a: this.#ackChannel, n: nonce };
@@ -181,6 +190,7 @@ export class EventWatches {
     this.#pruneTimer = undefined;
     if (!this.#started) return;
     this.#started = false;
+    this.#ready = undefined;
     this.#subscriber.off("message", this.#onMessage);
     this.#subscriber.off("ready", this.#onReady);
     for (const pending of this.#pending.values()) pending.resolve(false);
@@ -232,6 +242,21 @@ export class EventWatches {
   #prune(): void {
     const now = Date.now();
     for (const [subject, until] of this.#watched) if (until <= now) this.#watched.delete(subject);
+  }
+}
+
+/** True when `promise` fulfils within `timeoutMs`; false when it rejects or takes longer. */
+async function settlesWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
