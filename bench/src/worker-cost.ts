@@ -44,7 +44,10 @@ export interface PerJobCost {
   redisCommandsPerJob: number;
   /** The SQL statements sent most, per job, by prepared name (else their first words). */
   topStatements: string[];
-  /** The commands that cost the most, per job, e.g. `evalsha 4.02`. */
+  /**
+   * The commands that cost the most, per job, e.g. `evalsha(text:wait) 1.02`: scripts
+   * are named by their first key, without the prefix and ids, so each script shows apart.
+   */
   topRedisCommands: string[];
   jobsPerSecond: number;
 }
@@ -223,7 +226,7 @@ function startCounting() {
         redisCommandsPerJob: round(redisTotal / jobs, 2),
         topRedisCommands: [...commands.entries()]
           .sort((a, b) => b[1] - a[1])
-          .slice(0, 6)
+          .slice(0, 12)
           .map(([name, count]) => `${name} ${round(count / jobs, 2)}`),
         jobsPerSecond: round(jobs / seconds, 1),
         topStatements: [...statementNames.entries()]
@@ -247,13 +250,27 @@ function startCounting() {
     return originalQuery.apply(this, args);
   };
   redisPrototype.sendCommand = function countedSend(this: unknown, ...args: unknown[]) {
-    const name = (args[0] as { name?: string } | undefined)?.name ?? "?";
+    const name = commandLabel(args[0] as { name?: string; args?: unknown[] } | undefined);
     commands.set(name, (commands.get(name) ?? 0) + 1);
     return originalSend.apply(this, args);
   };
   const cpuStart = process.cpuUsage();
   const started = performance.now();
   return state;
+}
+
+/** A command's name; a script's (`evalsha`, `eval`) with its first key's shape, e.g. `evalsha(parked:*)`. */
+function commandLabel(command: { name?: string; args?: unknown[] } | undefined): string {
+  const name = command?.name ?? "?";
+  if (name !== "evalsha" && name !== "eval") return name;
+  const key = command?.args?.[2];
+  if (typeof key !== "string" && !Buffer.isBuffer(key)) return name;
+  const shape = String(key)
+    .split(":")
+    .slice(1)
+    .map((part) => (/^[0-9a-z-]{16,}$|^\d+$/i.test(part) ? "*" : part))
+    .join(":");
+  return `${name}(${shape})`;
 }
 
 /** Polls `condition` every 20 ms until it holds, or rejects after `timeoutMs`. */

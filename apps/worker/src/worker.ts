@@ -11,7 +11,7 @@ import {
   UserProviderKeyRepository,
   WebhookRepository,
 } from "@genq/db";
-import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
+import { createBatchProgressReader, EventLog, EventPublisher, EventWatches } from "@genq/events";
 import { createJobLifecycle } from "@genq/lifecycle";
 import { GenqMetrics } from "@genq/metrics";
 import { ResultCache } from "@genq/providers";
@@ -113,8 +113,23 @@ export async function startWorker(
           scope: env.GENQ_RESULT_CACHE_SHARED ? "shared" : "user",
         });
   await resultCache?.listen();
-  // Live events: job events of running jobs, terminal and batch events after commit.
+  // Live events: job events of running jobs, terminal and batch events after commit, each
+  // only when someone listens to its job or batch (or the job streams text).
+  const watchSubscriber = createRedisConnection({
+    url: env.REDIS_URL,
+    role: "subscriber",
+    connectionName: "genq-events-watch",
+  });
+  watchSubscriber.on("error", () => {});
+  const watches = new EventWatches({
+    redis,
+    subscriber: watchSubscriber,
+    prefix: env.GENQ_QUEUE_PREFIX,
+    onError: (error) => logger.warn({ err: error }, "live event watches: Redis error"),
+  });
+  await watches.start();
   const events = new EventPublisher({
+    watches,
     log: new EventLog({
       redis,
       prefix: env.GENQ_QUEUE_PREFIX,
@@ -332,6 +347,8 @@ export async function startWorker(
       await webhooks?.close();
       await webhookQueue.close();
       events.close();
+      await watches.close();
+      watchSubscriber.disconnect();
       await resultCache?.close();
       cacheSubscriber?.disconnect();
       await storage.close();

@@ -37,6 +37,33 @@ export interface EventReadOptions {
   connection?: Redis;
 }
 
+/**
+ * KEYS: one stream per event; ARGV[1] max length, then per event: type, data, retention ms.
+ * Returns the entry ids.
+ */
+const APPEND_SCRIPT = `
+local ids = {}
+for index = 1, #KEYS do
+  local base = 1 + (index - 1) * 3
+  ids[index] = redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[base + 1], 'data', ARGV[base + 2])
+  redis.call('PEXPIRE', KEYS[index], ARGV[base + 3])
+end
+return ids
+`;
+
+/** KEYS[1] the stream; ARGV: max length, type, data, retention ms. Returns the id, or nil when not empty. */
+const APPEND_IF_EMPTY_SCRIPT = `
+if redis.call('XLEN', KEYS[1]) > 0 then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[2], 'data', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return id
+`;
+
+interface EventLogCommands {
+  genqEventsAppend(numberOfKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  genqEventsAppendIfEmpty(key: string, ...args: Array<string | number>): Promise<string | null>;
+}
+
 type XReadReply = Array<[key: string, entries: Array<[id: string, fields: string[]]>]> | null;
 
 /**
@@ -51,9 +78,13 @@ export class EventLog {
   readonly finishedRetentionMs: number;
   /** The producer connection (appends, non-blocking reads, small commands such as gates). */
   readonly redis: Redis;
+  readonly #redis: Redis & EventLogCommands;
 
   constructor(options: EventLogOptions) {
     this.redis = options.redis;
+    options.redis.defineCommand("genqEventsAppend", { lua: APPEND_SCRIPT });
+    options.redis.defineCommand("genqEventsAppendIfEmpty", { lua: APPEND_IF_EMPTY_SCRIPT, numberOfKeys: 1 });
+    this.#redis = options.redis as Redis & EventLogCommands;
     this.prefix = options.prefix;
     this.maxLength = options.maxLength ?? 1_000;
     this.retentionMs = options.retentionMs ?? 3_600_000;
@@ -75,35 +106,42 @@ export class EventLog {
   }
 
   /**
-   * Appends events in order, in one MULTI: each `XADD key MAXLEN ~ n * type t data json`
-   * followed by a `PEXPIRE` that restarts the stream's retention (the shorter finished
-   * retention after a terminal event). Returns the entry ids.
+   * Appends events in order, in one script (one round trip, atomic): each
+   * `XADD key MAXLEN ~ n * type t data json` followed by a `PEXPIRE` that restarts
+   * the stream's retention (the shorter finished retention after a terminal event).
+   * Returns the entry ids.
    */
   async append(events: readonly EventAppend[]): Promise<string[]> {
     if (events.length === 0) return [];
-    const multi = this.redis.multi();
+    const keys: string[] = [];
+    const args: Array<string | number> = [this.maxLength];
     for (const event of events) {
-      const key = this.key(event.subject);
-      multi.xadd(
-        key,
-        "MAXLEN",
-        "~",
-        String(this.maxLength),
-        "*",
-        "type",
+      keys.push(this.key(event.subject));
+      args.push(
         event.type,
-        "data",
         JSON.stringify(event.data),
+        isTerminalEventType(event.type) ? this.finishedRetentionMs : this.retentionMs,
       );
-      multi.pexpire(key, isTerminalEventType(event.type) ? this.finishedRetentionMs : this.retentionMs);
     }
-    const results = (await multi.exec()) ?? [];
-    const ids: string[] = [];
-    for (const [index, [error, value]] of results.entries()) {
-      if (error !== null) throw error;
-      if (index % 2 === 0) ids.push(String(value));
-    }
-    return ids;
+    const ids = await this.#redis.genqEventsAppend(keys.length, ...keys, ...args);
+    return ids.map(String);
+  }
+
+  /**
+   * Appends `event` only while the subject's stream holds no entry (one script), so
+   * a listener's snapshot of the current state never lands after an event a
+   * publisher appended meanwhile. Returns the entry id, or undefined when the
+   * stream already had entries.
+   */
+  async appendIfEmpty(event: EventAppend): Promise<string | undefined> {
+    const id = await this.#redis.genqEventsAppendIfEmpty(
+      this.key(event.subject),
+      this.maxLength,
+      event.type,
+      JSON.stringify(event.data),
+      isTerminalEventType(event.type) ? this.finishedRetentionMs : this.retentionMs,
+    );
+    return id === null ? undefined : String(id);
   }
 
   /** The events after `afterId` (exclusive; `"0"` reads from the start), oldest first. */

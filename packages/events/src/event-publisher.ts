@@ -2,6 +2,8 @@ import type { GenqEvent } from "@genq/core";
 import type { BatchProgressReader } from "./batch-progress-reader.ts";
 import { batchProgressGateKey } from "./event-keys.ts";
 import type { EventAppend, EventLog } from "./event-log.ts";
+import type { EventWatches } from "./event-watches.ts";
+import { isTerminalEventType } from "./live-event.ts";
 
 /** The logger the publisher reports lost events to. */
 export interface EventPublisherLogger {
@@ -22,7 +24,18 @@ export interface EventPublisherOptions {
    * (the webhook ones, every 5 s) are published instead.
    */
   batchProgress?: { read: BatchProgressReader; intervalMs?: number };
+  /**
+   * Who listens ({@link EventWatches}, started by the caller). With it, an event is
+   * published only when someone listens to its job or batch, or (job events) when
+   * the job streams text: `job.delta` is always published, and so is every later
+   * event of a job that published deltas in this process. Without it, everything
+   * is published.
+   */
+  watches?: EventWatches;
 }
+
+/** How long a job that streamed text here keeps publishing everything, should its terminal event go elsewhere. */
+const STREAMING_MEMORY_MS = 3_600_000;
 
 /**
  * Publishes live events to the {@link EventLog}: job events to the job's stream,
@@ -36,6 +49,9 @@ export class EventPublisher {
   readonly #logger: EventPublisherLogger | undefined;
   readonly #progress: EventPublisherOptions["batchProgress"];
   readonly #dirtyBatches = new Set<string>();
+  readonly #watches: EventWatches | undefined;
+  /** Jobs that streamed text in this process → when they are forgotten. */
+  readonly #streaming = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #ticking = false;
   /** Lost events since the last warning: while Redis is down, one warning per interval, not one per delta. */
@@ -46,6 +62,7 @@ export class EventPublisher {
     this.log = options.log;
     this.#logger = options.logger;
     this.#progress = options.batchProgress;
+    this.#watches = options.watches;
     if (this.#progress !== undefined) {
       this.#timer = setInterval(() => void this.#tick(), this.#progress.intervalMs ?? 1_000);
       this.#timer.unref();
@@ -54,7 +71,32 @@ export class EventPublisher {
 
   /** Publishes a job event (started, retrying, delta...) to the job's stream. Never rejects. */
   async publishJobEvent(jobId: string, type: string, data: Record<string, unknown>): Promise<void> {
+    if (!this.#wantsJobEvent(jobId, type)) return;
     await this.#append([{ subject: { kind: "job", id: jobId }, type, data }]);
+  }
+
+  /** The listeners this publisher consults, if any (the API's SSE sessions announce theirs here). */
+  get watches(): EventWatches | undefined {
+    return this.#watches;
+  }
+
+  /** Whether a job event goes to the stream: always without watches; else when listened to or streaming. */
+  #wantsJobEvent(jobId: string, type: string): boolean {
+    const watches = this.#watches;
+    if (watches === undefined) return true;
+    if (type === "job.delta") {
+      if (this.#streaming.size > 10_000) this.#forgetStreaming();
+      this.#streaming.set(jobId, Date.now() + STREAMING_MEMORY_MS);
+      return true;
+    }
+    const streaming = this.#streaming.has(jobId);
+    if (streaming && isTerminalEventType(type)) this.#streaming.delete(jobId);
+    return streaming || watches.isWatched({ kind: "job", id: jobId });
+  }
+
+  #forgetStreaming(): void {
+    const now = Date.now();
+    for (const [jobId, until] of this.#streaming) if (until <= now) this.#streaming.delete(jobId);
   }
 
   /**
@@ -67,15 +109,24 @@ export class EventPublisher {
     const appends: EventAppend[] = [];
     for (const event of events) {
       if (event.jobId !== null) {
-        appends.push({ subject: { kind: "job", id: event.jobId }, type: event.type, data: event.data });
-        if (event.batchId !== null && this.#progress !== undefined) this.#dirtyBatches.add(event.batchId);
+        if (this.#wantsJobEvent(event.jobId, event.type)) {
+          appends.push({ subject: { kind: "job", id: event.jobId }, type: event.type, data: event.data });
+        }
+        if (event.batchId !== null && this.#progress !== undefined && this.#wantsBatch(event.batchId)) {
+          this.#dirtyBatches.add(event.batchId);
+        }
       } else if (event.batchId !== null) {
         if (event.type === "batch.progress" && this.#progress !== undefined) continue;
+        if (!this.#wantsBatch(event.batchId)) continue;
         appends.push({ subject: { kind: "batch", id: event.batchId }, type: event.type, data: event.data });
       }
     }
     void this.#append(appends);
   };
+
+  #wantsBatch(batchId: string): boolean {
+    return this.#watches?.isWatched({ kind: "batch", id: batchId }) ?? true;
+  }
 
   /** Publishes the marked batches' progress now (also run by the interval timer). */
   async flushBatchProgress(): Promise<void> {

@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import type { EventLog } from "./event-log.ts";
+import type { EventWatches } from "./event-watches.ts";
 import { type EventSubject, isTerminalEventType, type LiveEvent } from "./live-event.ts";
 import { formatSseComment, formatSseEvent } from "./sse-format.ts";
 
@@ -32,6 +33,18 @@ export interface EventSessionOptions {
   send(text: string): Promise<void>;
   /** The subject's terminal state from Postgres, or undefined while it is not finished. */
   finished(): Promise<FinishedState | undefined>;
+  /**
+   * Who listens: the session announces its subject (and renews the watch while it
+   * runs) before it first reads the row, so publishers that skip unwatched subjects
+   * publish every transition committed after that read.
+   */
+  watches?: EventWatches;
+  /**
+   * The event that tells the subject's current state (e.g. `job.started` for a running
+   * job), read from Postgres; appended to the stream when it is still empty, since
+   * events before the watch were not published. Undefined when there is none to tell.
+   */
+  current?: () => Promise<Omit<LiveEvent, "id"> | undefined>;
   now?: () => number;
 }
 
@@ -44,20 +57,43 @@ export type EventSessionEnd = "terminal" | "synthesized" | "aborted";
  * until the terminal event. While idle it sends heartbeats and re-reads the row,
  * so a lost publish (publishing is best effort) never leaves the client hanging:
  * a terminal row whose stream has no terminal event gets one synthesized from the
- * row, sent without an `id:`.
+ * row, sent without an `id:`. With `watches`, the subject is announced (and its
+ * watch confirmed by every publisher) before the row is first read; see
+ * docs/live-events.md for why no terminal event is then lost.
  */
 export async function runEventSession(options: EventSessionOptions): Promise<EventSessionEnd> {
+  const { watches } = options;
+  if (watches === undefined) return streamSession(options);
+  await watches.watch(options.subject);
+  const renewal = setInterval(() => {
+    watches.watch(options.subject).catch(() => {});
+  }, watches.leaseMs / 3);
+  renewal.unref();
+  try {
+    return await streamSession(options);
+  } finally {
+    clearInterval(renewal);
+  }
+}
+
+async function streamSession(options: EventSessionOptions): Promise<EventSessionEnd> {
   const { log, subject, reader, signal } = options;
   const now = options.now ?? Date.now;
   const graceMs = options.terminalGraceMs ?? 2_000;
   let lastId = options.afterId;
   let finished = await options.finished();
+  if (finished === undefined && options.current !== undefined) {
+    const state = await options.current();
+    if (state !== undefined) await log.appendIfEmpty({ subject, type: state.type, data: state.data });
+  }
   // When the terminal event is overdue: the grace after the row finished, counted from when
   // this session saw it at the latest (a clock ahead of this one cannot stretch the wait).
   let deadline: number | undefined;
   const overdueAt = (state: FinishedState) =>
     Math.min((state.finishedAt?.getTime() ?? 0) + graceMs, now() + graceMs);
-  if (finished !== undefined) deadline = overdueAt(finished);
+  // Watched: a subject finished before this session watched it may never get its terminal event
+  // published (its publisher decided before the watch): what the stream has now, else the row's.
+  if (finished !== undefined) deadline = options.watches === undefined ? overdueAt(finished) : now();
 
   // Sends events; true once the terminal one went out.
   const deliver = async (events: LiveEvent[]): Promise<boolean> => {

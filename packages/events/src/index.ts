@@ -4,6 +4,7 @@ export * from "./event-keys.ts";
 export * from "./event-log.ts";
 export * from "./event-publisher.ts";
 export * from "./event-session.ts";
+export * from "./event-watches.ts";
 export * from "./live-event.ts";
 export * from "./sse-format.ts";
 export * from "./sse-parser.ts";

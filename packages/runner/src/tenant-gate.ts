@@ -1,7 +1,7 @@
 import type { JobType, QueuedJobPayload } from "@genq/core";
 import type { ClaimLimits, Plan } from "@genq/db";
 import type { JobQueues } from "@genq/queue";
-import type { Job } from "bullmq";
+import { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
@@ -17,6 +17,12 @@ export interface TenantGateOptions {
   queues: JobQueues;
   /** Holds each tenant's parked set (the caller owns the connection). */
   redis: Redis;
+  /**
+   * A connection in subscriber mode (the caller owns it): parks are announced on a
+   * channel, so a finishing job wakes someone only when its owner has jobs parked,
+   * and costs no Redis command otherwise. Without it, every finished job looks.
+   */
+  subscriber?: Redis | undefined;
   logger: Logger;
   /**
    * The most jobs one user on the `basic` plan may have running at once over every
@@ -35,6 +41,31 @@ export interface TenantGateOptions {
 const MAX_PROMOTE_TRIES = 8;
 
 /**
+ * Parks a member and, when the owner's last announcement is older than the refresh
+ * interval (or missing), records it and announces the owner on the channel: one
+ * round trip. KEYS: the owner's parked set, the set of owners with parked jobs
+ * (scored by their last announcement). ARGV: score, member, set lifetime ms, now,
+ * refresh ms, user id, channel.
+ */
+const PARK_SCRIPT = `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local now = tonumber(ARGV[4])
+local last = redis.call('ZSCORE', KEYS[2], ARGV[6])
+if (not last) or now - tonumber(last) >= tonumber(ARGV[5]) then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+  redis.call('ZADD', KEYS[2], now, ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', ARGV[7], ARGV[6])
+end
+return 1
+`;
+
+interface GateCommands {
+  genqTenantPark(parkedKey: string, ownersKey: string, ...args: Array<string | number>): Promise<number>;
+}
+
+/**
  * Per-tenant in-flight caps for every job. A delivery whose owner already runs its
  * cap of jobs is parked: moved to BullMQ's delayed set (spending no attempt) and
  * listed in the owner's parked set in Redis, most urgent first. When one of the
@@ -47,6 +78,13 @@ export class TenantGate {
   readonly #weights: Readonly<Record<Plan, number>>;
   readonly #parkMs: number;
   readonly #typeByQueueName = new Map<string, JobType>();
+  readonly #redis: Redis & GateCommands;
+  /** Owners with parked jobs → until when this process assumes so (when subscribed). */
+  readonly #parkedOwners = new Map<string, number>();
+  readonly #onMessage = (channel: string, userId: string) => {
+    if (channel === this.#channel) this.#extend(userId, Date.now());
+  };
+  #listening = false;
   /** The limits the job repository's claim checks. */
   readonly limits: ClaimLimits;
 
@@ -59,6 +97,69 @@ export class TenantGate {
     for (const type of ["text", "image"] as const)
       this.#typeByQueueName.set(options.queues.definition(type).name, type);
     this.limits = { tenantCap: (plan) => this.capFor(plan) };
+    options.redis.defineCommand("genqTenantPark", { lua: PARK_SCRIPT, numberOfKeys: 2 });
+    this.#redis = options.redis as Redis & GateCommands;
+  }
+
+  /** How long a parked set lives without a new member; owners are remembered as long. */
+  get #parkedLifetimeMs(): number {
+    return this.#parkMs * 20;
+  }
+
+  get #channel(): string {
+    return `${this.#options.queues.prefix}:parked-owners:announced`;
+  }
+
+  get #ownersKey(): string {
+    return `${this.#options.queues.prefix}:parked-owners`;
+  }
+
+  /**
+   * Subscribes to park announcements, then reads the owners announced recently
+   * (so a process that starts during a flood knows whom to wake). Without a
+   * subscriber, nothing to do: every wake looks.
+   */
+  async start(): Promise<void> {
+    const { subscriber } = this.#options;
+    if (subscriber === undefined || this.#listening) return;
+    this.#listening = true;
+    subscriber.on("message", this.#onMessage);
+    await subscriber.subscribe(this.#channel);
+    const now = Date.now();
+    const owners = await this.#redis.zrangebyscore(
+      this.#ownersKey,
+      now - this.#parkedLifetimeMs,
+      "+inf",
+      "WITHSCORES",
+    );
+    for (let index = 0; index + 1 < owners.length; index += 2) {
+      this.#extend(owners[index] ?? "", Number(owners[index + 1]));
+    }
+  }
+
+  /** Stops listening to park announcements. */
+  async close(): Promise<void> {
+    const { subscriber } = this.#options;
+    if (subscriber === undefined || !this.#listening) return;
+    this.#listening = false;
+    subscriber.off("message", this.#onMessage);
+    if (subscriber.status === "ready") await subscriber.unsubscribe(this.#channel).catch(() => {});
+  }
+
+  #extend(userId: string, announcedAt: number): void {
+    if (userId === "" || !Number.isFinite(announcedAt)) return;
+    const until = announcedAt + this.#parkedLifetimeMs;
+    if ((this.#parkedOwners.get(userId) ?? 0) < until) this.#parkedOwners.set(userId, until);
+  }
+
+  /** False only when this process knows `userId` has parked nothing lately (no command needed). */
+  #mayHaveParked(userId: string): boolean {
+    if (this.#options.subscriber === undefined) return true;
+    const until = this.#parkedOwners.get(userId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#parkedOwners.delete(userId);
+    return false;
   }
 
   /** The in-flight cap of a tenant on `plan`. */
@@ -79,16 +180,23 @@ export class TenantGate {
     await job.moveToDelayed(Date.now() + this.#parkMs, token);
     const type = this.#typeByQueueName.get(job.queueName);
     if (type === undefined || job.id === undefined) return;
-    const { redis } = this.#options;
     // Most urgent first, then first parked first.
-    const score = (job.opts.priority ?? 0) * 1e13 + Date.now();
-    const key = this.#parkedKey(userId);
+    const now = Date.now();
+    this.#extend(userId, now);
+    const score = (job.opts.priority ?? 0) * 1e13 + now;
     // A tenant's parked set outlives its members only briefly (they come back after `parkMs` anyway).
-    await redis
-      .multi()
-      .zadd(key, score, `${type}:${job.id}`)
-      .pexpire(key, this.#parkMs * 20)
-      .exec();
+    await this.#redis.genqTenantPark(
+      this.#parkedKey(userId),
+      this.#ownersKey,
+      score,
+      `${type}:${job.id}`,
+      this.#parkedLifetimeMs,
+      now,
+      // Announced again well before listeners forget the owner.
+      this.#parkMs * 5,
+      userId,
+      this.#channel,
+    );
   }
 
   /**
@@ -96,20 +204,20 @@ export class TenantGate {
    * its next parked job, if any. Best effort: a lost wake-up costs at most `parkMs`.
    */
   async wake(userId: string): Promise<void> {
+    if (!this.#mayHaveParked(userId)) return;
     try {
-      const { redis } = this.#options;
       for (let tries = 0; tries < MAX_PROMOTE_TRIES; tries += 1) {
-        const [member] = await redis.zpopmin(this.#parkedKey(userId), 1);
+        const [member] = await this.#redis.zpopmin(this.#parkedKey(userId), 1);
         if (member === undefined) return;
         const separator = member.indexOf(":");
         const type = member.slice(0, separator) as JobType;
-        const job = await this.#options.queues.queue(type).getJob(member.slice(separator + 1));
-        if (job === undefined || !(await job.isDelayed())) continue; // it came back by itself meanwhile
+        const queue = this.#options.queues.queue(type);
         try {
-          await job.promote();
+          // Promoting needs only the id; BullMQ refuses a job no longer delayed (it came back by itself).
+          await new Job(queue, type, {}, {}, member.slice(separator + 1)).promote();
           return;
         } catch {
-          // Left the delayed set between the check and the promotion: try the next one.
+          // Left the delayed set meanwhile, or gone: try the next one.
         }
       }
     } catch (error) {

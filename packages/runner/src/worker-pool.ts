@@ -84,7 +84,21 @@ export async function startWorkerPool(options: WorkerPoolOptions): Promise<Worke
     });
     gateConnection.on("error", () => {});
     connections.push(gateConnection);
-    tenantGate = new TenantGate({ queues, redis: gateConnection, logger, tenantCap: options.tenantCap });
+    const gateSubscriber = createRedisConnection({
+      url: options.redisUrl,
+      role: "subscriber",
+      connectionName: "genq-tenant-gate-subscriber",
+    });
+    gateSubscriber.on("error", () => {});
+    connections.push(gateSubscriber);
+    tenantGate = new TenantGate({
+      queues,
+      redis: gateConnection,
+      subscriber: gateSubscriber,
+      logger,
+      tenantCap: options.tenantCap,
+    });
+    await tenantGate.start();
   }
   const { lifecycle } = options;
   const processors: JobProcessor[] = [];

@@ -78,7 +78,8 @@ describe("provider error text", () => {
       status: 500,
       body: { error: { message: LEAKY, type: "server_error", code: null } },
     };
-    provider.queueResponse(serverError, serverError, {
+    // The first answer is held back, so the live stream below is open (watched) while the job runs.
+    provider.queueResponse({ ...serverError, delayMs: 1_500 }, serverError, {
       status: 400,
       body: { error: { message: LEAKY, type: "invalid_request_error", param: null, code: null } },
     });
@@ -91,6 +92,11 @@ describe("provider error text", () => {
     });
     expect(submitted.statusCode).toBe(202);
     const id = submitted.json().id as string;
+    // Live events are published only while someone listens: listen from the first call on.
+    await waitUntil(() => provider.requests.length > 0, 10_000);
+    const stream = await fetch(`${sseBase}/v1/jobs/${id}/events`, {
+      headers: { authorization: `Bearer ${apiKey}`, accept: "text/event-stream" },
+    });
     const job = await harness.waitForJob(apiKey, id);
 
     // The job view, with its calls.
@@ -113,9 +119,6 @@ describe("provider error text", () => {
     expect(leaks(listed.body)).toBe(false);
 
     // The live events: job.retrying after attempt 1, job.failed at the end.
-    const stream = await fetch(`${sseBase}/v1/jobs/${id}/events`, {
-      headers: { authorization: `Bearer ${apiKey}`, accept: "text/event-stream" },
-    });
     const events = await stream.text();
     expect(events).toContain("event: job.retrying");
     expect(events).toContain("event: job.failed");

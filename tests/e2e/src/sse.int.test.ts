@@ -278,18 +278,26 @@ describe("server-sent events", () => {
     expect(stream.sequence.slice(started, completed)).toContain("comment");
   });
 
-  it("gives a job that finished before the client connected its terminal event at once, even if Redis lost it", async () => {
+  it("publishes nothing for a job nobody watched; a client connecting after it finished gets its terminal event at once, from the row", async () => {
     const id = await submitText({ prompt: "done before anyone listens" });
     await harness.waitForJob(apiKey, id);
-    await waitUntil(
-      async () => (await streamEntries("job", id)).some((entry) => entry.type === "job.completed"),
-      5_000,
-    );
     const stream = await read(`/v1/jobs/${id}/events`);
     expect(stream.endedByServer).toBe(true);
-    expect(stream.events.map((event) => event.event)).toEqual(["job.started", "job.completed"]);
+    expect(stream.events).toHaveLength(1);
+    expect(stream.events[0]).toMatchObject({ event: "job.completed", hasId: false });
+    expect(JSON.parse(stream.events[0]!.data)).toMatchObject({ id, status: "completed" });
     expect(stream.comments).toEqual([]); // no heartbeat was needed: nothing was waited for
+    // Nobody listened while it ran: the worker wrote no stream for it.
+    expect(await streamEntries("job", id)).toEqual([]);
+  });
 
+  it("gives a watched job's terminal event from the row when Redis lost its stream", async () => {
+    const id = await submitText({
+      prompt: "watched, then lost",
+      providerOptions: { mock: { latencyMs: 300 } },
+    });
+    const watched = await read(`/v1/jobs/${id}/events`);
+    expect(watched.events.at(-1)).toMatchObject({ event: "job.completed", hasId: true });
     // The stream expired (or Redis lost its data): the row says how it ended.
     await harness.redis.del(eventStreamKey(harness.prefix, { kind: "job", id }));
     const lost = await read(`/v1/jobs/${id}/events`);

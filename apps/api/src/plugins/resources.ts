@@ -6,7 +6,7 @@ import {
   JobRepository,
   WebhookRepository,
 } from "@genq/db";
-import { createBatchProgressReader, EventLog, EventPublisher } from "@genq/events";
+import { createBatchProgressReader, EventLog, EventPublisher, EventWatches } from "@genq/events";
 import { createJobLifecycle, type JobLifecycle } from "@genq/lifecycle";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
@@ -82,7 +82,27 @@ export interface ResourcesPluginOptions {
 /** Decorates the instance with genq's resources. Their owner closes them. */
 export const resourcesPlugin = fastifyPlugin(
   async (app: FastifyInstance, options: ResourcesPluginOptions) => {
+    // Who listens to which job or batch: SSE sessions announce theirs, publishers skip the rest.
+    const watchSubscriber = options.redis.duplicate({
+      connectionName: "genq-events-watch",
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+    });
+    watchSubscriber.on("error", () => {});
+    const watches = new EventWatches({
+      redis: options.redis,
+      subscriber: watchSubscriber,
+      prefix: options.queues.prefix,
+      onError: (error) => app.log.warn({ err: error }, "live event watches: Redis error"),
+    });
+    // Not awaited: the API starts while Redis is away; until subscribed, sessions fall back to row checks.
+    watches.start().catch((error: unknown) => app.log.warn({ err: error }, "could not subscribe to watches"));
+    app.addHook("onClose", async () => {
+      await watches.close();
+      watchSubscriber.disconnect();
+    });
     const events = new EventPublisher({
+      watches,
       log: new EventLog({
         redis: options.redis,
         prefix: options.queues.prefix,

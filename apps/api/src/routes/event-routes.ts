@@ -2,10 +2,12 @@ import { randomUUID } from "node:crypto";
 import { GenqError, isId, NotFoundError } from "@genq/core";
 import { batchCounts, FINISHED_JOB_SELECT, jobFinishedEvents, toFinishedJob } from "@genq/db";
 import {
+  createBatchProgressReader,
   type EventSubject,
   type FinishedState,
   formatSseRetry,
   isStreamId,
+  type LiveEvent,
   runEventSession,
   STREAM_START,
   StreamSlots,
@@ -103,6 +105,7 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
     reply: FastifyReply,
     subject: EventSubject & { afterId: string },
     finished: () => Promise<FinishedState | undefined>,
+    current: () => Promise<Omit<LiveEvent, "id"> | undefined>,
   ): Promise<void> => {
     const { afterId } = subject;
     if (open.size >= maxStreams) {
@@ -181,6 +184,8 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
         signal: controller.signal,
         send,
         finished,
+        current,
+        ...(app.genq.events.watches === undefined ? {} : { watches: app.genq.events.watches }),
       });
     } catch (error) {
       // A closed client or a lost Redis connection: the client reconnects with Last-Event-ID.
@@ -217,13 +222,30 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
       if (!isId(id)) throw new NotFoundError("job", id);
       await app.genq.jobs.findForUser(request.principal.userId, id);
       const afterId = resumeAfter(request.headers["last-event-id"], request.query.lastEventId);
-      await stream(request, reply, { kind: "job", id, afterId }, async () => {
-        const row = await app.genq.db.job.findUnique({ where: { id }, select: FINISHED_JOB_SELECT });
-        if (row === null || !["completed", "failed", "canceled"].includes(row.status)) return undefined;
-        const [event] = jobFinishedEvents([toFinishedJob(row)]);
-        if (event === undefined) return undefined;
-        return { event: { type: event.type, data: event.data }, finishedAt: row.finishedAt };
-      });
+      await stream(
+        request,
+        reply,
+        { kind: "job", id, afterId },
+        async () => {
+          const row = await app.genq.db.job.findUnique({ where: { id }, select: FINISHED_JOB_SELECT });
+          if (row === null || !["completed", "failed", "canceled"].includes(row.status)) return undefined;
+          const [event] = jobFinishedEvents([toFinishedJob(row)]);
+          if (event === undefined) return undefined;
+          return { event: { type: event.type, data: event.data }, finishedAt: row.finishedAt };
+        },
+        // A running job's job.started (what its worker published only if someone was listening then).
+        async () => {
+          const row = await app.genq.db.job.findUnique({
+            where: { id },
+            select: { status: true, attempts: true },
+          });
+          if (row?.status !== "active") return undefined;
+          return {
+            type: "job.started",
+            data: { id, object: "job", status: "active", attempt: row.attempts },
+          };
+        },
+      );
     },
   );
 
@@ -248,7 +270,12 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
         throw new NotFoundError("batch", id);
       }
       const afterId = resumeAfter(request.headers["last-event-id"], request.query.lastEventId);
-      await stream(request, reply, { kind: "batch", id, afterId }, async () => {
+      const progress = createBatchProgressReader(app.genq.db);
+      const current = async () => {
+        const data = await progress(id);
+        return data === null ? undefined : { type: "batch.progress", data };
+      };
+      const finishedBatch = async (): Promise<FinishedState | undefined> => {
         const batch = await app.genq.db.batch.findUnique({ where: { id } });
         if (batch === null || batch.status === "running") return undefined;
         const counts = batchCounts(batch);
@@ -266,7 +293,8 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
           },
           finishedAt: batch.finishedAt,
         };
-      });
+      };
+      await stream(request, reply, { kind: "batch", id, afterId }, finishedBatch, current);
     },
   );
 }
