@@ -184,4 +184,34 @@ describe("group commit of completions", () => {
     expect(await db.job.count({ where: { id: { in: [first.id, second.id] }, status: "active" } })).toBe(2);
     expect(await textQuota(userId)).toEqual({ used: 0, reserved: 200 });
   });
+
+  it("claims concurrent deliveries in few statements, each job once, none of a disabled owner", async () => {
+    const lifecycle = new JobLifecycle({ db });
+    const active = await createUser();
+    const disabled = await createUser();
+    const queued = async (userId: string) =>
+      (await jobs.create({ userId, type: "text", priority: 5, input: { prompt: "hi" } })).job.id;
+    const mine = await Promise.all(Array.from({ length: 40 }, () => queued(active)));
+    const theirs = await Promise.all(Array.from({ length: 10 }, () => queued(disabled)));
+    const finished = await queued(active);
+    await db.job.update({ where: { id: finished }, data: { status: "completed" } });
+    await accounts.updateUser(disabled, { disabled: true });
+
+    const statements = countStatements();
+    let outcomes: Awaited<ReturnType<JobLifecycle["claim"]>>[];
+    try {
+      // The same job delivered twice at once (a stalled duplicate) is claimed twice, in order.
+      outcomes = await Promise.all([...mine, ...theirs, finished, mine[0]!].map((id) => lifecycle.claim(id)));
+    } finally {
+      statements.stop();
+    }
+    expect(outcomes.slice(0, 40).every((outcome) => outcome.outcome === "claimed")).toBe(true);
+    expect(outcomes.slice(40, 50).every((outcome) => outcome.outcome === "user_disabled")).toBe(true);
+    expect(outcomes[50]).toEqual({ outcome: "finished" });
+    expect(outcomes[51]).toMatchObject({ outcome: "claimed", job: { id: mine[0], attempts: 2 } });
+    expect(statements.counts.get("genq_claim_many") ?? 0).toBeGreaterThan(0);
+    expect(statements.counts.get("genq_claim_many") ?? 0).toBeLessThan(10);
+    expect(await db.job.count({ where: { id: { in: mine }, status: "active" } })).toBe(40);
+    expect(await db.job.count({ where: { id: { in: theirs }, status: "canceled" } })).toBe(10);
+  });
 });

@@ -24,8 +24,10 @@ import {
 } from "@genq/db";
 import { toJobRecord } from "./job-row.ts";
 import { intLiteral, SqlClient, type SqlClientOptions, uuidLiteral } from "./sql-client.ts";
+import { StatementGroup } from "./statement-group.ts";
 import {
   CLAIM,
+  CLAIM_MANY,
   CLAIM_MISS,
   COMPLETE,
   COMPLETE_MANY,
@@ -74,16 +76,13 @@ export interface JobLifecycleOptions {
   groupCommit?: boolean | undefined;
 }
 
-/** The most completions one grouped statement writes. */
+/** The most claims or completions one grouped statement writes. */
 const MAX_GROUP = 100;
 
-/** A completion waiting for the next grouped statement. */
-interface PendingCompletion {
+/** A completion for the folded statement. */
+interface Folded {
   completion: JobCompletion;
   charge: QuotaCharge | "keep";
-  /** true: completed by the group; false: not taken (the caller runs the general path). */
-  resolve(taken: boolean): void;
-  reject(error: unknown): void;
 }
 
 /** What {@link JobLifecycle.cancel} did. */
@@ -119,8 +118,8 @@ export class JobLifecycle {
   readonly #effects: JobFinishedHooks;
   readonly #onSettlementExcess: ((excess: HoldExcess) => void) | undefined;
   readonly #groupCommit: boolean;
-  #pending: PendingCompletion[] = [];
-  #flushing = false;
+  readonly #completions: StatementGroup<Folded, boolean>;
+  readonly #claims: StatementGroup<string, Record<string, unknown> | undefined>;
 
   constructor(options: JobLifecycleOptions) {
     this.#db = options.db;
@@ -128,6 +127,19 @@ export class JobLifecycle {
     this.#effects = options.effects ?? createJobFinishedHooks();
     this.#onSettlementExcess = options.onSettlementExcess;
     this.#groupCommit = options.groupCommit ?? true;
+    this.#completions = new StatementGroup({
+      write: async (group) => {
+        const completed = await this.#completeFolded(group);
+        return group.map(({ completion }) => completed.has(completion.jobId));
+      },
+      keyOf: ({ completion }) => completion.jobId,
+      maxSize: MAX_GROUP,
+    });
+    this.#claims = new StatementGroup({
+      write: (jobIds) => this.#claimRows(jobIds),
+      keyOf: (jobId) => jobId,
+      maxSize: MAX_GROUP,
+    });
   }
 
   /** The effects finished jobs run, for code that finishes jobs in its own transactions (batch cancel). */
@@ -165,11 +177,19 @@ export class JobLifecycle {
   }
 
   async #claimUncapped(jobId: string): Promise<ClaimOutcome> {
-    const [row] = await this.#sql.rows<Record<string, unknown>>(CLAIM, [jobId]);
+    const row = this.#groupCommit ? await this.#claims.add(jobId) : (await this.#claimRows([jobId]))[0];
     if (row !== undefined) return { outcome: "claimed", job: toJobRecord(row), held: row.held === true };
     const [miss] = await this.#sql.rows<{ status: JobStatus; disabled: boolean }>(CLAIM_MISS, [jobId]);
     const disabled = miss?.disabled && ACTIVE_OR_QUEUED.includes(miss.status);
     return { outcome: disabled ? "user_disabled" : "finished" };
+  }
+
+  /** Claims jobs in one statement; each job's claimed row, or undefined when it was not claimed. */
+  async #claimRows(jobIds: readonly string[]): Promise<Array<Record<string, unknown> | undefined>> {
+    if (jobIds.length === 1) return [(await this.#sql.rows<Record<string, unknown>>(CLAIM, [jobIds[0]]))[0]];
+    const rows = await this.#sql.rows<Record<string, unknown>>(CLAIM_MANY, [jobIds]);
+    const byId = new Map(rows.map((row) => [String(row.id), row]));
+    return jobIds.map((jobId) => byId.get(jobId));
   }
 
   async #claimCapped(jobId: string, tenantCap: (plan: Plan) => number): Promise<ClaimOutcome> {
@@ -206,51 +226,16 @@ export class JobLifecycle {
   async complete(completion: JobCompletion): Promise<boolean> {
     const charge = completion.charge ?? "keep";
     const taken = this.#groupCommit
-      ? await new Promise<boolean>((resolve, reject) => {
-          this.#pending.push({ completion, charge, resolve, reject });
-          if (!this.#flushing) {
-            this.#flushing = true;
-            setImmediate(() => void this.#flush());
-          }
-        })
-      : await this.#completeFolded([{ completion, charge }]).then((ids) => ids.has(completion.jobId));
+      ? await this.#completions.add({ completion, charge })
+      : (await this.#completeFolded([{ completion, charge }])).has(completion.jobId);
     return taken || this.#completeGeneral(completion, charge);
-  }
-
-  /** Writes the pending completions, a group per statement, until none are left. */
-  async #flush(): Promise<void> {
-    try {
-      while (this.#pending.length > 0) {
-        const group: PendingCompletion[] = [];
-        const rest: PendingCompletion[] = [];
-        const ids = new Set<string>();
-        for (const pending of this.#pending) {
-          // One completion per job per statement: a duplicate goes in the next group.
-          if (group.length < MAX_GROUP && !ids.has(pending.completion.jobId)) {
-            group.push(pending);
-            ids.add(pending.completion.jobId);
-          } else rest.push(pending);
-        }
-        this.#pending = rest;
-        try {
-          const completed = await this.#completeFolded(group);
-          for (const pending of group) pending.resolve(completed.has(pending.completion.jobId));
-        } catch (error) {
-          for (const pending of group) pending.reject(error);
-        }
-      }
-    } finally {
-      this.#flushing = false;
-    }
   }
 
   /**
    * Completes jobs whose finishing has no effect beyond their rows and holds, in one
    * statement; returns the ids it completed (the others take the general path).
    */
-  async #completeFolded(
-    group: ReadonlyArray<{ completion: JobCompletion; charge: QuotaCharge | "keep" }>,
-  ): Promise<Set<string>> {
+  async #completeFolded(group: readonly Folded[]): Promise<Set<string>> {
     type Row = Record<string, unknown> & { excess: HoldExcess[] | null };
     let rows: Row[];
     if (group.length === 1) {

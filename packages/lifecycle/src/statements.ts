@@ -96,6 +96,25 @@ export const CLAIM = statement(
      FROM claimed c`,
 );
 
+/**
+ * {@link CLAIM} for many jobs at once (group commit): `$1` the job ids. Rows are
+ * locked in id order, so grouped claims of several processes never wait on each
+ * other in a cycle.
+ */
+export const CLAIM_MANY = statement(
+  "claim_many",
+  `WITH locked AS (
+     SELECT j.id FROM jobs j WHERE j.id = ANY ($1::uuid[]) ORDER BY j.id FOR UPDATE
+   ), claimed AS (
+     UPDATE jobs j SET status = 'active', attempts = j.attempts + 1, started_at = now(), updated_at = now()
+      WHERE j.id IN (SELECT id FROM locked) AND j.status IN ('queued', 'active') AND NOT j.cancel_requested
+        AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = j.user_id AND u.disabled_at IS NOT NULL)
+     RETURNING j.*
+   )
+   SELECT c.*, EXISTS (SELECT 1 FROM quota_reservations r WHERE r.job_id = c.id AND r.status = 'reserved') AS held
+     FROM claimed c`,
+);
+
 /** Why a claim found nothing to run: `$1` job id. */
 export const CLAIM_MISS = statement(
   "claim_miss",
