@@ -265,7 +265,11 @@ export async function benchIoEfficiency(options: {
       );
     }, 50);
     try {
+      // All jobs are in the queue before the worker may take any, as in the raw BullMQ run.
+      const queue = fixture.queues.queue("text");
+      await queue.pause();
       await seedJobs(fixture, jobs);
+      await queue.resume();
       const jobsPerSecond = await waitForAll(fixture, jobs, 120_000 + jobs * 20);
       const ideal = concurrency / (latencyMs / 1_000);
       const bullmq = await rawBullmqWaiting({ redisUrl: options.redisUrl, jobs, concurrency, latencyMs });
