@@ -1,45 +1,26 @@
-import { randomBytes } from "node:crypto";
 import type { CheckedBatchItem } from "@genq/core";
-import {
-  AccountRepository,
-  BatchItemSpool,
-  BatchNotCancelableError,
-  BatchRepository,
-  createPrismaClient,
-  type Database,
-  type JobRecord,
-} from "@genq/db";
-import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import { BatchItemSpool, BatchNotCancelableError, BatchRepository, type Database } from "@genq/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobLifecycle } from "./job-lifecycle.ts";
+import { createLifecycleTestContext, type LifecycleTestContext } from "./test-fixtures.ts";
 
-let database: TestDatabase;
+let context: LifecycleTestContext;
 let db: Database;
 let batches: BatchRepository;
 let lifecycle: JobLifecycle;
-let accounts: AccountRepository;
+let createUser: LifecycleTestContext["createUser"];
+let claim: LifecycleTestContext["claim"];
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
-  lifecycle = new JobLifecycle({ db });
+  context = await createLifecycleTestContext();
+  ({ db, lifecycle, createUser, claim } = context);
   batches = new BatchRepository({ db, hooks: lifecycle.effects });
-  accounts = new AccountRepository({ db });
 });
 
 afterAll(async () => {
   await Promise.all(spools.map((spool) => spool.close()));
-  await db?.$disconnect();
-  await database?.drop();
+  await context?.close();
 });
-
-async function createUser(): Promise<string> {
-  const { user } = await accounts.createUser({
-    email: `${randomBytes(6).toString("hex")}@example.com`,
-    plan: "basic",
-  });
-  return user.id;
-}
 
 const spools: BatchItemSpool[] = [];
 
@@ -52,11 +33,6 @@ async function checked(count: number): Promise<BatchItemSpool> {
   const spool = await BatchItemSpool.fromItems(items());
   spools.push(spool);
   return spool;
-}
-
-async function claim(jobId: string): Promise<JobRecord | null> {
-  const outcome = await lifecycle.claim(jobId);
-  return outcome.outcome === "claimed" ? outcome.job : null;
 }
 
 describe("batch items through the lifecycle", () => {

@@ -1,46 +1,31 @@
-import { randomBytes } from "node:crypto";
 import {
-  AccountRepository,
-  createPrismaClient,
+  type AccountRepository,
   type Database,
   type HoldExcess,
   type JobCompletion,
-  JobRepository,
+  type JobRepository,
   sqlPool,
 } from "@genq/db";
-import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobLifecycle } from "./job-lifecycle.ts";
+import { createLifecycleTestContext, type LifecycleTestContext } from "./test-fixtures.ts";
 
-let database: TestDatabase;
+let context: LifecycleTestContext;
 let db: Database;
 let jobs: JobRepository;
 let accounts: AccountRepository;
+let createUser: LifecycleTestContext["createUser"];
+let hold: LifecycleTestContext["hold"];
+let textQuota: LifecycleTestContext["textQuota"];
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createPrismaClient({ connectionString: database.url, maxConnections: 8 });
-  jobs = new JobRepository({ db });
-  accounts = new AccountRepository({ db });
+  context = await createLifecycleTestContext({ maxConnections: 8 });
+  ({ db, jobs, accounts, createUser, hold, textQuota } = context);
 });
 
 afterAll(async () => {
-  await db?.$disconnect();
-  await database?.drop();
+  await context?.close();
 });
-
-async function createUser(): Promise<string> {
-  const { user } = await accounts.createUser({
-    email: `${randomBytes(6).toString("hex")}@example.com`,
-    plan: "basic",
-  });
-  return user.id;
-}
-
-const PERIOD = (() => {
-  const now = new Date();
-  return `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}-01`;
-})();
 
 /** A claimed job holding `held` text tokens, as after admission and claim. */
 async function claimedWithHold(
@@ -56,13 +41,7 @@ async function claimedWithHold(
     input: { prompt: "hi" },
     webhookUrl,
   });
-  await db.$executeRaw`
-    INSERT INTO quota_usage (user_id, period_start, kind, reserved)
-    VALUES (${userId}::uuid, ${PERIOD}::date, 'text_tokens', ${held})
-    ON CONFLICT (user_id, period_start, kind) DO UPDATE SET reserved = quota_usage.reserved + EXCLUDED.reserved`;
-  await db.$executeRaw`
-    INSERT INTO quota_reservations (job_id, user_id, period_start, text_tokens)
-    VALUES (${job.id}::uuid, ${userId}::uuid, ${PERIOD}::date, ${held})`;
+  await hold(job.id, userId, held);
   const claim = await lifecycle.claim(job.id);
   if (claim.outcome !== "claimed") throw new Error(`claim: ${claim.outcome}`);
   expect(claim.held).toBe(true);
@@ -83,11 +62,6 @@ function completion(jobId: string, attempt: number, used: number): JobCompletion
     ],
     charge: { textTokens: used, images: 0, costMicroUsd: 0 },
   };
-}
-
-async function textQuota(userId: string): Promise<{ used: number; reserved: number }> {
-  const row = await db.quotaUsage.findFirst({ where: { userId, kind: "text_tokens" } });
-  return { used: Number(row?.used ?? 0n), reserved: Number(row?.reserved ?? 0n) };
 }
 
 /** Counts the statements the lifecycle sends, by prepared name. */

@@ -1,49 +1,26 @@
-import { randomBytes } from "node:crypto";
-import {
-  AccountRepository,
-  createPrismaClient,
-  type Database,
-  type JobCompletion,
-  type JobRecord,
-  JobRepository,
-  type ProviderCallRecord,
-} from "@genq/db";
-import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
+import type { AccountRepository, Database, JobCompletion, JobRepository, ProviderCallRecord } from "@genq/db";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobLifecycle } from "./job-lifecycle.ts";
+import { createLifecycleTestContext, type LifecycleTestContext } from "./test-fixtures.ts";
 
-let database: TestDatabase;
+let context: LifecycleTestContext;
 let db: Database;
 let jobs: JobRepository;
 let lifecycle: JobLifecycle;
 let accounts: AccountRepository;
+let createUser: LifecycleTestContext["createUser"];
+let claim: LifecycleTestContext["claim"];
+let hold: LifecycleTestContext["hold"];
+let textQuota: LifecycleTestContext["textQuota"];
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  db = createPrismaClient({ connectionString: database.url, maxConnections: 4 });
-  jobs = new JobRepository({ db });
-  lifecycle = new JobLifecycle({ db });
-  accounts = new AccountRepository({ db });
+  context = await createLifecycleTestContext();
+  ({ db, jobs, lifecycle, accounts, createUser, claim, hold, textQuota } = context);
 });
 
 afterAll(async () => {
-  await db?.$disconnect();
-  await database?.drop();
+  await context?.close();
 });
-
-async function createUser(): Promise<string> {
-  const { user } = await accounts.createUser({
-    email: `${randomBytes(6).toString("hex")}@example.com`,
-    plan: "basic",
-  });
-  return user.id;
-}
-
-/** Claims a job as a worker does; null when the claim found nothing to run. */
-async function claim(jobId: string): Promise<JobRecord | null> {
-  const outcome = await lifecycle.claim(jobId);
-  return outcome.outcome === "claimed" ? outcome.job : null;
-}
 
 /** A job claimed by a worker, as the processor sees it after `claim`. */
 async function claimedJob(userId?: string): Promise<{ id: string; attempt: number }> {
@@ -309,24 +286,6 @@ describe("JobRepository provider calls", () => {
     expect(await db.providerCall.count({ where: { jobId: deletedUserJob.id } })).toBe(0);
   });
 });
-
-/** Holds `textTokens` for a job, as an admission or a worker's reservation does. */
-async function hold(jobId: string, userId: string, textTokens: number): Promise<void> {
-  const now = new Date();
-  const period = `${now.getUTCFullYear()}-${String(now.getUTCMonth() + 1).padStart(2, "0")}-01`;
-  await db.$executeRaw`
-    INSERT INTO quota_usage (user_id, period_start, kind, reserved)
-    VALUES (${userId}::uuid, ${period}::date, 'text_tokens', ${textTokens})
-    ON CONFLICT (user_id, period_start, kind) DO UPDATE SET reserved = quota_usage.reserved + EXCLUDED.reserved`;
-  await db.$executeRaw`
-    INSERT INTO quota_reservations (job_id, user_id, period_start, text_tokens)
-    VALUES (${jobId}::uuid, ${userId}::uuid, ${period}::date, ${textTokens})`;
-}
-
-async function textQuota(userId: string): Promise<{ used: number; reserved: number }> {
-  const row = await db.quotaUsage.findFirst({ where: { userId, kind: "text_tokens" } });
-  return { used: Number(row?.used ?? 0n), reserved: Number(row?.reserved ?? 0n) };
-}
 
 async function reservationStatus(jobId: string): Promise<string | undefined> {
   return (await db.quotaReservation.findUnique({ where: { jobId } }))?.status;
