@@ -1,4 +1,3 @@
-export * from "./estimate-text-reservation.ts";
 export * from "./month-end-projection.ts";
 export * from "./plans.ts";
 export * from "./quota-exceeded-error.ts";

@@ -1,5 +1,4 @@
 import { describe, expect, it } from "vitest";
-import { estimateTextReservation } from "./estimate-text-reservation.ts";
 import { projectMonthEndCost } from "./month-end-projection.ts";
 import { DEFAULT_PLANS, PlanLimits } from "./plans.ts";
 import { isQuotaExceededError, QuotaExceededError } from "./quota-exceeded-error.ts";
@@ -90,19 +89,6 @@ describe("projectMonthEndCost", () => {
     expect(
       projectMonthEndCost({ costSoFarMicroUsd: 0, now: new Date("2026-11-05T00:00:00Z") }).projectedMicroUsd,
     ).toBe(0);
-  });
-});
-
-describe("estimateTextReservation", () => {
-  it("adds the request's max tokens to the input estimate", () => {
-    expect(estimateTextReservation({ inputTokens: 120, maxTokens: 500, defaultMaxTokens: 4_096 })).toBe(620);
-  });
-
-  it("uses the default max tokens when the request sets none", () => {
-    expect(estimateTextReservation({ inputTokens: 120, defaultMaxTokens: 4_096 })).toBe(4_216);
-    expect(estimateTextReservation({ inputTokens: 120, maxTokens: null, defaultMaxTokens: 4_096 })).toBe(
-      4_216,
-    );
   });
 });
 
