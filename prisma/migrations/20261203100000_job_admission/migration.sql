@@ -43,7 +43,7 @@ DECLARE
     v_limits bigint[];
     v_amounts bigint[] := ARRAY[p_text_tokens, p_images::bigint, p_cost_micro_usd];
     v_kinds text[] := ARRAY['text_tokens', 'images', 'cost_micro_usd'];
-    v_held integer := 0;
+    v_failed integer;
     v_hold boolean := p_period_start IS NOT NULL;
     v_used bigint;
     v_reserved bigint;
@@ -77,37 +77,27 @@ BEGIN
     END IF;
 
     IF v_hold THEN
-        FOR i IN 1 .. 3 LOOP
-            CONTINUE WHEN v_amounts[i] = 0;
-            INSERT INTO quota_usage AS q (user_id, period_start, kind, reserved)
-            SELECT p_user_id, p_period_start, v_kinds[i], v_amounts[i]
-             WHERE v_limits[i] IS NULL OR v_amounts[i] <= v_limits[i]
-            ON CONFLICT (user_id, period_start, kind) DO UPDATE
-               SET reserved = q.reserved + EXCLUDED.reserved
-             WHERE v_limits[i] IS NULL OR q.used + q.reserved + EXCLUDED.reserved <= v_limits[i];
-            IF NOT FOUND THEN
-                PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds[1:v_held], v_amounts[1:v_held]);
-                -- A concurrent request under the same key may have taken the room this one
-                -- waited for: committed now (this statement waited for its lock), it makes this one
-                -- a replay, answered as such rather than refused.
-                IF p_idempotency_key IS NOT NULL THEN
-                    SELECT * INTO v_job FROM jobs
-                     WHERE user_id = p_user_id AND idempotency_key = p_idempotency_key;
-                    IF FOUND THEN
-                        RETURN QUERY SELECT 'repeated'::text, row_to_json(v_job), NULL::json;
-                        RETURN;
-                    END IF;
+        v_failed := hold_quota_kinds(p_user_id, p_period_start, v_limits, v_amounts);
+        IF v_failed > 0 THEN
+            -- A concurrent request under the same key may have taken the room this one
+            -- waited for: committed now (this statement waited for its lock), it makes this one
+            -- a replay, answered as such rather than refused.
+            IF p_idempotency_key IS NOT NULL THEN
+                SELECT * INTO v_job FROM jobs
+                 WHERE user_id = p_user_id AND idempotency_key = p_idempotency_key;
+                IF FOUND THEN
+                    RETURN QUERY SELECT 'repeated'::text, row_to_json(v_job), NULL::json;
+                    RETURN;
                 END IF;
-                SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
-                 WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[i];
-                RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
-                    json_build_object('kind', v_kinds[i], 'used', coalesce(v_used, 0),
-                                      'reserved', coalesce(v_reserved, 0), 'limit', v_limits[i],
-                                      'requested', v_amounts[i]);
-                RETURN;
             END IF;
-            v_held := i;
-        END LOOP;
+            SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
+             WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[v_failed];
+            RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
+                json_build_object('kind', v_kinds[v_failed], 'used', coalesce(v_used, 0),
+                                  'reserved', coalesce(v_reserved, 0), 'limit', v_limits[v_failed],
+                                  'requested', v_amounts[v_failed]);
+            RETURN;
+        END IF;
     END IF;
 
     INSERT INTO jobs AS j (id, user_id, type, status, priority, provider, model, input, metadata,
@@ -119,7 +109,7 @@ BEGIN
     IF NOT FOUND THEN
         -- A concurrent request under the same key committed first: this one is its replay.
         IF v_hold THEN
-            PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds[1:v_held], v_amounts[1:v_held]);
+            PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds, v_amounts);
         END IF;
         SELECT * INTO v_job FROM jobs WHERE user_id = p_user_id AND idempotency_key = p_idempotency_key;
         RETURN QUERY SELECT 'repeated'::text, row_to_json(v_job), NULL::json;
@@ -142,4 +132,34 @@ RETURNS void LANGUAGE sql VOLATILE AS $$
     UPDATE quota_usage q SET reserved = q.reserved - h.amount
       FROM unnest(p_kinds, p_amounts) AS h(kind, amount)
      WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = h.kind;
+$$;
+
+-- Holds a user's amounts of each kind (text_tokens, images, cost_micro_usd: LOCK_ORDER)
+-- within the limits (null: unlimited), each by a conditional upsert of its quota_usage
+-- row whose condition (used + reserved + n <= limit) Postgres re-checks on the latest row
+-- version after waiting for its lock. All or nothing: returns 0 when every kind is held,
+-- else the index (1-3) of the kind that did not fit, after giving back what this call held.
+-- Used by admit_job and reserve_job_hold.
+CREATE FUNCTION hold_quota_kinds(p_user_id uuid, p_period_start date, p_limits bigint[], p_amounts bigint[])
+RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_kinds text[] := ARRAY['text_tokens', 'images', 'cost_micro_usd'];
+    v_held integer := 0;
+BEGIN
+    FOR i IN 1 .. 3 LOOP
+        CONTINUE WHEN p_amounts[i] = 0;
+        INSERT INTO quota_usage AS q (user_id, period_start, kind, reserved)
+        SELECT p_user_id, p_period_start, v_kinds[i], p_amounts[i]
+         WHERE p_limits[i] IS NULL OR p_amounts[i] <= p_limits[i]
+        ON CONFLICT (user_id, period_start, kind) DO UPDATE
+           SET reserved = q.reserved + EXCLUDED.reserved
+         WHERE p_limits[i] IS NULL OR q.used + q.reserved + EXCLUDED.reserved <= p_limits[i];
+        IF NOT FOUND THEN
+            PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds[1:v_held], p_amounts[1:v_held]);
+            RETURN i;
+        END IF;
+        v_held := i;
+    END LOOP;
+    RETURN 0;
+END;
 $$;

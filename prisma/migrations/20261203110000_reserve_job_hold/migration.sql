@@ -3,10 +3,10 @@
 -- Called by @genq/quota's QuotaLedger.reserve.
 --
 -- Idempotent per job: a job holding a 'reserved' (or 'settled') reservation keeps it; a
--- 'released' one is held again with the new amounts. The hold of each kind is the
--- conditional upsert admit_job uses, in LOCK_ORDER (text_tokens, images, cost_micro_usd);
--- a kind that does not fit gives back what this call held, puts the reservation row
--- back as it was, and returns 'quota_exceeded' (no exception, so nothing is logged).
+-- 'released' one is held again with the new amounts. The kinds are held by
+-- hold_quota_kinds, as admit_job holds them; a kind that does not fit puts the
+-- reservation row back as it was and returns 'quota_exceeded' (no exception, so nothing
+-- is logged).
 --
 -- Outcomes: 'reserved' | 'already_reserved' | 'already_settled' (reservation = the row),
 -- 'quota_exceeded' (detail = {kind, used, reserved, limit, requested}), 'job_missing'.
@@ -26,7 +26,7 @@ DECLARE
     v_limits bigint[];
     v_amounts bigint[] := ARRAY[p_text_tokens, p_images::bigint, p_cost_micro_usd];
     v_kinds text[] := ARRAY['text_tokens', 'images', 'cost_micro_usd'];
-    v_held integer := 0;
+    v_failed integer;
     v_revived boolean;
     v_row quota_reservations;
     v_used bigint;
@@ -62,31 +62,21 @@ BEGIN
         RETURN;
     END IF;
 
-    FOR i IN 1 .. 3 LOOP
-        CONTINUE WHEN v_amounts[i] = 0;
-        INSERT INTO quota_usage AS q (user_id, period_start, kind, reserved)
-        SELECT p_user_id, p_period_start, v_kinds[i], v_amounts[i]
-         WHERE v_limits[i] IS NULL OR v_amounts[i] <= v_limits[i]
-        ON CONFLICT (user_id, period_start, kind) DO UPDATE
-           SET reserved = q.reserved + EXCLUDED.reserved
-         WHERE v_limits[i] IS NULL OR q.used + q.reserved + EXCLUDED.reserved <= v_limits[i];
-        IF NOT FOUND THEN
-            PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds[1:v_held], v_amounts[1:v_held]);
-            IF v_revived THEN
-                UPDATE quota_reservations SET status = 'released', released_at = p_now WHERE job_id = p_job_id;
-            ELSE
-                DELETE FROM quota_reservations WHERE job_id = p_job_id;
-            END IF;
-            SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
-             WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[i];
-            RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
-                json_build_object('kind', v_kinds[i], 'used', coalesce(v_used, 0),
-                                  'reserved', coalesce(v_reserved, 0), 'limit', v_limits[i],
-                                  'requested', v_amounts[i]);
-            RETURN;
+    v_failed := hold_quota_kinds(p_user_id, p_period_start, v_limits, v_amounts);
+    IF v_failed > 0 THEN
+        IF v_revived THEN
+            UPDATE quota_reservations SET status = 'released', released_at = p_now WHERE job_id = p_job_id;
+        ELSE
+            DELETE FROM quota_reservations WHERE job_id = p_job_id;
         END IF;
-        v_held := i;
-    END LOOP;
+        SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
+         WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[v_failed];
+        RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
+            json_build_object('kind', v_kinds[v_failed], 'used', coalesce(v_used, 0),
+                              'reserved', coalesce(v_reserved, 0), 'limit', v_limits[v_failed],
+                              'requested', v_amounts[v_failed]);
+        RETURN;
+    END IF;
 
     SELECT * INTO v_row FROM quota_reservations WHERE job_id = p_job_id;
     RETURN QUERY SELECT 'reserved'::text, row_to_json(v_row), NULL::json;
