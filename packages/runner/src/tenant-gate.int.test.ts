@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { type AddressInfo, connect as connectTcp, createServer } from "node:net";
 import type { QueuedJobPayload } from "@genq/core";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { type Job, Worker } from "bullmq";
@@ -45,6 +46,39 @@ describe("TenantGate (real Redis)", () => {
     gates.push(gate);
     return { gate, commands: countCommands(redis) };
   }
+
+  it("starts on a connection that is still connecting (as a worker's start makes it)", async () => {
+    // A proxy that holds each connection 300 ms before it reaches Redis: the gate's
+    // connection is still connecting when start reads the recently parked owners.
+    const target = new URL(REDIS_URL);
+    const proxy = createServer((client) => {
+      client.on("error", () => {});
+      setTimeout(() => {
+        const upstream = connectTcp(Number(target.port || 6379), target.hostname);
+        upstream.on("error", () => client.destroy());
+        client.pipe(upstream).pipe(client);
+      }, 300);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = proxy.address() as AddressInfo;
+      const slow = createRedisConnection({ url: `redis://127.0.0.1:${port}`, role: "producer" });
+      slow.on("error", () => {});
+      connections.push(slow);
+      const gate = new TenantGate({
+        queues,
+        redis: slow,
+        subscriber: connect("subscriber"),
+        logger: pino({ level: "silent" }),
+        tenantCap: 1,
+        parkMs: PARK_MS,
+      });
+      gates.push(gate);
+      await expect(gate.start()).resolves.toBeUndefined();
+    } finally {
+      proxy.close();
+    }
+  });
 
   /** Adds a text job and takes it as a worker would: active, with its lock token. */
   async function activeJob(): Promise<{ job: Job<QueuedJobPayload>; token: string }> {

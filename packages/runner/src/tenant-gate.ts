@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import type { JobType, QueuedJobPayload } from "@genq/core";
 import type { ClaimLimits, Plan } from "@genq/db";
 import type { JobQueues } from "@genq/queue";
@@ -73,6 +74,9 @@ interface GateCommands {
  * So a tenant holds at most `cap` worker slots, and its flood of (urgent) jobs is
  * set aside once each instead of sitting in front of every other tenant's jobs.
  */
+/** How long start waits for the gate's Redis connection before it goes on without the snapshot. */
+const START_READY_TIMEOUT_MS = 5_000;
+
 export class TenantGate {
   readonly #options: TenantGateOptions;
   readonly #weights: Readonly<Record<Plan, number>>;
@@ -125,16 +129,34 @@ export class TenantGate {
     this.#listening = true;
     subscriber.on("message", this.#onMessage);
     await subscriber.subscribe(this.#channel);
-    const now = Date.now();
-    const owners = await this.#redis.zrangebyscore(
-      this.#ownersKey,
-      now - this.#parkedLifetimeMs,
-      "+inf",
-      "WITHSCORES",
-    );
+    // Best effort: an owner missed here is woken by its park announcement or, at worst,
+    // its parked jobs come back by themselves after parkMs.
+    const owners = await this.#recentOwners().catch((error: unknown) => {
+      this.#options.logger.warn({ err: error }, "could not read the recently parked owners at start");
+      return [] as string[];
+    });
     for (let index = 0; index + 1 < owners.length; index += 2) {
       this.#extend(owners[index] ?? "", Number(owners[index + 1]));
     }
+  }
+
+  /**
+   * The owners that parked within `parkedLifetimeMs`, with their times. The gate's
+   * connection may still be connecting at start (it queues no command while it does):
+   * wait for it, up to {@link START_READY_TIMEOUT_MS}.
+   */
+  async #recentOwners(): Promise<string[]> {
+    const redis = this.#redis;
+    if (redis.status !== "ready") {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        once(redis, "ready"),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error("Redis not ready")), START_READY_TIMEOUT_MS);
+        }),
+      ]).finally(() => clearTimeout(timer));
+    }
+    return redis.zrangebyscore(this.#ownersKey, Date.now() - this.#parkedLifetimeMs, "+inf", "WITHSCORES");
   }
 
   /** Stops listening to park announcements. */
