@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import type { Redis } from "ioredis";
 import type { EventSubject } from "./live-event.ts";
 
@@ -79,6 +80,9 @@ interface Announcement {
  * starts (or reconnects) subscribes first and then reads the snapshot set, so it
  * misses no watch either way.
  */
+/** How long loading the current watches waits for a connection that is still connecting. */
+const SNAPSHOT_READY_TIMEOUT_MS = 5_000;
+
 export class EventWatches {
   readonly #redis: Redis & WatchCommands;
   readonly #subscriber: Redis;
@@ -225,6 +229,17 @@ export class EventWatches {
 
   async #loadSnapshot(): Promise<void> {
     try {
+      // The shared connection may still be connecting when the process starts (it queues
+      // no command meanwhile): wait for it, briefly, rather than miss the current watches.
+      if (this.#redis.status !== "ready") {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          once(this.#redis, "ready"),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error("Redis not ready")), SNAPSHOT_READY_TIMEOUT_MS);
+          }),
+        ]).finally(() => clearTimeout(timer));
+      }
       const entries = await this.#redis.zrangebyscore(this.#setKey, Date.now(), "+inf", "WITHSCORES");
       for (let index = 0; index + 1 < entries.length; index += 2) {
         this.#extend(entries[index] ?? "", Number(entries[index + 1]));
