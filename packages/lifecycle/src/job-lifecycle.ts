@@ -446,7 +446,7 @@ export class JobLifecycle {
   async cancel(userId: string, jobId: string): Promise<CancelResult> {
     const current = await this.#db.job.findUnique({ where: { id: jobId } });
     if (current === null || current.userId !== userId) throw new NotFoundError("job", jobId);
-    const canceledQueued = await this.#finishGeneralFinished(
+    const canceledQueued = await this.#finishGeneral(
       { id: jobId, status: "queued" },
       {
         status: "canceled",
@@ -455,6 +455,8 @@ export class JobLifecycle {
         errorCode: null,
         errorMessage: null,
       },
+      undefined,
+      undefined,
     );
     if (canceledQueued) return { job: await this.#findOwn(userId, jobId, current), wasActive: false };
     const flaggedActive = await this.#db.job.updateMany({
@@ -609,13 +611,6 @@ export class JobLifecycle {
     }, TRANSACTION_OPTIONS);
     this.#afterCommit(finished);
     return finished.jobs.length === 1;
-  }
-
-  #finishGeneralFinished(
-    where: Prisma.JobWhereInput & { id: string },
-    data: Prisma.JobUpdateManyMutationInput,
-  ): Promise<boolean> {
-    return this.#finishGeneral(where, data, undefined, undefined);
   }
 
   async #recordCallsAlone(

@@ -43,10 +43,8 @@ DECLARE
     v_limits bigint[];
     v_amounts bigint[] := ARRAY[p_text_tokens, p_images::bigint, p_cost_micro_usd];
     v_kinds text[] := ARRAY['text_tokens', 'images', 'cost_micro_usd'];
-    v_failed integer;
+    v_refused json;
     v_hold boolean := p_period_start IS NOT NULL;
-    v_used bigint;
-    v_reserved bigint;
 BEGIN
     IF p_idempotency_key IS NOT NULL THEN
         SELECT * INTO v_job FROM jobs WHERE user_id = p_user_id AND idempotency_key = p_idempotency_key;
@@ -77,8 +75,8 @@ BEGIN
     END IF;
 
     IF v_hold THEN
-        v_failed := hold_quota_kinds(p_user_id, p_period_start, v_limits, v_amounts);
-        IF v_failed > 0 THEN
+        v_refused := hold_quota_kinds(p_user_id, p_period_start, v_limits, v_amounts);
+        IF v_refused IS NOT NULL THEN
             -- A concurrent request under the same key may have taken the room this one
             -- waited for: committed now (this statement waited for its lock), it makes this one
             -- a replay, answered as such rather than refused.
@@ -90,12 +88,7 @@ BEGIN
                     RETURN;
                 END IF;
             END IF;
-            SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
-             WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[v_failed];
-            RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
-                json_build_object('kind', v_kinds[v_failed], 'used', coalesce(v_used, 0),
-                                  'reserved', coalesce(v_reserved, 0), 'limit', v_limits[v_failed],
-                                  'requested', v_amounts[v_failed]);
+            RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json, v_refused;
             RETURN;
         END IF;
     END IF;
@@ -137,14 +130,16 @@ $$;
 -- Holds a user's amounts of each kind (text_tokens, images, cost_micro_usd: LOCK_ORDER)
 -- within the limits (null: unlimited), each by a conditional upsert of its quota_usage
 -- row whose condition (used + reserved + n <= limit) Postgres re-checks on the latest row
--- version after waiting for its lock. All or nothing: returns 0 when every kind is held,
--- else the index (1-3) of the kind that did not fit, after giving back what this call held.
--- Used by admit_job and reserve_job_hold.
+-- version after waiting for its lock. All or nothing: returns null when every kind is
+-- held, else, after giving back what this call held, the refusal's detail
+-- {kind, used, reserved, limit, requested}. Used by admit_job and reserve_job_hold.
 CREATE FUNCTION hold_quota_kinds(p_user_id uuid, p_period_start date, p_limits bigint[], p_amounts bigint[])
-RETURNS integer LANGUAGE plpgsql VOLATILE AS $$
+RETURNS json LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_kinds text[] := ARRAY['text_tokens', 'images', 'cost_micro_usd'];
     v_held integer := 0;
+    v_used bigint;
+    v_reserved bigint;
 BEGIN
     FOR i IN 1 .. 3 LOOP
         CONTINUE WHEN p_amounts[i] = 0;
@@ -156,10 +151,14 @@ BEGIN
          WHERE p_limits[i] IS NULL OR q.used + q.reserved + EXCLUDED.reserved <= p_limits[i];
         IF NOT FOUND THEN
             PERFORM admit_job_give_back(p_user_id, p_period_start, v_kinds[1:v_held], p_amounts[1:v_held]);
-            RETURN i;
+            SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
+             WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[i];
+            RETURN json_build_object('kind', v_kinds[i], 'used', coalesce(v_used, 0),
+                                     'reserved', coalesce(v_reserved, 0), 'limit', p_limits[i],
+                                     'requested', p_amounts[i]);
         END IF;
         v_held := i;
     END LOOP;
-    RETURN 0;
+    RETURN NULL;
 END;
 $$;

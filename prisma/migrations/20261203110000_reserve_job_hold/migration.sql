@@ -25,12 +25,9 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_limits bigint[];
     v_amounts bigint[] := ARRAY[p_text_tokens, p_images::bigint, p_cost_micro_usd];
-    v_kinds text[] := ARRAY['text_tokens', 'images', 'cost_micro_usd'];
-    v_failed integer;
+    v_refused json;
     v_revived boolean;
     v_row quota_reservations;
-    v_used bigint;
-    v_reserved bigint;
 BEGIN
     SELECT ARRAY[coalesce(u.text_token_limit, (p_plan_limits -> u.plan::text ->> 'textTokens')::bigint),
                  coalesce(u.image_limit::bigint, (p_plan_limits -> u.plan::text ->> 'images')::bigint),
@@ -62,19 +59,14 @@ BEGIN
         RETURN;
     END IF;
 
-    v_failed := hold_quota_kinds(p_user_id, p_period_start, v_limits, v_amounts);
-    IF v_failed > 0 THEN
+    v_refused := hold_quota_kinds(p_user_id, p_period_start, v_limits, v_amounts);
+    IF v_refused IS NOT NULL THEN
         IF v_revived THEN
             UPDATE quota_reservations SET status = 'released', released_at = p_now WHERE job_id = p_job_id;
         ELSE
             DELETE FROM quota_reservations WHERE job_id = p_job_id;
         END IF;
-        SELECT q.used, q.reserved INTO v_used, v_reserved FROM quota_usage q
-         WHERE q.user_id = p_user_id AND q.period_start = p_period_start AND q.kind = v_kinds[v_failed];
-        RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json,
-            json_build_object('kind', v_kinds[v_failed], 'used', coalesce(v_used, 0),
-                              'reserved', coalesce(v_reserved, 0), 'limit', v_limits[v_failed],
-                              'requested', v_amounts[v_failed]);
+        RETURN QUERY SELECT 'quota_exceeded'::text, NULL::json, v_refused;
         RETURN;
     END IF;
 
