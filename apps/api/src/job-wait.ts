@@ -35,7 +35,7 @@ export function preferredWaitSeconds(header: string | string[] | undefined): num
       .slice(separator + 1)
       .trim()
       .replace(/^"(.*)"$/, "$1");
-    if (!/^\d{1,9}$/.test(value)) return undefined;
+    if (!/^\d+$/.test(value)) return undefined;
     const seconds = Number(value);
     return seconds === 0 ? undefined : Math.min(seconds, MAX_WAIT_SECONDS);
   }
@@ -215,6 +215,8 @@ export function waitForRequest(
   const gone = new AbortController();
   const leave = () => gone.abort();
   reply.raw.on("close", leave);
+  // Gone already (during admission): its `close` came before the listener.
+  if (request.raw.socket?.destroyed === true) gone.abort();
   return waits
     .wait({ userId: request.principal.userId, jobId, seconds, signal: gone.signal })
     .finally(() => reply.raw.off("close", leave));
