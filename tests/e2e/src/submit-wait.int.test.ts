@@ -52,7 +52,8 @@ describe("submit and wait (Prefer: wait)", () => {
     expect(["queued", "active"]).toContain(job.status);
     expect(job.result).toBeNull();
     expect(elapsedMs).toBeGreaterThanOrEqual(950);
-    expect(elapsedMs).toBeLessThan(4_000);
+    // Admission and the final read on a loaded machine, not the 8 s the job takes.
+    expect(elapsedMs).toBeLessThan(6_000);
   });
 
   it("answers 200 with the failed job and its error when the job fails", async () => {
@@ -261,7 +262,7 @@ describe("queue position and ETA", () => {
     // At least 150 ms per job ahead; the run's overhead on a loaded machine makes it slower, not faster.
     expect(now.etaSeconds).not.toBeNull();
     expect(now.etaSeconds!).toBeGreaterThanOrEqual(Math.floor(now.position * 0.15));
-    expect(now.etaSeconds!).toBeLessThanOrEqual(now.position * 2);
+    expect(now.etaSeconds!).toBeLessThanOrEqual(now.position * 3);
     // The jobs that finished show none.
     expect((await harness.getJob(apiKey, ids[0]!)).queue).toBeNull();
   });
