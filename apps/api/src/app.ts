@@ -90,6 +90,8 @@ export interface AppOptions {
     retentionMs?: number;
     finishedRetentionMs?: number;
   };
+  /** `Prefer: wait` on `POST /v1/jobs`: waits per process (default 500) and per user over all processes (default 10). */
+  waits?: { maxWaits?: number; maxWaitsPerUser?: number; checkIntervalMs?: number };
   /** The largest JSONL `POST /v1/batches` body (streamed), in bytes. Default 64 MiB. */
   batchBodyLimitBytes?: number;
   /** The largest JSON `POST /v1/batches` body (parsed in memory), in bytes. Default 16 MiB. */
@@ -199,7 +201,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         perMinute: options.submitRateLimitPerMinute ?? 0,
         writesPerMinute: options.writeRateLimitPerMinute ?? 0,
       });
-      await v1.register(jobRoutes, { publicUrl: options.publicUrl ?? "", metrics: options.metrics });
+      await v1.register(jobRoutes, {
+        publicUrl: options.publicUrl ?? "",
+        metrics: options.metrics,
+        waits: options.waits,
+      });
       await v1.register(batchRoutes, {
         publicUrl: options.publicUrl ?? "",
         bodyLimitBytes: options.batchBodyLimitBytes ?? DEFAULT_BATCH_BODY_LIMIT_BYTES,

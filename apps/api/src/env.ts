@@ -99,6 +99,13 @@ export const ApiEnv = CommonEnv.extend({
    * a crashed process's streams stop counting within a minute); more get 429 `rate_limited`.
    */
   GENQ_SSE_MAX_STREAMS_PER_USER: z.coerce.number().int().min(1).max(100_000).default(20),
+  /**
+   * `Prefer: wait` on `POST /v1/jobs`: waits one API process holds at once (each holds a Redis
+   * connection); beyond it the preference is not honoured (the request answers at once).
+   */
+  GENQ_WAIT_MAX: z.coerce.number().int().min(1).max(100_000).default(500),
+  /** `Prefer: wait`: waits one user may hold at once across every API process (counted in Redis). */
+  GENQ_WAIT_MAX_PER_USER: z.coerce.number().int().min(1).max(100_000).default(10),
   /** Live events: about this many entries are kept per job or batch stream (as the workers'). */
   GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
   /** Live events: a stream expires this long after its last event (as the workers'). */

@@ -1,6 +1,7 @@
 import { JobStatus, JobType, PRIORITY_NAMES, priorityName, publicErrorMessage } from "@genq/core";
 import type { JobProviderCall, JobRecord } from "@genq/db";
 import { z } from "zod";
+import { JobQueueView } from "./job-queue-view.ts";
 
 /** A job as the API shows it. */
 export const JobView = z
@@ -79,6 +80,7 @@ export const JobDetailView = JobView.extend({
   calls: z
     .array(ProviderCallView)
     .describe("Every provider call of every attempt (retries, fallbacks), by attempt, then seq"),
+  queue: JobQueueView.nullable().describe("Where the job stands in its queue while `queued`; null otherwise"),
 }).meta({ id: "JobDetail" });
 export type JobDetailView = z.infer<typeof JobDetailView>;
 
@@ -123,8 +125,9 @@ export function toJobDetailView(
   job: JobRecord,
   calls: readonly JobProviderCall[],
   baseUrl: string,
+  queue: JobQueueView | null = null,
 ): JobDetailView {
-  return { ...toJobView(job, baseUrl), calls: calls.map((call) => toProviderCallView(call)) };
+  return { ...toJobView(job, baseUrl), calls: calls.map((call) => toProviderCallView(call)), queue };
 }
 
 /**

@@ -102,6 +102,7 @@ async function main(): Promise<void> {
       retentionMs: env.GENQ_EVENTS_RETENTION_MS,
       finishedRetentionMs: env.GENQ_EVENTS_FINISHED_RETENTION_MS,
     },
+    waits: { maxWaits: env.GENQ_WAIT_MAX, maxWaitsPerUser: env.GENQ_WAIT_MAX_PER_USER },
     batchBodyLimitBytes: env.GENQ_BATCH_BODY_LIMIT_BYTES,
     batchJsonBodyLimitBytes: env.GENQ_BATCH_JSON_BODY_LIMIT_BYTES,
     batchLineLimitBytes: env.GENQ_BATCH_LINE_LIMIT_BYTES,

@@ -4,8 +4,13 @@ import type { Redis } from "ioredis";
 export interface StreamSlotsOptions {
   /** A producer connection (fails fast while Redis is down). */
   redis: Redis;
-  /** The queue prefix; keys are `<prefix>:events:slots:<user id>`. */
+  /** The queue prefix; keys are `<prefix>:<scope>:<user id>`. */
   prefix: string;
+  /**
+   * What the slots count, as a key segment: another scope is another budget.
+   * @defaultValue "events:slots" (live event streams)
+   */
+  scope?: string;
   /** Open streams one user may hold across every API process. */
   perUser: number;
   /**
@@ -47,6 +52,7 @@ return 1
 export class StreamSlots {
   readonly #redis: Redis;
   readonly #prefix: string;
+  readonly #scope: string;
   readonly perUser: number;
   readonly leaseMs: number;
 
@@ -56,12 +62,13 @@ export class StreamSlots {
     }
     this.#redis = options.redis;
     this.#prefix = options.prefix;
+    this.#scope = options.scope ?? "events:slots";
     this.perUser = options.perUser;
     this.leaseMs = options.leaseMs ?? 60_000;
   }
 
   #key(userId: string): string {
-    return `${this.#prefix}:events:slots:${userId}`;
+    return `${this.#prefix}:${this.#scope}:${userId}`;
   }
 
   /** Takes one of the user's slots for `slotId`; false when the user holds `perUser` already. */

@@ -2,6 +2,7 @@ import type { JobType, QueuedJobPayload } from "@genq/core";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { cancelChannel, DEFAULT_QUEUE_PREFIX, QUEUE_CATALOG, type QueueDefinition } from "./queue-catalog.ts";
+import { type QueuePosition, QueuePositions } from "./queue-position.ts";
 
 /** Options for {@link JobQueues}. */
 export interface JobQueuesOptions {
@@ -32,6 +33,7 @@ export class JobQueues {
   readonly #connection: Redis;
   readonly #queues = new Map<JobType, Queue<QueuedJobPayload>>();
   readonly #definitions: Record<JobType, QueueDefinition>;
+  #positions: QueuePositions | undefined;
 
   constructor(options: JobQueuesOptions) {
     this.#connection = options.connection;
@@ -113,6 +115,16 @@ export class JobQueues {
   /** The job's BullMQ state, or "unknown" when BullMQ does not have it. */
   state(type: JobType, id: string): Promise<string> {
     return this.queue(type).getJobState(id);
+  }
+
+  /** Where a queued job stands in its queue, and an estimate of when it starts ({@link QueuePositions}). */
+  position(type: JobType, id: string): Promise<QueuePosition> {
+    this.#positions ??= new QueuePositions({
+      connection: this.#connection,
+      prefix: this.prefix,
+      queueName: (jobType) => this.#definitions[jobType].name,
+    });
+    return this.#positions.of(type, id);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError } from "@genq/core";
-import { requestFingerprint, UploadRepository } from "@genq/db";
+import { type JobRecord, requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { checkPlanPriority } from "@genq/quota";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
@@ -10,7 +10,15 @@ import { z } from "zod";
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
+import { toJobQueueView } from "../job-queue-view.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
+import {
+  JobWaits,
+  type JobWaitsOptions,
+  PreferWaitHeader,
+  preferredWaitSeconds,
+  waitForRequest,
+} from "../job-wait.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { checkProviderOptions } from "../provider-options-check.ts";
 import { RouterCatalogCache } from "../router-catalog-cache.ts";
@@ -23,6 +31,8 @@ export interface JobRoutesOptions {
   /** Prefix of links in responses; empty for relative links. */
   publicUrl: string;
   metrics?: GenqMetrics | undefined;
+  /** Limits of `Prefer: wait` (waits per process, per user; docs/api.md). */
+  waits?: Pick<JobWaitsOptions, "maxWaits" | "maxWaitsPerUser" | "checkIntervalMs"> | undefined;
 }
 
 const JobIdParams = z.object({ id: z.string().describe("The job id") });
@@ -35,6 +45,8 @@ const IdempotencyHeaders = z.object({
     .optional()
     .describe("Repeat a request safely: the same key and body return the same job"),
 });
+
+const SubmitHeaders = IdempotencyHeaders.extend({ prefer: PreferWaitHeader });
 
 const ListQuery = z
   .object({
@@ -59,6 +71,15 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
   const { jobs, queues, redis } = app.genq;
   const uploads = new UploadRepository({ db: app.genq.db });
   const catalogs = new RouterCatalogCache({ redis, prefix: queues.prefix });
+  const waits = new JobWaits({
+    ...options.waits,
+    db: app.genq.db,
+    redis,
+    prefix: queues.prefix,
+    log: app.genq.events.log,
+    watches: app.genq.events.watches,
+  });
+  app.addHook("preClose", async () => waits.abortAll());
 
   routes.post(
     "/jobs",
@@ -69,9 +90,12 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         description:
           "Stores the job with a quota hold covering its worst case, then queues it by priority. 202 means " +
           "the job is committed, fits the caller's quota and will run; a job that does not fit answers 429 " +
-          "`quota_exceeded` at once. Repeating an Idempotency-Key with the same body answers 200 with the same job.",
+          "`quota_exceeded` at once. Repeating an Idempotency-Key with the same body answers 200 with the same job. " +
+          "With `Prefer: wait=N` the answer waits up to N s for the job to finish: 200 with the finished job " +
+          "(result or error) when it does, else 202 (200 for a replay) with the job as it is then; " +
+          "`Preference-Applied: wait=N` says the wait was honoured.",
         tags: ["jobs"],
-        headers: IdempotencyHeaders,
+        headers: SubmitHeaders,
         body: CreateJobRequest,
         response: {
           200: JobView,
@@ -145,16 +169,46 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           return { job, created };
         },
       );
-      return reply.status(created ? 202 : 200).send(toJobView(job, options.publicUrl));
+      const seconds = preferredWaitSeconds(request.headers.prefer);
+      if (seconds === undefined || !(await waitForRequest(waits, request, reply, job.id, seconds))) {
+        return reply.status(created ? 202 : 200).send(toJobView(job, options.publicUrl));
+      }
+      reply.header("preference-applied", `wait=${seconds}`);
+      const current = await jobs.findForUser(request.principal.userId, job.id);
+      const finished = ["completed", "failed", "canceled"].includes(current.status);
+      return reply.status(finished || !created ? 200 : 202).send(await withLinks(current));
     },
   );
+
+  /** The job's view, with fresh links to a completed image job's images. */
+  const withLinks = async (job: JobRecord): Promise<JobView> => {
+    const view = toJobView(job, options.publicUrl);
+    const { storage, assets, assetUrlTtlSeconds } = app.genq;
+    if (job.type !== "image" || job.status !== "completed" || storage === undefined) return view;
+    const result = await withImageLinks(
+      job.result,
+      await assets.listForJob(job.id),
+      storage,
+      assetUrlTtlSeconds,
+    );
+    return { ...view, result };
+  };
+
+  /** A queued job's place in its queue; null (and a warning) when Redis cannot say. */
+  const queuePosition = (type: JobType, id: string) =>
+    queues.position(type, id).then(toJobQueueView, (error: unknown) => {
+      app.log.warn({ err: error, jobId: id }, "could not read the job's queue position");
+      return null;
+    });
 
   routes.get(
     "/jobs/:id",
     {
       schema: {
         summary: "Get a job",
-        description: "The job with every provider call of its attempts (`calls`); the list leaves them out.",
+        description:
+          "The job with every provider call of its attempts (`calls`), and while it is queued where it " +
+          "stands in its queue (`queue`: position, jobs ahead, estimated seconds to start); the list leaves both out.",
         tags: ["jobs"],
         params: JobIdParams,
         response: { 200: JobDetailView, 401: ErrorResponse, 404: ErrorResponse },
@@ -163,7 +217,8 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     async (request) => {
       const id = requireJobId(request.params.id);
       const job = await jobs.findForUser(request.principal.userId, id);
-      const view = toJobDetailView(job, await jobs.listCalls(id), options.publicUrl);
+      const queue = job.status === "queued" ? await queuePosition(job.type, id) : null;
+      const view = toJobDetailView(job, await jobs.listCalls(id), options.publicUrl, queue);
       const { storage, assets, assetUrlTtlSeconds } = app.genq;
       if (job.type !== "image" || job.status !== "completed" || storage === undefined) return view;
       const result = await withImageLinks(
