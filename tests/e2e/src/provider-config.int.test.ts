@@ -92,7 +92,7 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
     // The worker heard the announcement, rebuilt its router and republished its catalog.
     await waitUntil(
       () => catalogHas("acme", (entry) => entry.models.some((model) => model.id === "acme-chat")),
-      5_000,
+      15_000,
     );
 
     const submitted = await harness.submit(apiKey, {
@@ -163,7 +163,7 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
     await waitUntil(async () => {
       const catalog = await readRouterCatalog(harness.redis, harness.prefix);
       return catalog?.prices?.some((entry) => entry.version === second.priceVersion) === true;
-    }, 5_000);
+    }, 15_000);
     const submitted = await harness.submit(apiKey, {
       type: "text",
       provider: "acme",
@@ -246,7 +246,7 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
     await waitUntil(async () => {
       const catalog = await readRouterCatalog(harness.redis, harness.prefix);
       return catalog?.routes.some((entry) => entry.name === "cheap") === true;
-    }, 5_000);
+    }, 15_000);
     const catalog = await readRouterCatalog(harness.redis, harness.prefix);
     expect(catalog?.routes.find((entry) => entry.name === "cheap")?.targets).toEqual([
       { provider: "acme", model: "acme-chat", weight: 1, tier: 0 },
@@ -264,14 +264,31 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
     });
     expect((await admin("DELETE", "/v1/admin/routes/cheap")).statusCode).toBe(204);
     expect((await admin("PATCH", "/v1/admin/providers/acme", { disabled: true })).statusCode).toBe(200);
-    await waitUntil(async () => !(await catalogHas("acme", () => true)), 5_000);
+    await waitUntil(async () => !(await catalogHas("acme", () => true)), 15_000);
+  });
+
+  it("applies a change while a job runs, and the running job completes on the config it started with", async () => {
+    const submitted = await harness.submit(apiKey, {
+      type: "text",
+      provider: "mock",
+      input: { prompt: "slow one", providerOptions: { mock: { latencyMs: 3_000 } } },
+    });
+    expect(submitted.statusCode, submitted.body).toBe(202);
+    await harness.waitForJob(apiKey, submitted.json().id, (job) => job.status === "active", 10_000);
+    const created = await admin("POST", "/v1/admin/providers", { name: "late", type: "mock" });
+    expect(created.statusCode, created.body).toBe(201);
+    await waitUntil(() => catalogHas("late", () => true), 15_000);
+    const finished = await harness.waitForJob(apiKey, submitted.json().id);
+    expect(finished).toMatchObject({ status: "completed", provider: "mock", attempts: 1 });
+    // The change was stored (and announced) while the job ran.
+    expect(Date.parse(finished.finishedAt as string)).toBeGreaterThan(Date.parse(created.json().createdAt));
   });
 
   it("audits every change with the operator and before/after, and no secret anywhere", async () => {
     const entries: Array<Record<string, unknown>> = [];
     let cursor: string | null = null;
     do {
-      const page = (
+      const page: { data: Array<Record<string, unknown>>; nextCursor: string | null } = (
         await admin(
           "GET",
           `/v1/admin/provider-config/audit?limit=3${cursor === null ? "" : `&cursor=${cursor}`}`,
@@ -287,6 +304,7 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
       "route.create",
       "route.delete",
       "provider.disable",
+      "provider.create",
     ]);
     expect(entries.every((entry) => entry.actor === ADMIN.user)).toBe(true);
     const price = entries.find((entry) => entry.action === "model.price")!;
@@ -296,7 +314,9 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
       before: { price: { input: 1_000_000, output: 2_000_000 } },
       after: { price: { input: 3_000_000, output: 6_000_000 } },
     });
-    expect((entries.at(-1)!.after as { keys: Array<{ hint: string }> }).keys[0]!.hint).toBe("sk-…6789");
+    const disabled = entries.find((entry) => entry.action === "provider.disable")!;
+    expect((disabled.after as { keys: Array<{ hint: string }> }).keys[0]!.hint).toBe("sk-…6789");
+    expect(disabled).toMatchObject({ before: { disabled: false }, after: { disabled: true } });
 
     // No secret in any admin response, nor in the stored rows (sealed), nor in the audit log.
     const everything = [...bodies, JSON.stringify(await harness.db.managedProviderKey.findMany())];
