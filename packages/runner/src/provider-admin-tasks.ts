@@ -8,7 +8,7 @@ import {
   ProvidersConfigError,
   validateProvidersFile,
 } from "@genq/providers";
-import { PROVIDER_ADMIN_QUEUE, type ProviderAdminTask } from "@genq/queue";
+import { createRedisConnection, PROVIDER_ADMIN_QUEUE, type ProviderAdminTask } from "@genq/queue";
 import { type Job, Worker } from "bullmq";
 
 /** Options for {@link startProviderAdminWorker}. */
@@ -29,14 +29,25 @@ export interface ProviderAdminWorkerOptions {
  * proves it (the model list). The result is stored on the key or provider; a check
  * that cannot run (the key was deleted) is dropped.
  */
-export function startProviderAdminWorker(options: ProviderAdminWorkerOptions): Worker<ProviderAdminTask> {
+export function startProviderAdminWorker(options: ProviderAdminWorkerOptions): { close(): Promise<void> } {
+  const connection = createRedisConnection({
+    url: options.redisUrl,
+    role: "worker",
+    connectionName: "genq-worker-provider-admin",
+  });
+  connection.on("error", () => {});
   const worker = new Worker<ProviderAdminTask>(
     PROVIDER_ADMIN_QUEUE,
     (job: Job<ProviderAdminTask>) => runProviderAdminTask(job.data, options),
-    { connection: { url: options.redisUrl }, prefix: options.prefix, concurrency: 2 },
+    { connection, prefix: options.prefix, concurrency: 2 },
   );
   worker.on("error", (error) => options.logger.warn({ err: error }, "provider admin worker: Redis error"));
-  return worker;
+  return {
+    async close() {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
 }
 
 /** Runs one task; exported for tests. */

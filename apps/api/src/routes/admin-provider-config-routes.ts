@@ -40,12 +40,10 @@ const KeyBody = z
     disabled: z.boolean().optional(),
   })
   .meta({
-    id: "ManagedKeyInput",
     examples: [{ name: "primary", apiKey: "sk-live-0123456789abcdef", priority: 1, rpm: 500 }],
   });
 
 const KeyPatchBody = KeyBody.omit({ name: true }).meta({
-  id: "ManagedKeyPatch",
   examples: [{ priority: 2, rpm: 100 }, { disabled: true }],
 });
 
@@ -77,7 +75,6 @@ const ModelFields = {
 };
 
 const ModelBody = z.object(ModelFields).meta({
-  id: "ManagedModelInput",
   examples: [{ capabilities: ["text"], price: { input: 150_000, output: 600_000 } }],
 });
 
@@ -106,7 +103,6 @@ const CreateProviderBody = z
       .optional(),
   })
   .meta({
-    id: "ManagedProviderInput",
     examples: [
       {
         name: "acme",
@@ -122,7 +118,6 @@ const CreateProviderBody = z
   });
 
 const UpdateProviderBody = z.object({ ...ProviderFields, disabled: z.boolean().optional() }).meta({
-  id: "ManagedProviderPatch",
   examples: [{ timeoutMs: 30_000 }, { disabled: true }],
   description: "Fields given replace the stored ones; null removes one (back to its default)",
 });
@@ -143,7 +138,6 @@ const RouteBody = z
     disabled: z.boolean().optional(),
   })
   .meta({
-    id: "ManagedRouteInput",
     examples: [
       {
         strategy: "cost",
