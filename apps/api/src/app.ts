@@ -25,6 +25,7 @@ import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
 import { adminCacheRoutes } from "./routes/admin-cache-routes.ts";
+import { adminProviderConfigRoutes } from "./routes/admin-provider-config-routes.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { adminUsageRoutes } from "./routes/admin-usage-routes.ts";
 import { assetRoutes } from "./routes/asset-routes.ts";
@@ -230,6 +231,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   await app.register(adminUsageRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(adminProviderRoutes, { ...options.admin, prefix: "/v1/admin" });
+  await app.register(adminProviderConfigRoutes, {
+    ...options.admin,
+    secretBox: options.secretBox,
+    prefix: "/v1/admin",
+  });
   await app.register(adminAccountRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(adminCacheRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(bullBoardPlugin, options.admin);

@@ -132,6 +132,11 @@ export const WorkerEnv = CommonEnv.extend({
   GENQ_PUBLIC_URL: z.url().optional(),
   /** A providers file (YAML or JSON): providers, keys, models, prices, routes. Overrides the provider variables below. */
   GENQ_PROVIDERS_FILE: z.string().min(1).optional(),
+  /**
+   * How often a worker checks the version of the provider configuration stored in
+   * the database, to catch a change announcement it missed (decision 0023).
+   */
+  GENQ_PROVIDER_CONFIG_CHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** Reload the providers file when it changes (SIGHUP always reloads it). */
   GENQ_PROVIDERS_WATCH: BooleanFromString.default(false),
   GENQ_DEFAULT_PROVIDER: z.string().min(1).default("mock"),

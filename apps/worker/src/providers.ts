@@ -1,16 +1,25 @@
 import type { Logger } from "@genq/core";
+import type { ProviderConfigRepository } from "@genq/db";
 import {
   buildRouterConfig,
   type ConfigSource,
   createConfigSource,
+  createLayeredConfigSource,
+  defaultProvidersData,
   defaultProvidersFile,
+  EMPTY_PROVIDER_OVERLAY,
   type FailureCounter,
+  type ProviderBaseLayer,
   ProviderRouter,
+  publishProviderBaseLayer,
   publishRouterCatalog,
   RedisRouterState,
   type RouterConfig,
   type RouterState,
+  readProvidersLayer,
 } from "@genq/providers";
+import { providerConfigChannel } from "@genq/queue";
+import { watchProviderConfig } from "@genq/runner";
 import type { Redis } from "ioredis";
 import type { WorkerEnv } from "./env.ts";
 
@@ -52,22 +61,34 @@ export interface WorkerRouter {
   router: ProviderRouter;
   /** The shared router state (circuits, key limits), for metrics. */
   state: RouterState;
-  /** Present when a providers file is configured: reload it (SIGHUP) or stop watching it. */
+  /** Reload the providers file (SIGHUP) and the database layer; undefined with neither. */
   source: ConfigSource | undefined;
-  close(): void;
+  close(): Promise<void>;
+}
+
+/** The database layer of the provider configuration (decision 0023). */
+export interface ManagedProviderConfig {
+  repository: ProviderConfigRepository;
+  /** A connection in subscriber mode for change announcements; closed by the caller. */
+  subscriber: Redis;
+  /** How often the version is checked for a missed announcement. */
+  checkIntervalMs: number;
 }
 
 /**
  * The provider router of a worker: from the providers file when
  * `GENQ_PROVIDERS_FILE` is set (reloadable), else from the environment
- * (`OPENAI_API_KEY`, ...). Its state (circuits, limits, keys) lives in Redis,
- * shared with every other worker; its configuration is published there for the API.
+ * (`OPENAI_API_KEY`, ...), with the database's providers, keys, models and routes
+ * laid over it when `managed` is given (decision 0023). Its state (circuits,
+ * limits, keys) lives in Redis, shared with every other worker; its configuration
+ * (and its base layer, secrets masked) is published there for the API.
  */
 export async function createWorkerRouter(
   env: WorkerEnv,
   redis: Redis,
   logger: Logger,
   environment: Record<string, string | undefined>,
+  managed?: ManagedProviderConfig,
 ): Promise<WorkerRouter> {
   const mockFailureCounter = createRedisFailureCounter(redis, env.GENQ_QUEUE_PREFIX);
   const imageDownload = {
@@ -77,35 +98,60 @@ export async function createWorkerRouter(
       ? {}
       : { allowlist: env.GENQ_IMAGE_DOWNLOAD_ALLOWED_HOSTS }),
   };
-  const publish = (config: RouterConfig) =>
-    publishRouterCatalog(redis, env.GENQ_QUEUE_PREFIX, config).catch((error: unknown) =>
-      logger.warn({ err: error }, "could not publish the provider catalog for the admin API"),
-    );
-
-  let current: () => RouterConfig;
-  let source: ConfigSource | undefined;
-  if (env.GENQ_PROVIDERS_FILE !== undefined) {
-    source = await createConfigSource({
-      path: env.GENQ_PROVIDERS_FILE,
-      env: environment,
-      build: (file, text) => buildRouterConfig(file, { source: text, mockFailureCounter, imageDownload }),
-      logger,
-      watch: env.GENQ_PROVIDERS_WATCH,
-    });
-    const configSource = source;
-    current = () => configSource.current();
-    // The source logs each reload (and keeps the running configuration when a file is bad).
-    source.onChange((config) => void publish(config));
-  } else {
-    const settings = providerSettingsFromEnv(env);
+  const providersFile = env.GENQ_PROVIDERS_FILE;
+  const settings = providerSettingsFromEnv(env);
+  const loadBase = async (): Promise<ProviderBaseLayer> => {
+    if (providersFile !== undefined) return readProvidersLayer(providersFile, environment);
     // The source text only feeds the version hash; it is never logged.
-    const config = buildRouterConfig(defaultProvidersFile(settings), {
+    return {
+      file: defaultProvidersFile(settings),
+      data: defaultProvidersData(settings),
       source: JSON.stringify(settings),
-      mockFailureCounter,
-      imageDownload,
-    });
-    current = () => config;
-  }
+    };
+  };
+  const source = await createLayeredConfigSource({
+    loadBase,
+    loadOverlay: async () =>
+      managed === undefined ? EMPTY_PROVIDER_OVERLAY : managed.repository.loadLayer("open"),
+    build: (file, options) => buildRouterConfig(file, { ...options, mockFailureCounter, imageDownload }),
+    logger,
+  });
+  const current = () => source.current();
+  const publish = async (config: RouterConfig) => {
+    try {
+      await publishProviderBaseLayer(redis, env.GENQ_QUEUE_PREFIX, source.baseData());
+      await publishRouterCatalog(redis, env.GENQ_QUEUE_PREFIX, config);
+    } catch (error) {
+      logger.warn({ err: error }, "could not publish the provider catalog for the admin API");
+    }
+  };
+  source.onChange((config) => void publish(config));
+
+  // Watching the file: its own source notices changes, the layered one rebuilds.
+  const fileWatch =
+    providersFile !== undefined && env.GENQ_PROVIDERS_WATCH
+      ? await createConfigSource({
+          path: providersFile,
+          env: environment,
+          build: (file, text) => buildRouterConfig(file, { source: text, mockFailureCounter, imageDownload }),
+          logger,
+          watch: true,
+        })
+      : undefined;
+  fileWatch?.onChange(() => void source.reload());
+
+  const watch =
+    managed === undefined
+      ? undefined
+      : await watchProviderConfig({
+          source,
+          currentVersion: () => managed.repository.currentVersion(),
+          subscriber: managed.subscriber,
+          channel: providerConfigChannel(env.GENQ_QUEUE_PREFIX),
+          intervalMs: managed.checkIntervalMs,
+          logger,
+        });
+
   // Published when the connection is (again) ready and every so often, so the admin API
   // sees it after a Redis restart or flush too.
   const republish = () => {
@@ -126,11 +172,13 @@ export async function createWorkerRouter(
   return {
     router: new ProviderRouter({ config: current, state, logger }),
     state,
-    source,
-    close() {
+    source: providersFile === undefined && managed === undefined ? undefined : source,
+    async close() {
       clearInterval(timer);
       redis.off("ready", republish);
-      source?.close();
+      fileWatch?.close();
+      await watch?.close();
+      source.close();
     },
   };
 }

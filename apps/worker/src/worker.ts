@@ -6,6 +6,7 @@ import {
   BatchRepository,
   createPrismaClient,
   JobRepository,
+  ProviderConfigRepository,
   pingDatabase,
   RetentionRepository,
   UserProviderKeyRepository,
@@ -21,6 +22,7 @@ import {
   BatchDispatcher,
   createJobImageStore,
   startMaintenance,
+  startProviderAdminWorker,
   startWorkerPool,
   sweepExpiredAssets,
   sweepExpiredData,
@@ -144,7 +146,29 @@ export async function startWorker(
     text: env.GENQ_TEXT_CONCURRENCY,
     image: env.GENQ_IMAGE_CONCURRENCY,
   };
-  const routing = await createWorkerRouter(env, redis, logger, environment);
+  // Providers managed over the admin API, laid over the file (decision 0023).
+  const secretBox =
+    env.GENQ_ENCRYPTION_KEYS === undefined
+      ? undefined
+      : createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS));
+  const providerConfig = new ProviderConfigRepository({ db, secretBox });
+  const configSubscriber = createRedisConnection({
+    url: env.REDIS_URL,
+    role: "subscriber",
+    connectionName: "genq-provider-config",
+  });
+  configSubscriber.on("error", () => {});
+  const routing = await createWorkerRouter(env, redis, logger, environment, {
+    repository: providerConfig,
+    subscriber: configSubscriber,
+    checkIntervalMs: env.GENQ_PROVIDER_CONFIG_CHECK_MS,
+  });
+  const providerAdmin = startProviderAdminWorker({
+    repository: providerConfig,
+    redisUrl: env.REDIS_URL,
+    prefix: env.GENQ_QUEUE_PREFIX,
+    logger,
+  });
   // The worker only writes objects; links are signed by the API, which knows its public URL.
   const storage = createStorage(
     storageConfigFromEnv(env, { publicBaseUrl: "http://unused.invalid/v1/assets" }),
@@ -239,7 +263,7 @@ export async function startWorker(
       : {
           userKeys: new UserProviderKeyRepository({
             db,
-            secretBox: createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)),
+            secretBox: secretBox ?? createSecretBox(parseKeyRing(env.GENQ_ENCRYPTION_KEYS)),
           }),
         }),
     images: createJobImageStore({ storage, assets, retentionDays: env.GENQ_ASSET_RETENTION_DAYS }),
@@ -340,7 +364,9 @@ export async function startWorker(
     healthPort: typeof address === "object" && address !== null ? address.port : undefined,
     async close() {
       health?.close();
-      routing.close();
+      await providerAdmin.close();
+      await routing.close();
+      configSubscriber.disconnect();
       await dispatcher.stop();
       const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
       await maintenance.close();

@@ -23,6 +23,12 @@ export interface PriceEntry {
    * {@link PriceCatalog.imagePrice} for which key wins.
    */
   imagePricesMicroUsd?: Readonly<Record<string, number>>;
+  /**
+   * The version of this one price, when it has its own (a price stored in the
+   * database: the id of its price row); costs made with it record this instead of
+   * the catalog's {@link PriceCatalog.version}.
+   */
+  version?: string;
 }
 
 /** The usage a price applies to; every count defaults to 0. */

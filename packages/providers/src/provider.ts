@@ -117,4 +117,13 @@ export interface Provider {
   /** Absent when the provider cannot make variations of an image. */
   createImageVariation?(request: ImageVariationRequest): Promise<ImageGenerationResult>;
   healthCheck(options?: { signal?: AbortSignal }): Promise<HealthCheckResult>;
+  /**
+   * The model ids the provider lists for this key (at most {@link MAX_LISTED_MODELS}):
+   * the admin API's key validation and model sync. Throws a `ProviderError` (an
+   * invalid key is `auth_failed`). Absent when the provider has no such call.
+   */
+  listModels?(options?: { signal?: AbortSignal }): Promise<string[]>;
 }
+
+/** How many model ids {@link Provider.listModels} returns at most. */
+export const MAX_LISTED_MODELS = 1_000;

@@ -7,6 +7,8 @@ export * from "./job-processor.ts";
 export * from "./job-processor-options.ts";
 export * from "./job-transitions.ts";
 export * from "./maintenance.ts";
+export * from "./provider-admin-tasks.ts";
+export * from "./provider-config-watch.ts";
 export * from "./reconciler.ts";
 export * from "./tenant-gate.ts";
 export * from "./worker-pool.ts";

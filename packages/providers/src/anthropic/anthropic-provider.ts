@@ -4,6 +4,7 @@ import { canceledIfAborted, resolveModelOrThrow } from "../adapter-support.ts";
 import { allowedProviderOptions } from "../allowed-provider-options.ts";
 import { estimateTokens } from "../estimate-tokens.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
+import { MAX_LISTED_MODELS } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { mapAnthropicError } from "./map-anthropic-error.ts";
 
@@ -206,6 +207,21 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
       }
     },
 
+    async listModels(listOptions) {
+      const ids: string[] = [];
+      try {
+        for await (const model of client.models.list(
+          { limit: 100 },
+          { signal: listOptions?.signal ?? null },
+        )) {
+          ids.push(model.id);
+          if (ids.length >= MAX_LISTED_MODELS) break;
+        }
+      } catch (error) {
+        throw toProviderError(error, listOptions?.signal);
+      }
+      return ids;
+    },
     async healthCheck(healthOptions) {
       const started = performance.now();
       try {

@@ -3,7 +3,7 @@ import { createGeminiProvider } from "../gemini/gemini-provider.ts";
 import { createInMemoryFailureCounter, type FailureCounter } from "../mock/failure-counter.ts";
 import { createMockProvider } from "../mock/mock-provider.ts";
 import { createOpenAIProvider, type ImageDownloadOptions } from "../openai/openai-provider.ts";
-import { createPriceCatalog } from "../price-catalog.ts";
+import { createPriceCatalog, type PriceEntry } from "../price-catalog.ts";
 import type { Provider } from "../provider.ts";
 import type { ModelSpec, ProviderDeployment, ProviderKey, RouterConfig } from "../router/types.ts";
 import { apiKeyHint } from "./api-key-hint.ts";
@@ -28,6 +28,11 @@ export interface BuildRouterConfigOptions {
   fetch?: typeof fetch;
   /** How the OpenAI adapters download image URLs (SSRF allowlist, byte cap, timeout). */
   imageDownload?: ImageDownloadOptions;
+  /**
+   * Prices with a version of their own, by `provider/model` (the database's price
+   * rows, decision 0023): a cost made with one records it as its price version.
+   */
+  priceVersions?: Readonly<Record<string, string>>;
 }
 
 /** The API key sent by keyless OpenAI-compatible servers (Ollama, vLLM), which want some value. */
@@ -120,7 +125,7 @@ export function buildRouterConfig(file: ProvidersFile, options: BuildRouterConfi
     retry: { ...file.retry },
     breaker: { ...file.breaker },
     // Only the file's prices: a model it does not price is refused, not priced from built-in defaults.
-    prices: createPriceCatalog(toPriceEntries(file.providers), {
+    prices: createPriceCatalog(withPriceVersions(toPriceEntries(file.providers), options.priceVersions), {
       includeDefaults: false,
       version: file.priceVersion,
     }),
@@ -208,4 +213,15 @@ function requireApiKey(key: KeySettings): string {
   // The schema requires a key for these types; this guards hand-built files.
   if (key.apiKey === undefined) throw new TypeError(`key "${key.id}" needs an apiKey`);
   return key.apiKey;
+}
+
+function withPriceVersions(
+  entries: PriceEntry[],
+  versions: Readonly<Record<string, string>> | undefined,
+): PriceEntry[] {
+  if (versions === undefined) return entries;
+  return entries.map((entry) => {
+    const version = versions[`${entry.provider}/${entry.model}`];
+    return version === undefined ? entry : { ...entry, version };
+  });
 }

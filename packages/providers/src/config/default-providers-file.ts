@@ -43,6 +43,31 @@ const DATE_SUFFIX = /-\d{4}-\d{2}-\d{2}$/;
  * The result passes the same validation as a file.
  */
 export function defaultProvidersFile(input: DefaultProvidersInput): ProvidersFile {
+  const data = defaultProvidersData(input);
+  const providers = data.providers;
+  try {
+    return validateProvidersFile(data, { origin: "environment" });
+  } catch (error) {
+    if (!ProvidersConfigError.is(error)) throw error;
+    // Name the provider rather than its position in a list the operator never wrote.
+    throw new ProvidersConfigError(
+      "environment",
+      error.issues.map((issue) => ({
+        ...issue,
+        path: issue.path.replace(/^providers\[(\d+)\]/, (whole, index: string) => {
+          return providers[Number(index)]?.name ?? whole;
+        }),
+      })),
+    );
+  }
+}
+
+/**
+ * The providers file {@link defaultProvidersFile} validates, as written (before
+ * defaults): the base layer under the database's when there is no providers file.
+ * Throws a {@link ProvidersConfigError} for settings that cannot make one.
+ */
+export function defaultProvidersData(input: DefaultProvidersInput) {
   const issues: ProvidersConfigIssue[] = [];
   const providers: ProvidersFileInput["providers"] = [];
   if (input.mock !== undefined) {
@@ -84,25 +109,10 @@ export function defaultProvidersFile(input: DefaultProvidersInput): ProvidersFil
   }
   if (issues.length > 0 || target === undefined) throw new ProvidersConfigError("environment", issues);
 
-  const data = {
+  return {
     version: 1,
     defaultRoute: "default",
     providers,
     routes: [{ name: "default", strategy: "priority", targets: [{ provider: target.name }] }],
   } satisfies ProvidersFileInput;
-  try {
-    return validateProvidersFile(data, { origin: "environment" });
-  } catch (error) {
-    if (!ProvidersConfigError.is(error)) throw error;
-    // Name the provider rather than its position in a list the operator never wrote.
-    throw new ProvidersConfigError(
-      "environment",
-      error.issues.map((issue) => ({
-        ...issue,
-        path: issue.path.replace(/^providers\[(\d+)\]/, (whole, index: string) => {
-          return providers[Number(index)]?.name ?? whole;
-        }),
-      })),
-    );
-  }
 }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parseDocument, type YAMLError } from "yaml";
-import type { EnvironmentVariables } from "./interpolate-env.ts";
+import { type EnvironmentVariables, interpolateEnv } from "./interpolate-env.ts";
 import { parseProvidersFile } from "./parse-providers-file.ts";
 import { ProvidersConfigError, type ProvidersConfigIssue } from "./providers-config-error.ts";
 import type { ProvidersFile } from "./providers-file.ts";
@@ -51,6 +51,29 @@ export async function loadProvidersFile(path: string, env: EnvironmentVariables)
  * reports the line and column of a syntax error and refuses duplicate keys.
  */
 export function parseProvidersText(text: string, path: string, env: EnvironmentVariables): ProvidersFile {
+  return parseProvidersLayer(text, path, env).file;
+}
+
+/** A providers file as the base layer under the database's (decision 0023). */
+export interface ProvidersFileLayer extends LoadedProvidersFile {
+  /** The file as written, `${ENV}` references expanded: what the database layer is merged into. */
+  data: Record<string, unknown>;
+}
+
+/** {@link readProvidersFile}, with the file's data before defaults, for merging layers. */
+export async function readProvidersLayer(
+  path: string,
+  env: EnvironmentVariables,
+): Promise<ProvidersFileLayer> {
+  const { source } = await readProvidersFile(path, env);
+  return { ...parseProvidersLayer(source, path, env), source };
+}
+
+function parseProvidersLayer(
+  text: string,
+  path: string,
+  env: EnvironmentVariables,
+): { file: ProvidersFile; data: Record<string, unknown> } {
   checkExtension(path);
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
@@ -63,7 +86,9 @@ export function parseProvidersText(text: string, path: string, env: EnvironmentV
   } catch (error) {
     throw new ProvidersConfigError(path, [{ path: "(file)", message: (error as Error).message }]);
   }
-  return parseProvidersFile(data, env, { origin: path });
+  const file = parseProvidersFile(data, env, { origin: path });
+  // Valid, so the interpolation succeeded and the data is a map.
+  return { file, data: interpolateEnv(data, env).value as Record<string, unknown> };
 }
 
 function checkExtension(path: string): void {

@@ -21,6 +21,7 @@ import type {
   TextGenerationRequest,
   TextStreamPart,
 } from "../provider.ts";
+import { MAX_LISTED_MODELS } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { mapGeminiError } from "./map-gemini-error.ts";
 
@@ -328,6 +329,24 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
       }
     },
 
+    async listModels(listOptions) {
+      const ids: string[] = [];
+      try {
+        const pager = await client.models.list({
+          config: {
+            pageSize: 100,
+            ...(listOptions?.signal === undefined ? {} : { abortSignal: listOptions.signal }),
+          },
+        });
+        for await (const model of pager) {
+          if (model.name !== undefined) ids.push(model.name.replace(/^models\//, ""));
+          if (ids.length >= MAX_LISTED_MODELS) break;
+        }
+      } catch (error) {
+        throw toProviderError(error, listOptions?.signal);
+      }
+      return ids;
+    },
     async healthCheck(healthOptions) {
       const started = performance.now();
       try {

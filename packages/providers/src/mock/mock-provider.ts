@@ -302,6 +302,10 @@ export function createMockProvider(options: MockProviderOptions = {}): Provider 
       return drawImages(request, seed, sizeOfSource(request));
     },
 
+    async listModels(listOptions) {
+      if (listOptions?.signal?.aborted) throw canceled(listOptions.signal);
+      return [defaultModel];
+    },
     async healthCheck(healthOptions) {
       if (healthOptions?.signal?.aborted) throw canceled(healthOptions.signal);
       return { ok: true, latencyMs: 0 };

@@ -20,6 +20,7 @@ import type {
   TextGenerationRequest,
   TextStreamPart,
 } from "../provider.ts";
+import { MAX_LISTED_MODELS } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { mapOpenAIError } from "./map-openai-error.ts";
 
@@ -294,6 +295,18 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
       );
     },
 
+    async listModels(listOptions) {
+      const ids: string[] = [];
+      try {
+        for await (const model of client.models.list({ signal: listOptions?.signal ?? null })) {
+          ids.push(model.id);
+          if (ids.length >= MAX_LISTED_MODELS) break;
+        }
+      } catch (error) {
+        throw toProviderError(error, listOptions?.signal);
+      }
+      return ids;
+    },
     async healthCheck(healthOptions) {
       const started = performance.now();
       try {

@@ -506,7 +506,8 @@ export class ProviderRouter {
               model,
               keyId: key.id,
               costMicroUsd: cost.costMicroUsd,
-              priceVersion: config.priceVersion,
+              // A price stored in the database carries its own version (decision 0023).
+              priceVersion: config.prices.find(target.provider, model)?.version ?? config.priceVersion,
               calls,
             };
           } catch (caught) {
