@@ -139,6 +139,7 @@ export interface NewOpenAIBatch {
   status: "in_progress" | "failed";
   errors?: OpenAIInvalidLine[] | undefined;
   total: number;
+  createdAt: Date;
   expiresAt: Date;
 }
 
@@ -188,7 +189,7 @@ export class OpenAIBatchRepository {
 
   /** Records a batch: running as the genq batch `batchId`, or failed at validation. */
   create(batch: NewOpenAIBatch): Promise<OpenAIBatchRecord> {
-    const now = new Date();
+    const now = batch.createdAt;
     return this.#db.openAIBatch.create({
       data: {
         id: batch.id,

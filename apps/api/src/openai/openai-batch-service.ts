@@ -105,6 +105,7 @@ export class OpenAIBatchService {
     }
     checkPlanPriority(request.plan, "low");
     const id = newId();
+    const createdAt = new Date();
     const common = {
       id,
       userId: request.userId,
@@ -112,7 +113,8 @@ export class OpenAIBatchService {
       endpoint: request.endpoint,
       completionWindow: request.completionWindow,
       metadata: request.metadata,
-      expiresAt: new Date(Date.now() + COMPLETION_WINDOW_MS),
+      createdAt,
+      expiresAt: new Date(createdAt.getTime() + COMPLETION_WINDOW_MS),
     };
     if (file.invalidCount > 0) {
       return this.#failed(common, (file.invalidLines as OpenAIInvalidLine[] | null) ?? []);
@@ -228,7 +230,8 @@ export class OpenAIBatchService {
     const genq = record.batchId === null ? null : await this.#findGenqBatch(record.userId, record.batchId);
     if (genq !== null && genq.status === "running") {
       if (!record.expireRequested && Date.now() >= record.expiresAt.getTime()) {
-        return { record: await this.#cancel(record, "expire"), state: this.#runningState(record, genq) };
+        const expiring = await this.#cancel(record, "expire");
+        return { record: expiring, state: this.#runningState(expiring, genq) };
       }
       return { record, state: this.#runningState(record, genq) };
     }
