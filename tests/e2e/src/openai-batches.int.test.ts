@@ -318,6 +318,38 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
     expect((await client.batches.cancel(created.id)).status).toBe("cancelled");
   });
 
+  it("expires a batch still running when its 24 h window has passed", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    openai.setHandler(async () => {
+      await gate;
+      return undefined;
+    });
+    const lines = Array.from({ length: 30 }, (_, index) =>
+      requestLine(`e${index}`, chat("gpt-4o-mini", `e${index}`)),
+    );
+    const input = await client.files.create({ file: await jsonl(lines), purpose: "batch" });
+    const created = await client.batches.create({
+      input_file_id: input.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    await waitUntil(() => openai.requests.some((request) => request.path === "/v1/chat/completions"), 10_000);
+    // The window passes (as if 24 hours went by).
+    await harness.db.openAIBatch.updateMany({ data: { expiresAt: new Date(Date.now() - 1_000) } });
+    expect((await client.batches.retrieve(created.id)).status).toBe("cancelling");
+    release();
+    const expired = await waitForBatch(created.id);
+    expect(expired.status).toBe("expired");
+    expect(expired.expired_at).toBeGreaterThan(0);
+    const errors = await fileLines(client, expired.error_file_id as string);
+    expect(errors.length).toBe(30 - (expired.request_counts?.completed ?? 0));
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((line) => line.error?.code === "batch_expired" && line.response === null)).toBe(true);
+  });
+
   it("refuses a batch the quota cannot fit with 429 insufficient_quota", async () => {
     const user = await harness.createUser();
     const poor = new OpenAI({ apiKey: user.apiKey, baseURL, maxRetries: 0 });
