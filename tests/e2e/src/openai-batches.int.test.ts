@@ -423,6 +423,20 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
       status: 400,
       param: "purpose",
     });
+    // A line over the 1 MiB line limit refuses the upload with 413, naming the line; nothing is stored.
+    const filesBefore = (await client.files.list()).data.length;
+    const huge = requestLine("huge", chat("gpt-4o-mini", "x".repeat(1024 * 1024 + 10)));
+    await expect(
+      client.files.create({
+        file: await jsonl([requestLine("a", chat("gpt-4o-mini", "a")), huge]),
+        purpose: "batch",
+      }),
+    ).rejects.toMatchObject({
+      status: 413,
+      code: "payload_too_large",
+      message: expect.stringMatching(/line 2/),
+    });
+    expect((await client.files.list()).data).toHaveLength(filesBefore);
     const anonymous = new OpenAI({ apiKey: "genq_wrong", baseURL, maxRetries: 0 });
     await expect(anonymous.files.list()).rejects.toMatchObject({ status: 401, type: "authentication_error" });
 
