@@ -33,6 +33,7 @@ import { batchRoutes, DEFAULT_BATCH_BODY_LIMIT_BYTES } from "./routes/batch-rout
 import { eventRoutes } from "./routes/event-routes.ts";
 import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
+import { openAIRoutes } from "./routes/openai-routes.ts";
 import { providerKeyRoutes } from "./routes/provider-key-routes.ts";
 import { DEFAULT_UPLOAD_LIMIT_BYTES, uploadRoutes } from "./routes/upload-routes.ts";
 import { usageRoutes } from "./routes/usage-routes.ts";
@@ -225,6 +226,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(providerKeyRoutes, { secretBox: options.secretBox });
     },
     { prefix: "/v1" },
+  );
+  // OpenAI's Files and Batches API, for the official SDK (`baseURL: <genq>/openai/v1`).
+  await app.register(
+    async (openai) => {
+      await openai.register(apiKeyAuthPlugin, { cacheTtlMs: options.apiKeyCacheTtlMs });
+      await openai.register(submissionRateLimitPlugin, {
+        perMinute: options.submitRateLimitPerMinute ?? 0,
+        writesPerMinute: options.writeRateLimitPerMinute ?? 0,
+      });
+      await openai.register(openAIRoutes, {});
+    },
+    { prefix: "/openai/v1" },
   );
   if (options.storage?.driver === "local") {
     await app.register(assetRoutes, { storage: options.storage as LocalStorage, prefix: "/v1/assets" });

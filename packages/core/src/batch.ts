@@ -52,7 +52,15 @@ export type InvalidBatchItem = z.infer<typeof InvalidBatchItem>;
 
 /** One submitted item after validation: its input, or why it was rejected. */
 export type CheckedBatchItem =
-  | { index: number; valid: true; input: TextJobInput | ImageJobInput }
+  | {
+      index: number;
+      valid: true;
+      input: TextJobInput | ImageJobInput;
+      /** This item's model, when items choose theirs (OpenAI batch lines); else the batch's. */
+      model?: string | undefined;
+      /** This item's job metadata (an OpenAI line's `custom_id`); else none. */
+      metadata?: Record<string, unknown> | undefined;
+    }
   | { index: number; valid: false; message: string };
 
 /**

@@ -59,7 +59,8 @@ export class BatchItemSpool {
     const spool = await BatchItemSpool.create(options);
     try {
       for await (const item of items) {
-        if (item.valid) await spool.add(item.index, item.input);
+        if (item.valid)
+          await spool.add(item.index, item.input, { model: item.model, metadata: item.metadata });
         else spool.refuse({ index: item.index, message: item.message });
       }
       await spool.finish();
@@ -70,10 +71,20 @@ export class BatchItemSpool {
     }
   }
 
-  /** Appends a valid item (waiting while the file's buffer is full). */
-  async add(index: number, input: unknown): Promise<void> {
+  /**
+   * Appends a valid item (waiting while the file's buffer is full). `own.model` and
+   * `own.metadata` are the item's own (OpenAI batch lines each name their model);
+   * without them the item takes the batch's model and has no metadata.
+   */
+  async add(
+    index: number,
+    input: unknown,
+    own: { model?: string | undefined; metadata?: Record<string, unknown> | undefined } = {},
+  ): Promise<void> {
     this.validCount += 1;
-    const row = `{"id":"${newId()}","item_index":${index},"input":${JSON.stringify(input)}}\n`;
+    const model = own.model === undefined ? "" : `,"model":${JSON.stringify(own.model)}`;
+    const metadata = own.metadata === undefined ? "" : `,"metadata":${JSON.stringify(own.metadata)}`;
+    const row = `{"id":"${newId()}","item_index":${index},"input":${JSON.stringify(input)}${model}${metadata}}\n`;
     // `once` rejects when the stream fails meanwhile (a full disk).
     if (!this.#out.write(row)) await once(this.#out, "drain");
   }

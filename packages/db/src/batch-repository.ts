@@ -426,10 +426,11 @@ async function insertItems(
 ): Promise<void> {
   // One statement per chunk: the rows travel as one JSON parameter, expanded by Postgres.
   await transaction.$executeRaw`
-    INSERT INTO jobs (id, user_id, type, status, priority, provider, model, input, batch_id, item_index,
-                      dispatched_at, updated_at)
+    INSERT INTO jobs (id, user_id, type, status, priority, provider, model, input, metadata, batch_id,
+                      item_index, dispatched_at, updated_at)
     SELECT item.id, ${batch.userId}::uuid, ${batch.type}::"JobType", 'queued'::"JobStatus", ${batch.priority}::int,
-           ${batch.provider ?? null}::text, ${batch.model ?? null}::text, item.input, ${batchId}::uuid,
-           item.item_index, NULL, now()
-    FROM jsonb_to_recordset(${rows}::jsonb) AS item(id uuid, item_index int, input jsonb)`;
+           ${batch.provider ?? null}::text, COALESCE(item.model, ${batch.model ?? null}::text), item.input,
+           item.metadata, ${batchId}::uuid, item.item_index, NULL, now()
+    FROM jsonb_to_recordset(${rows}::jsonb)
+      AS item(id uuid, item_index int, input jsonb, model text, metadata jsonb)`;
 }

@@ -15,6 +15,7 @@ export * from "./job-repository.ts";
 export * from "./lifecycle/quota-holds.ts";
 export * from "./lifecycle/types.ts";
 export * from "./migrate.ts";
+export * from "./openai-repository.ts";
 export * from "./provider-config-repository.ts";
 export * from "./readiness.ts";
 export * from "./retention-repository.ts";

@@ -93,7 +93,8 @@ function isUnavailable(error: Error): boolean {
   return UNAVAILABLE_PATTERNS.some((pattern) => pattern.test(text));
 }
 
-function toGenqError(error: FastifyError, request: FastifyRequest): GenqError {
+/** Any error a route or hook throws, as the GenqError the API answers with. */
+export function toGenqError(error: FastifyError, request: FastifyRequest): GenqError {
   if (hasZodFastifySchemaValidationErrors(error)) {
     const location = error.validationContext ?? "body";
     const issues = error.validation.map((issue) => ({
