@@ -1,5 +1,5 @@
-import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError } from "@genq/core";
-import { requestFingerprint, UploadRepository } from "@genq/db";
+import { CreateJobRequest, GenqError, isId, NotFoundError } from "@genq/core";
+import { JobSearch, requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { checkPlanPriority } from "@genq/quota";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
@@ -10,13 +10,14 @@ import { z } from "zod";
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
+import { JobSearchParams, searchCursor, toJobSearchFilter } from "../job-search-query.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { checkProviderOptions } from "../provider-options-check.ts";
 import { RouterCatalogCache } from "../router-catalog-cache.ts";
 import { admitJob } from "../submit-job.ts";
 import { ErrorResponse } from "./error-response.ts";
-import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
+import { encodeCursor, listPage } from "./page-cursor.ts";
 
 /** Options for {@link jobRoutes}. */
 export interface JobRoutesOptions {
@@ -36,14 +37,7 @@ const IdempotencyHeaders = z.object({
     .describe("Repeat a request safely: the same key and body return the same job"),
 });
 
-const ListQuery = z
-  .object({
-    status: JobStatus.optional(),
-    type: JobType.optional(),
-    cursor: z.string().max(64).optional().describe("`nextCursor` of the previous page"),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-  })
-  .strict();
+const ListQuery = JobSearchParams.strict();
 
 const JobPage = listPage(JobView);
 
@@ -59,6 +53,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
   const { jobs, queues, redis } = app.genq;
   const uploads = new UploadRepository({ db: app.genq.db });
   const catalogs = new RouterCatalogCache({ redis, prefix: queues.prefix });
+  const search = new JobSearch({ db: app.genq.db });
 
   routes.post(
     "/jobs",
@@ -181,17 +176,20 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       schema: {
         summary: "List jobs, newest first",
+        description:
+          "Filters narrow the list (all must hold): status, type, provider, model, errorCode, batchId, priority, " +
+          "a creation time range, and metadata pairs (`?metadata=customer:acme`, repeatable).",
         tags: ["jobs"],
         querystring: ListQuery,
         response: { 200: JobPage, 400: ErrorResponse, 401: ErrorResponse },
       },
     },
     async (request) => {
-      const { status, type, cursor, limit } = request.query;
-      const page = await jobs.list(request.principal.userId, {
-        status,
-        type,
-        cursor: cursor === undefined ? undefined : decodeCursor(cursor),
+      const { cursor: _, limit, ...filter } = request.query;
+      const page = await search.page({
+        ...toJobSearchFilter(filter),
+        userId: request.principal.userId,
+        cursor: searchCursor(request.query),
         limit,
       });
       return {
