@@ -13,6 +13,10 @@ CREATE INDEX "jobs_user_id_created_at_idx" ON "jobs" ("user_id", "created_at");
 -- first, and by error code.
 CREATE INDEX "jobs_status_id_idx" ON "jobs" ("status", "id" DESC);
 CREATE INDEX "jobs_error_code_id_idx" ON "jobs" ("error_code", "id" DESC);
+-- An error code implies a status (mostly 'failed'): without this the planner multiplies
+-- the two selectivities, expects a handful of rows and reads every row of the code through
+-- a bitmap (50 ms at 300,000 jobs) instead of walking (error_code, id) newest first (0.1 ms).
+CREATE STATISTICS "jobs_status_error_code_stats" (dependencies, mcv) ON "status", "error_code" FROM "jobs";
 
 -- The provider call log, newest first, and by key.
 CREATE INDEX "provider_calls_started_at_idx" ON "provider_calls" ("started_at" DESC);

@@ -1,4 +1,5 @@
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
+import { errorHandler } from "@bull-board/api/dist/handlers/error.js";
 import type { ControllerHandlerReturnType, HTTPStatus } from "@bull-board/api/typings/app";
 import { GenqError, type JobStatus, priorityName } from "@genq/core";
 import type { Database } from "@genq/db";
@@ -250,16 +251,12 @@ export function boardError(error: unknown): Error {
 
 /**
  * The board's error handler: a genq error answers its status with genq's code and
- * message (its UI shows `message`); anything else is a 500 without internals.
+ * message (its UI shows `message`); anything else goes to Bull Board's own handler.
  */
-export function boardErrorResponse(error: Error & { statusCode?: number }): ControllerHandlerReturnType {
+export function boardErrorResponse(error: Error & { statusCode?: HTTPStatus }): ControllerHandlerReturnType {
   const status = error.statusCode ?? 500;
-  if (!GenqError.is(error) || status >= 500) {
-    return {
-      status: 500,
-      body: { error: { key: "ERRORS.INTERNAL_SERVER_ERROR" }, message: "the queue dashboard failed" },
-    };
-  }
+  // Anything else (a body Fastify could not parse, a failure) is answered as the board always did.
+  if (!GenqError.is(error) || status >= 500) return errorHandler(error);
   // Bull Board's type lists the statuses its own handlers use; Fastify sends any (429 included).
   return {
     status: status as HTTPStatus,
