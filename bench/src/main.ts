@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { benchBatchAcceptance } from "./batch-acceptance.ts";
 import { benchEndToEnd } from "./end-to-end-throughput.ts";
+import { benchJobSearch } from "./job-search.ts";
 import { benchQuotaOverhead } from "./quota-overhead.ts";
 import { benchRouterOverhead } from "./router-overhead.ts";
 import { benchSubmitApi } from "./submit-api.ts";
@@ -215,8 +216,29 @@ async function main(): Promise<void> {
         return batch;
       },
     },
+    {
+      id: "q1",
+      async run() {
+        const result = await benchJobSearch({
+          databaseUrl,
+          jobs: Number(process.env.GENQ_BENCH_SEARCH_JOBS ?? 1_000_000),
+          runs: Number(process.env.GENQ_BENCH_SEARCH_RUNS ?? 200),
+        });
+        write(
+          `\nQ1 job search, ${result.jobs} jobs of ${result.users} users (loaded in ${result.loadSeconds} s), ${result.runsPerShape} runs per shape, one page of 20`,
+        );
+        write(`baseline SELECT 1\tp50 ${result.baseline.p50} ms\tp95 ${result.baseline.p95} ms`);
+        for (const figure of result.searches) {
+          write(
+            `${figure.name}\tp50 ${figure.p50} ms\tp95 ${figure.p95} ms\tin Postgres p50 ${figure.serverP50} ms, p95 ${figure.serverP95} ms\t${figure.rows} rows`,
+          );
+        }
+        write(`goal: p95 < ${result.goal.p95Ms} ms`);
+        return result;
+      },
+    },
   ];
-  // GENQ_BENCH_ONLY=p6,p1 runs just those (ids: p1, p2, p3 (router and quota), p4, p5, p6, s1).
+  // GENQ_BENCH_ONLY=p6,p1 runs just those (ids: p1, p2, p3 (router and quota), p4, p5, p6, s1, q1).
   const only = process.env.GENQ_BENCH_ONLY?.split(",").map((id) => id.trim().toLowerCase());
   const benchmarks: unknown[] = [];
   for (const benchmark of all) {

@@ -23,8 +23,10 @@ import { metricsPlugin } from "./plugins/metrics.ts";
 import type { OperatorCredentials } from "./plugins/operator-auth.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
+import { createJobRedrive } from "./redrive-job.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
 import { adminCacheRoutes } from "./routes/admin-cache-routes.ts";
+import { adminJobRoutes } from "./routes/admin-job-routes.ts";
 import { adminProviderConfigRoutes } from "./routes/admin-provider-config-routes.ts";
 import { adminProviderRoutes } from "./routes/admin-provider-routes.ts";
 import { adminUsageRoutes } from "./routes/admin-usage-routes.ts";
@@ -35,6 +37,7 @@ import { healthRoutes } from "./routes/health-routes.ts";
 import { jobRoutes } from "./routes/job-routes.ts";
 import { openAIRoutes } from "./routes/openai-routes.ts";
 import { providerKeyRoutes } from "./routes/provider-key-routes.ts";
+import { redriveRoutes } from "./routes/redrive-routes.ts";
 import { DEFAULT_UPLOAD_LIMIT_BYTES, uploadRoutes } from "./routes/upload-routes.ts";
 import { usageRoutes } from "./routes/usage-routes.ts";
 import { webhookRoutes } from "./routes/webhook-routes.ts";
@@ -224,6 +227,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(webhookRoutes, { publicUrl: options.publicUrl ?? "" });
       await v1.register(uploadRoutes, { limitBytes: options.uploadLimitBytes ?? DEFAULT_UPLOAD_LIMIT_BYTES });
       await v1.register(providerKeyRoutes, { secretBox: options.secretBox });
+      await v1.register(redriveRoutes, {
+        publicUrl: options.publicUrl ?? "",
+        redrive: createJobRedrive(app),
+      });
     },
     { prefix: "/v1" },
   );
@@ -251,7 +258,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(adminAccountRoutes, { ...options.admin, prefix: "/v1/admin" });
   await app.register(adminCacheRoutes, { ...options.admin, prefix: "/v1/admin" });
-  await app.register(bullBoardPlugin, options.admin);
+  await app.register(adminJobRoutes, {
+    ...options.admin,
+    prefix: "/v1/admin",
+    publicUrl: options.publicUrl ?? "",
+    redrive: createJobRedrive(app),
+  });
+  await app.register(bullBoardPlugin, { ...options.admin, redrive: createJobRedrive(app) });
   app.log.debug({ bullBoard: BULL_BOARD_PATH }, "routes registered");
   return app;
 }

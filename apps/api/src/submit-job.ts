@@ -78,7 +78,7 @@ export async function admitJob(
  * runs it on the user's keys if the user stored one for each, and the job holds
  * nothing); undefined otherwise, or when the candidates are unknown.
  */
-function userKeyProviders(catalog: RouterCatalog | undefined, plan: JobPlan): string[] | undefined {
+export function userKeyProviders(catalog: RouterCatalog | undefined, plan: JobPlan): string[] | undefined {
   if (catalog === undefined || plan.targets.length === 0) return undefined;
   const providers = [...new Set(plan.targets.map((target) => target.provider))];
   const accepting = (name: string) =>

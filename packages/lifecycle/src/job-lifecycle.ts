@@ -1,5 +1,6 @@
 import { type GenqEvent, type JobStatus, type JobType, NotFoundError, newId } from "@genq/core";
 import {
+  type AdmissionHold,
   batchCompletedEvent,
   type ClaimLimits,
   type ClaimOutcome,
@@ -33,6 +34,7 @@ import {
   COMPLETE_MANY,
   claimCappedScript,
   FINISH,
+  REDRIVE,
   REQUEUE,
 } from "./statements.ts";
 
@@ -91,6 +93,37 @@ export interface CancelResult {
   /** The job was running: its worker cancels it at the next safe point. */
   wasActive: boolean;
 }
+
+/** A failed job to run again ({@link JobLifecycle.redrive}). */
+export interface RedriveRequest {
+  jobId: string;
+  /** The owner, for a user's own retry (another user's job is not found); absent: an operator's redrive. */
+  userId?: string | undefined;
+  /** The output cap the new run's calls send (text jobs); absent keeps the row's. */
+  reservedOutputTokens?: number | null | undefined;
+  /** The quota hold the new run is admitted with, as a new submission's; absent: no quota. */
+  hold: AdmissionHold | undefined;
+}
+
+/**
+ * What {@link JobLifecycle.redrive} did. `redriven`: the job is `queued` again with its
+ * hold (the caller puts it on its queue). Otherwise nothing was written: the job is
+ * absent (or another user's), not `failed`, an item of a canceled batch, or its new
+ * hold does not fit the owner's quota (the kind that did not fit, with its figures).
+ */
+export type RedriveOutcome =
+  | { outcome: "redriven"; job: JobRecord }
+  | { outcome: "not_found" }
+  | { outcome: "not_failed"; status: JobStatus }
+  | { outcome: "batch_canceled"; batchId: string }
+  | {
+      outcome: "quota_exceeded";
+      kind: "text_tokens" | "images" | "cost_micro_usd";
+      used: number;
+      reserved: number;
+      limit: number;
+      requested: number;
+    };
 
 /** What a terminal transition finished, and the events its effects reported. */
 interface Finished {
@@ -468,6 +501,53 @@ export class JobLifecycle {
     const now = (await this.#db.job.findUnique({ where: { id: jobId } })) ?? current;
     if (now.status === "canceled") return { job: now, wasActive: false };
     throw new JobNotCancelableError(jobId, now.status);
+  }
+
+  /**
+   * Redrives a failed job: failed → queued, in one statement (`redrive_job`) that
+   * takes the new run's quota hold as admission takes a new submission's (all kinds
+   * or none), keeps the job's history (attempt numbers continue, so the calls of
+   * earlier attempts stay filed under theirs) and, for a batch item, counts it as
+   * pending on its batch again (a completed batch runs again, and completes again when
+   * its last item finishes). Only `failed` jobs are redriven. The caller queues the
+   * job (a new BullMQ entry: a fresh attempt budget).
+   */
+  async redrive(request: RedriveRequest): Promise<RedriveOutcome> {
+    const { hold } = request;
+    const [row] = await this.#sql.rows<{ outcome: string; detail: Record<string, unknown> | null }>(REDRIVE, [
+      request.jobId,
+      request.userId ?? null,
+      request.reservedOutputTokens ?? null,
+      hold === undefined ? null : hold.periodStart.toISOString().slice(0, 10),
+      hold === undefined ? null : JSON.stringify(hold.planLimits),
+      hold?.textTokens ?? 0,
+      hold?.images ?? 0,
+      hold?.costMicroUsd ?? 0,
+      hold?.userKeyProviders === undefined ? null : [...new Set(hold.userKeyProviders)],
+    ]);
+    const detail = row?.detail ?? {};
+    switch (row?.outcome) {
+      case "redriven": {
+        const job = await this.#db.job.findUnique({ where: { id: request.jobId } });
+        if (job === null) return { outcome: "not_found" };
+        return { outcome: "redriven", job };
+      }
+      case "not_failed":
+        return { outcome: "not_failed", status: detail.status as JobStatus };
+      case "batch_canceled":
+        return { outcome: "batch_canceled", batchId: String(detail.batchId) };
+      case "quota_exceeded":
+        return {
+          outcome: "quota_exceeded",
+          kind: detail.kind as "text_tokens" | "images" | "cost_micro_usd",
+          used: Number(detail.used),
+          reserved: Number(detail.reserved),
+          limit: Number(detail.limit),
+          requested: Number(detail.requested),
+        };
+      default:
+        return { outcome: "not_found" };
+    }
   }
 
   async #findOwn(userId: string, jobId: string, fallback: JobRecord): Promise<JobRecord> {

@@ -300,3 +300,15 @@ export const COMPLETE_MANY = statement(
           d.error_code, d.error_message, d.finished_at, ${BATCH_FINISHED_COLUMNS}, ${SETTLEMENT_EXCESS_SQL} AS excess
      FROM done d LEFT JOIN batch_counted bc ON bc.id = d.batch_id`,
 );
+
+/**
+ * Redrives one failed job (`redrive_job`, migration `20261203150000_redrive`): back to
+ * `queued` with a quota hold taken as at admission, its batch counting it as pending
+ * again. `$1` job id, `$2` owner (null: any), `$3` output cap (null: keep), `$4`–`$9`
+ * the hold as `admit_job` takes it (`$4` null: hold nothing).
+ */
+export const REDRIVE = statement(
+  "redrive",
+  "SELECT outcome, detail FROM redrive_job($1::uuid, $2::uuid, $3::int, $4::date, $5::jsonb, " +
+    "$6::bigint, $7::int, $8::bigint, $9::text[])",
+);

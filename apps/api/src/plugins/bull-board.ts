@@ -3,14 +3,19 @@ import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import { type ErrorCode, GenqError, isErrorCode } from "@genq/core";
 import type { FastifyInstance } from "fastify";
+import type { JobRedrive } from "../redrive-job.ts";
 import { sendError } from "./error-handler.ts";
+import { boardErrorResponse, GenqQueueAdapter } from "./genq-queue-adapter.ts";
 import { type OperatorCredentials, requireOperator } from "./operator-auth.ts";
 
 /** Where Bull Board is served. */
 export const BULL_BOARD_PATH = "/admin/queues";
 
 /** Options for {@link bullBoardPlugin}. */
-export type BullBoardPluginOptions = OperatorCredentials;
+export interface BullBoardPluginOptions extends OperatorCredentials {
+  /** Runs failed jobs again: the board's Retry of a genq job. */
+  redrive: JobRedrive;
+}
 
 /**
  * Bull Board, the queue inspection UI, behind HTTP Basic auth with the operator's
@@ -35,11 +40,19 @@ export async function bullBoardPlugin(app: FastifyInstance, options: BullBoardPl
   );
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BULL_BOARD_PATH);
+  const { db, lifecycle, quota } = app.genq;
+  const genqOptions = { db, lifecycle, quota, redrive: options.redrive, logger: app.log };
   createBullBoard({
-    queues: [...app.genq.queues.all(), app.genq.webhookQueue.queue].map((queue) => new BullMQAdapter(queue)),
+    queues: [
+      // genq's job queues speak genq: readable job data, Retry = redrive, removal = cancel (decision 0024).
+      ...app.genq.queues.all().map((queue) => new GenqQueueAdapter(queue, genqOptions)),
+      new BullMQAdapter(app.genq.webhookQueue.queue),
+    ],
     serverAdapter,
     options: { uiConfig: { boardTitle: "genq queues" } },
   });
+  // The board's own handler answers `statusCode` and the message; genq's errors also carry their code.
+  serverAdapter.setErrorHandler(boardErrorResponse);
   await app.register(serverAdapter.registerPlugin(), { prefix: BULL_BOARD_PATH });
 }
 

@@ -1,5 +1,5 @@
-import { CreateJobRequest, GenqError, isId, JobStatus, JobType, NotFoundError } from "@genq/core";
-import { type JobRecord, requestFingerprint, UploadRepository } from "@genq/db";
+import { CreateJobRequest, GenqError, isId, type JobType, NotFoundError } from "@genq/core";
+import { type JobRecord, JobSearch, requestFingerprint, UploadRepository } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import { checkPlanPriority } from "@genq/quota";
 import { injectTraceContext, inSpan, SpanKind } from "@genq/telemetry";
@@ -11,6 +11,7 @@ import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
 import { toJobQueueView } from "../job-queue-view.ts";
+import { JobSearchParams, searchCursor, toJobSearchFilter } from "../job-search-query.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import {
   JobWaits,
@@ -24,7 +25,7 @@ import { checkProviderOptions } from "../provider-options-check.ts";
 import { RouterCatalogCache } from "../router-catalog-cache.ts";
 import { admitJob } from "../submit-job.ts";
 import { ErrorResponse } from "./error-response.ts";
-import { decodeCursor, encodeCursor, listPage } from "./page-cursor.ts";
+import { encodeCursor, listPage } from "./page-cursor.ts";
 
 /** Options for {@link jobRoutes}. */
 export interface JobRoutesOptions {
@@ -48,14 +49,7 @@ const IdempotencyHeaders = z.object({
 
 const SubmitHeaders = IdempotencyHeaders.extend({ prefer: PreferWaitHeader });
 
-const ListQuery = z
-  .object({
-    status: JobStatus.optional(),
-    type: JobType.optional(),
-    cursor: z.string().max(64).optional().describe("`nextCursor` of the previous page"),
-    limit: z.coerce.number().int().min(1).max(100).default(20),
-  })
-  .strict();
+const ListQuery = JobSearchParams.strict();
 
 const JobPage = listPage(JobView);
 
@@ -80,6 +74,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     watches: app.genq.events.watches,
   });
   app.addHook("preClose", async () => waits.abortAll());
+  const search = new JobSearch({ db: app.genq.db });
 
   routes.post(
     "/jobs",
@@ -236,17 +231,20 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       schema: {
         summary: "List jobs, newest first",
+        description:
+          "Filters narrow the list (all must hold): status, type, provider, model, errorCode, batchId, priority, " +
+          "a creation time range, and metadata pairs (`?metadata=customer:acme`, repeatable).",
         tags: ["jobs"],
         querystring: ListQuery,
         response: { 200: JobPage, 400: ErrorResponse, 401: ErrorResponse },
       },
     },
     async (request) => {
-      const { status, type, cursor, limit } = request.query;
-      const page = await jobs.list(request.principal.userId, {
-        status,
-        type,
-        cursor: cursor === undefined ? undefined : decodeCursor(cursor),
+      const { cursor: _, limit, ...filter } = request.query;
+      const page = await search.page({
+        ...toJobSearchFilter(filter),
+        userId: request.principal.userId,
+        cursor: searchCursor(request.query),
         limit,
       });
       return {
