@@ -44,6 +44,18 @@ describe("verifyWebhook", () => {
     expect(event.type).toBe("job.completed");
   });
 
+  it("finds the headers whatever their case", async () => {
+    const headers = webhookHeaders({ secret }, "msg_7", body, sentAt);
+    const capitalized = {
+      "Webhook-Id": headers["webhook-id"],
+      "Webhook-Timestamp": headers["webhook-timestamp"],
+      "Webhook-Signature": headers["webhook-signature"],
+    };
+    await expect(verifyWebhook(body, capitalized, secret, { now: sentAt })).resolves.toMatchObject({
+      type: "job.completed",
+    });
+  });
+
   it("agrees with the reference Standard Webhooks library", async () => {
     const headers = webhookHeaders({ secret }, "msg_3", body, new Date());
     expect(new Webhook(secret).verify(body, headers)).toEqual(await verifyWebhook(body, headers, secret));
