@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -9,6 +9,16 @@ import { freePort, type Harness } from "./harness.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const CLI = join(ROOT, "packages/client/src/cli/main.ts");
+
+/** util-linux `script`, which runs a command in a pseudo-terminal (to see what a terminal user sees). */
+const HAS_SCRIPT = (() => {
+  try {
+    execFileSync("script", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 interface CliRun {
   code: number | null;
@@ -129,6 +139,27 @@ describe("the user CLI `genq` against a real API", () => {
 
     const batch = await genq(["batch", "get", id!, "--json"], env);
     expect(JSON.parse(batch.stdout)).toMatchObject({ id, status: "completed", counts: { completed: 6 } });
+  });
+
+  it.skipIf(!HAS_SCRIPT)("draws the upload progress bar when stderr is a terminal", async () => {
+    const file = join(directory, "terminal.jsonl");
+    await writeFile(file, `${JSON.stringify({ prompt: "on a terminal" })}\n`);
+    const command = [process.execPath, "--import", "tsx", CLI, "batch", "submit", file]
+      .map((part) => `'${part}'`)
+      .join(" ");
+    const child = spawn("script", ["-qec", command, "/dev/null"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let terminal = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      terminal += chunk.toString();
+    });
+    const code = await new Promise((resolve) => child.on("exit", resolve));
+    expect(code).toBe(0);
+    expect(terminal).toMatch(/upload █{30} 100% \d+ B \/ \d+ B/);
+    expect(terminal).toMatch(/[0-9a-f-]{36}/);
   });
 
   it("prints usage and quota", async () => {

@@ -40,7 +40,8 @@ export class ProgressBar {
     const filled = Math.round(ratio * WIDTH);
     const bar = `${"█".repeat(filled)}${"░".repeat(WIDTH - filled)}`;
     const line = `${this.#label} ${bar} ${String(Math.floor(ratio * 100)).padStart(3)}% ${detail}`;
-    const columns = this.#output.columns ?? 80;
+    // A pseudo-terminal without a size reports 0 columns.
+    const columns = this.#output.columns || 80;
     this.#output.write(`\r${line.slice(0, columns - 1).padEnd(Math.min(columns - 1, line.length))}\x1b[K`);
     this.#drawn = true;
   }
