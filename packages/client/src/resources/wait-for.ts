@@ -8,7 +8,10 @@ export interface WaitOptions {
   timeoutMs?: number | undefined;
   /** Stops waiting (rejects with the signal's reason); the job keeps running. */
   signal?: AbortSignal | undefined;
-  /** The first polling interval when live events are unavailable; it grows to 5 s. @defaultValue 1000 */
+  /**
+   * The first polling interval; it grows to 5 s. Polling runs beside the live events, as a
+   * safety net for a lost event and the fallback when events are unavailable. @defaultValue 1000
+   */
   pollIntervalMs?: number | undefined;
 }
 
@@ -24,10 +27,10 @@ export interface WaitSubject<T> {
 const MAX_POLL_MS = 5_000;
 
 /**
- * Waits until a job or batch finishes: live events while they work (one read when the
- * terminal event arrives), polling with growing intervals when they do not (the event
- * stream refused with 429/503, or dropped for good). Errors that polling cannot fix (401,
- * 404) are thrown at once.
+ * Waits until a job or batch finishes. Live events make it prompt (one read when the
+ * terminal event arrives); polling with growing intervals runs alongside, so a lost or
+ * late terminal event, or a stream that is refused (429/503) or keeps dropping, costs at
+ * most one interval. Errors that polling cannot fix (401, 403, 404) are thrown at once.
  */
 export async function waitFor<T>(subject: WaitSubject<T>, options: WaitOptions = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 600_000;
@@ -44,39 +47,50 @@ export async function waitFor<T>(subject: WaitSubject<T>, options: WaitOptions =
   );
   const signal =
     options.signal === undefined ? deadline.signal : AbortSignal.any([options.signal, deadline.signal]);
+  // Stops the loser of the race below (the stream, or the polling) once the other has won.
+  const settled = new AbortController();
+  const running = AbortSignal.any([signal, settled.signal]);
   try {
     const first = await subject.read(signal);
     if (subject.finished(first)) return first;
-    if (await finishedByEvents(subject, signal)) {
-      const current = await subject.read(signal);
-      if (subject.finished(current)) return current;
-    }
-    let intervalMs = options.pollIntervalMs ?? 1_000;
-    for (;;) {
-      await sleep(intervalMs, signal);
-      const current = await subject.read(signal);
-      if (subject.finished(current)) return current;
-      intervalMs = Math.min(MAX_POLL_MS, intervalMs * 1.5);
-    }
+    return await Promise.race([
+      byEvents(subject, running),
+      byPolling(subject, running, options.pollIntervalMs ?? 1_000),
+    ]);
   } catch (error) {
     if (signal.aborted) throw signal.reason;
     throw error;
   } finally {
     clearTimeout(timer);
+    settled.abort();
   }
 }
 
-/** True when the stream brought the terminal event; false when polling should take over. */
-async function finishedByEvents<T>(subject: WaitSubject<T>, signal: AbortSignal): Promise<boolean> {
+/** The finished value once the terminal event came; never settles when the stream fails (polling decides). */
+async function byEvents<T>(subject: WaitSubject<T>, signal: AbortSignal): Promise<T> {
   try {
     for await (const event of subject.events(signal)) {
-      if (subject.terminal(event)) return true;
+      if (!subject.terminal(event)) continue;
+      const current = await subject.read(signal);
+      if (subject.finished(current)) return current;
+      break;
     }
-    return false;
   } catch (error) {
-    if (signal.aborted) throw signal.reason;
-    if (GenqError.is(error) && (error.status === 401 || error.status === 403 || error.status === 404))
-      throw error;
-    return false;
+    if (GenqError.is(error) && [401, 403, 404].includes(error.status)) throw error;
+  }
+  return new Promise<T>(() => {});
+}
+
+async function byPolling<T>(
+  subject: WaitSubject<T>,
+  signal: AbortSignal,
+  firstIntervalMs: number,
+): Promise<T> {
+  let intervalMs = firstIntervalMs;
+  for (;;) {
+    await sleep(intervalMs, signal);
+    const current = await subject.read(signal);
+    if (subject.finished(current)) return current;
+    intervalMs = Math.min(MAX_POLL_MS, intervalMs * 1.5);
   }
 }
