@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 /** Each case starts real processes (tsx compiles on first load); the machine may be busy. */
-const CASE_TIMEOUT_MS = 180_000;
+const CASE_TIMEOUT_MS = 300_000;
 
 let database: TestDatabase;
 const servers: Server[] = [];
