@@ -2,7 +2,7 @@
 #   api:     node --import tsx apps/api/src/main.ts
 #   worker:  node --import tsx apps/worker/src/main.ts
 #   migrate: node --import tsx apps/cli/src/main.ts migrate
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV PNPM_HOME=/pnpm PATH=/pnpm:$PATH CI=true
 RUN npm install --global pnpm@10
 WORKDIR /app

@@ -1,5 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { createLogger, createSecretBox, EnvError, parseKeyRing } from "@genq/core";
+import {
+  createLogger,
+  createSecretBox,
+  describeStartupError,
+  exitWithStartupFailure,
+  parseKeyRing,
+  reportReady,
+  stopWhenParentExits,
+} from "@genq/core";
 import { assertDatabaseReachable, createPrismaClient } from "@genq/db";
 import { GenqMetrics } from "@genq/metrics";
 import { assertRedisReachable, createRedisConnection, JobQueues } from "@genq/queue";
@@ -10,8 +18,12 @@ import { buildApp } from "./app.ts";
 import { loadApiEnv } from "./env.ts";
 import { BULL_BOARD_PATH } from "./plugins/bull-board.ts";
 
+/** The ports this process listens on, by the variable that sets each (for a "port in use" message). */
+const ports: Record<string, number> = {};
+
 async function main(): Promise<void> {
   const env = loadApiEnv();
+  ports.PORT = env.PORT;
   const logger = createLogger({
     name: "genq-api",
     level: env.LOG_LEVEL,
@@ -131,6 +143,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+  stopWhenParentExits(() => shutdown("parent exited"));
 
   await app.listen({ host: env.HOST, port: env.PORT });
   const base = `http://${env.HOST === "0.0.0.0" ? "127.0.0.1" : env.HOST}:${env.PORT}`;
@@ -138,11 +151,7 @@ async function main(): Promise<void> {
     { api: `${base}/v1`, docs: `${base}/docs`, queues: `${base}${BULL_BOARD_PATH}` },
     "genq API listening",
   );
+  reportReady("genq-api");
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(
-    `genq-api: ${error instanceof EnvError || error instanceof Error ? error.message : String(error)}\n`,
-  );
-  process.exit(1);
-});
+main().catch((error: unknown) => exitWithStartupFailure("genq-api", describeStartupError(error, ports)));

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { CommonEnv, EnvError, parseEnv } from "@genq/core";
+import { CommonEnv, describeStartupError, parseEnv } from "@genq/core";
 import {
   AccountRepository,
   assertDatabaseReachable,
@@ -13,7 +13,7 @@ import { apiKeyInvalidationChannel } from "@genq/queue";
 import { Redis } from "ioredis";
 import { startSystem } from "./start-system.ts";
 
-const USAGE = `Usage: pnpm genq <command>
+const USAGE = `Usage: pnpm genq-admin <command>   (the operator CLI; the user CLI is \`genq\`, from @genq/client)
 
 Commands:
   start                               migrate, then run the API and one worker (what \`pnpm start\` does)
@@ -149,11 +149,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const message =
-      error instanceof UsageError || error instanceof EnvError || error instanceof Error
-        ? error.message
-        : String(error);
-    process.stderr.write(`genq: ${message}\n`);
+    // `pnpm start` runs this file too; its problems are genq's, the other commands' genq-admin's.
+    const name = process.argv[2] === "start" ? "genq" : "genq-admin";
+    const lines = error instanceof UsageError ? [error.message] : describeStartupError(error);
+    for (const line of lines) process.stderr.write(`${name}: ${line}\n`);
     process.exitCode = error instanceof UsageError ? 2 : 1;
   },
 );

@@ -1,12 +1,23 @@
-import { createLogger } from "@genq/core";
+import {
+  createLogger,
+  describeStartupError,
+  exitWithStartupFailure,
+  reportReady,
+  stopWhenParentExits,
+} from "@genq/core";
 import { assertDatabaseReachable } from "@genq/db";
+import { ProvidersConfigError } from "@genq/providers";
 import { assertRedisReachable } from "@genq/queue";
 import { otlpTracesEndpoint, startTracing } from "@genq/telemetry";
 import { loadWorkerEnv } from "./env.ts";
 import { startWorker } from "./worker.ts";
 
+/** The ports this process listens on, by the variable that sets each (for a "port in use" message). */
+const ports: Record<string, number> = {};
+
 async function main(): Promise<void> {
   const env = loadWorkerEnv();
+  if (env.GENQ_WORKER_HEALTH_PORT > 0) ports.GENQ_WORKER_HEALTH_PORT = env.GENQ_WORKER_HEALTH_PORT;
   const logger = createLogger({
     name: "genq-worker",
     level: env.LOG_LEVEL,
@@ -28,6 +39,7 @@ async function main(): Promise<void> {
     },
     "genq worker ready",
   );
+  reportReady("genq-worker");
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -59,9 +71,19 @@ async function main(): Promise<void> {
   });
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  stopWhenParentExits(() => stop("parent exited"));
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`genq-worker: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+/** A bad providers file names the variable that points at it; otherwise as any start-up error. */
+function describeWorkerStartupError(error: unknown): string[] {
+  if (!ProvidersConfigError.is(error)) return describeStartupError(error, ports);
+  const source =
+    error.origin === "environment" ? "provider variables" : `GENQ_PROVIDERS_FILE (${error.origin})`;
+  return error.issues.map((issue) =>
+    issue.path === "(file)"
+      ? `${source}: ${issue.message}; point it at a readable providers file, or unset it to configure providers from the environment`
+      : `${source}: ${issue.path}: ${issue.message}`,
+  );
+}
+
+main().catch((error: unknown) => exitWithStartupFailure("genq-worker", describeWorkerStartupError(error)));

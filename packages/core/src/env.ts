@@ -39,9 +39,23 @@ export const CommonEnv = z.object({
 });
 export type CommonEnv = z.infer<typeof CommonEnv>;
 
-/** Thrown by {@link parseEnv}; the message lists every bad variable. */
+/** One bad environment variable: its name and what is wrong with its value. */
+export interface EnvIssue {
+  variable: string;
+  message: string;
+}
+
+/** Thrown by {@link parseEnv}; the message lists every bad variable, and `issues` holds them one by one. */
 export class EnvError extends Error {
   override readonly name = "EnvError";
+  readonly issues: EnvIssue[];
+
+  constructor(issues: EnvIssue[]) {
+    super(
+      `Invalid configuration:\n${issues.map((issue) => `  ${issue.variable}: ${issue.message}`).join("\n")}`,
+    );
+    this.issues = issues;
+  }
 }
 
 /**
@@ -58,9 +72,10 @@ export function parseEnv<Schema extends z.ZodType>(
   );
   const result = schema.safeParse(cleaned);
   if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => {
-    const name = issue.path.join(".") || "(environment)";
-    return `  ${name}: ${issue.message}`;
-  });
-  throw new EnvError(`Invalid configuration:\n${lines.join("\n")}`);
+  throw new EnvError(
+    result.error.issues.map((issue) => ({
+      variable: issue.path.join(".") || "(environment)",
+      message: issue.message,
+    })),
+  );
 }

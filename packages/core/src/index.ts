@@ -14,4 +14,5 @@ export * from "./redact-url.ts";
 export * from "./secret-box.ts";
 export * from "./storable-json.ts";
 export * from "./storage-env.ts";
+export * from "./supervised-process.ts";
 export * from "./text-job.ts";

@@ -50,12 +50,24 @@ export type UserLimits = z.infer<typeof UserLimits>;
 export const PlansFromJson = z
   .string()
   .transform((text, context) => {
+    let plans: unknown;
     try {
-      return JSON.parse(text) as unknown;
+      plans = JSON.parse(text);
     } catch {
       context.addIssue({ code: "custom", message: 'must be JSON, e.g. {"basic":{"textTokens":200000}}' });
       return z.NEVER;
     }
+    // Named here rather than left to the record's "Unrecognized key", so the fix is in the message.
+    const planNames = Object.keys(DEFAULT_PLANS);
+    if (typeof plans === "object" && plans !== null && !Array.isArray(plans)) {
+      for (const name of Object.keys(plans).filter((key) => !planNames.includes(key))) {
+        context.addIssue({
+          code: "custom",
+          message: `names an unknown plan "${name}"; the plans are ${planNames.join(", ")}`,
+        });
+      }
+    }
+    return plans;
   })
   .pipe(z.partialRecord(z.enum(["basic", "professional", "enterprise"]), PlanLimits.partial().strict()));
 export type PlansFromJson = z.infer<typeof PlansFromJson>;

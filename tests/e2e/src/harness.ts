@@ -379,7 +379,7 @@ async function startRedisOn(port: number) {
   };
 }
 
-/** Runs the operator CLI (`pnpm genq ...`) with extra environment; resolves with its exit code and output. */
+/** Runs the operator CLI (`pnpm genq-admin ...`) with extra environment; resolves with its exit code and output. */
 export function runCli(
   args: string[],
   env: Record<string, string>,
