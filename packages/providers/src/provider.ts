@@ -1,4 +1,5 @@
 import type { ChatMessage, FinishReason, TokenUsage } from "@genq/core";
+import type { ProviderBatchApi } from "./batch/provider-batch.ts";
 
 /** A text generation request, normalized across providers. */
 export interface TextGenerationRequest {
@@ -117,4 +118,6 @@ export interface Provider {
   /** Absent when the provider cannot make variations of an image. */
   createImageVariation?(request: ImageVariationRequest): Promise<ImageGenerationResult>;
   healthCheck(options?: { signal?: AbortSignal }): Promise<HealthCheckResult>;
+  /** The provider's asynchronous batch API (the economy tier); absent when it has none. */
+  readonly batches?: ProviderBatchApi;
 }

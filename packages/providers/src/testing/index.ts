@@ -4,4 +4,5 @@
  */
 export * from "../anthropic/testing/fake-anthropic-server.ts";
 export * from "../gemini/testing/fake-gemini-server.ts";
+export * from "../openai/testing/fake-openai-batches.ts";
 export * from "../openai/testing/fake-openai-server.ts";
