@@ -3,6 +3,13 @@ import type { ClaimedBatchItem } from "./batch-repository.ts";
 import type { Database } from "./client.ts";
 import type { JobType } from "./generated/prisma/enums.ts";
 
+/** What a batch's finished items cost, and what the same tokens would have cost online. */
+export interface BatchCost {
+  totalMicroUsd: number;
+  onlineMicroUsd: number;
+  savingsMicroUsd: number;
+}
+
 /** A running economy batch with items not yet submitted to a provider. */
 export interface EconomyCandidate {
   batchId: string;
@@ -218,6 +225,21 @@ export class EconomyRepository {
       UPDATE usage_records u SET online_cost_micro_usd = c.cost
         FROM jsonb_to_recordset(${rows}::jsonb) AS c(job_id uuid, cost bigint)
        WHERE u.job_id = c.job_id`;
+  }
+
+  /**
+   * The cost of a batch's items so far (from their usage records) and their online
+   * equivalent: items run online count the same in both.
+   */
+  async batchCost(batchId: string): Promise<BatchCost> {
+    const [row] = await this.#db.$queryRaw<Array<{ total: bigint | null; online: bigint | null }>>`
+      SELECT sum(u.cost_micro_usd)::bigint AS total,
+             sum(COALESCE(u.online_cost_micro_usd, u.cost_micro_usd))::bigint AS online
+        FROM jobs j JOIN usage_records u ON u.job_id = j.id
+       WHERE j.batch_id = ${batchId}::uuid AND j.status = 'completed'`;
+    const total = Number(row?.total ?? 0n);
+    const online = Number(row?.online ?? 0n);
+    return { totalMicroUsd: total, onlineMicroUsd: online, savingsMicroUsd: online - total };
   }
 
   /** Asks for a prompt poll of a batch's provider batches (its cancel was requested). */

@@ -29,6 +29,7 @@ export class EconomyScheduler {
   #running: Promise<void> | undefined;
   /** Set by {@link EconomyScheduler.stop}: a pass in progress ends at its next step. */
   #stopped = false;
+  #submitLeaseUntil = 0;
 
   constructor(options: EconomySchedulerOptions) {
     this.#options = resolveEconomyOptions(options);
@@ -77,11 +78,21 @@ export class EconomyScheduler {
     const { economy, queues, leaseMs } = this.#options;
     const candidates = await economy.candidates();
     if (candidates.length === 0) return;
-    if (!(await queues.acquireLease(SUBMIT_LEASE, leaseMs))) return;
+    if (!(await this.#holdsSubmitLease(queues, leaseMs))) return;
     for (const candidate of candidates) {
       if (this.#stopped) return;
       await this.#submitter.submitBatch(candidate.batchId, candidate.userId);
     }
+  }
+
+  /** The submit lease: taken with NX for `ttlMs`, so it is this process's until then. */
+  async #holdsSubmitLease(queues: ResolvedEconomyOptions["queues"], ttlMs: number): Promise<boolean> {
+    if (Date.now() < this.#submitLeaseUntil) return true;
+    const start = Date.now();
+    if (!(await queues.acquireLease(SUBMIT_LEASE, ttlMs))) return false;
+    // Given up a little early, so a long pass near the end does not outlive it.
+    this.#submitLeaseUntil = start + ttlMs / 2;
+    return true;
   }
 
   async #pollPass(): Promise<void> {
