@@ -59,7 +59,7 @@ describe("Anthropic Message Batches", () => {
     await batches.submit(requests(2));
     const create = server.requests.find((request) => request.path === "/v1/messages/batches");
     expect(create?.headers["anthropic-version"]).toBeDefined();
-    expect((create?.body as { requests: unknown[] }).requests[1]).toEqual({
+    expect((create?.body as { requests: unknown[] } | undefined)?.requests[1]).toEqual({
       custom_id: "item-1",
       params: {
         model: "claude-sonnet-4-5",
@@ -86,7 +86,9 @@ describe("Anthropic Message Batches", () => {
 
   it("maps errored requests into genq's taxonomy", async () => {
     server.batches.setRequestOutcome((customId) =>
-      customId === "item-2" ? { type: "invalid_request_error", message: "messages: roles must alternate" } : undefined,
+      customId === "item-2"
+        ? { type: "invalid_request_error", message: "messages: roles must alternate" }
+        : undefined,
     );
     const { id } = await batches.submit(requests(3));
     await runToEnd(id);
