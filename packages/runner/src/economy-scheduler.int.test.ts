@@ -16,7 +16,13 @@ import {
   RedisRouterState,
   type RouterConfig,
 } from "@genq/providers";
-import { type FakeOpenAIServer, openAIErrorBodies, startFakeOpenAIServer } from "@genq/providers/testing";
+import {
+  type FakeAnthropicServer,
+  type FakeOpenAIServer,
+  openAIErrorBodies,
+  startFakeAnthropicServer,
+  startFakeOpenAIServer,
+} from "@genq/providers/testing";
 import { createRedisConnection, JobQueues } from "@genq/queue";
 import { QuotaLedger, resolvePlans } from "@genq/quota";
 import { Worker } from "bullmq";
@@ -96,12 +102,15 @@ afterAll(async () => {
   await database?.drop();
 });
 
-function scheduler(fallback: EconomyFallback = "online"): EconomyScheduler {
+function scheduler(
+  fallback: EconomyFallback = "online",
+  routedBy: ProviderRouter = router,
+): EconomyScheduler {
   return new EconomyScheduler({
     economy,
     batches,
     lifecycle,
-    router,
+    router: routedBy,
     queues,
     logger,
     quota: ledger,
@@ -317,4 +326,65 @@ describe("EconomyScheduler", () => {
     await Promise.all([first.runOnce(), second.runOnce()]);
     expect(server.requests.filter((request) => request.method === "GET").length).toBe(retrievesBefore);
   });
+});
+
+describe("EconomyScheduler on Anthropic Message Batches", () => {
+  let anthropic: FakeAnthropicServer;
+  let anthropicConfig: RouterConfig;
+  let anthropicRouter: ProviderRouter;
+
+  beforeAll(async () => {
+    anthropic = await startFakeAnthropicServer({ apiKey: "sk-ant-economy" });
+    anthropicConfig = buildRouterConfig(
+      defaultProvidersFile({
+        defaultProvider: "anthropic",
+        anthropic: { apiKey: "sk-ant-economy", baseUrl: anthropic.url },
+      }),
+      { source: "test" },
+    );
+    anthropicRouter = new ProviderRouter({
+      config: () => anthropicConfig,
+      state: new RedisRouterState({
+        redis,
+        prefix: `t${randomBytes(5).toString("hex")}`,
+        breaker: () => anthropicConfig.breaker,
+      }),
+    });
+  });
+
+  afterAll(async () => {
+    await anthropic?.close();
+  });
+
+  it("runs 1,000 items through one message batch at Anthropic's batch prices", async () => {
+    const userId = await createUser();
+    const batchId = await economyBatch(userId, 1_000);
+    await runUntilCollected(scheduler("online", anthropicRouter), batchId);
+    const sent = [...anthropic.batches.batches.values()];
+    expect(sent.map((batch) => batch.requests.length)).toEqual([1_000]);
+    expect(anthropic.requests.filter((request) => request.path === "/v1/messages")).toHaveLength(0);
+    expect(await db.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({
+      status: "completed",
+      completedCount: 1_000,
+    });
+    const usage = await db.usageRecord.findMany({ where: { userId } });
+    expect(usage).toHaveLength(1_000);
+    let tokens = 0;
+    for (const record of usage) {
+      const priced = {
+        provider: "anthropic",
+        model: "claude-sonnet-4-5",
+        usage: { inputTokens: record.inputTokens, outputTokens: record.outputTokens },
+      };
+      expect(record).toMatchObject({ provider: "anthropic", model: "claude-sonnet-4-5" });
+      expect(Number(record.costMicroUsd)).toBe(
+        anthropicConfig.prices.costMicroUsd({ ...priced, tier: "batch" }).costMicroUsd,
+      );
+      expect(Number(record.onlineCostMicroUsd)).toBe(
+        anthropicConfig.prices.costMicroUsd(priced).costMicroUsd,
+      );
+      tokens += record.inputTokens + record.outputTokens;
+    }
+    expect((await ledger.status(userId)).kinds.textTokens).toMatchObject({ used: tokens, reserved: 0 });
+  }, 120_000);
 });
