@@ -18,9 +18,11 @@ import {
 } from "@genq/providers";
 import {
   type FakeAnthropicServer,
+  type FakeGeminiServer,
   type FakeOpenAIServer,
   openAIErrorBodies,
   startFakeAnthropicServer,
+  startFakeGeminiServer,
   startFakeOpenAIServer,
 } from "@genq/providers/testing";
 import { createRedisConnection, JobQueues } from "@genq/queue";
@@ -383,6 +385,65 @@ describe("EconomyScheduler on Anthropic Message Batches", () => {
       expect(Number(record.onlineCostMicroUsd)).toBe(
         anthropicConfig.prices.costMicroUsd(priced).costMicroUsd,
       );
+      tokens += record.inputTokens + record.outputTokens;
+    }
+    expect((await ledger.status(userId)).kinds.textTokens).toMatchObject({ used: tokens, reserved: 0 });
+  }, 120_000);
+});
+
+describe("EconomyScheduler on Gemini batch mode", () => {
+  let gemini: FakeGeminiServer;
+  let geminiConfig: RouterConfig;
+  let geminiRouter: ProviderRouter;
+
+  beforeAll(async () => {
+    gemini = await startFakeGeminiServer({ apiKey: "gemini-economy" });
+    geminiConfig = buildRouterConfig(
+      defaultProvidersFile({
+        defaultProvider: "gemini",
+        gemini: { apiKey: "gemini-economy", baseUrl: gemini.url },
+      }),
+      { source: "test" },
+    );
+    geminiRouter = new ProviderRouter({
+      config: () => geminiConfig,
+      state: new RedisRouterState({
+        redis,
+        prefix: `t${randomBytes(5).toString("hex")}`,
+        breaker: () => geminiConfig.breaker,
+      }),
+    });
+  });
+
+  afterAll(async () => {
+    await gemini?.close();
+  });
+
+  it("runs 1,000 items through one batch at Gemini's batch prices", async () => {
+    const userId = await createUser();
+    const batchId = await economyBatch(userId, 1_000);
+    await runUntilCollected(scheduler("online", geminiRouter), batchId);
+    const sent = [...gemini.batches.batches.values()];
+    expect(sent.map((batch) => batch.requests.length)).toEqual([1_000]);
+    expect(gemini.requests.filter((request) => request.path.endsWith(":generateContent"))).toHaveLength(0);
+    expect(await db.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({
+      status: "completed",
+      completedCount: 1_000,
+    });
+    const usage = await db.usageRecord.findMany({ where: { userId } });
+    expect(usage).toHaveLength(1_000);
+    let tokens = 0;
+    for (const record of usage) {
+      const priced = {
+        provider: "gemini",
+        model: "gemini-2.5-flash",
+        usage: { inputTokens: record.inputTokens, outputTokens: record.outputTokens },
+      };
+      expect(record).toMatchObject({ provider: "gemini", model: "gemini-2.5-flash" });
+      expect(Number(record.costMicroUsd)).toBe(
+        geminiConfig.prices.costMicroUsd({ ...priced, tier: "batch" }).costMicroUsd,
+      );
+      expect(Number(record.onlineCostMicroUsd)).toBe(geminiConfig.prices.costMicroUsd(priced).costMicroUsd);
       tokens += record.inputTokens + record.outputTokens;
     }
     expect((await ledger.status(userId)).kinds.textTokens).toMatchObject({ used: tokens, reserved: 0 });

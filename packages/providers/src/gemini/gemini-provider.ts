@@ -22,6 +22,7 @@ import type {
   TextStreamPart,
 } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
+import { createGeminiBatchApi } from "./gemini-batch-api.ts";
 import { mapGeminiError } from "./map-gemini-error.ts";
 
 /** Options for {@link createGeminiProvider}. */
@@ -204,9 +205,28 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
     );
   }
 
+  const batches = createGeminiBatchApi({
+    client,
+    name,
+    textParameters,
+    toResult(response, model) {
+      const candidate = response.candidates?.[0];
+      const parts = candidate?.content?.parts ?? [];
+      const text = parts.map(visibleText).join("");
+      return {
+        text,
+        finishReason: mapFinishReason(candidate?.finishReason, hasFunctionCall(parts)),
+        usage: toTokenUsage(response.usageMetadata) ?? { inputTokens: 0, outputTokens: 0 },
+        model: response.modelVersion || model.replace(/^models\//, ""),
+        ...(response.responseId ? { providerRequestId: response.responseId } : {}),
+      };
+    },
+  });
+
   return {
     name,
     ...(options.defaultModel === undefined ? {} : { defaultModel: options.defaultModel }),
+    batches,
 
     async generateText(request) {
       try {
