@@ -6,6 +6,7 @@ import {
   createPrismaClient,
   type Database,
   EconomyRepository,
+  JobRepository,
 } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
 import { JobLifecycle } from "@genq/lifecycle";
@@ -313,6 +314,28 @@ describe("EconomyScheduler", () => {
     expect(batch).toMatchObject({ status: "canceled", canceledCount: 6 });
     expect(await db.quotaReservation.count({ where: { userId, status: "reserved" } })).toBe(0);
     expect(await queues.queue("text").count()).toBe(0);
+  });
+
+  it("keeps the reconciler away from items at a provider, and gives it back those taken back", async () => {
+    server.batches.setPollsUntilEnd(1_000_000);
+    const userId = await createUser();
+    const batchId = await economyBatch(userId, 3);
+    await scheduler().runOnce();
+    const jobs = new JobRepository({ db });
+    const later = new Date(Date.now() + 60_000);
+    const unfinished = async () =>
+      (await jobs.findUnfinished({ queuedBefore: later, activeBefore: later, limit: 10_000 })).filter(
+        (job) => job.status === "active",
+      );
+    const items = await db.job.findMany({ where: { batchId } });
+    expect(items.every((item) => item.status === "active")).toBe(true);
+    const ids = new Set(items.map((item) => item.id));
+    expect((await unfinished()).filter((job) => ids.has(job.id))).toHaveLength(0);
+    const [providerBatch] = await db.providerBatch.findMany({ where: { batchId } });
+    await economy.takeBackForOnline(providerBatch?.id ?? "", [items[0]?.id ?? ""]);
+    expect((await unfinished()).filter((job) => ids.has(job.id)).map((job) => job.id)).toEqual([
+      items[0]?.id,
+    ]);
   });
 
   it("polls one provider batch from one scheduler at a time", async () => {
