@@ -1,11 +1,5 @@
 export { allowedProviderOptions, DEFAULT_MAX_OUTPUT_TOKENS } from "./allowed-provider-options.ts";
 export * from "./anthropic/index.ts";
-export type {
-  ProviderBatchApi,
-  ProviderBatchRequest,
-  ProviderBatchResult,
-  ProviderBatchState,
-} from "./batch/provider-batch.ts";
 export * from "./config/index.ts";
 export * from "./detect-image-media-type.ts";
 export * from "./estimate-tokens.ts";
