@@ -1,5 +1,13 @@
-import { BatchStatus, InvalidBatchItem, JobStatus, JobType, PRIORITY_NAMES, priorityName } from "@genq/core";
-import { type BatchRecord, type BatchResultRow, batchCounts } from "@genq/db";
+import {
+  BatchStatus,
+  BatchTier,
+  InvalidBatchItem,
+  JobStatus,
+  JobType,
+  PRIORITY_NAMES,
+  priorityName,
+} from "@genq/core";
+import { type BatchCost, type BatchRecord, type BatchResultRow, batchCounts } from "@genq/db";
 import { z } from "zod";
 
 /** A batch as the API shows it. */
@@ -17,6 +25,20 @@ export const BatchView = z
     metadata: z.unknown().nullable(),
     webhook: z.object({ url: z.string() }).nullable(),
     cancelRequested: z.boolean(),
+    tier: BatchTier.describe(
+      "`economy`: items run on the providers' batch APIs at their batch price (up to 24 hours)",
+    ),
+    cost: z
+      .object({
+        totalMicroUsd: z
+          .number()
+          .int()
+          .describe("What the finished items cost (economy items at batch prices)"),
+        onlineMicroUsd: z.number().int().describe("What the same tokens would have cost online"),
+        savingsMicroUsd: z.number().int().describe("`onlineMicroUsd − totalMicroUsd`"),
+      })
+      .nullable()
+      .describe("Economy batches on `GET /v1/batches/{id}`; null otherwise"),
     counts: z.object({
       total: z.number().int().describe("Valid items (each a job)"),
       queued: z
@@ -84,6 +106,7 @@ export function toBatchView(
   active: number,
   baseUrl: string,
   now = new Date(),
+  cost: BatchCost | null = null,
 ): BatchView {
   const counts = batchCounts(batch);
   const finished = counts.completed + counts.failed + counts.canceled;
@@ -99,6 +122,8 @@ export function toBatchView(
     metadata: batch.metadata ?? null,
     webhook: batch.webhookUrl === null ? null : { url: batch.webhookUrl },
     cancelRequested: batch.cancelRequested,
+    tier: batch.tier === "economy" ? "economy" : "online",
+    cost,
     counts: {
       total: counts.total,
       queued: Math.max(0, counts.queued - active),

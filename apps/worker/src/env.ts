@@ -101,6 +101,17 @@ export const WorkerEnv = CommonEnv.extend({
     .default(1_800_000),
   /** How often the fair dispatcher releases batch items (it also runs when items finish). */
   GENQ_BATCH_DISPATCH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(200),
+  /**
+   * Economy batches whose provider batch expired or was refused: `online` runs the
+   * items it did not run through the queues (online prices), `fail` fails them.
+   */
+  GENQ_ECONOMY_FALLBACK: z.enum(["online", "fail"]).default("online"),
+  /** How often the economy scheduler submits economy items and looks for provider batches due a poll. */
+  GENQ_ECONOMY_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  /** The first wait between polls of a provider batch; it doubles per poll up to the maximum. */
+  GENQ_ECONOMY_POLL_BASE_MS: z.coerce.number().int().min(100).max(3_600_000).default(30_000),
+  /** The longest wait between two polls of a provider batch. */
+  GENQ_ECONOMY_POLL_MAX_MS: z.coerce.number().int().min(100).max(3_600_000).default(600_000),
   /** Webhook deliveries at once in this process (the `webhook` queue). */
   GENQ_WEBHOOK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(16),
   /**

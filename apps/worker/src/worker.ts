@@ -5,6 +5,7 @@ import {
   AssetRepository,
   BatchRepository,
   createPrismaClient,
+  EconomyRepository,
   JobRepository,
   ProviderConfigRepository,
   pingDatabase,
@@ -21,6 +22,7 @@ import { QuotaLedger, resolvePlans } from "@genq/quota";
 import {
   BatchDispatcher,
   createJobImageStore,
+  EconomyScheduler,
   startMaintenance,
   startProviderAdminWorker,
   startWorkerPool,
@@ -294,6 +296,23 @@ export async function startWorker(
   }
   dispatcher.start();
 
+  // Economy batches: items go to the providers' batch APIs; results finish through the lifecycle.
+  const economy = new EconomyScheduler({
+    economy: new EconomyRepository({ db }),
+    batches: new BatchRepository({ db }),
+    lifecycle,
+    router: routing.router,
+    queues,
+    logger,
+    quota,
+    fallback: env.GENQ_ECONOMY_FALLBACK,
+    intervalMs: env.GENQ_ECONOMY_INTERVAL_MS,
+    firstPollMs: env.GENQ_ECONOMY_POLL_BASE_MS,
+    pollBaseMs: env.GENQ_ECONOMY_POLL_BASE_MS,
+    pollMaxMs: env.GENQ_ECONOMY_POLL_MAX_MS,
+  });
+  economy.start();
+
   // Webhook deliveries and the outbox relay (nothing owed is lost when Redis loses its data).
   let webhooks: RunningWebhookWorker | undefined;
   if (env.GENQ_WORKER_QUEUES.includes("webhook")) {
@@ -368,6 +387,7 @@ export async function startWorker(
       await routing.close();
       configSubscriber.disconnect();
       await dispatcher.stop();
+      await economy.stop();
       const result = await pool.close({ timeoutMs: env.GENQ_SHUTDOWN_TIMEOUT_MS });
       await maintenance.close();
       await webhooks?.close();

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { GenqError } from "./errors.ts";
 import { ImageJobInput } from "./image-job.ts";
 import { CreateTextJobRequest, JobType } from "./job.ts";
 import { PRIORITY_NAMES } from "./priorities.ts";
@@ -18,6 +19,14 @@ export type BatchStatus = z.infer<typeof BatchStatus>;
 const { provider, model, metadata, webhook } = CreateTextJobRequest.shape;
 
 /**
+ * How a batch's items run: `online` (the default) through the queues at once, or
+ * `economy`: through the providers' own batch APIs (OpenAI Batch, Anthropic Message
+ * Batches, Gemini batch mode) at their batch price, within their window (up to 24 hours).
+ */
+export const BatchTier = z.enum(["online", "economy"]);
+export type BatchTier = z.infer<typeof BatchTier>;
+
+/**
  * Everything a batch request says besides its items: the JSON body's other fields,
  * or the query parameters of a JSONL body. Batches default to `low` priority, so
  * interactive jobs (default `normal`) go first.
@@ -30,9 +39,27 @@ export const BatchOptions = z
     model,
     metadata,
     webhook,
+    /** Default `online`; absent from the request's fingerprint when not given. */
+    tier: BatchTier.optional(),
   })
   .strict();
 export type BatchOptions = z.infer<typeof BatchOptions>;
+
+/**
+ * Refuses a tier the batch cannot have: the economy tier runs text batches only
+ * (the providers' batch APIs take chat requests; image batches run online).
+ */
+export function checkBatchTier(options: { type: JobType; tier?: BatchTier | undefined }): void {
+  if (options.tier === "economy" && options.type !== "text") {
+    throw new GenqError(
+      "invalid_request",
+      'tier: "economy" runs text batches only; send image batches as "online"',
+      {
+        details: { field: "tier", type: options.type },
+      },
+    );
+  }
+}
 
 /**
  * `POST /v1/batches` JSON body. Items are checked one by one (see

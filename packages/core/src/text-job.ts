@@ -84,6 +84,8 @@ export const TextJobResult = z.object({
   cached: z.boolean().optional(),
   /** The job whose provider call produced a cached result. */
   cachedFrom: z.string().optional(),
+  /** `economy`: answered through the provider's batch API, at its batch price. */
+  tier: z.enum(["online", "economy"]).optional(),
 });
 export type TextJobResult = z.infer<typeof TextJobResult>;
 

@@ -35,7 +35,15 @@ export interface NewBatch {
   idempotencyKey?: string | undefined;
   /** The request's fingerprint (options and every item), compared when the idempotency key repeats. */
   requestHash?: string | undefined;
+  /**
+   * `economy`: the items run on the providers' batch APIs (the economy scheduler
+   * submits them; the fair dispatcher leaves them alone). @defaultValue "online"
+   */
+  tier?: BatchTier | undefined;
 }
+
+/** How a batch's items run: through the queues (`online`) or the providers' batch APIs (`economy`). */
+export type BatchTier = "online" | "economy";
 
 /** What {@link BatchRepository.create} did. */
 export interface BatchCreation {
@@ -181,6 +189,7 @@ export class BatchRepository {
             invalidItems: invalidItems as unknown as Prisma.InputJsonValue,
             idempotencyKey: batch.idempotencyKey ?? null,
             requestHash: batch.idempotencyKey === undefined ? null : (batch.requestHash ?? null),
+            tier: batch.tier ?? "online",
           },
         });
         for await (const rows of items.chunks(INSERT_CHUNK)) await insertItems(transaction, id, batch, rows);
@@ -345,7 +354,7 @@ export class BatchRepository {
   }
 
   /**
-   * Every running batch with its tenant's plan and its outstanding and held-back
+   * Every running online batch (economy batches go to the economy scheduler) with its tenant's plan and its outstanding and held-back
    * item counts, oldest first, from the counters (no scan of the items).
    */
   async dispatchCandidates(): Promise<DispatchCandidate[]> {
@@ -365,7 +374,7 @@ export class BatchRepository {
              (b.dispatched_count - b.completed_count - b.failed_count - b.canceled_count)::int AS outstanding,
              (b.total - b.dispatched_count)::int AS undispatched
       FROM batches b JOIN users u ON u.id = b.user_id
-      WHERE b.status = 'running'
+      WHERE b.status = 'running' AND b.tier = 'online'
       ORDER BY b.created_at, b.id`;
     return rows.map((row) => ({
       batchId: row.id,

@@ -6,6 +6,7 @@ export * from "./batch-item-spool.ts";
 export * from "./batch-repository.ts";
 export * from "./client.ts";
 export * from "./connection-url.ts";
+export * from "./economy-repository.ts";
 export { Prisma } from "./generated/prisma/client.ts";
 export type { Plan } from "./generated/prisma/enums.ts";
 export * from "./job-admission.ts";

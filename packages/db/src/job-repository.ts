@@ -187,7 +187,8 @@ export class JobRepository {
             queuedAt: { lt: options.queuedBefore },
             dispatchedAt: { lt: options.queuedBefore },
           },
-          { status: "active", startedAt: { lt: options.activeBefore } },
+          // An economy item submitted to a provider's batch API runs there, not in BullMQ.
+          { status: "active", startedAt: { lt: options.activeBefore }, providerBatchItems: { none: {} } },
         ],
       },
       select: { id: true, type: true, priority: true, status: true },

@@ -237,3 +237,46 @@ describe("image prices by size and quality", () => {
     expect(() => createPriceCatalog([entry({ "*": 0, "*/hd": 1, "1792x1024": 2 })])).not.toThrow();
   });
 });
+
+describe("batch prices (economy tier)", () => {
+  it("charges half the online price by default, rounded up once", () => {
+    const catalog = createPriceCatalog([
+      { provider: "p", model: "m", inputPerMillionMicroUsd: 150_000, outputPerMillionMicroUsd: 600_000 },
+    ]);
+    const usage = { inputTokens: 1_000, outputTokens: 333 };
+    expect(catalog.costMicroUsd({ provider: "p", model: "m", usage }).costMicroUsd).toBe(350);
+    // 1,000 × 75,000 + 333 × 300,000 = 174,900,000 → 174.9 → 175
+    expect(catalog.costMicroUsd({ provider: "p", model: "m", usage, tier: "batch" }).costMicroUsd).toBe(175);
+  });
+
+  it("uses stated batch prices when the entry has them", () => {
+    const catalog = createPriceCatalog([
+      {
+        provider: "p",
+        model: "m",
+        inputPerMillionMicroUsd: 1_000_000,
+        outputPerMillionMicroUsd: 2_000_000,
+        batchInputPerMillionMicroUsd: 100_000,
+        batchOutputPerMillionMicroUsd: 300_000,
+      },
+    ]);
+    const usage = { inputTokens: 1_000_000, outputTokens: 1_000_000 };
+    expect(catalog.costMicroUsd({ provider: "p", model: "m", usage, tier: "batch" }).costMicroUsd).toBe(
+      400_000,
+    );
+  });
+
+  it("refuses a negative batch price", () => {
+    expect(() =>
+      createPriceCatalog([
+        {
+          provider: "p",
+          model: "m",
+          inputPerMillionMicroUsd: 1,
+          outputPerMillionMicroUsd: 1,
+          batchInputPerMillionMicroUsd: -1,
+        },
+      ]),
+    ).toThrow(/batchInputPerMillionMicroUsd/);
+  });
+});

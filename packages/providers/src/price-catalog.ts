@@ -29,7 +29,17 @@ export interface PriceEntry {
    * the catalog's {@link PriceCatalog.version}.
    */
   version?: string;
+  /**
+   * The input price on the provider's batch API (the economy tier); default half the
+   * input price, the discount OpenAI, Anthropic and Gemini all give on batches.
+   */
+  batchInputPerMillionMicroUsd?: number;
+  /** The output price on the provider's batch API; default half the output price. */
+  batchOutputPerMillionMicroUsd?: number;
 }
+
+/** Which price list a call is charged at: online (the default) or the provider's batch API. */
+export type PriceTier = "online" | "batch";
 
 /** The usage a price applies to; every count defaults to 0. */
 export interface PricedUsage {
@@ -70,6 +80,8 @@ export interface PriceCatalog {
     model: string;
     usage: PricedUsage;
     image?: PricedImage;
+    /** `batch`: the provider's batch prices ({@link PriceEntry.batchInputPerMillionMicroUsd}). Default `online`. */
+    tier?: PriceTier;
   }): CostResult;
   /**
    * The price of one image of `model` in micro-USD, undefined when there is none.
@@ -186,6 +198,8 @@ const PRICE_FIELDS = [
   "outputPerMillionMicroUsd",
   "cachedInputPerMillionMicroUsd",
   "perImageMicroUsd",
+  "batchInputPerMillionMicroUsd",
+  "batchOutputPerMillionMicroUsd",
 ] as const;
 
 /** Dated snapshots (`gpt-4o-mini-2024-07-18`) cost what their alias costs. */
@@ -241,19 +255,52 @@ export function createPriceCatalog(
       const entry = find(provider, model);
       return entry === undefined ? undefined : imagePriceOf(entry, image);
     },
-    costMicroUsd({ provider, model, usage, image = {} }) {
+    costMicroUsd({ provider, model, usage, image = {}, tier = "online" }) {
       const entry = find(provider, model);
       if (entry === undefined) return { costMicroUsd: 0, priced: false };
       const inputTokens = usage.inputTokens ?? 0;
       const cachedTokens = Math.min(usage.cachedInputTokens ?? 0, inputTokens);
-      // Sum in "micro-USD × million tokens" and divide once, so rounding happens once.
+      const prices = tier === "batch" ? doubledBatchPrices(entry) : doubledOnlinePrices(entry);
+      // Sum in "micro-USD × million tokens × 2" (half prices stay integers) and divide
+      // once, so rounding happens once.
       const scaled =
-        (inputTokens - cachedTokens) * entry.inputPerMillionMicroUsd +
-        cachedTokens * (entry.cachedInputPerMillionMicroUsd ?? entry.inputPerMillionMicroUsd) +
-        (usage.outputTokens ?? 0) * entry.outputPerMillionMicroUsd;
+        (inputTokens - cachedTokens) * prices.input +
+        cachedTokens * prices.cachedInput +
+        (usage.outputTokens ?? 0) * prices.output;
       const images = (usage.images ?? 0) * (imagePriceOf(entry, image) ?? 0);
-      return { costMicroUsd: divideRoundingUp(scaled, 1_000_000) + Math.ceil(images), priced: true };
+      return { costMicroUsd: divideRoundingUp(scaled, 2_000_000) + Math.ceil(images), priced: true };
     },
+  };
+}
+
+/** An entry's online token prices, doubled (see {@link doubledBatchPrices}). */
+function doubledOnlinePrices(entry: PriceEntry) {
+  return {
+    input: entry.inputPerMillionMicroUsd * 2,
+    cachedInput: (entry.cachedInputPerMillionMicroUsd ?? entry.inputPerMillionMicroUsd) * 2,
+    output: entry.outputPerMillionMicroUsd * 2,
+  };
+}
+
+/**
+ * An entry's batch token prices, doubled so that the default (half the online
+ * price) stays an integer: stated batch prices, else the online ones undoubled.
+ * Cached input costs half its online price too, or the stated batch input price
+ * when that is lower.
+ */
+function doubledBatchPrices(entry: PriceEntry) {
+  const cachedOnline = entry.cachedInputPerMillionMicroUsd ?? entry.inputPerMillionMicroUsd;
+  const input =
+    entry.batchInputPerMillionMicroUsd === undefined
+      ? entry.inputPerMillionMicroUsd
+      : entry.batchInputPerMillionMicroUsd * 2;
+  return {
+    input,
+    cachedInput: Math.min(cachedOnline, input),
+    output:
+      entry.batchOutputPerMillionMicroUsd === undefined
+        ? entry.outputPerMillionMicroUsd
+        : entry.batchOutputPerMillionMicroUsd * 2,
   };
 }
 

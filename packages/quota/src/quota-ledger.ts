@@ -518,7 +518,8 @@ export class QuotaLedger {
                sum(u.output_tokens)::bigint AS output_tokens,
                sum(u.reasoning_tokens)::bigint AS reasoning_tokens,
                sum(u.images)::bigint AS images,
-               sum(u.cost_micro_usd)::bigint AS cost_micro_usd
+               sum(u.cost_micro_usd)::bigint AS cost_micro_usd,
+               sum(COALESCE(u.online_cost_micro_usd, u.cost_micro_usd))::bigint AS online_cost_micro_usd
           FROM usage_records u
          WHERE u.user_id = ${query.userId}::uuid
            AND u.created_at >= ${query.from.toISOString()}::timestamptz

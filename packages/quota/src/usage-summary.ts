@@ -13,6 +13,10 @@ export interface UsageTotals {
   reasoningTokens: number;
   images: number;
   costMicroUsd: number;
+  /** What the same tokens would have cost online: economy items at online prices, others at their cost. */
+  onlineCostMicroUsd: number;
+  /** `onlineCostMicroUsd − costMicroUsd`: what the economy tier saved. */
+  savingsMicroUsd: number;
 }
 
 /** The totals of one group; `key` is the day (`YYYY-MM-DD`), provider, model or job type. */
@@ -44,6 +48,7 @@ export interface UsageRow {
   reasoning_tokens: bigint;
   images: bigint;
   cost_micro_usd: bigint;
+  online_cost_micro_usd: bigint;
 }
 
 function emptyTotals(): UsageTotals {
@@ -55,6 +60,8 @@ function emptyTotals(): UsageTotals {
     reasoningTokens: 0,
     images: 0,
     costMicroUsd: 0,
+    onlineCostMicroUsd: 0,
+    savingsMicroUsd: 0,
   };
 }
 
@@ -66,6 +73,8 @@ function add(totals: UsageTotals, row: UsageRow): void {
   totals.reasoningTokens += Number(row.reasoning_tokens);
   totals.images += Number(row.images);
   totals.costMicroUsd += Number(row.cost_micro_usd);
+  totals.onlineCostMicroUsd += Number(row.online_cost_micro_usd);
+  totals.savingsMicroUsd = totals.onlineCostMicroUsd - totals.costMicroUsd;
 }
 
 /**

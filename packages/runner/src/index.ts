@@ -2,6 +2,8 @@ export * from "./asset-retention.ts";
 export * from "./attempt-result.ts";
 export * from "./batch-dispatcher.ts";
 export * from "./data-retention.ts";
+export type { EconomyFallback, EconomySchedulerOptions } from "./economy-options.ts";
+export { EconomyScheduler } from "./economy-scheduler.ts";
 export * from "./job-image-store.ts";
 export * from "./job-processor.ts";
 export * from "./job-processor-options.ts";

@@ -5,6 +5,7 @@ import {
   BatchStatus,
   type CheckedBatchItem,
   CreateBatchRequest,
+  checkBatchTier,
   GenqError,
   type ImageJobInput,
   isId,
@@ -19,6 +20,7 @@ import {
   BatchItemSpool,
   BatchRepository,
   type BatchResultRow,
+  EconomyRepository,
   requestFingerprint,
   type UploadRecord,
   UploadRepository,
@@ -96,6 +98,7 @@ const JsonlQuery = z
     model: z.string().optional().describe("JSONL bodies only"),
     webhookUrl: z.string().optional().describe("JSONL bodies only: where batch events are POSTed"),
     metadata: z.string().optional().describe("JSONL bodies only: a JSON object"),
+    tier: z.string().optional().describe("JSONL bodies only: `online` (default) or `economy`"),
   })
   .strict();
 
@@ -211,6 +214,7 @@ function jsonlOptions(query: z.infer<typeof JsonlQuery>): BatchOptions {
     ...(query.model === undefined ? {} : { model: query.model }),
     ...(metadata === undefined ? {} : { metadata }),
     ...(query.webhookUrl === undefined ? {} : { webhook: { url: query.webhookUrl } }),
+    ...(query.tier === undefined ? {} : { tier: query.tier }),
   });
   if (!parsed.success) throw invalidRequest("querystring", parsed.error);
   return parsed.data;
@@ -260,6 +264,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { db, lifecycle, redis, queues } = app.genq;
   const batches = new BatchRepository({ db, hooks: lifecycle.effects });
+  const economy = new EconomyRepository({ db });
   const uploads = new UploadRepository({ db });
   const lineLimitBytes = options.lineLimitBytes ?? DEFAULT_BATCH_LINE_LIMIT_BYTES;
   const slots = new BatchUploadSlots({
@@ -347,6 +352,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
       });
       // Before any item is read: a refused priority or webhook URL stores nothing.
       checkPlanPriority(request.principal.plan, batchOptions.priority);
+      checkBatchTier(batchOptions);
       if (batchOptions.webhook !== undefined)
         checkWebhookUrl(batchOptions.webhook.url, app.genq.webhookAllowlist);
       const idempotencyKey = request.headers["idempotency-key"];
@@ -373,6 +379,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
                   model: batchOptions.model,
                   metadata: batchOptions.metadata,
                   webhookUrl: batchOptions.webhook?.url,
+                  tier: batchOptions.tier,
                 },
                 spool,
               )
@@ -481,7 +488,8 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     async (request) => {
       const batch = await batches.findForUser(request.principal.userId, requireBatchId(request.params.id));
       const active = batch.status === "running" ? await batches.countActive(batch.id) : 0;
-      return toBatchView(batch, active, options.publicUrl);
+      const cost = batch.tier === "economy" ? await economy.batchCost(batch.id) : null;
+      return toBatchView(batch, active, options.publicUrl, new Date(), cost);
     },
   );
 
@@ -614,6 +622,8 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     async (request) => {
       const id = requireBatchId(request.params.id);
       const { batch, dispatched } = await batches.requestCancel(request.principal.userId, id);
+      // The workers' economy scheduler cancels the provider batches at its next pass.
+      if (batch.tier === "economy") await economy.pollSoon(batch.id);
       // Best effort: canceled items still waiting in BullMQ would only be skipped by the workers.
       await Promise.all(
         dispatched.map(async (item) => {

@@ -22,6 +22,14 @@ const Totals = z.object({
   reasoningTokens: z.number().int(),
   images: z.number().int(),
   costMicroUsd: z.number().int(),
+  onlineCostMicroUsd: z
+    .number()
+    .int()
+    .describe("What the same tokens would have cost online (economy items at online prices)"),
+  savingsMicroUsd: z
+    .number()
+    .int()
+    .describe("`onlineCostMicroUsd − costMicroUsd`: saved by the economy tier"),
 });
 
 const Kind = z.object({

@@ -6,6 +6,7 @@ import { estimateTokens } from "../estimate-tokens.ts";
 import type { Provider, TextGenerationRequest, TextStreamPart } from "../provider.ts";
 import { MAX_LISTED_MODELS } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
+import { createAnthropicBatchApi } from "./anthropic-batch-api.ts";
 import { mapAnthropicError } from "./map-anthropic-error.ts";
 
 /** Options for {@link createAnthropicProvider}. */
@@ -116,9 +117,29 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
     };
   }
 
+  const batches = createAnthropicBatchApi({
+    client,
+    name,
+    messageBody: (request) => ({ ...messageBody(request), stream: false }),
+    toResult(message) {
+      const text = message.content
+        .filter((block): block is Anthropic.TextBlock => block.type === "text")
+        .map((block) => block.text)
+        .join("");
+      return {
+        text,
+        finishReason: mapAnthropicStopReason(message.stop_reason),
+        usage: toAnthropicTokenUsage(message.usage) ?? { inputTokens: 0, outputTokens: 0 },
+        model: message.model,
+        providerRequestId: message.id,
+      };
+    },
+  });
+
   return {
     name,
     ...(options.defaultModel === undefined ? {} : { defaultModel: options.defaultModel }),
+    batches,
 
     async generateText(request) {
       try {
@@ -135,8 +156,8 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
         const providerRequestId = requestId || data.id;
         return {
           text,
-          finishReason: mapStopReason(data.stop_reason),
-          usage: toTokenUsage(data.usage) ?? estimateUsage(request.messages, text),
+          finishReason: mapAnthropicStopReason(data.stop_reason),
+          usage: toAnthropicTokenUsage(data.usage) ?? estimateUsage(request.messages, text),
           model: data.model || fields.model,
           ...(providerRequestId ? { providerRequestId } : {}),
         };
@@ -197,7 +218,7 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): Prov
         const providerRequestId = requestId || messageId;
         yield {
           type: "finish",
-          finishReason: mapStopReason(stopReason),
+          finishReason: mapAnthropicStopReason(stopReason),
           usage: mergeStreamUsage(startUsage, deltaUsage) ?? estimateUsage(request.messages, text),
           model,
           ...(providerRequestId ? { providerRequestId } : {}),
@@ -285,7 +306,7 @@ function toAnthropicMessages(messages: ChatMessage[]): {
 }
 
 /** Anthropic's stop reasons in genq's terms; anything new is `other`. */
-function mapStopReason(reason: Anthropic.StopReason | null | undefined): FinishReason {
+export function mapAnthropicStopReason(reason: Anthropic.StopReason | null | undefined): FinishReason {
   switch (reason) {
     case "end_turn":
     case "stop_sequence":
@@ -304,7 +325,8 @@ function mapStopReason(reason: Anthropic.StopReason | null | undefined): FinishR
 }
 
 /** The usage fields the non-streaming and streaming responses share. */
-interface AnthropicUsageFields {
+/** The usage fields of an Anthropic message. */
+export interface AnthropicUsageFields {
   input_tokens?: number | null;
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
@@ -318,7 +340,10 @@ interface AnthropicUsageFields {
  * `cachedInputTokens` (cache reads) a part of it, as OpenAI counts them and the
  * price catalog expects. Cache writes are billed as input, so they count there too.
  */
-function toTokenUsage(usage: AnthropicUsageFields | null | undefined): TokenUsage | undefined {
+/** Anthropic's usage block as genq's {@link TokenUsage}; undefined when the answer had none. */
+export function toAnthropicTokenUsage(
+  usage: AnthropicUsageFields | null | undefined,
+): TokenUsage | undefined {
   if (usage === null || usage === undefined || typeof usage.input_tokens !== "number") return undefined;
   const cacheRead = usage.cache_read_input_tokens;
   const cacheWrite = usage.cache_creation_input_tokens ?? 0;
@@ -340,7 +365,7 @@ function mergeStreamUsage(
   start: Anthropic.Usage | undefined,
   delta: Anthropic.MessageDeltaUsage | undefined,
 ): TokenUsage | undefined {
-  return toTokenUsage({
+  return toAnthropicTokenUsage({
     input_tokens: delta?.input_tokens ?? start?.input_tokens,
     output_tokens: delta?.output_tokens ?? start?.output_tokens,
     cache_creation_input_tokens: delta?.cache_creation_input_tokens ?? start?.cache_creation_input_tokens,

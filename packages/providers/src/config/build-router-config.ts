@@ -164,6 +164,7 @@ function createClient(
         ...(headers === undefined ? {} : { defaultHeaders: headers }),
         ...(fetchFunction === undefined ? {} : { fetch: fetchFunction }),
         ...(imageDownload === undefined ? {} : { imageDownload }),
+        batchApi: provider.type === "openai",
       });
     }
     case "anthropic": {

@@ -10,6 +10,8 @@ export interface PricedProvider {
       output: number;
       cachedInput?: number;
       perImage?: number;
+      batchInput?: number;
+      batchOutput?: number;
       images?: Readonly<Record<string, number>>;
     };
     zeroCost: boolean;
@@ -34,7 +36,7 @@ export function toPriceEntries(providers: readonly PricedProvider[]): PriceEntry
           outputPerMillionMicroUsd: 0,
         };
       }
-      const { input, output, cachedInput, perImage, images } = model.price;
+      const { input, output, cachedInput, perImage, images, batchInput, batchOutput } = model.price;
       return {
         provider: provider.name,
         model: model.id,
@@ -43,6 +45,8 @@ export function toPriceEntries(providers: readonly PricedProvider[]): PriceEntry
         ...(cachedInput === undefined ? {} : { cachedInputPerMillionMicroUsd: cachedInput }),
         ...(perImage === undefined ? {} : { perImageMicroUsd: perImage }),
         ...(images === undefined ? {} : { imagePricesMicroUsd: sortedByKey(images) }),
+        ...(batchInput === undefined ? {} : { batchInputPerMillionMicroUsd: batchInput }),
+        ...(batchOutput === undefined ? {} : { batchOutputPerMillionMicroUsd: batchOutput }),
       };
     }),
   );

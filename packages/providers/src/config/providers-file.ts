@@ -103,6 +103,10 @@ const PriceInput = z.strictObject({
   output: MicroUsd.optional(),
   /** Micro-USD per generated image; with `images`, the price of any image it does not list. */
   perImage: MicroUsd.optional(),
+  /** Micro-USD per million input tokens on the provider's batch API (economy tier); default half of `input`. */
+  batchInput: MicroUsd.optional(),
+  /** Micro-USD per million output tokens on the provider's batch API; default half of `output`. */
+  batchOutput: MicroUsd.optional(),
   /**
    * Micro-USD per generated image by size and quality: `"1024x1024/high"`, a size
    * for any quality (`"1024x1024"`) or a quality for any size (`"*\/high"`).
@@ -321,6 +325,8 @@ export interface ModelPrice {
   output: number;
   cachedInput?: number;
   perImage?: number;
+  batchInput?: number;
+  batchOutput?: number;
   /** Per image by `"<size>/<quality>"`, `"<size>"`, `"*\/<quality>"` or `"*"`, as the file gives them. */
   images?: Record<string, number>;
 }
@@ -636,6 +642,8 @@ function normalizeModel(model: NonNullable<ProviderInput["models"]>[number], moc
               cachedInput: model.price.cachedInput,
               perImage: model.price.perImage,
               images: model.price.images,
+              batchInput: model.price.batchInput,
+              batchOutput: model.price.batchOutput,
             }),
           },
         }),

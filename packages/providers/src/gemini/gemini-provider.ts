@@ -23,6 +23,7 @@ import type {
 } from "../provider.ts";
 import { MAX_LISTED_MODELS } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
+import { createGeminiBatchApi } from "./gemini-batch-api.ts";
 import { mapGeminiError } from "./map-gemini-error.ts";
 
 /** Options for {@link createGeminiProvider}. */
@@ -205,9 +206,28 @@ export function createGeminiProvider(options: GeminiProviderOptions): Provider {
     );
   }
 
+  const batches = createGeminiBatchApi({
+    client,
+    name,
+    textParameters,
+    toResult(response, model) {
+      const candidate = response.candidates?.[0];
+      const parts = candidate?.content?.parts ?? [];
+      const text = parts.map(visibleText).join("");
+      return {
+        text,
+        finishReason: mapFinishReason(candidate?.finishReason, hasFunctionCall(parts)),
+        usage: toTokenUsage(response.usageMetadata) ?? { inputTokens: 0, outputTokens: 0 },
+        model: response.modelVersion || model.replace(/^models\//, ""),
+        ...(response.responseId ? { providerRequestId: response.responseId } : {}),
+      };
+    },
+  });
+
   return {
     name,
     ...(options.defaultModel === undefined ? {} : { defaultModel: options.defaultModel }),
+    batches,
 
     async generateText(request) {
       try {

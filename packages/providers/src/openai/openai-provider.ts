@@ -23,6 +23,7 @@ import type {
 import { MAX_LISTED_MODELS } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { mapOpenAIError } from "./map-openai-error.ts";
+import { createOpenAIBatchApi } from "./openai-batch-api.ts";
 
 /** Options for {@link createOpenAIProvider}. */
 export interface OpenAIProviderOptions {
@@ -56,6 +57,12 @@ export interface OpenAIProviderOptions {
    * `providerOptions[name].useMaxCompletionTokens`.
    */
   useMaxCompletionTokens?: boolean;
+  /**
+   * Offer OpenAI's Batch API (Files + Batches) as {@link Provider.batches}, for the
+   * economy tier. OpenAI-compatible servers (Ollama, vLLM, ...) mostly have none.
+   * @defaultValue false
+   */
+  batchApi?: boolean;
 }
 
 /** Limits on downloading the image URLs a provider answers with. */
@@ -149,9 +156,33 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
     };
   }
 
+  const batches =
+    options.batchApi === true
+      ? createOpenAIBatchApi({
+          client,
+          name,
+          chatBody(request) {
+            const { extraBody, fields } = chatBody(request);
+            return { ...extraBody, ...fields };
+          },
+          toResult(completion, { requestId }) {
+            const choice = completion.choices[0];
+            const text = choice?.message.content ?? "";
+            return {
+              text,
+              finishReason: mapOpenAIFinishReason(choice?.finish_reason),
+              usage: toOpenAITokenUsage(completion.usage) ?? { inputTokens: 0, outputTokens: 0 },
+              model: completion.model,
+              providerRequestId: requestId ?? completion.id,
+            };
+          },
+        })
+      : undefined;
+
   return {
     name,
     ...(options.defaultModel === undefined ? {} : { defaultModel: options.defaultModel }),
+    ...(batches === undefined ? {} : { batches }),
 
     async generateText(request) {
       try {
@@ -174,8 +205,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
         const text = choice.message.content ?? "";
         return {
           text,
-          finishReason: mapFinishReason(choice.finish_reason),
-          usage: toTokenUsage(data.usage) ?? estimateUsage(request.messages, text),
+          finishReason: mapOpenAIFinishReason(choice.finish_reason),
+          usage: toOpenAITokenUsage(data.usage) ?? estimateUsage(request.messages, text),
           model: data.model || fields.model,
           // x-request-id is what OpenAI support asks for; compatible servers that
           // send none still identify the completion by its id.
@@ -215,8 +246,8 @@ export function createOpenAIProvider(options: OpenAIProviderOptions): Provider {
             text += delta;
             yield { type: "text-delta", delta };
           }
-          if (choice?.finish_reason) finishReason = mapFinishReason(choice.finish_reason);
-          usage = toTokenUsage(chunk.usage) ?? usage;
+          if (choice?.finish_reason) finishReason = mapOpenAIFinishReason(choice.finish_reason);
+          usage = toOpenAITokenUsage(chunk.usage) ?? usage;
         }
         // The SDK ends an aborted stream quietly; the caller must still learn it was canceled.
         if (request.signal?.aborted) throw new OpenAI.APIUserAbortError();
@@ -477,7 +508,7 @@ function toOpenAIMessage(message: ChatMessage): OpenAI.Chat.ChatCompletionMessag
 }
 
 /** OpenAI's finish reasons in genq's terms; anything new or vendor-specific is `other`. */
-function mapFinishReason(reason: string | null | undefined): FinishReason {
+export function mapOpenAIFinishReason(reason: string | null | undefined): FinishReason {
   switch (reason) {
     case "stop":
     case "length":
@@ -491,7 +522,8 @@ function mapFinishReason(reason: string | null | undefined): FinishReason {
   }
 }
 
-function toTokenUsage(usage: OpenAI.CompletionUsage | null | undefined): TokenUsage | undefined {
+/** OpenAI's usage block as genq's {@link TokenUsage}; undefined when the answer had none. */
+export function toOpenAITokenUsage(usage: OpenAI.CompletionUsage | null | undefined): TokenUsage | undefined {
   if (usage === null || usage === undefined) return undefined;
   const cached = usage.prompt_tokens_details?.cached_tokens;
   const reasoning = usage.completion_tokens_details?.reasoning_tokens;

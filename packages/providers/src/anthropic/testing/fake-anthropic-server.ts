@@ -19,6 +19,7 @@ import rateLimitFixture from "../__fixtures__/error-rate-limit.json" with { type
 import messageFixture from "../__fixtures__/message.json" with { type: "json" };
 import messageStreamFixture from "../__fixtures__/message-stream.json" with { type: "json" };
 import modelsListFixture from "../__fixtures__/models-list.json" with { type: "json" };
+import { createFakeAnthropicBatches, type FakeAnthropicBatches } from "./fake-anthropic-batches.ts";
 
 /** One request the fake received. */
 export type FakeAnthropicRequest = RecordedRequest;
@@ -90,6 +91,8 @@ export interface FakeAnthropicServer {
   queueResponse(...responses: FakeAnthropicResponse[]): void;
   /** Sets (or clears, with undefined) the handler consulted after the queue. */
   setHandler(handler: FakeAnthropicHandler | undefined): void;
+  /** The Message Batches API's state (the economy tier's wire), to script and inspect. */
+  readonly batches: FakeAnthropicBatches;
   /** Forgets recorded requests, queued responses and the handler. */
   reset(): void;
   close(): Promise<void>;
@@ -134,6 +137,11 @@ export async function startFakeAnthropicServer(
   const queue: FakeAnthropicResponse[] = [];
   let handler: FakeAnthropicHandler | undefined;
   const reply = options.reply ?? defaultReply;
+  let origin = "";
+  const batchApi = createFakeAnthropicBatches(
+    () => origin,
+    (params) => buildMessage(params, reply(params), {}),
+  );
 
   const server = createServer((incoming, outgoing) => {
     handle(incoming, outgoing).catch((error: unknown) => {
@@ -166,6 +174,8 @@ export async function startFakeAnthropicServer(
     const route = `${request.method} ${request.path}`;
     if (route === "POST /v1/messages") return { message: {} };
     if (route === "GET /v1/models") return { body: modelsListFixture };
+    const batchAnswer = batchApi.handle(request);
+    if (batchAnswer !== undefined) return batchAnswer;
     return { status: 404, body: errorBody("not_found_error", "Not Found") };
   }
 
@@ -240,10 +250,12 @@ export async function startFakeAnthropicServer(
     });
   });
   const { port } = server.address() as AddressInfo;
+  origin = `http://127.0.0.1:${port}`;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: origin,
     requests,
+    batches: batchApi.control,
     queueResponse(...responses) {
       queue.push(...responses);
     },

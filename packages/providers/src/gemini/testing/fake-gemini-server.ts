@@ -25,6 +25,7 @@ import generateImageFixture from "../__fixtures__/generate-image.json" with { ty
 import modelsListFixture from "../__fixtures__/models-list.json" with { type: "json" };
 import promptBlockedFixture from "../__fixtures__/prompt-blocked.json" with { type: "json" };
 import streamChunksFixture from "../__fixtures__/stream-generate-content.json" with { type: "json" };
+import { createFakeGeminiBatches, type FakeGeminiBatches } from "./fake-gemini-batches.ts";
 
 /** One request the fake received. */
 export type FakeGeminiRequest = RecordedRequest;
@@ -78,6 +79,8 @@ export interface FakeGeminiServer {
   queueResponse(...responses: FakeGeminiResponse[]): void;
   /** Sets (or clears, with undefined) the handler consulted after the queue. */
   setHandler(handler: FakeGeminiHandler | undefined): void;
+  /** The batch mode's state (the economy tier's wire), to script and inspect. */
+  readonly batches: FakeGeminiBatches;
   /** Forgets recorded requests, queued responses and the handler. */
   reset(): void;
   close(): Promise<void>;
@@ -140,6 +143,10 @@ export async function startFakeGeminiServer(
   const queue: FakeGeminiResponse[] = [];
   let handler: FakeGeminiHandler | undefined;
   const reply = options.reply ?? defaultReply;
+  const batchApi = createFakeGeminiBatches((model, body) => {
+    const chunks = textChunks(model, body, reply);
+    return chunks.length === 1 ? chunks[0] : mergeChunks(chunks);
+  });
 
   const server = createServer((incoming, outgoing) => {
     handle(incoming, outgoing).catch((error: unknown) => {
@@ -165,6 +172,8 @@ export async function startFakeGeminiServer(
       if (key === undefined) return { status: 403, body: unregisteredCallerFixture };
       if (key !== options.apiKey) return { status: 400, body: apiKeyInvalidFixture };
     }
+    const batchAnswer = batchApi.handle(request);
+    if (batchAnswer !== undefined) return batchAnswer;
     const body = isRecord(request.body) ? request.body : {};
     const method = MODEL_METHOD.exec(request.path);
     if (request.method === "POST" && method?.[1] !== undefined) {
@@ -213,6 +222,7 @@ export async function startFakeGeminiServer(
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    batches: batchApi.control,
     queueResponse(...responses) {
       queue.push(...responses);
     },

@@ -18,6 +18,7 @@ import rateLimitFixture from "../__fixtures__/error-rate-limit.json" with { type
 import serverErrorFixture from "../__fixtures__/error-server.json" with { type: "json" };
 import imageGenerationFixture from "../__fixtures__/image-generation.json" with { type: "json" };
 import modelsListFixture from "../__fixtures__/models-list.json" with { type: "json" };
+import { createFakeOpenAIBatches, type FakeOpenAIBatches } from "./fake-openai-batches.ts";
 
 /** One request the fake received. */
 export type FakeOpenAIRequest = RecordedRequest;
@@ -69,6 +70,8 @@ export interface FakeOpenAIServer {
   queueResponse(...responses: FakeOpenAIResponse[]): void;
   /** Sets (or clears, with undefined) the handler consulted after the queue. */
   setHandler(handler: FakeOpenAIHandler | undefined): void;
+  /** The Files and Batches API's state (the economy tier's wire), to script and inspect. */
+  readonly batches: FakeOpenAIBatches;
   /** Forgets recorded requests, queued responses and the handler. */
   reset(): void;
   close(): Promise<void>;
@@ -102,6 +105,7 @@ export async function startFakeOpenAIServer(
   const queue: FakeOpenAIResponse[] = [];
   let handler: FakeOpenAIHandler | undefined;
   const reply = options.reply ?? defaultReply;
+  const batchApi = createFakeOpenAIBatches((body) => chatCompletion(body, reply(body)).body);
 
   const server = createServer((incoming, outgoing) => {
     handle(incoming, outgoing).catch((error: unknown) => {
@@ -145,6 +149,8 @@ export async function startFakeOpenAIServer(
       return imageGeneration(body);
     }
     if (route === "GET /v1/models") return { body: modelsListFixture };
+    const batchAnswer = batchApi.handle(request);
+    if (batchAnswer !== undefined) return batchAnswer;
     return {
       status: 404,
       body: {
@@ -172,6 +178,7 @@ export async function startFakeOpenAIServer(
     url: `${origin}/v1`,
     origin,
     requests,
+    batches: batchApi.control,
     queueResponse(...responses) {
       queue.push(...responses);
     },
