@@ -44,6 +44,8 @@ export const RETRIED_BATCH_EXAMPLE: BatchView = {
   model: null,
   metadata: null,
   webhook: null,
+  tier: "online",
+  cost: null,
   cancelRequested: false,
   counts: { total: 10, queued: 2, active: 0, completed: 8, failed: 0, canceled: 0 },
   progress: 80,
