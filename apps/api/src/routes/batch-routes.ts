@@ -313,6 +313,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
       onResponse: releaseUploadSlot,
       onRequestAbort: releaseUploadSlot,
       schema: {
+        operationId: "createBatch",
         summary: "Submit a batch",
         description:
           "Up to 100,000 items of one type, each a job. Send JSON `{type, items: [...], priority?, provider?, " +
@@ -471,6 +472,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches/:id",
     {
       schema: {
+        operationId: "getBatch",
         summary: "Get a batch",
         description: "Counts by status, progress, start and finish times and an ETA.",
         tags: ["batches"],
@@ -489,6 +491,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches",
     {
       schema: {
+        operationId: "listBatches",
         summary: "List batches, newest first",
         tags: ["batches"],
         querystring: ListQuery,
@@ -544,6 +547,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches/:id/results",
     {
       schema: {
+        operationId: "listBatchResults",
         summary: "Read a batch's results, in item order",
         description:
           "Paginated by item index. With `Accept: application/x-ndjson` the whole batch is streamed as JSONL " +
@@ -580,6 +584,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches/:id/results.jsonl",
     {
       schema: {
+        operationId: "downloadBatchResults",
         summary: "Download a batch's results as JSONL, in item order",
         description: "One result per line (`BatchResult`), streamed in item order.",
         tags: ["batches"],
@@ -602,6 +607,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     {
       config: SUBMISSION_ROUTE,
       schema: {
+        operationId: "cancelBatch",
         summary: "Cancel a batch",
         description:
           "Every item not started yet is canceled at once; running items finish. The batch then ends " +

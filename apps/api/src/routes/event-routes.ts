@@ -207,6 +207,7 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
     "/jobs/:id/events",
     {
       schema: {
+        operationId: "streamJobEvents",
         summary: "Stream a job's events (SSE)",
         description:
           "A `text/event-stream` of the job's events: `job.started`, `job.retrying`, `job.delayed`, `job.delta` (text jobs with `stream: true`) and the terminal `job.completed`, `job.failed` or `job.canceled`, after which the stream ends. Reconnect with `Last-Event-ID` to resume.",
@@ -253,6 +254,7 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
     "/batches/:id/events",
     {
       schema: {
+        operationId: "streamBatchEvents",
         summary: "Stream a batch's events (SSE)",
         description:
           "A `text/event-stream` of the batch's `batch.progress` events (about one per second while items finish) and the terminal `batch.completed`, after which the stream ends. Items' own events are on their jobs' streams. Reconnect with `Last-Event-ID` to resume.",

@@ -65,6 +65,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       config: SUBMISSION_ROUTE,
       schema: {
+        operationId: "createJob",
         summary: "Submit a job",
         description:
           "Stores the job with a quota hold covering its worst case, then queues it by priority. 202 means " +
@@ -153,6 +154,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     "/jobs/:id",
     {
       schema: {
+        operationId: "getJob",
         summary: "Get a job",
         description: "The job with every provider call of its attempts (`calls`); the list leaves them out.",
         tags: ["jobs"],
@@ -180,6 +182,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     "/jobs",
     {
       schema: {
+        operationId: "listJobs",
         summary: "List jobs, newest first",
         tags: ["jobs"],
         querystring: ListQuery,
@@ -207,6 +210,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       config: SUBMISSION_ROUTE,
       schema: {
+        operationId: "cancelJob",
         summary: "Cancel a job",
         description:
           "A queued job is canceled at once; an active one is canceled at its next safe point " +

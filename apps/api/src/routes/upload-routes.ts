@@ -66,6 +66,7 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
     "/uploads",
     {
       schema: {
+        operationId: "createUpload",
         summary: "Upload an image",
         description:
           "Stores an image for an image job's `input.image` or `input.mask`. Send `multipart/form-data` " +
@@ -147,6 +148,7 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
     "/uploads/:id",
     {
       schema: {
+        operationId: "getUpload",
         summary: "Get an upload's metadata",
         tags: ["uploads"],
         params: UploadIdParams,
