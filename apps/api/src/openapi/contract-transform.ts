@@ -109,10 +109,16 @@ export function contractTransform(input: TransformInput): ReturnType<typeof json
   }
   for (const [status, documented] of Object.entries(original.documentedResponses ?? {})) {
     if (documented === undefined) continue;
+    // Besides the JSON a route's schema describes (e.g. JSONL on `Accept`), or alone.
+    const existing = responses[status];
     responses[status] = {
+      ...existing,
       description: documented.description,
       ...(documented.headers === undefined ? {} : { headers: documented.headers }),
-      content: documentedContent(input, documented.content, "output"),
+      content: {
+        ...(existing?.content as JsonObject | undefined),
+        ...documentedContent(input, documented.content, "output"),
+      },
     };
   }
   for (const code of frameworkStatuses(input)) {

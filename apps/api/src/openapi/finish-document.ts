@@ -1,5 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { jsonSchemaTransformObject } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { DOCUMENTED_AS } from "./documented-as.ts";
 import { WebhookEvent } from "./event-schemas.ts";
 
 type TransformObjectInput = Parameters<typeof jsonSchemaTransformObject>[0];
@@ -51,6 +53,40 @@ function mergeInputTwins(document: Document): void {
     for (const name of renames.keys()) delete schemas[name];
     renameRefs(document, renames);
   }
+}
+
+/** Replaces each `documentedAs(id)` placeholder with a reference to its component. */
+function resolveDocumentedAs(document: Document): void {
+  const schemas = document.components?.schemas ?? {};
+  walk(document, (node) => {
+    const id = node[DOCUMENTED_AS];
+    if (typeof id !== "string") return;
+    delete node[DOCUMENTED_AS];
+    // An input twin merged into its output form (they read the same) goes by the output name.
+    const target = schemas[id] === undefined ? id.replace(/Input$/, "") : id;
+    if (schemas[target] === undefined) throw new Error(`documentedAs: no component ${id} in the document`);
+    node.$ref = `${REF_PREFIX}${target}`;
+  });
+}
+
+/**
+ * A schema only requests use is left as its input twin `XInput`; give it its own name `X`.
+ * (Only twins of registered ids: `TextJobInput` is a name of its own.)
+ */
+function nameRequestOnlyTwins(document: Document): void {
+  const schemas = document.components?.schemas ?? {};
+  const registered = (z.globalRegistry as unknown as { _idmap: Map<string, unknown> })._idmap;
+  const renames = new Map<string, string>();
+  for (const name of Object.keys(schemas)) {
+    const output = name.replace(/Input$/, "");
+    if (output === name || !registered.has(output) || schemas[output] !== undefined) continue;
+    renames.set(name, output);
+  }
+  for (const [from, to] of renames) {
+    schemas[to] = schemas[from] as JsonObject;
+    delete schemas[from];
+  }
+  renameRefs(document, renames);
 }
 
 /** Drops components nothing refers to (each named schema is printed whether a route uses it or not). */
@@ -171,7 +207,9 @@ export function finishDocument(input: TransformObjectInput): ReturnType<typeof j
   document.webhooks = webhooks();
   // Relative: the API that serves this document at /docs/json.
   document.servers = [{ url: "/", description: "The genq API serving this document" }];
-  addMediaExamples(document);
+  resolveDocumentedAs(document);
   dropUnusedSchemas(document);
+  nameRequestOnlyTwins(document);
+  addMediaExamples(document);
   return document as ReturnType<typeof jsonSchemaTransformObject>;
 }

@@ -103,7 +103,7 @@ const ApiKeySearchQuery = z
   })
   .strict();
 
-const UserPage = listPage(UserView);
+const UserPage = listPage(UserView).meta({ id: "AdminUserPage" });
 const ApiKeyList = z.object({ object: z.literal("list"), data: z.array(ApiKeyView) });
 const CreatedUser = z.object({ user: UserView, key: ApiKeyView, apiKey: ApiKeySecret });
 const CreatedApiKey = z.object({ key: ApiKeyView, apiKey: ApiKeySecret });

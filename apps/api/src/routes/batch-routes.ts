@@ -40,7 +40,9 @@ import {
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
+import { toResultView } from "../job-result-view.ts";
 import { jsonLines } from "../jsonl-lines.ts";
+import { BatchItemLine, CreateBatchRequestDocument } from "../openapi/batch-request-schemas.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
@@ -115,8 +117,8 @@ const ResultsQuery = z
   })
   .strict();
 
-const BatchPage = listPage(BatchView);
-const ResultsPage = listPage(BatchResultView);
+const BatchPage = listPage(BatchView).meta({ id: "BatchPage" });
+const ResultsPage = listPage(BatchResultView).meta({ id: "BatchItemResultPage" });
 
 function requireBatchId(id: string): string {
   if (!isId(id)) throw new NotFoundError("batch", id);
@@ -327,6 +329,18 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         tags: ["batches"],
         headers: IdempotencyHeaders,
         querystring: JsonlQuery,
+        documentedBody: {
+          description:
+            "The items and options as JSON, or the items as JSONL with the options in the query string",
+          content: {
+            "application/json": CreateBatchRequestDocument,
+            ...Object.fromEntries(JSONL_TYPES.map((type) => [type, BatchItemLine])),
+          },
+        },
+        responseDescriptions: {
+          200: "The batch of an earlier request with the same Idempotency-Key",
+          202: "The batch is stored; its valid items will run",
+        },
         response: {
           200: BatchAcceptedView,
           202: BatchAcceptedView,
@@ -521,7 +535,10 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     if (row.type !== "image" || row.status !== "completed" || storage === undefined) return view;
     return {
       ...view,
-      result: await withImageLinks(row.result, await assets.listForJob(row.id), storage, assetUrlTtlSeconds),
+      result: toResultView(
+        "image",
+        await withImageLinks(row.result, await assets.listForJob(row.id), storage, assetUrlTtlSeconds),
+      ),
     };
   };
 
@@ -556,6 +573,13 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         params: BatchIdParams,
         querystring: ResultsQuery,
         response: { 200: ResultsPage, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse },
+        documentedResponses: {
+          200: {
+            description:
+              "A page of results (JSON), or every result as JSONL with `Accept: application/x-ndjson`",
+            content: { "application/x-ndjson": BatchResultView },
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -591,6 +615,18 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         params: BatchIdParams,
         querystring: ResultsQuery.pick({ status: true }),
         response: { 401: ErrorResponse, 404: ErrorResponse },
+        documentedResponses: {
+          200: {
+            description: "Every result, one `BatchItemResult` per line, in item order",
+            headers: {
+              "content-disposition": {
+                description: 'attachment; filename="batch-<id>.jsonl"',
+                type: "string",
+              },
+            },
+            content: { "application/x-ndjson": BatchResultView },
+          },
+        },
       },
     },
     async (request, reply) => {

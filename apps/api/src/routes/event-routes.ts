@@ -17,6 +17,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { type ApiKeyInvalidation, apiKeyCacheOf } from "../api-key-cache.ts";
+import { BatchEvent, JobEvent } from "../openapi/event-schemas.ts";
 import { ErrorResponse } from "./error-response.ts";
 
 /** Options for {@link eventRoutes}. */
@@ -216,6 +217,13 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
         headers: EventsHeaders,
         querystring: EventsQuery,
         response: STREAM_RESPONSES,
+        documentedResponses: {
+          200: {
+            description:
+              "The job's events; each `data` is a `JobEvent` (JSON), `event` its name, `id` what to send back as `Last-Event-ID`",
+            content: { "text/event-stream": JobEvent },
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -263,6 +271,13 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
         headers: EventsHeaders,
         querystring: EventsQuery,
         response: STREAM_RESPONSES,
+        documentedResponses: {
+          200: {
+            description:
+              "The batch's events; each `data` is a `BatchEvent` (JSON), `event` its name, `id` what to send back as `Last-Event-ID`",
+            content: { "text/event-stream": BatchEvent },
+          },
+        },
       },
     },
     async (request, reply) => {

@@ -10,6 +10,7 @@ import { z } from "zod";
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
+import { toResultView } from "../job-result-view.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { checkProviderOptions } from "../provider-options-check.ts";
@@ -45,7 +46,7 @@ const ListQuery = z
   })
   .strict();
 
-const JobPage = listPage(JobView);
+const JobPage = listPage(JobView).meta({ id: "JobPage" });
 
 function requireJobId(id: string): string {
   // A malformed id cannot name a job; answering 404 keeps it out of Postgres.
@@ -174,7 +175,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         storage,
         assetUrlTtlSeconds,
       );
-      return { ...view, result };
+      return { ...view, result: toResultView("image", result) };
     },
   );
 
