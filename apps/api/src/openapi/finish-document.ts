@@ -185,6 +185,8 @@ function nameWildcards(document: Document): void {
         if (parameter.in === "path" && parameter.name === "*") {
           parameter.name = "key";
           parameter.description = "The object key; it may contain `/`";
+          // Fastify's `*`: tools that map the document back onto routes (the e2e fuzzer) look for it.
+          parameter["x-wildcard"] = true;
         }
       }
     }
