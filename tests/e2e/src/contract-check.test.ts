@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkResponse } from "./contract-check.ts";
+import { checkResponse, invalidExamples } from "./contract-check.ts";
 
 const JOB_ID = "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a";
 const job = {
@@ -96,5 +96,9 @@ describe("the contract check of e2e responses", () => {
         checkResponse({ method: "GET", url, status: 200, contentType: "text/html", body: "<html>" }),
       ).toBe(undefined);
     }
+  });
+
+  it("finds every example in the document valid against its schema", () => {
+    expect(invalidExamples()).toEqual([]);
   });
 });

@@ -78,6 +78,37 @@ function validatorFor(ajv: Ajv2020, schema: JsonObject): ValidateFunction {
   return validate;
 }
 
+/** Every `example` of a request body or success response that does not validate against its schema. */
+export function invalidExamples(): string[] {
+  const { ajv } = loadContract();
+  const document = JSON.parse(
+    readFileSync(CONTRACT_PATH, "utf8").replaceAll('"#/components/', `"${DOCUMENT_ID}#/components/`),
+  ) as { paths: Record<string, Record<string, JsonObject>> };
+  const problems: string[] = [];
+  for (const [path, item] of Object.entries(document.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      const bodies = [
+        ["request", (operation.requestBody as JsonObject | undefined)?.content],
+        ...Object.entries((operation.responses ?? {}) as Record<string, JsonObject>).map(
+          ([status, response]) => [status, response.content],
+        ),
+      ] as Array<[string, Record<string, { schema?: JsonObject; example?: unknown }> | undefined]>;
+      for (const [where, content] of bodies) {
+        for (const [mediaType, media] of Object.entries(content ?? {})) {
+          if (media.example === undefined || media.schema === undefined) continue;
+          const validate = validatorFor(ajv, media.schema);
+          if (!validate(media.example)) {
+            problems.push(
+              `${method.toUpperCase()} ${path} ${where} ${mediaType}: ${ajv.errorsText(validate.errors)}`,
+            );
+          }
+        }
+      }
+    }
+  }
+  return problems;
+}
+
 /** The JSON values a body holds for its media type: the body, each JSONL line, each SSE event's data. */
 function bodyValues(mediaType: string, body: string): unknown[] | undefined {
   if (mediaType === "application/json") return [JSON.parse(body)];

@@ -3,6 +3,7 @@ import { jsonSchemaTransformObject } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { DOCUMENTED_AS } from "./documented-as.ts";
 import { WebhookEvent } from "./event-schemas.ts";
+import { synthesizeExample } from "./synthesize-example.ts";
 
 type TransformObjectInput = Parameters<typeof jsonSchemaTransformObject>[0];
 type JsonObject = Record<string, unknown>;
@@ -119,10 +120,12 @@ function addMediaExamples(document: Document): void {
     return undefined;
   };
   const fill = (content: unknown) => {
-    for (const media of Object.values((content ?? {}) as Record<string, JsonObject>)) {
+    for (const [mediaType, media] of Object.entries((content ?? {}) as Record<string, JsonObject>)) {
+      if (mediaType === "multipart/form-data") continue;
       if (media.example !== undefined || media.examples !== undefined) continue;
-      const example = exampleOf(media.schema as JsonObject | undefined);
-      if (example !== undefined) media.example = example;
+      const schema = media.schema as JsonObject | undefined;
+      if (schema === undefined || schema.contentMediaType !== undefined) continue;
+      media.example = exampleOf(schema) ?? synthesizeExample(schema, schemas);
     }
   };
   for (const pathItem of Object.values(document.paths ?? {})) {
