@@ -104,7 +104,8 @@ export function contractTransform(input: TransformInput): ReturnType<typeof json
     responses[status] = {
       description,
       ...(code === 429 || code === 503 ? { headers: RETRY_AFTER } : {}),
-      content,
+      // `z.null()` (a 204): `@fastify/swagger` then prints no body at all.
+      ...(json.type === "null" ? { type: "null" } : { content }),
     };
   }
   for (const [status, documented] of Object.entries(original.documentedResponses ?? {})) {
