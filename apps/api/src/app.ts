@@ -9,13 +9,10 @@ import type { QuotaLedger } from "@genq/quota";
 import type { LocalStorage, ObjectStorage } from "@genq/storage";
 import type { WebhookAllowlist } from "@genq/webhooks";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
-import {
-  jsonSchemaTransform,
-  jsonSchemaTransformObject,
-  serializerCompiler,
-  validatorCompiler,
-} from "fastify-type-provider-zod";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
+import { contractTransform } from "./openapi/contract-transform.ts";
+import { finishDocument } from "./openapi/finish-document.ts";
 import { apiKeyAuthPlugin } from "./plugins/api-key-auth.ts";
 import { BULL_BOARD_PATH, bullBoardPlugin } from "./plugins/bull-board.ts";
 import { errorHandlerPlugin, frameworkErrorHandler } from "./plugins/error-handler.ts";
@@ -185,8 +182,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         },
         security: [{ apiKey: [] }],
       },
-      transform: jsonSchemaTransform,
-      transformObject: jsonSchemaTransformObject,
+      // The document is contract/openapi.json (`pnpm contract:write`); see docs/api.md, "Writing a route".
+      transform: contractTransform,
+      transformObject: finishDocument,
     });
     await app.register(fastifySwaggerUi, { routePrefix: "/docs" });
   }

@@ -9,6 +9,8 @@ import {
 } from "@genq/core";
 import { type BatchCost, type BatchRecord, type BatchResultRow, batchCounts } from "@genq/db";
 import { z } from "zod";
+import { toResultView } from "./job-result-view.ts";
+import { documentedAs } from "./openapi/documented-as.ts";
 
 /** A batch as the API shows it. */
 export const BatchView = z
@@ -22,7 +24,7 @@ export const BatchView = z
     priority: z.enum(PRIORITY_NAMES),
     provider: z.string().nullable(),
     model: z.string().nullable(),
-    metadata: z.unknown().nullable(),
+    metadata: documentedAs("JobMetadata").nullable(),
     webhook: z.object({ url: z.string() }).nullable(),
     cancelRequested: z.boolean(),
     tier: BatchTier.describe(
@@ -89,12 +91,14 @@ export const BatchResultView = z
     itemIndex: z.number().int().describe("The item's position in the submitted items, from 0"),
     jobId: z.string(),
     status: JobStatus,
-    result: z.unknown().nullable().describe("As on the job; image results carry fresh signed links"),
+    result: documentedAs("JobResult")
+      .nullable()
+      .describe("As on the job; image results carry fresh signed links"),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),
     usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }).nullable(),
     costMicroUsd: z.number().int().nullable(),
   })
-  .meta({ id: "BatchResult" });
+  .meta({ id: "BatchItemResult" });
 export type BatchResultView = z.infer<typeof BatchResultView>;
 
 /**
@@ -163,7 +167,7 @@ export function toBatchResultView(row: BatchResultRow): BatchResultView {
     itemIndex: row.itemIndex ?? 0,
     jobId: row.id,
     status: row.status,
-    result: row.result ?? null,
+    result: toResultView(row.type, row.result),
     error: row.errorCode === null ? null : { code: row.errorCode, message: row.errorMessage ?? "" },
     usage:
       row.inputTokens === null || row.outputTokens === null

@@ -2,6 +2,8 @@ import { JobStatus, JobType, PRIORITY_NAMES, priorityName, publicErrorMessage } 
 import type { JobProviderCall, JobRecord } from "@genq/db";
 import { z } from "zod";
 import { JobQueueView } from "./job-queue-view.ts";
+import { toResultView } from "./job-result-view.ts";
+import { documentedAs } from "./openapi/documented-as.ts";
 
 /** A job as the API shows it. */
 export const JobView = z
@@ -21,12 +23,9 @@ export const JobView = z
         "How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count)",
       ),
     cancelRequested: z.boolean(),
-    input: z.unknown(),
-    metadata: z.unknown().nullable(),
-    result: z
-      .unknown()
-      .nullable()
-      .describe("For text jobs: {text, finishReason, provider, model, providerRequestId}"),
+    input: documentedAs("AnyJobInput", "input"),
+    metadata: documentedAs("JobMetadata").nullable(),
+    result: documentedAs("JobResult").nullable().describe("Set once the job completed"),
     error: z
       .object({ code: z.string(), message: z.string() })
       .nullable()
@@ -101,7 +100,7 @@ export function toJobView(job: JobRecord, baseUrl: string): JobView {
     cancelRequested: job.cancelRequested,
     input: job.input,
     metadata: job.metadata ?? null,
-    result: job.result ?? null,
+    result: toResultView(job.type, job.result),
     error: job.errorCode === null ? null : { code: job.errorCode, message: job.errorMessage ?? "" },
     usage:
       job.inputTokens === null || job.outputTokens === null

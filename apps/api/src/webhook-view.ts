@@ -1,5 +1,6 @@
 import type { WebhookEndpointRecord, WebhookMessageWithDeliveries } from "@genq/db";
 import { z } from "zod";
+import { documentedAs } from "./openapi/documented-as.ts";
 import { listPage } from "./routes/page-cursor.ts";
 
 /** A webhook endpoint as the API shows it (its secret only on create and `GET .../secret`). */
@@ -76,7 +77,7 @@ export const WebhookMessageView = z
     lastAttemptAt: z.string().nullable(),
     deliveredAt: z.string().nullable(),
     createdAt: z.string(),
-    payload: z.unknown().describe("The body that is POSTed"),
+    payload: documentedAs("WebhookEvent").describe("The body that is POSTed"),
     deliveries: z.array(WebhookAttemptView),
   })
   .meta({ id: "WebhookMessage" });

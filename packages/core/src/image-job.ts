@@ -75,6 +75,13 @@ export const ImageJobInput = z
         message: describeProviderOptionIssue(refused),
       });
     }
+  })
+  .meta({
+    id: "ImageJobInput",
+    description: "What an image job asks for; the chosen model's capabilities decide what is accepted",
+    examples: [
+      { operation: "generate", prompt: "A lighthouse at dawn, watercolour", n: 1, size: "1024x1024" },
+    ],
   });
 export type ImageJobInput = z.infer<typeof ImageJobInput>;
 

@@ -16,15 +16,22 @@ export type JobStatus = z.infer<typeof JobStatus>;
 export const TERMINAL_STATUSES: readonly JobStatus[] = ["completed", "failed", "canceled"];
 
 /** Free-form caller data stored with a job and echoed back; at most 16 KiB as JSON. */
-export const JobMetadata = z.record(z.string().max(64), z.unknown()).superRefine((value, context) => {
-  // Depth first: measuring the size of hostile nesting would overflow the stack.
-  const problem = findUnstorableJson(value);
-  if (problem !== undefined) {
-    context.addIssue({ code: "custom", path: problem.path, message: problem.message });
-  } else if (JSON.stringify(value).length > 16_384) {
-    context.addIssue({ code: "custom", message: "metadata must be at most 16 KiB as JSON" });
-  }
-});
+export const JobMetadata = z
+  .record(z.string().max(64), z.unknown())
+  .superRefine((value, context) => {
+    // Depth first: measuring the size of hostile nesting would overflow the stack.
+    const problem = findUnstorableJson(value);
+    if (problem !== undefined) {
+      context.addIssue({ code: "custom", path: problem.path, message: problem.message });
+    } else if (JSON.stringify(value).length > 16_384) {
+      context.addIssue({ code: "custom", message: "metadata must be at most 16 KiB as JSON" });
+    }
+  })
+  .meta({
+    id: "JobMetadata",
+    description:
+      "Free-form data of the caller's, echoed back: string keys (at most 64 characters), any JSON values, at most 16 KiB",
+  });
 export type JobMetadata = z.infer<typeof JobMetadata>;
 
 const ProviderName = z
@@ -78,7 +85,20 @@ export const CreateImageJobRequest = z
 export type CreateImageJobRequest = z.infer<typeof CreateImageJobRequest>;
 
 /** `POST /v1/jobs` body: a text or an image job, told apart by `type`. */
-export const CreateJobRequest = z.discriminatedUnion("type", [CreateTextJobRequest, CreateImageJobRequest]);
+export const CreateJobRequest = z
+  .discriminatedUnion("type", [CreateTextJobRequest, CreateImageJobRequest])
+  .meta({
+    id: "CreateJobRequest",
+    description: "A text or an image job, told apart by `type`",
+    examples: [
+      {
+        type: "text",
+        input: { prompt: "Write a haiku about queues", maxTokens: 200 },
+        priority: "normal",
+        metadata: { orderId: "A-1042" },
+      },
+    ],
+  });
 export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
 
 /**

@@ -57,6 +57,11 @@ export const TextJobInput = z
         message: describeProviderOptionIssue(issue),
       });
     }
+  })
+  .meta({
+    id: "TextJobInput",
+    description: "What a text job asks for: exactly one of `prompt` or `messages`",
+    examples: [{ prompt: "Write a haiku about queues", maxTokens: 200 }],
   });
 export type TextJobInput = z.infer<typeof TextJobInput>;
 

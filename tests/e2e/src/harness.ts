@@ -20,6 +20,7 @@ import { loadWorkerEnv } from "@genq/worker/env";
 import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { pino } from "pino";
+import { ContractRecorder } from "./contract-check.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -77,6 +78,8 @@ export class Harness {
   readonly #databaseUrl: string | undefined;
   readonly #workerEnv: Record<string, string>;
   readonly #children = new Set<ChildProcess>();
+  /** Every response `app.inject` returns; `close()` fails when one does not match contract/openapi.json. */
+  readonly contract = new ContractRecorder();
 
   constructor(options: HarnessOptions = {}) {
     this.redisUrl = options.redisUrl ?? REDIS_URL;
@@ -157,6 +160,7 @@ export class Harness {
         ? {}
         : { webhookAllowlist: parseWebhookAllowlist(this.#workerEnv.GENQ_WEBHOOK_ALLOWED_HOSTS) }),
     });
+    this.contract.attach(this.app);
     await this.app.ready();
     await waitUntil(() => this.redis.status === "ready", 5_000);
     if (options.startWorker ?? true) await this.startInProcessWorker();
@@ -268,6 +272,14 @@ export class Harness {
     await this.database?.drop();
     await this.storage?.close();
     await rm(this.storageDirectory, { recursive: true, force: true });
+    const mismatches = this.contract.mismatches();
+    if (mismatches.length > 0) {
+      throw new Error(
+        `responses that do not match contract/openapi.json:\n${mismatches
+          .map(({ request, problem }) => `  ${request}: ${problem}`)
+          .join("\n")}`,
+      );
+    }
   }
 }
 

@@ -103,7 +103,7 @@ const ApiKeySearchQuery = z
   })
   .strict();
 
-const UserPage = listPage(UserView);
+const UserPage = listPage(UserView).meta({ id: "AdminUserPage" });
 const ApiKeyList = z.object({ object: z.literal("list"), data: z.array(ApiKeyView) });
 const CreatedUser = z.object({ user: UserView, key: ApiKeyView, apiKey: ApiKeySecret });
 const CreatedApiKey = z.object({ key: ApiKeyView, apiKey: ApiKeySecret });
@@ -190,6 +190,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/users",
     {
       schema: {
+        operationId: "createUser",
         tags: ["admin"],
         summary: "Create a user with its first API key",
         description:
@@ -210,6 +211,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/users",
     {
       schema: {
+        operationId: "listUsers",
         tags: ["admin"],
         summary: "List users, newest first",
         security: [{ operator: [] }],
@@ -235,6 +237,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/users/:id",
     {
       schema: {
+        operationId: "getUser",
         tags: ["admin"],
         summary: "Get a user",
         security: [{ operator: [] }],
@@ -249,6 +252,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/users/:id",
     {
       schema: {
+        operationId: "updateUser",
         tags: ["admin"],
         summary: "Change a user's plan, or disable or enable it",
         description:
@@ -278,6 +282,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/users/:id/api-keys",
     {
       schema: {
+        operationId: "createApiKey",
         tags: ["admin"],
         summary: "Create another API key for a user",
         description: "The key's secret (`apiKey`) is in this response only. The body may be left out.",
@@ -304,6 +309,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/users/:id/api-keys",
     {
       schema: {
+        operationId: "listUserApiKeys",
         tags: ["admin"],
         summary: "List a user's API keys, newest first (never their secrets)",
         security: [{ operator: [] }],
@@ -321,6 +327,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/api-keys",
     {
       schema: {
+        operationId: "listApiKeys",
         tags: ["admin"],
         summary: "Find API keys by the start of their visible prefix",
         description: "At most 100 keys, ordered by prefix, each with its user id.",
@@ -339,6 +346,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/api-keys/:idOrPrefix/revoke",
     {
       schema: {
+        operationId: "revokeApiKey",
         tags: ["admin"],
         summary: "Revoke an API key by id or visible prefix",
         description: "Revoking a revoked key answers the key unchanged.",
@@ -362,6 +370,7 @@ export async function adminAccountRoutes(app: FastifyInstance, options: Operator
     "/jobs/:id/calls",
     {
       schema: {
+        operationId: "getJobCallLog",
         tags: ["admin"],
         summary: "The provider call log of any user's job, across its attempts",
         security: [{ operator: [] }],

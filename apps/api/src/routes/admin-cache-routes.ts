@@ -15,6 +15,7 @@ export async function adminCacheRoutes(app: FastifyInstance, options: OperatorCr
     "/cache/clear",
     {
       schema: {
+        operationId: "clearResultCache",
         tags: ["admin"],
         summary: "Empty the result cache",
         description:

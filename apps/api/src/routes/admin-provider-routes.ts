@@ -107,6 +107,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
     "/providers",
     {
       schema: {
+        operationId: "listProviders",
         tags: ["admin"],
         summary: "Provider health: circuits, in-flight calls, latency, errors and key states",
         security: [{ operator: [] }],
@@ -148,6 +149,7 @@ export async function adminProviderRoutes(app: FastifyInstance, options: Operato
     "/providers/:provider/keys/:keyId/reset",
     {
       schema: {
+        operationId: "resetProviderKey",
         tags: ["admin"],
         summary:
           "Put a key that is out of credit, failed authentication or is cooling down back into rotation",

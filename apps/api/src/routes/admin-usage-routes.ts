@@ -66,6 +66,7 @@ export async function adminUsageRoutes(app: FastifyInstance, options: OperatorCr
     "/usage",
     {
       schema: {
+        operationId: "getAdminUsage",
         tags: ["admin"],
         summary: "Usage and cost across users",
         security: [{ operator: [] }],

@@ -3,7 +3,7 @@ import { contentDisposition, type LocalStorage, ObjectNotFoundError } from "@gen
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { ErrorResponse } from "./error-response.ts";
+import { errorResponses } from "./error-response.ts";
 
 /** Media types served as they are; anything else (SVG, HTML, …) is served as a download of bytes. */
 const INLINE_MEDIA_TYPES = new Set(["image/png", "image/jpeg", "image/webp", "image/gif"]);
@@ -38,11 +38,24 @@ export async function assetRoutes(app: FastifyInstance, options: { storage: Loca
     "/*",
     {
       schema: {
+        operationId: "getAsset",
         tags: ["assets"],
         summary: "Download a stored image through a signed link",
         security: [],
         querystring: AssetQuery,
-        response: { 200: z.any().describe("the image bytes"), 403: ErrorResponse, 404: ErrorResponse },
+        response: { ...errorResponses(403, 404) },
+        documentedResponses: {
+          200: {
+            description:
+              "The object's bytes: PNG, JPEG, WebP and GIF inline, anything else as an `application/octet-stream` attachment",
+            content: Object.fromEntries(
+              [...INLINE_MEDIA_TYPES, "application/octet-stream"].map((mediaType) => [
+                mediaType,
+                { type: "string", contentMediaType: mediaType },
+              ]),
+            ),
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -77,7 +90,8 @@ export async function assetRoutes(app: FastifyInstance, options: { storage: Loca
         if (object.sha256 !== undefined) reply.header("etag", `"${object.sha256}"`);
         if (filename !== undefined) reply.header("content-disposition", contentDisposition(filename));
         else if (!inline) reply.header("content-disposition", "attachment");
-        return reply.send(object.body);
+        // A stream is sent as it is (no serializer); the typed reply only knows the error shape.
+        return reply.send(object.body as never);
       } catch (error) {
         if (error instanceof ObjectNotFoundError)
           throw new GenqError("not_found", "the image no longer exists");

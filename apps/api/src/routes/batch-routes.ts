@@ -42,7 +42,9 @@ import {
 import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
+import { toResultView } from "../job-result-view.ts";
 import { jsonLines } from "../jsonl-lines.ts";
+import { BatchItemLine, CreateBatchRequestDocument } from "../openapi/batch-request-schemas.ts";
 import { SUBMISSION_ROUTE } from "../plugins/submission-rate-limit.ts";
 import { worstCaseQuota } from "../worst-case-quota.ts";
 import { ErrorResponse } from "./error-response.ts";
@@ -118,8 +120,8 @@ const ResultsQuery = z
   })
   .strict();
 
-const BatchPage = listPage(BatchView);
-const ResultsPage = listPage(BatchResultView);
+const BatchPage = listPage(BatchView).meta({ id: "BatchPage" });
+const ResultsPage = listPage(BatchResultView).meta({ id: "BatchItemResultPage" });
 
 function requireBatchId(id: string): string {
   if (!isId(id)) throw new NotFoundError("batch", id);
@@ -318,6 +320,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
       onResponse: releaseUploadSlot,
       onRequestAbort: releaseUploadSlot,
       schema: {
+        operationId: "createBatch",
         summary: "Submit a batch",
         description:
           "Up to 100,000 items of one type, each a job. Send JSON `{type, items: [...], priority?, provider?, " +
@@ -331,6 +334,18 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         tags: ["batches"],
         headers: IdempotencyHeaders,
         querystring: JsonlQuery,
+        documentedBody: {
+          description:
+            "The items and options as JSON, or the items as JSONL with the options in the query string",
+          content: {
+            "application/json": CreateBatchRequestDocument,
+            ...Object.fromEntries(JSONL_TYPES.map((type) => [type, BatchItemLine])),
+          },
+        },
+        responseDescriptions: {
+          200: "The batch of an earlier request with the same Idempotency-Key",
+          202: "The batch is stored; its valid items will run",
+        },
         response: {
           200: BatchAcceptedView,
           202: BatchAcceptedView,
@@ -478,6 +493,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches/:id",
     {
       schema: {
+        operationId: "getBatch",
         summary: "Get a batch",
         description: "Counts by status, progress, start and finish times and an ETA.",
         tags: ["batches"],
@@ -497,6 +513,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches",
     {
       schema: {
+        operationId: "listBatches",
         summary: "List batches, newest first",
         tags: ["batches"],
         querystring: ListQuery,
@@ -526,7 +543,10 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     if (row.type !== "image" || row.status !== "completed" || storage === undefined) return view;
     return {
       ...view,
-      result: await withImageLinks(row.result, await assets.listForJob(row.id), storage, assetUrlTtlSeconds),
+      result: toResultView(
+        "image",
+        await withImageLinks(row.result, await assets.listForJob(row.id), storage, assetUrlTtlSeconds),
+      ),
     };
   };
 
@@ -552,6 +572,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches/:id/results",
     {
       schema: {
+        operationId: "listBatchResults",
         summary: "Read a batch's results, in item order",
         description:
           "Paginated by item index. With `Accept: application/x-ndjson` the whole batch is streamed as JSONL " +
@@ -560,6 +581,13 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
         params: BatchIdParams,
         querystring: ResultsQuery,
         response: { 200: ResultsPage, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse },
+        documentedResponses: {
+          200: {
+            description:
+              "A page of results (JSON), or every result as JSONL with `Accept: application/x-ndjson`",
+            content: { "application/x-ndjson": BatchResultView },
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -588,12 +616,25 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     "/batches/:id/results.jsonl",
     {
       schema: {
+        operationId: "downloadBatchResults",
         summary: "Download a batch's results as JSONL, in item order",
         description: "One result per line (`BatchResult`), streamed in item order.",
         tags: ["batches"],
         params: BatchIdParams,
         querystring: ResultsQuery.pick({ status: true }),
         response: { 401: ErrorResponse, 404: ErrorResponse },
+        documentedResponses: {
+          200: {
+            description: "Every result, one `BatchItemResult` per line, in item order",
+            headers: {
+              "content-disposition": {
+                description: 'attachment; filename="batch-<id>.jsonl"',
+                type: "string",
+              },
+            },
+            content: { "application/x-ndjson": BatchResultView },
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -610,6 +651,7 @@ export async function batchRoutes(app: FastifyInstance, options: BatchRoutesOpti
     {
       config: SUBMISSION_ROUTE,
       schema: {
+        operationId: "cancelBatch",
         summary: "Cancel a batch",
         description:
           "Every item not started yet is canceled at once; running items finish. The batch then ends " +

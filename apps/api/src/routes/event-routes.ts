@@ -17,6 +17,7 @@ import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { type ApiKeyInvalidation, apiKeyCacheOf } from "../api-key-cache.ts";
+import { BatchEvent, JobEvent } from "../openapi/event-schemas.ts";
 import { ErrorResponse } from "./error-response.ts";
 
 /** Options for {@link eventRoutes}. */
@@ -207,6 +208,7 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
     "/jobs/:id/events",
     {
       schema: {
+        operationId: "streamJobEvents",
         summary: "Stream a job's events (SSE)",
         description:
           "A `text/event-stream` of the job's events: `job.started`, `job.retrying`, `job.delayed`, `job.delta` (text jobs with `stream: true`) and the terminal `job.completed`, `job.failed` or `job.canceled`, after which the stream ends. Reconnect with `Last-Event-ID` to resume.",
@@ -215,6 +217,13 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
         headers: EventsHeaders,
         querystring: EventsQuery,
         response: STREAM_RESPONSES,
+        documentedResponses: {
+          200: {
+            description:
+              "The job's events; each `data` is a `JobEvent` (JSON), `event` its name, `id` what to send back as `Last-Event-ID`",
+            content: { "text/event-stream": JobEvent },
+          },
+        },
       },
     },
     async (request, reply) => {
@@ -253,6 +262,7 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
     "/batches/:id/events",
     {
       schema: {
+        operationId: "streamBatchEvents",
         summary: "Stream a batch's events (SSE)",
         description:
           "A `text/event-stream` of the batch's `batch.progress` events (about one per second while items finish) and the terminal `batch.completed`, after which the stream ends. Items' own events are on their jobs' streams. Reconnect with `Last-Event-ID` to resume.",
@@ -261,6 +271,13 @@ export async function eventRoutes(app: FastifyInstance, options: EventRoutesOpti
         headers: EventsHeaders,
         querystring: EventsQuery,
         response: STREAM_RESPONSES,
+        documentedResponses: {
+          200: {
+            description:
+              "The batch's events; each `data` is a `BatchEvent` (JSON), `event` its name, `id` what to send back as `Last-Event-ID`",
+            content: { "text/event-stream": BatchEvent },
+          },
+        },
       },
     },
     async (request, reply) => {

@@ -31,20 +31,48 @@ async function check(
   }
 }
 
-const Health = z.object({
-  status: z.enum(["ok", "unavailable"]),
-  checks: z.record(z.string(), z.string()).optional(),
-});
+const Health = z
+  .object({
+    status: z.enum(["ok", "unavailable"]),
+    checks: z
+      .record(z.string(), z.enum(["ok", "unavailable"]))
+      .optional()
+      .describe("Each backing service's state (readiness only)"),
+  })
+  .meta({
+    id: "Health",
+    examples: [{ status: "ok", checks: { redis: "ok", postgres: "ok" } }],
+  });
 
 /** `/health/live` (the process answers) and `/health/ready` (Redis and Postgres answer). */
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
-  routes.get("/health/live", { schema: { tags: ["health"], response: { 200: Health } } }, async () => ({
-    status: "ok" as const,
-  }));
+  routes.get(
+    "/health/live",
+    {
+      schema: {
+        operationId: "getLiveness",
+        summary: "Liveness: the process answers",
+        tags: ["health"],
+        // Probes carry no credentials: no authentication, here and in the document.
+        security: [],
+        response: { 200: Health },
+      },
+    },
+    async () => ({ status: "ok" as const }),
+  );
   routes.get(
     "/health/ready",
-    { schema: { tags: ["health"], response: { 200: Health, 503: Health } } },
+    {
+      schema: {
+        operationId: "getReadiness",
+        summary: "Readiness: Redis and Postgres answer",
+        tags: ["health"],
+        security: [],
+        response: { 200: Health, 503: Health },
+        responseDescriptions: { 503: "Redis or Postgres does not answer (`checks` says which)" },
+      },
+    },
     async (_request, reply) => {
       const [redis, postgres] = await Promise.all([
         check(app, "redis", () => app.genq.redis.ping()),

@@ -11,6 +11,7 @@ import { withImageLinks } from "../image-links.ts";
 import { checkImageRequest } from "../image-request-check.ts";
 import { checkImageUploads } from "../image-upload-check.ts";
 import { toJobQueueView } from "../job-queue-view.ts";
+import { toResultView } from "../job-result-view.ts";
 import { JobSearchParams, searchCursor, toJobSearchFilter } from "../job-search-query.ts";
 import { JobDetailView, JobView, toJobDetailView, toJobView } from "../job-view.ts";
 import {
@@ -51,7 +52,7 @@ const SubmitHeaders = IdempotencyHeaders.extend({ prefer: PreferWaitHeader });
 
 const ListQuery = JobSearchParams.strict();
 
-const JobPage = listPage(JobView);
+const JobPage = listPage(JobView).meta({ id: "JobPage" });
 
 function requireJobId(id: string): string {
   // A malformed id cannot name a job; answering 404 keeps it out of Postgres.
@@ -81,6 +82,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       config: SUBMISSION_ROUTE,
       schema: {
+        operationId: "createJob",
         summary: "Submit a job",
         description:
           "Stores the job with a quota hold covering its worst case, then queues it by priority. 202 means " +
@@ -200,6 +202,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     "/jobs/:id",
     {
       schema: {
+        operationId: "getJob",
         summary: "Get a job",
         description:
           "The job with every provider call of its attempts (`calls`), and while it is queued where it " +
@@ -222,7 +225,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
         storage,
         assetUrlTtlSeconds,
       );
-      return { ...view, result };
+      return { ...view, result: toResultView("image", result) };
     },
   );
 
@@ -230,6 +233,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     "/jobs",
     {
       schema: {
+        operationId: "listJobs",
         summary: "List jobs, newest first",
         description:
           "Filters narrow the list (all must hold): status, type, provider, model, errorCode, batchId, priority, " +
@@ -260,6 +264,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
     {
       config: SUBMISSION_ROUTE,
       schema: {
+        operationId: "cancelJob",
         summary: "Cancel a job",
         description:
           "A queued job is canceled at once; an active one is canceled at its next safe point " +

@@ -113,6 +113,7 @@ export async function providerKeyRoutes(
     "/provider-keys",
     {
       schema: {
+        operationId: "putProviderKey",
         summary: "Store your own key for a provider",
         description:
           "Jobs routed to this provider then run on your key: they skip your plan's quota but still record usage and " +
@@ -138,6 +139,7 @@ export async function providerKeyRoutes(
     "/provider-keys",
     {
       schema: {
+        operationId: "listProviderKeys",
         summary: "List your provider keys",
         description: "Hints only; a stored key is never returned.",
         tags: ["provider-keys"],
@@ -154,6 +156,7 @@ export async function providerKeyRoutes(
     "/provider-keys/:provider",
     {
       schema: {
+        operationId: "deleteProviderKey",
         summary: "Delete your key for a provider",
         description: "Jobs for this provider then run on the system's keys (and count against your quota).",
         tags: ["provider-keys"],

@@ -66,12 +66,27 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
     "/uploads",
     {
       schema: {
+        operationId: "createUpload",
         summary: "Upload an image",
         description:
           "Stores an image for an image job's `input.image` or `input.mask`. Send `multipart/form-data` " +
           `with the image in the field \`${FILE_FIELD}\`: PNG, JPEG or WebP, at most ${options.limitBytes} bytes.`,
         tags: ["uploads"],
-        consumes: ["multipart/form-data"],
+        documentedBody: {
+          content: {
+            "multipart/form-data": {
+              type: "object",
+              required: [FILE_FIELD],
+              properties: {
+                [FILE_FIELD]: {
+                  type: "string",
+                  contentMediaType: "application/octet-stream",
+                  description: "The image: PNG, JPEG or WebP",
+                },
+              },
+            },
+          },
+        },
         response: {
           201: Upload,
           400: ErrorResponse,
@@ -147,6 +162,7 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
     "/uploads/:id",
     {
       schema: {
+        operationId: "getUpload",
         summary: "Get an upload's metadata",
         tags: ["uploads"],
         params: UploadIdParams,

@@ -75,6 +75,7 @@ export async function usageRoutes(app: FastifyInstance): Promise<void> {
     "/usage",
     {
       schema: {
+        operationId: "getUsage",
         summary: "Your usage, cost and quota",
         description:
           "Totals over [from, to) grouped by day, provider, model or job type (from the usage record of every " +

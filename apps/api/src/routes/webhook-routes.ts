@@ -130,6 +130,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints",
     {
       schema: {
+        operationId: "createWebhookEndpoint",
         summary: "Create a webhook endpoint",
         description:
           "Events of your jobs and batches are POSTed here, signed with the endpoint's own `whsec_` secret " +
@@ -161,6 +162,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints",
     {
       schema: {
+        operationId: "listWebhookEndpoints",
         summary: "List your webhook endpoints",
         tags: ["webhooks"],
         response: { 200: EndpointList, 401: ErrorResponse },
@@ -179,6 +181,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints/:id",
     {
       schema: {
+        operationId: "getWebhookEndpoint",
         summary: "Get a webhook endpoint",
         tags: ["webhooks"],
         params: IdParams,
@@ -198,6 +201,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints/:id",
     {
       schema: {
+        operationId: "updateWebhookEndpoint",
         summary: "Update a webhook endpoint",
         description: "`disabled: false` re-enables an endpoint that was disabled (by you, or by a 410 Gone).",
         tags: ["webhooks"],
@@ -218,6 +222,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints/:id",
     {
       schema: {
+        operationId: "deleteWebhookEndpoint",
         summary: "Delete a webhook endpoint",
         description: "Its pending messages and delivery log go with it.",
         tags: ["webhooks"],
@@ -238,6 +243,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints/:id/secret",
     {
       schema: {
+        operationId: "getWebhookEndpointSecret",
         summary: "Get a webhook endpoint's signing secret",
         tags: ["webhooks"],
         params: IdParams,
@@ -254,6 +260,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints/:id/rotate-secret",
     {
       schema: {
+        operationId: "rotateWebhookEndpointSecret",
         summary: "Rotate a webhook endpoint's secret",
         description:
           "A new secret signs from now on; the old one keeps signing too (a second signature in " +
@@ -280,6 +287,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-endpoints/:id/deliveries",
     {
       schema: {
+        operationId: "listWebhookDeliveries",
         summary: "An endpoint's messages and their attempts, newest first",
         tags: ["webhooks"],
         params: IdParams,
@@ -300,6 +308,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-secret",
     {
       schema: {
+        operationId: "getWebhookSecret",
         summary: "Your secret for per-request webhook URLs",
         description:
           "Deliveries to a job's or batch's `webhook.url` are signed with it (created on first use).",
@@ -314,6 +323,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-secret/rotate",
     {
       schema: {
+        operationId: "rotateWebhookSecret",
         summary: "Rotate your secret for per-request webhook URLs",
         tags: ["webhooks"],
         body: RotateSecret,
@@ -330,6 +340,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-messages",
     {
       schema: {
+        operationId: "listWebhookMessages",
         summary: "Your webhook messages (endpoint and per-request), newest first",
         tags: ["webhooks"],
         querystring: MessageQuery,
@@ -348,6 +359,7 @@ export async function webhookRoutes(app: FastifyInstance, options: WebhookRoutes
     "/webhook-messages/:id/redeliver",
     {
       schema: {
+        operationId: "redeliverWebhookMessage",
         summary: "Deliver a message again",
         description:
           "Same `webhook-id` (receivers deduplicate on it), a fresh retry schedule. 409 while it is still pending " +

@@ -51,8 +51,18 @@ interface OpenApiOperation {
 const HTTP_METHODS = new Set(["get", "post", "put", "patch", "delete", "head", "options"]);
 
 /** `/v1/jobs/{id}` → `/v1/jobs/:id`; `/v1/assets/{*}` → `/v1/assets/*`. */
-function toFastifyPath(openApiPath: string): string {
-  return openApiPath.replace(/\{\*\}/g, "*").replace(/\{([^}]+)\}/g, ":$1");
+function toFastifyPath(openApiPath: string, operations: Record<string, OpenApiOperation>): string {
+  // A wildcard parameter (`x-wildcard`, e.g. the asset key) is Fastify's `*`.
+  const wildcards = new Set(
+    Object.values(operations).flatMap((operation) =>
+      (operation.parameters ?? [])
+        .filter((parameter) => (parameter as { "x-wildcard"?: boolean })["x-wildcard"] === true)
+        .map((parameter) => parameter.name),
+    ),
+  );
+  return openApiPath
+    .replace(/\{([^}]+)\}/g, (match, name: string) => (name === "*" || wildcards.has(name) ? "*" : match))
+    .replace(/\{([^}]+)\}/g, ":$1");
 }
 
 function authOf(path: string, operation: OpenApiOperation | undefined): RouteAuth {
@@ -111,7 +121,7 @@ export function catalogRoutes(app: FastifyInstance): {
   const document = (app as unknown as { swagger(): OpenApiDocument }).swagger();
   const routes = new Map<string, FuzzRoute>();
   for (const [openApiPath, operations] of Object.entries(document.paths ?? {})) {
-    const path = toFastifyPath(openApiPath);
+    const path = toFastifyPath(openApiPath, operations);
     for (const [method, operation] of Object.entries(operations)) {
       if (!HTTP_METHODS.has(method)) continue;
       const parameters: RouteParameter[] = (operation.parameters ?? [])
