@@ -21,6 +21,11 @@ const HEADER =
 /** The text of `src/generated/openapi.ts` for the contract as it is now. */
 export async function renderGeneratedTypes(): Promise<string> {
   const document = JSON.parse(await readFile(CONTRACT_PATH, "utf8")) as Parameters<typeof openapiTS>[0];
-  const ast = await openapiTS(document, { alphabetize: false, exportType: false, silent: true });
+  const ast = await openapiTS(document, {
+    alphabetize: false,
+    exportType: false,
+    silent: true,
+    defaultNonNullable: false,
+  });
   return `${HEADER}\n${astToString(ast)}`;
 }

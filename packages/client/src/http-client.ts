@@ -49,7 +49,7 @@ export interface RequestOptions {
 export interface HttpRequest extends RequestOptions {
   method: "GET" | "POST" | "DELETE" | "PATCH";
   path: string;
-  query?: Record<string, string | number | boolean | undefined> | undefined;
+  query?: Record<string, string | number | boolean | readonly string[] | undefined> | undefined;
   /** A JSON body (serialized here). */
   json?: unknown;
   /** Any other body, sent as it is; a stream is sent once (never retried). */
@@ -147,7 +147,10 @@ export class HttpClient {
   async #sendOnce(request: HttpRequest): Promise<Response> {
     const url = new URL(`${this.baseUrl}${request.path}`);
     for (const [name, value] of Object.entries(request.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(name, String(value));
+      if (value === undefined) continue;
+      // A repeatable parameter (`metadata=customer:acme&metadata=tier:gold`) is an array.
+      if (Array.isArray(value)) for (const item of value) url.searchParams.append(name, String(item));
+      else url.searchParams.set(name, String(value));
     }
     const headers: Record<string, string> = {
       accept: "application/json",

@@ -36,29 +36,14 @@ export type ErrorCode = Schemas["Error"]["error"]["code"];
 /** The body of every error response. */
 export type ErrorBody = Schemas["Error"];
 
-/** NARROW: the result of a completed text job (the contract says `unknown`). */
-export interface TextJobResult {
-  text: string;
-  finishReason: "stop" | "length" | "content_filter" | "tool_calls" | "error" | "other";
-  provider: string;
-  model: string;
-  providerRequestId?: string;
-  /** Served from the result cache: no provider was called. */
-  cached?: boolean;
-  /** The job whose provider call produced a cached result. */
-  cachedFrom?: string;
-}
+/** The result of a completed text job. */
+export type TextJobResult = Schemas["TextJobResult"];
 
 /** One image of a completed image job, with a signed link minted when the job was read. */
-export type ImageResultItem = Schemas["Image"];
+export type ImageResultItem = Schemas["JobImage"];
 
-/** NARROW: the result of a completed image job (the contract says `unknown`). */
-export interface ImageJobResult {
-  images: ImageResultItem[];
-  provider: string;
-  model: string;
-  providerRequestId?: string;
-}
+/** The result of a completed image job. */
+export type ImageJobResult = Schemas["ImageJobResult"];
 
 /** NARROW: a job's result, by job type. */
 export type JobResult = TextJobResult | ImageJobResult;
@@ -112,7 +97,7 @@ export type CreateBatchRequest =
 export type BatchOptions = Omit<CreateBatchRequest, "items">;
 
 /** NARROW: one item of a batch with its outcome, as the results routes stream it. */
-export type BatchItemResult = Omit<Schemas["BatchResult"], "result"> & { result: JobResult | null };
+export type BatchItemResult = Omit<Schemas["BatchItemResult"], "result"> & { result: JobResult | null };
 
 /** An uploaded image: reference its `id` as `input.image` or `input.mask` of an image job. */
 export type Upload = Schemas["Upload"];

@@ -544,7 +544,7 @@ export async function adminProviderConfigRoutes(
     {
       schema: {
         ...ADMIN,
-        operationId: "addProviderKey",
+        operationId: "addManagedProviderKey",
         summary: "Add an API key to a stored provider (sealed; only its hint is ever shown)",
         params: ProviderParams,
         body: KeyBody,
@@ -564,7 +564,7 @@ export async function adminProviderConfigRoutes(
     {
       schema: {
         ...ADMIN,
-        operationId: "updateProviderKey",
+        operationId: "updateManagedProviderKey",
         summary: "Change a key's priority, limits or secret, or disable it",
         params: KeyParams,
         body: KeyPatchBody,
@@ -584,7 +584,7 @@ export async function adminProviderConfigRoutes(
     {
       schema: {
         ...ADMIN,
-        operationId: "deleteProviderKey",
+        operationId: "deleteManagedProviderKey",
         summary: "Delete a stored key",
         params: KeyParams,
         response: { 204: z.null(), ...CHANGE_ERRORS },
@@ -603,7 +603,7 @@ export async function adminProviderConfigRoutes(
     {
       schema: {
         ...ADMIN,
-        operationId: "validateProviderKey",
+        operationId: "validateManagedProviderKey",
         summary: "Have a worker check the key against the provider (lists its models)",
         description:
           "Answers 202 at once; the result (valid, or invalid with the provider's error code) appears in the key's `check`.",

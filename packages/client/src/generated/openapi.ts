@@ -9,32 +9,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ok" | "unavailable";
-                            checks?: {
-                                [key: string]: string;
-                            };
-                        };
-                    };
-                };
-            };
-        };
+        /** Liveness: the process answers */
+        get: operations["getLiveness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -50,47 +26,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ok" | "unavailable";
-                            checks?: {
-                                [key: string]: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            status: "ok" | "unavailable";
-                            checks?: {
-                                [key: string]: string;
-                            };
-                        };
-                    };
-                };
-            };
-        };
+        /** Readiness: Redis and Postgres answer */
+        get: operations["getReadiness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -106,227 +43,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List jobs, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    status?: "queued" | "active" | "completed" | "failed" | "canceled";
-                    type?: "text" | "image";
-                    /** @description `nextCursor` of the previous page */
-                    cursor?: string;
-                    limit?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            object: "list";
-                            data: components["schemas"]["Job"][];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        /**
+         * List jobs, newest first
+         * @description Filters narrow the list (all must hold): status, type, provider, model, errorCode, batchId, priority, a creation time range, and metadata pairs (`?metadata=customer:acme`, repeatable).
+         */
+        get: operations["listJobs"];
         put?: never;
         /**
          * Submit a job
-         * @description Stores the job with a quota hold covering its worst case, then queues it by priority. 202 means the job is committed, fits the caller's quota and will run; a job that does not fit answers 429 `quota_exceeded` at once. Repeating an Idempotency-Key with the same body answers 200 with the same job.
+         * @description Stores the job with a quota hold covering its worst case, then queues it by priority. 202 means the job is committed, fits the caller's quota and will run; a job that does not fit answers 429 `quota_exceeded` at once. Repeating an Idempotency-Key with the same body answers 200 with the same job. With `Prefer: wait=N` the answer waits up to N s for the job to finish: 200 with the finished job (result or error) when it does, else 202 (200 for a replay) with the job as it is then; `Preference-Applied: wait=N` says the wait was honoured.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Repeat a request safely: the same key and body return the same job */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        type: "text";
-                        input: {
-                            messages?: {
-                                /** @enum {string} */
-                                role: "system" | "user" | "assistant";
-                                content: string;
-                            }[];
-                            prompt?: string;
-                            system?: string;
-                            maxTokens?: number;
-                            temperature?: number;
-                            topP?: number;
-                            stop?: string[];
-                            providerOptions?: {
-                                [key: string]: {
-                                    [key: string]: unknown;
-                                };
-                            };
-                            stream?: boolean;
-                            cache?: boolean;
-                        };
-                        /**
-                         * @default normal
-                         * @enum {string}
-                         */
-                        priority?: "urgent" | "high" | "normal" | "low" | "background";
-                        provider?: string;
-                        model?: string;
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        webhook?: {
-                            /** Format: uri */
-                            url: string;
-                        };
-                    } | {
-                        /** @enum {string} */
-                        type: "image";
-                        input: {
-                            /**
-                             * @default generate
-                             * @enum {string}
-                             */
-                            operation?: "generate" | "edit" | "variation";
-                            prompt?: string;
-                            image?: string;
-                            mask?: string;
-                            /** @default 1 */
-                            n?: number;
-                            size?: string;
-                            quality?: string;
-                            /** @enum {string} */
-                            style?: "vivid" | "natural";
-                            aspectRatio?: string;
-                            providerOptions?: {
-                                [key: string]: {
-                                    [key: string]: unknown;
-                                };
-                            };
-                        };
-                        /**
-                         * @default normal
-                         * @enum {string}
-                         */
-                        priority?: "urgent" | "high" | "normal" | "low" | "background";
-                        provider?: string;
-                        model?: string;
-                        metadata?: {
-                            [key: string]: unknown;
-                        };
-                        webhook?: {
-                            /** Format: uri */
-                            url: string;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Job"];
-                    };
-                };
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Job"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -342,49 +69,9 @@ export interface paths {
         };
         /**
          * Get a job
-         * @description The job with every provider call of its attempts (`calls`); the list leaves them out.
+         * @description The job with every provider call of its attempts (`calls`), and while it is queued where it stands in its queue (`queue`: position, jobs ahead, estimated seconds to start); the list leaves both out.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The job id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["JobDetail"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getJob"];
         put?: never;
         post?: never;
         delete?: never;
@@ -406,56 +93,7 @@ export interface paths {
          * Cancel a job
          * @description A queued job is canceled at once; an active one is canceled at its next safe point (`cancelRequested` is true until then). A completed or failed job answers 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The job id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Job"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["cancelJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -470,167 +108,13 @@ export interface paths {
             cookie?: never;
         };
         /** List batches, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    status?: "running" | "completed" | "canceled";
-                    /** @description `nextCursor` of the previous page */
-                    cursor?: string;
-                    limit?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            object: "list";
-                            data: components["schemas"]["Batch"][];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listBatches"];
         put?: never;
         /**
          * Submit a batch
          * @description Up to 100,000 items of one type, each a job. Send JSON `{type, items: [...], priority?, provider?, model?, webhook?, metadata?}` or JSONL (`Content-Type: application/x-ndjson`, one item per line, the options in the query string). JSON bodies are smaller (default 16 MiB) than JSONL ones (default 64 MiB, each line at most 1 MiB): send big batches as JSONL. Each item is validated on its own: invalid ones are listed by index and the valid ones run. 202 means every valid item is stored. Items are released to the workers a few at a time per user, so a big batch never delays other jobs by more than that. A user may upload a few batches at once (default 2; more get 429). Counts as one submission for the rate limit.
          */
-        post: {
-            parameters: {
-                query?: {
-                    /** @description JSONL bodies only: `text` or `image` */
-                    type?: string;
-                    /** @description JSONL bodies only; default `low` */
-                    priority?: string;
-                    /** @description JSONL bodies only */
-                    provider?: string;
-                    /** @description JSONL bodies only */
-                    model?: string;
-                    /** @description JSONL bodies only: where batch events are POSTed */
-                    webhookUrl?: string;
-                    /** @description JSONL bodies only: a JSON object */
-                    metadata?: string;
-                };
-                header?: {
-                    /** @description Repeat a request safely: the same key and items return the same batch */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["BatchAccepted"];
-                    };
-                };
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["BatchAccepted"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -648,47 +132,7 @@ export interface paths {
          * Get a batch
          * @description Counts by status, progress, start and finish times and an ETA.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The batch id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Batch"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getBatch"];
         put?: never;
         post?: never;
         delete?: never;
@@ -708,67 +152,7 @@ export interface paths {
          * Read a batch's results, in item order
          * @description Paginated by item index. With `Accept: application/x-ndjson` the whole batch is streamed as JSONL instead (see `/results.jsonl`).
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Only items of this status (`failed` lists the failed items) */
-                    status?: "queued" | "active" | "completed" | "failed" | "canceled";
-                    /** @description `nextCursor` of the previous page */
-                    cursor?: string;
-                    limit?: number;
-                };
-                header?: never;
-                path: {
-                    /** @description The batch id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            object: "list";
-                            data: components["schemas"]["BatchResult"][];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listBatchResults"];
         put?: never;
         post?: never;
         delete?: never;
@@ -788,41 +172,7 @@ export interface paths {
          * Download a batch's results as JSONL, in item order
          * @description One result per line (`BatchResult`), streamed in item order.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Only items of this status (`failed` lists the failed items) */
-                    status?: "queued" | "active" | "completed" | "failed" | "canceled";
-                };
-                header?: never;
-                path: {
-                    /** @description The batch id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["downloadBatchResults"];
         put?: never;
         post?: never;
         delete?: never;
@@ -844,56 +194,7 @@ export interface paths {
          * Cancel a batch
          * @description Every item not started yet is canceled at once; running items finish. The batch then ends `canceled`. Canceling a canceled batch changes nothing; a completed batch answers 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The batch id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Batch"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["cancelBatch"];
         delete?: never;
         options?: never;
         head?: never;
@@ -911,71 +212,7 @@ export interface paths {
          * Stream a job's events (SSE)
          * @description A `text/event-stream` of the job's events: `job.started`, `job.retrying`, `job.delayed`, `job.delta` (text jobs with `stream: true`) and the terminal `job.completed`, `job.failed` or `job.canceled`, after which the stream ends. Reconnect with `Last-Event-ID` to resume.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Resume after this event, for clients that cannot set the Last-Event-ID header */
-                    lastEventId?: string;
-                };
-                header?: {
-                    /** @description Resume after this event (EventSource sends it when it reconnects) */
-                    "last-event-id"?: string;
-                };
-                path: {
-                    /** @description The job or batch id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["streamJobEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -995,71 +232,7 @@ export interface paths {
          * Stream a batch's events (SSE)
          * @description A `text/event-stream` of the batch's `batch.progress` events (about one per second while items finish) and the terminal `batch.completed`, after which the stream ends. Items' own events are on their jobs' streams. Reconnect with `Last-Event-ID` to resume.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Resume after this event, for clients that cannot set the Last-Event-ID header */
-                    lastEventId?: string;
-                };
-                header?: {
-                    /** @description Resume after this event (EventSource sends it when it reconnects) */
-                    "last-event-id"?: string;
-                };
-                path: {
-                    /** @description The job or batch id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["streamBatchEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1079,50 +252,7 @@ export interface paths {
          * Your usage, cost and quota
          * @description Totals over [from, to) grouped by day, provider, model or job type (from the usage record of every completed job), this month's quota per kind (used, reserved by running jobs, limit, reset time), and a month-end cost projection from the daily average so far.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Start (inclusive); default: the start of this month (UTC) */
-                    from?: string;
-                    /** @description End (exclusive); default: now */
-                    to?: string;
-                    groupBy?: "day" | "provider" | "model" | "type";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Usage"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1139,91 +269,13 @@ export interface paths {
             cookie?: never;
         };
         /** List your webhook endpoints */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookEndpointList"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listWebhookEndpoints"];
         put?: never;
         /**
          * Create a webhook endpoint
          * @description Events of your jobs and batches are POSTed here, signed with the endpoint's own `whsec_` secret (shown in this answer and at `GET .../secret`). URLs resolving to private, loopback, link-local or metadata addresses are refused. A user has at most a configured number of endpoints (default 20): one more answers 409 `conflict`. An endpoint whose attempts all fail for the configured time (default 5 days) is disabled, and `webhook_endpoint.disabled` goes to your other endpoints.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CreateWebhookEndpointInput"];
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookEndpointWithSecret"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createWebhookEndpoint"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1238,167 +290,21 @@ export interface paths {
             cookie?: never;
         };
         /** Get a webhook endpoint */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookEndpoint"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getWebhookEndpoint"];
         put?: never;
         post?: never;
         /**
          * Delete a webhook endpoint
          * @description Its pending messages and delivery log go with it.
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteWebhookEndpoint"];
         options?: never;
         head?: never;
         /**
          * Update a webhook endpoint
          * @description `disabled: false` re-enables an endpoint that was disabled (by you, or by a 410 Gone).
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["UpdateWebhookEndpointInput"];
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookEndpoint"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateWebhookEndpoint"];
         trace?: never;
     };
     "/v1/webhook-endpoints/{id}/secret": {
@@ -1409,55 +315,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get a webhook endpoint's signing secret */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookSecret"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getWebhookEndpointSecret"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1479,65 +337,7 @@ export interface paths {
          * Rotate a webhook endpoint's secret
          * @description A new secret signs from now on; the old one keeps signing too (a second signature in `webhook-signature`) for `graceSeconds`, so receivers holding either secret verify.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description How long the old secret keeps signing (a second signature); default 24 h
-                         * @default 86400
-                         */
-                        graceSeconds?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookSecret"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["rotateWebhookEndpointSecret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1552,59 +352,7 @@ export interface paths {
             cookie?: never;
         };
         /** An endpoint's messages and their attempts, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description `nextCursor` of the previous page */
-                    cursor?: string;
-                    limit?: number;
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookMessagePage"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1624,35 +372,7 @@ export interface paths {
          * Your secret for per-request webhook URLs
          * @description Deliveries to a job's or batch's `webhook.url` are signed with it (created on first use).
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookSecret"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getWebhookSecret"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1671,54 +391,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Rotate your secret for per-request webhook URLs */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * @description How long the old secret keeps signing (a second signature); default 24 h
-                         * @default 86400
-                         */
-                        graceSeconds?: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookSecret"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["rotateWebhookSecret"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1733,50 +406,7 @@ export interface paths {
             cookie?: never;
         };
         /** Your webhook messages (endpoint and per-request), newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description `nextCursor` of the previous page */
-                    cursor?: string;
-                    limit?: number;
-                    jobId?: string;
-                    batchId?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookMessagePage"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listWebhookMessages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1798,64 +428,7 @@ export interface paths {
          * Deliver a message again
          * @description Same `webhook-id` (receivers deduplicate on it), a fresh retry schedule. 409 while it is still pending or its endpoint is disabled.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookMessage"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["redeliverWebhookMessage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1875,71 +448,7 @@ export interface paths {
          * Upload an image
          * @description Stores an image for an image job's `input.image` or `input.mask`. Send `multipart/form-data` with the image in the field `file`: PNG, JPEG or WebP, at most 20971520 bytes.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Upload"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                415: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createUpload"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1954,47 +463,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get an upload's metadata */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The upload id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Upload"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getUpload"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2014,100 +483,13 @@ export interface paths {
          * List your provider keys
          * @description Hints only; a stored key is never returned.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ProviderKeyList"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listProviderKeys"];
         put?: never;
         /**
          * Store your own key for a provider
          * @description Jobs routed to this provider then run on your key: they skip your plan's quota but still record usage and cost, and they share the provider's rate limits and circuit breaker. Only providers whose operator accepts users' keys take one (400 otherwise). One key per provider; storing another replaces it. The key is encrypted at rest and never returned.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["PutProviderKeyInput"];
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ProviderKey"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["putProviderKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2128,121 +510,46 @@ export interface paths {
          * Delete your key for a provider
          * @description Jobs for this provider then run on the system's keys (and count against your quota).
          */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    provider: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        delete: operations["deleteProviderKey"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/v1/assets/{*}": {
+    "/v1/jobs/{id}/retry": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Download a stored image through a signed link */
-        get: {
-            parameters: {
-                query?: {
-                    expires?: string;
-                    signature?: string;
-                    filename?: string;
-                };
-                header?: never;
-                path: {
-                    "*": string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description the image bytes */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": unknown;
-                    };
-                };
-                /** @description Default Response */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get?: never;
         put?: never;
-        post?: never;
+        /**
+         * Retry a failed job
+         * @description Runs a failed job again: it goes back to `queued` with a fresh attempt budget and a quota hold taken as for a new submission (429 `quota_exceeded` when it does not fit). Its history is kept: attempt numbers continue and the provider calls of earlier attempts stay in `GET /v1/jobs/{id}`. Webhooks and live events follow as for a new run. Only failed jobs can be retried (409 otherwise); a canceled job is resubmitted instead.
+         */
+        post: operations["retryJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{id}/retry-failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a batch's failed items
+         * @description Runs the batch's failed items again (at most `limit` per request; `remaining` says how many are left), each as `POST /v1/jobs/{id}/retry` does: a fresh attempt budget and a quota hold per item (an item that does not fit is refused alone, counted in `refused`). The batch counts them as pending again: a completed batch goes back to `running` and completes again, with a new `batch.completed` event (webhook and live) carrying the new counts. Items of a canceled batch are not run again (409).
+         */
+        post: operations["retryFailedBatchItems"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2257,72 +564,7 @@ export interface paths {
             cookie?: never;
         };
         /** Usage and cost across users */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Start (inclusive); default: the start of this month (UTC) */
-                    from?: string;
-                    /** @description End (exclusive); default: now */
-                    to?: string;
-                    groupBy?: "user" | "provider" | "model" | "day" | "type";
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            from: string;
-                            to: string;
-                            groupBy: string;
-                            totals: {
-                                jobs: number;
-                                inputTokens: number;
-                                cachedInputTokens: number;
-                                outputTokens: number;
-                                images: number;
-                                costMicroUsd: number;
-                            };
-                            groups: {
-                                jobs: number;
-                                inputTokens: number;
-                                cachedInputTokens: number;
-                                outputTokens: number;
-                                images: number;
-                                costMicroUsd: number;
-                                key: string;
-                                email?: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getAdminUsage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2339,110 +581,13 @@ export interface paths {
             cookie?: never;
         };
         /** Provider health: circuits, in-flight calls, latency, errors and key states */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description the configuration version the workers published */
-                            version: string;
-                            priceVersion: string;
-                            defaultRoute: string;
-                            publishedAt: string;
-                            providers: {
-                                name: string;
-                                type: string;
-                                /** @description whether users may run jobs here on their own keys */
-                                acceptsUserKeys: boolean;
-                                models: {
-                                    model: string;
-                                    capabilities: string[];
-                                    zeroCost: boolean;
-                                    /** @enum {string} */
-                                    circuit: "closed" | "open" | "half-open";
-                                    /** @description when an open circuit half-opens */
-                                    circuitOpenUntil?: string;
-                                    inFlight: number;
-                                    p50LatencyMs?: number;
-                                    p95LatencyMs?: number;
-                                    ewmaLatencyMs?: number;
-                                    /** @description calls in the recent sample window */
-                                    calls: number;
-                                    errors: number;
-                                    /** @description errors ÷ calls over the recent sample window; 0 without calls */
-                                    errorRate: number;
-                                    lastError?: {
-                                        code: string;
-                                        message: string;
-                                        at: string;
-                                    };
-                                }[];
-                                keys: {
-                                    id: string;
-                                    /** @description a masked hint of the secret; the secret itself is never returned */
-                                    hint: string;
-                                    priority: number;
-                                    limits: {
-                                        rpm?: number;
-                                        tpm?: number;
-                                        rpd?: number;
-                                    };
-                                    /** @enum {string} */
-                                    state: "ok" | "cooling" | "exhausted";
-                                    /** @description when a cooling key returns to rotation, or when the next call may probe an exhausted key (a success puts it back) */
-                                    until?: string;
-                                    reason?: string;
-                                    requestsLastMinute: number;
-                                    tokensLastMinute: number;
-                                    requestsToday: number;
-                                }[];
-                            }[];
-                            routes: {
-                                name: string;
-                                strategy: string;
-                                targets: {
-                                    provider: string;
-                                    model: string;
-                                    weight: number;
-                                    tier: number;
-                                }[];
-                            }[];
-                        };
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listProviders"];
         put?: never;
-        post?: never;
+        /**
+         * Add a provider (with keys and priced models) to the running configuration
+         * @description A provider of the same name in the providers file is replaced by this one. The merged configuration is validated with the providers file's rules; a refusal answers 400 with the file's message in `error.details.issues`.
+         */
+        post: operations["createProvider"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2459,54 +604,194 @@ export interface paths {
         get?: never;
         put?: never;
         /** Put a key that is out of credit, failed authentication or is cooling down back into rotation */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    provider: string;
-                    keyId: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                204: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
+        post: operations["resetProviderKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/provider-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
+        /** The provider configuration stored in the database, and its version */
+        get: operations["getProviderConfig"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A provider stored in the database: settings, key hints and checks, models and prices */
+        get: operations["getManagedProvider"];
+        put?: never;
+        post?: never;
+        /** Delete a stored provider (a file entry of the same name comes back) */
+        delete: operations["deleteProvider"];
+        options?: never;
+        head?: never;
+        /**
+         * Change, disable or enable a stored provider
+         * @description A disabled provider leaves the configuration and hides a file entry of the same name.
+         */
+        patch: operations["updateProvider"];
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add an API key to a stored provider (sealed; only its hint is ever shown) */
+        post: operations["addManagedProviderKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}/keys/{keyId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a stored key */
+        delete: operations["deleteManagedProviderKey"];
+        options?: never;
+        head?: never;
+        /** Change a key's priority, limits or secret, or disable it */
+        patch: operations["updateManagedProviderKey"];
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}/keys/{keyId}/validate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Have a worker check the key against the provider (lists its models)
+         * @description Answers 202 at once; the result (valid, or invalid with the provider's error code) appears in the key's `check`.
+         */
+        post: operations["validateManagedProviderKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}/sync-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Have a worker list the models the provider offers
+         * @description Answers 202 at once; the models found appear in the provider's `modelSync`.
+         */
+        post: operations["syncProviderModels"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}/models/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Add or change a model of a stored provider; a new price is a new price version */
+        put: operations["putProviderModel"];
+        post?: never;
+        /** Delete a model of a stored provider (its price versions stay, for the jobs that used them) */
+        delete: operations["deleteProviderModel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/providers/{provider}/models/{model}/prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every price version of a model, newest first */
+        get: operations["listModelPriceVersions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/routes/{route}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a named route (strategy, targets, fallback tiers)
+         * @description A route of the same name in the providers file is replaced by this one.
+         */
+        put: operations["putRoute"];
+        post?: never;
+        /** Delete a stored route (a file route of the same name comes back) */
+        delete: operations["deleteRoute"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/provider-config/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every change to the stored provider configuration, newest first (secrets masked) */
+        get: operations["listProviderConfigAudit"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2521,127 +806,13 @@ export interface paths {
             cookie?: never;
         };
         /** List users, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description Users whose email contains this text */
-                    email?: string;
-                    plan?: "basic" | "professional" | "enterprise";
-                    /** @description `true`: only disabled users; `false`: only enabled ones */
-                    disabled?: "true" | "false";
-                    /** @description `nextCursor` of the previous page */
-                    cursor?: string;
-                    limit?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            object: "list";
-                            data: components["schemas"]["AdminUser"][];
-                            nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listUsers"];
         put?: never;
         /**
          * Create a user with its first API key
          * @description The key's secret (`apiKey`) is in this response only. An email already in use answers 409.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** Format: email */
-                        email: string;
-                        /**
-                         * @default basic
-                         * @enum {string}
-                         */
-                        plan?: "basic" | "professional" | "enterprise";
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            user: components["schemas"]["AdminUser"];
-                            key: components["schemas"]["AdminApiKey"];
-                            /** @description The full API key; shown only in this response, never again */
-                            apiKey: string;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2656,47 +827,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get a user */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The user id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminUser"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getUser"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2706,65 +837,7 @@ export interface paths {
          * Change a user's plan, or disable or enable it
          * @description Disabling sets `disabledAt` (kept when the user is already disabled), makes every API key of the user answer 401, and cancels its pending work: queued jobs and batch items are canceled (their holds released, `job.canceled` events sent), running batches end `canceled`, running jobs are aborted. Enabling clears `disabledAt`; canceled work stays canceled.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The user id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        plan?: "basic" | "professional" | "enterprise";
-                        /** @description `true` disables the user (its API keys stop working); `false` enables it */
-                        disabled?: boolean;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminUser"];
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateUser"];
         trace?: never;
     };
     "/v1/admin/users/{id}/api-keys": {
@@ -2775,116 +848,13 @@ export interface paths {
             cookie?: never;
         };
         /** List a user's API keys, newest first (never their secrets) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The user id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            object: "list";
-                            data: components["schemas"]["AdminApiKey"][];
-                        };
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listUserApiKeys"];
         put?: never;
         /**
          * Create another API key for a user
          * @description The key's secret (`apiKey`) is in this response only. The body may be left out.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The user id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name?: string;
-                    } | null;
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            key: components["schemas"]["AdminApiKey"];
-                            /** @description The full API key; shown only in this response, never again */
-                            apiKey: string;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["createApiKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2902,51 +872,7 @@ export interface paths {
          * Find API keys by the start of their visible prefix
          * @description At most 100 keys, ordered by prefix, each with its user id.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description The start of a key's visible prefix, e.g. `gq_AbCd` */
-                    prefix: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @enum {string} */
-                            object: "list";
-                            data: components["schemas"]["AdminApiKey"][];
-                        };
-                    };
-                };
-                /** @description Default Response */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["listApiKeys"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2968,47 +894,7 @@ export interface paths {
          * Revoke an API key by id or visible prefix
          * @description Revoking a revoked key answers the key unchanged.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The key id, or its visible prefix (`gq_` and 8 characters) */
-                    idOrPrefix: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminApiKey"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["revokeApiKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3023,47 +909,7 @@ export interface paths {
             cookie?: never;
         };
         /** The provider call log of any user's job, across its attempts */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description The job id */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminJobCallLog"];
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        get: operations["getJobCallLog"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3085,47 +931,101 @@ export interface paths {
          * Empty the result cache
          * @description Deletes every cached result from Redis and tells every worker to drop its in-memory entries. Jobs submitted afterwards call their provider again.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description cached results deleted from Redis */
-                            cleared: number;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
+        post: operations["clearResultCache"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
+        /**
+         * Search jobs across users (the dead-letter view with status=failed)
+         * @description The filters of `GET /v1/jobs`, plus `userId`. Each job carries its owner and its last provider call with the provider's own error text. `status=failed&errorCode=…` lists dead letters to redrive.
+         */
+        get: operations["listAdminJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/jobs/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redrive failed jobs by filter
+         * @description Runs failed jobs matching every given filter again, oldest first, at most `limit` per request: each goes back to `queued` with a fresh attempt budget and a quota hold taken as for a new submission; one that does not fit its owner's quota is refused alone (`refused.quota_exceeded`). The answer counts what happened and how many matching failed jobs remain.
+         */
+        post: operations["redriveJobs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The provider call log across jobs, newest first */
+        get: operations["listProviderCalls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/usage/trends": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Daily usage and cost per provider and model
+         * @description One point per UTC day, provider and model with usage, oldest day first.
+         */
+        get: operations["getUsageTrends"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/assets/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download a stored image through a signed link */
+        get: operations["getAsset"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3133,309 +1033,367 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "job.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A job completed; read it (`data.links.job`) for the result
+         * @description Signed with Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) using the endpoint's secret. Answer 2xx within the timeout; anything else is retried.
+         */
+        post: operations["onJobCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A job failed for good; `data.error` says why
+         * @description Signed with Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) using the endpoint's secret. Answer 2xx within the timeout; anything else is retried.
+         */
+        post: operations["onJobFailed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.canceled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A job was canceled
+         * @description Signed with Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) using the endpoint's secret. Answer 2xx within the timeout; anything else is retried.
+         */
+        post: operations["onJobCanceled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "batch.progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * More of a batch's items finished (at most about one a second)
+         * @description Signed with Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) using the endpoint's secret. Answer 2xx within the timeout; anything else is retried.
+         */
+        post: operations["onBatchProgress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "batch.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Every item of a batch finished
+         * @description Signed with Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) using the endpoint's secret. Answer 2xx within the timeout; anything else is retried.
+         */
+        post: operations["onBatchCompleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "webhook_endpoint.disabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * One of the user's endpoints was disabled; sent to the others
+         * @description Signed with Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) using the endpoint's secret. Answer 2xx within the timeout; anything else is retried.
+         */
+        post: operations["onWebhookEndpointDisabled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
-        JobInput: {
-            id: string;
-            /** @constant */
-            object: "job";
-            /** @enum {string} */
-            type: "text" | "image";
-            /** @enum {string} */
-            status: "queued" | "active" | "completed" | "failed" | "canceled";
-            /** @enum {string} */
-            priority: "urgent" | "high" | "normal" | "low" | "background";
-            provider: string | null;
-            model: string | null;
-            /** @description 0–100 */
-            progress: number;
-            /** @description How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count) */
-            attempts: number;
-            cancelRequested: boolean;
-            input: unknown;
-            metadata: unknown | null;
-            /** @description For text jobs: {text, finishReason, provider, model, providerRequestId} */
-            result: unknown | null;
-            /** @description Why the job failed; on a queued job, why the last attempt failed before a retry */
-            error: {
-                code: string;
-                message: string;
-            } | null;
-            usage: {
-                inputTokens: number;
-                outputTokens: number;
-            } | null;
-            /** @description Cost in millionths of a US dollar */
-            costMicroUsd: number | null;
-            /** @description The version of the price list `costMicroUsd` was computed with */
-            priceVersion: string | null;
-            createdAt: string;
-            queuedAt: string;
-            startedAt: string | null;
-            finishedAt: string | null;
-            /** @description The batch the job is an item of; null for a single job */
-            batchId: string | null;
-            /** @description The job's position in its batch's items, from 0 */
-            itemIndex: number | null;
-            /** @description The per-request webhook, if any */
-            webhook: {
-                url: string;
-            } | null;
-            links: {
-                self: string;
-                cancel: string;
-            };
-        };
-        ProviderCallInput: {
-            /** @description The job attempt that made the call, from 1 */
-            attempt: number;
-            /** @description The call's order within its attempt, from 1 */
-            seq: number;
-            provider: string;
-            model: string;
-            /** @description The configured id of the provider key used */
-            keyId?: string;
-            startedAt: string;
-            latencyMs: number;
-            /**
-             * @description `skipped`: not called (circuit open, rate limited or no key available)
-             * @enum {string}
-             */
-            outcome: "ok" | "error" | "skipped";
-            errorCode?: string;
-            /** @description The generic message of `errorCode` (operators see the provider's text in the admin call log) */
-            errorMessage?: string;
-            inputTokens?: number;
-            outputTokens?: number;
-        };
-        JobDetailInput: {
-            id: string;
-            /** @constant */
-            object: "job";
-            /** @enum {string} */
-            type: "text" | "image";
-            /** @enum {string} */
-            status: "queued" | "active" | "completed" | "failed" | "canceled";
-            /** @enum {string} */
-            priority: "urgent" | "high" | "normal" | "low" | "background";
-            provider: string | null;
-            model: string | null;
-            /** @description 0–100 */
-            progress: number;
-            /** @description How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count) */
-            attempts: number;
-            cancelRequested: boolean;
-            input: unknown;
-            metadata: unknown | null;
-            /** @description For text jobs: {text, finishReason, provider, model, providerRequestId} */
-            result: unknown | null;
-            /** @description Why the job failed; on a queued job, why the last attempt failed before a retry */
-            error: {
-                code: string;
-                message: string;
-            } | null;
-            usage: {
-                inputTokens: number;
-                outputTokens: number;
-            } | null;
-            /** @description Cost in millionths of a US dollar */
-            costMicroUsd: number | null;
-            /** @description The version of the price list `costMicroUsd` was computed with */
-            priceVersion: string | null;
-            createdAt: string;
-            queuedAt: string;
-            startedAt: string | null;
-            finishedAt: string | null;
-            /** @description The batch the job is an item of; null for a single job */
-            batchId: string | null;
-            /** @description The job's position in its batch's items, from 0 */
-            itemIndex: number | null;
-            /** @description The per-request webhook, if any */
-            webhook: {
-                url: string;
-            } | null;
-            links: {
-                self: string;
-                cancel: string;
-            };
-            /** @description Every provider call of every attempt (retries, fallbacks), by attempt, then seq */
-            calls: components["schemas"]["ProviderCallInput"][];
-        };
-        ErrorInput: {
-            error: {
+        /**
+         * @description What a text job asks for: exactly one of `prompt` or `messages`
+         * @example {
+         *       "prompt": "Write a haiku about queues",
+         *       "maxTokens": 200
+         *     }
+         */
+        TextJobInput: {
+            messages?: {
                 /** @enum {string} */
-                code: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "idempotency_conflict" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "credit_exhausted" | "content_filtered" | "context_length_exceeded" | "auth_failed" | "provider_unavailable" | "timeout" | "canceled" | "service_unavailable" | "internal_error";
+                role: "system" | "user" | "assistant";
+                content: string;
+            }[];
+            prompt?: string;
+            system?: string;
+            maxTokens?: number;
+            temperature?: number;
+            topP?: number;
+            stop?: string[];
+            providerOptions?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            stream?: boolean;
+            cache?: boolean;
+        };
+        /** @description Free-form data of the caller's, echoed back: string keys (at most 64 characters), any JSON values, at most 16 KiB */
+        JobMetadata: {
+            [key: string]: unknown;
+        };
+        /**
+         * @description What went wrong, from genq's closed catalogue; the HTTP status follows from it
+         * @enum {string}
+         */
+        ErrorCode: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "idempotency_conflict" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "credit_exhausted" | "content_filtered" | "context_length_exceeded" | "auth_failed" | "provider_unavailable" | "timeout" | "canceled" | "service_unavailable" | "internal_error";
+        /**
+         * @description The error envelope every 4xx and 5xx answer carries
+         * @example {
+         *       "error": {
+         *         "code": "invalid_request",
+         *         "message": "body.input.prompt: Too small: expected string to have >=1 characters",
+         *         "details": {
+         *           "location": "body",
+         *           "field": "input.prompt"
+         *         }
+         *       }
+         *     }
+         */
+        Error: {
+            error: {
+                code: components["schemas"]["ErrorCode"];
+                /** @description What to fix, for a person */
                 message: string;
+                /** @description Data a client can act on: the invalid field, a limit, the conflicting job */
                 details?: {
                     [key: string]: unknown;
                 };
             };
         };
-        AdminUserInput: {
+        BatchCounts: {
+            total: number;
+            queued: number;
+            completed: number;
+            failed: number;
+            canceled: number;
+        };
+        /**
+         * @description The `data` of a job event. SSE event names: `job.started`, `job.retrying`, `job.delayed`, `job.progress`, `job.delta`, then one of `job.completed`, `job.failed`, `job.canceled`, after which the stream ends.
+         * @example {
+         *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+         *       "object": "job",
+         *       "type": "text",
+         *       "status": "completed"
+         *     }
+         */
+        JobEvent: {
+            /** @description The job id */
             id: string;
             /** @constant */
-            object: "user";
-            email: string;
-            /** @enum {string} */
-            plan: "basic" | "professional" | "enterprise";
-            disabled: boolean;
-            /** @description When the user was disabled; its API keys no longer work */
-            disabledAt: string | null;
-            createdAt: string;
-        };
-        AdminApiKeyInput: {
-            id: string;
-            /** @constant */
-            object: "api_key";
-            userId: string;
-            name: string | null;
-            /** @description The visible start of the key (`gq_` and 8 characters); not secret */
-            prefix: string;
-            createdAt: string;
-            /** @description Updated at most once a minute */
-            lastUsedAt: string | null;
-            revokedAt: string | null;
-        };
-        AdminJobCallLogInput: {
-            jobId: string;
-            userId: string;
+            object: "job";
+            /**
+             * @description Terminal events
+             * @enum {string}
+             */
+            type?: "text" | "image";
             /** @enum {string} */
             status: "queued" | "active" | "completed" | "failed" | "canceled";
-            /** @description Every provider call of every attempt (retries, fallbacks), by attempt, then seq */
-            calls: components["schemas"]["ProviderCallInput"][];
+            /** @description `job.started`, `job.retrying`, `job.delayed`, `job.delta` */
+            attempt?: number;
+            /** @description `job.delta`: the next piece of streamed text */
+            delta?: string;
+            /** @description `job.delayed`: when the job runs again */
+            delayMs?: number;
+            /** @description `job.failed`, `job.retrying` */
+            error?: {
+                code: components["schemas"]["ErrorCode"];
+                message: string;
+            };
+            batchId?: string;
+            itemIndex?: number;
+            /** @description Where to read the job or batch (webhooks only) */
+            links?: {
+                job?: string;
+                batch?: string;
+            };
         };
-        BatchInput: {
+        /**
+         * @description The `data` of a batch event. SSE event names: `batch.progress` (about one per second while items finish), then `batch.completed`, after which the stream ends.
+         * @example {
+         *       "id": "0193a8f2-7c41-7d2e-9a6b-000000000b01",
+         *       "object": "batch",
+         *       "status": "running",
+         *       "counts": {
+         *         "total": 3,
+         *         "queued": 1,
+         *         "completed": 2,
+         *         "failed": 0,
+         *         "canceled": 0
+         *       },
+         *       "progress": 66
+         *     }
+         */
+        BatchEvent: {
+            /** @description The batch id */
             id: string;
             /** @constant */
             object: "batch";
-            /** @enum {string} */
-            type: "text" | "image";
-            /**
-             * @description `running` until every item finished; then `completed` (some items may have failed) or `canceled`
-             * @enum {string}
-             */
-            status: "running" | "completed" | "canceled";
-            /** @enum {string} */
-            priority: "urgent" | "high" | "normal" | "low" | "background";
-            provider: string | null;
-            model: string | null;
-            metadata: unknown | null;
-            webhook: {
-                url: string;
-            } | null;
-            cancelRequested: boolean;
-            counts: {
-                /** @description Valid items (each a job) */
-                total: number;
-                /** @description Items not started yet (held back by the fair dispatcher or waiting) */
-                queued: number;
-                /** @description Items running now */
-                active: number;
-                completed: number;
-                failed: number;
-                canceled: number;
-            };
+            /** @description `running` until the batch ends */
+            status: string;
+            counts: components["schemas"]["BatchCounts"];
             /** @description Finished items in percent, 0–100 */
             progress: number;
-            /** @description Items rejected at submission, by their index in the request (the first 1,000) */
-            invalidItems: {
-                index: number;
-                message: string;
-            }[];
-            createdAt: string;
-            /** @description When the first item was released to the workers */
-            startedAt: string | null;
-            finishedAt: string | null;
-            /** @description Estimated seconds to finish, from the rate since `startedAt`; null while unknown */
-            etaSeconds: number | null;
-            links: {
-                self: string;
-                results: string;
-                resultsJsonl: string;
-                failedItems: string;
-                cancel: string;
-                events: string;
+            /** @description Where to read the job or batch (webhooks only) */
+            links?: {
+                job?: string;
+                batch?: string;
             };
         };
-        BatchAcceptedInput: {
+        WebhookEndpointDisabledEvent: {
             id: string;
             /** @constant */
-            object: "batch";
+            object: "webhook_endpoint";
+            url: string;
+            disabledAt: string;
+            disabledReason: string;
+            failingSince: string | null;
+        };
+        JobWebhookEvent: {
             /** @enum {string} */
-            type: "text" | "image";
+            type: "job.completed" | "job.failed" | "job.canceled";
+            /** @description When it happened (ISO 8601) */
+            timestamp: string;
+            data: components["schemas"]["JobEvent"];
+        };
+        BatchWebhookEvent: {
+            /** @enum {string} */
+            type: "batch.progress" | "batch.completed";
+            /** @description When it happened (ISO 8601) */
+            timestamp: string;
+            data: components["schemas"]["BatchEvent"];
+        };
+        WebhookEndpointWebhookEvent: {
+            /** @enum {string} */
+            type: "webhook_endpoint.disabled";
+            /** @description When it happened (ISO 8601) */
+            timestamp: string;
+            data: components["schemas"]["WebhookEndpointDisabledEvent"];
+        };
+        /**
+         * @description Every webhook body: `type` says which event and what `data` holds
+         * @example {
+         *       "type": "job.completed",
+         *       "timestamp": "2026-12-03T16:00:00.000Z",
+         *       "data": {
+         *         "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+         *         "object": "job",
+         *         "type": "text",
+         *         "status": "completed",
+         *         "links": {
+         *           "job": "https://genq.example.com/v1/jobs/0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a"
+         *         }
+         *       }
+         *     }
+         */
+        WebhookEvent: components["schemas"]["JobWebhookEvent"] | components["schemas"]["BatchWebhookEvent"] | components["schemas"]["WebhookEndpointWebhookEvent"];
+        /**
+         * @example {
+         *       "state": "waiting",
+         *       "position": 12,
+         *       "ahead": 11,
+         *       "etaSeconds": 4
+         *     }
+         */
+        JobQueuePosition: {
             /**
-             * @description `running` until every item finished; then `completed` (some items may have failed) or `canceled`
+             * @description `waiting`: in line; `delayed`: set aside until a time (a retry's backoff, every provider rate limited, its owner at its concurrency cap); `held`: not in line yet (a batch item the fair dispatcher has not released)
              * @enum {string}
              */
-            status: "running" | "completed" | "canceled";
-            /** @enum {string} */
-            priority: "urgent" | "high" | "normal" | "low" | "background";
-            provider: string | null;
-            model: string | null;
-            metadata: unknown | null;
-            webhook: {
-                url: string;
-            } | null;
-            cancelRequested: boolean;
-            counts: {
-                /** @description Valid items (each a job) */
-                total: number;
-                /** @description Items not started yet (held back by the fair dispatcher or waiting) */
-                queued: number;
-                /** @description Items running now */
-                active: number;
-                completed: number;
-                failed: number;
-                canceled: number;
-            };
-            /** @description Finished items in percent, 0–100 */
-            progress: number;
-            /** @description Items rejected at submission, by their index in the request (the first 1,000) */
-            invalidItems: {
-                index: number;
-                message: string;
-            }[];
-            createdAt: string;
-            /** @description When the first item was released to the workers */
-            startedAt: string | null;
-            finishedAt: string | null;
-            /** @description Estimated seconds to finish, from the rate since `startedAt`; null while unknown */
+            state: "waiting" | "delayed" | "held";
+            /** @description 1 means next; an estimate (see docs/api.md). Null unless `waiting` */
+            position: number | null;
+            /** @description Jobs of the same type handed out before it; null unless `waiting` */
+            ahead: number | null;
+            /** @description Estimated seconds until a worker starts it, from the jobs ahead and how many finished in the last minute; for a delayed job, until it is back in line. Null when there is no recent throughput to go by */
             etaSeconds: number | null;
-            links: {
-                self: string;
-                results: string;
-                resultsJsonl: string;
-                failedItems: string;
-                cancel: string;
-                events: string;
-            };
-            /** @description How many items were rejected (all of them, even past the first 1,000) */
-            invalidCount: number;
         };
-        BatchResultInput: {
-            /** @description The item's position in the submitted items, from 0 */
-            itemIndex: number;
-            jobId: string;
+        /**
+         * @example {
+         *       "type": "text",
+         *       "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+         *       "finishReason": "stop",
+         *       "provider": "openai",
+         *       "model": "gpt-4o-mini"
+         *     }
+         */
+        TextJobResult: {
+            /** @constant */
+            type: "text";
+            text: string;
             /** @enum {string} */
-            status: "queued" | "active" | "completed" | "failed" | "canceled";
-            /** @description As on the job; image results carry fresh signed links */
-            result: unknown | null;
-            error: {
-                code: string;
-                message: string;
-            } | null;
-            usage: {
-                inputTokens: number;
-                outputTokens: number;
-            } | null;
-            costMicroUsd: number | null;
+            finishReason: "stop" | "length" | "content_filter" | "tool_calls" | "error" | "other";
+            provider: string;
+            model: string;
+            providerRequestId?: string;
+            /** @description Served from the result cache: no provider was called */
+            cached?: boolean;
+            /** @description The job whose provider call produced a cached result */
+            cachedFrom?: string;
         };
-        ImageInput: {
+        JobImage: {
             index: number;
             /** @description A signed link to the image; null once retention deleted it */
-            url: string | null;
-            urlExpiresAt: string | null;
+            url?: string | null;
+            urlExpiresAt?: string | null;
+            /** @description In lists, where no link is minted */
+            assetId?: string;
             contentType: string;
             bytes: number;
             /** @description SHA-256 of the stored bytes, hex */
@@ -3444,204 +1402,16 @@ export interface components {
             height?: number;
             revisedPrompt?: string;
         };
-        PutProviderKeyInput: {
+        ImageJobResult: {
+            /** @constant */
+            type: "image";
+            images: components["schemas"]["JobImage"][];
             provider: string;
-            /** @description Your own key for the provider; stored encrypted, never returned or logged */
-            apiKey: string;
+            model: string;
+            providerRequestId?: string;
         };
-        ProviderKeyInput: {
-            id: string;
-            provider: string;
-            /** @description A vendor prefix and the last four characters, e.g. `sk-…abcd` */
-            hint: string;
-            createdAt: string;
-            /** @description When a job last ran on this key */
-            lastUsedAt: string | null;
-        };
-        ProviderKeyListInput: {
-            data: components["schemas"]["ProviderKeyInput"][];
-        };
-        UploadInput: {
-            /** @description Reference it as `input.image` or `input.mask` of an image job */
-            id: string;
-            /** @description Read from the bytes: image/png, image/jpeg or image/webp */
-            contentType: string;
-            bytes: number;
-            sha256: string;
-            width: number;
-            height: number;
-            createdAt: string;
-        };
-        UsageInput: {
-            from: string;
-            to: string;
-            groupBy: string;
-            totals: {
-                jobs: number;
-                inputTokens: number;
-                cachedInputTokens: number;
-                outputTokens: number;
-                reasoningTokens: number;
-                images: number;
-                costMicroUsd: number;
-            };
-            groups: {
-                jobs: number;
-                inputTokens: number;
-                cachedInputTokens: number;
-                outputTokens: number;
-                reasoningTokens: number;
-                images: number;
-                costMicroUsd: number;
-                key: string;
-            }[];
-            quota: {
-                plan: string;
-                periodStart: string;
-                /** @description When this month's quota resets (UTC) */
-                resetsAt: string;
-                textTokens: {
-                    used: number;
-                    reserved: number;
-                    limit: number | null;
-                };
-                images: {
-                    used: number;
-                    reserved: number;
-                    limit: number | null;
-                };
-                /** @description limit null: no monthly budget */
-                costMicroUsd: {
-                    used: number;
-                    reserved: number;
-                    limit: number | null;
-                };
-            };
-            projection: {
-                costSoFarMicroUsd: number;
-                daysElapsed: number;
-                daysInMonth: number;
-                projectedMonthEndCostMicroUsd: number;
-            };
-        };
-        WebhookEndpointInput: {
-            id: string;
-            /** @constant */
-            object: "webhook_endpoint";
-            url: string;
-            description: string | null;
-            /** @description Event types delivered here; empty means every type */
-            eventTypes: string[];
-            disabled: boolean;
-            disabledAt: string | null;
-            /** @description Why it was disabled: by you, it answered 410 Gone, or every attempt failed for too long */
-            disabledReason: string | null;
-            /** @description Whether the job events of batch items are delivered here */
-            batchItemEvents: boolean;
-            /** @description Since when every attempt failed (no delivery since); it is disabled when this lasts too long */
-            failingSince: string | null;
-            createdAt: string;
-            updatedAt: string;
-            links: {
-                self: string;
-                deliveries: string;
-            };
-        };
-        WebhookEndpointWithSecretInput: {
-            id: string;
-            /** @constant */
-            object: "webhook_endpoint";
-            url: string;
-            description: string | null;
-            /** @description Event types delivered here; empty means every type */
-            eventTypes: string[];
-            disabled: boolean;
-            disabledAt: string | null;
-            /** @description Why it was disabled: by you, it answered 410 Gone, or every attempt failed for too long */
-            disabledReason: string | null;
-            /** @description Whether the job events of batch items are delivered here */
-            batchItemEvents: boolean;
-            /** @description Since when every attempt failed (no delivery since); it is disabled when this lasts too long */
-            failingSince: string | null;
-            createdAt: string;
-            updatedAt: string;
-            links: {
-                self: string;
-                deliveries: string;
-            };
-            /** @description `whsec_...`: verify deliveries with it (Standard Webhooks) */
-            secret: string;
-        };
-        WebhookSecretInput: {
-            /** @description `whsec_...` */
-            secret: string;
-            /** @description Until then deliveries also carry a signature made with the previous secret */
-            previousSecretExpiresAt: string | null;
-        };
-        WebhookAttemptInput: {
-            attempt: number;
-            /** @description delivered, failed, timeout, refused (SSRF guard) or error */
-            outcome: string;
-            responseStatus: number | null;
-            latencyMs: number;
-            /** @description The first KiB of the answer */
-            responseExcerpt: string | null;
-            errorMessage: string | null;
-            createdAt: string;
-        };
-        WebhookMessageInput: {
-            /** @description The `webhook-id` header of every attempt */
-            id: string;
-            /** @constant */
-            object: "webhook_message";
-            eventType: string;
-            endpointId: string | null;
-            /** @description The per-request URL; null for endpoint messages */
-            url: string | null;
-            jobId: string | null;
-            batchId: string | null;
-            /** @enum {string} */
-            status: "pending" | "delivered" | "failed" | "canceled";
-            attempts: number;
-            nextAttemptAt: string | null;
-            lastAttemptAt: string | null;
-            deliveredAt: string | null;
-            createdAt: string;
-            /** @description The body that is POSTed */
-            payload: unknown;
-            deliveries: components["schemas"]["WebhookAttemptInput"][];
-        };
-        WebhookMessagePageInput: {
-            /** @constant */
-            object: "list";
-            data: components["schemas"]["WebhookMessageInput"][];
-            nextCursor: string | null;
-        };
-        CreateWebhookEndpointInput: {
-            /** Format: uri */
-            url: string;
-            description?: string;
-            /** @description Event types to deliver here; empty or absent means every type */
-            eventTypes?: ("job.completed" | "job.failed" | "job.canceled" | "batch.progress" | "batch.completed" | "webhook_endpoint.disabled")[];
-            /** @description Also deliver the job.completed and job.failed events of batch items here (one call per item); default false: batches report through batch.progress and batch.completed */
-            batchItemEvents?: boolean;
-        };
-        UpdateWebhookEndpointInput: {
-            /** Format: uri */
-            url?: string;
-            description?: string | null;
-            /** @description Event types to deliver here; empty or absent means every type */
-            eventTypes?: ("job.completed" | "job.failed" | "job.canceled" | "batch.progress" | "batch.completed" | "webhook_endpoint.disabled")[];
-            /** @description Also deliver the job.completed and job.failed events of batch items here (one call per item); default false: batches report through batch.progress and batch.completed */
-            batchItemEvents?: boolean;
-            /** @description false re-enables an endpoint (e.g. after a 410); true pauses it */
-            disabled?: boolean;
-        };
-        WebhookEndpointListInput: {
-            /** @constant */
-            object: "list";
-            data: components["schemas"]["WebhookEndpointInput"][];
-        };
+        /** @description The result of a completed job; `type` is the job's type */
+        JobResult: components["schemas"]["TextJobResult"] | components["schemas"]["ImageJobResult"];
         Job: {
             id: string;
             /** @constant */
@@ -3659,10 +1429,10 @@ export interface components {
             /** @description How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count) */
             attempts: number;
             cancelRequested: boolean;
-            input: unknown;
-            metadata: unknown | null;
-            /** @description For text jobs: {text, finishReason, provider, model, providerRequestId} */
-            result: unknown | null;
+            input: components["schemas"]["AnyJobInput"];
+            metadata: components["schemas"]["JobMetadata"] | null;
+            /** @description Set once the job completed */
+            result: components["schemas"]["JobResult"] | null;
             /** @description Why the job failed; on a queued job, why the last attempt failed before a retry */
             error: {
                 code: string;
@@ -3732,10 +1502,10 @@ export interface components {
             /** @description How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count) */
             attempts: number;
             cancelRequested: boolean;
-            input: unknown;
-            metadata: unknown | null;
-            /** @description For text jobs: {text, finishReason, provider, model, providerRequestId} */
-            result: unknown | null;
+            input: components["schemas"]["AnyJobInput"];
+            metadata: components["schemas"]["JobMetadata"] | null;
+            /** @description Set once the job completed */
+            result: components["schemas"]["JobResult"] | null;
             /** @description Why the job failed; on a queued job, why the last attempt failed before a retry */
             error: {
                 code: string;
@@ -3767,16 +1537,8 @@ export interface components {
             };
             /** @description Every provider call of every attempt (retries, fallbacks), by attempt, then seq */
             calls: components["schemas"]["ProviderCall"][];
-        };
-        Error: {
-            error: {
-                /** @enum {string} */
-                code: "invalid_request" | "unauthorized" | "forbidden" | "not_found" | "idempotency_conflict" | "conflict" | "payload_too_large" | "unsupported_media_type" | "rate_limited" | "quota_exceeded" | "credit_exhausted" | "content_filtered" | "context_length_exceeded" | "auth_failed" | "provider_unavailable" | "timeout" | "canceled" | "service_unavailable" | "internal_error";
-                message: string;
-                details?: {
-                    [key: string]: unknown;
-                };
-            };
+            /** @description Where the job stands in its queue while `queued`; null otherwise */
+            queue: components["schemas"]["JobQueuePosition"] | null;
         };
         AdminUser: {
             id: string;
@@ -3803,6 +1565,12 @@ export interface components {
             lastUsedAt: string | null;
             revokedAt: string | null;
         };
+        AdminUserPage: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["AdminUser"][];
+            nextCursor: string | null;
+        };
         AdminJobCallLog: {
             jobId: string;
             userId: string;
@@ -3826,11 +1594,25 @@ export interface components {
             priority: "urgent" | "high" | "normal" | "low" | "background";
             provider: string | null;
             model: string | null;
-            metadata: unknown | null;
+            metadata: components["schemas"]["JobMetadata"] | null;
             webhook: {
                 url: string;
             } | null;
             cancelRequested: boolean;
+            /**
+             * @description `economy`: items run on the providers' batch APIs at their batch price (up to 24 hours)
+             * @enum {string}
+             */
+            tier: "online" | "economy";
+            /** @description Economy batches on `GET /v1/batches/{id}`; null otherwise */
+            cost: {
+                /** @description What the finished items cost (economy items at batch prices) */
+                totalMicroUsd: number;
+                /** @description What the same tokens would have cost online */
+                onlineMicroUsd: number;
+                /** @description `onlineMicroUsd − totalMicroUsd` */
+                savingsMicroUsd: number;
+            } | null;
             counts: {
                 /** @description Valid items (each a job) */
                 total: number;
@@ -3879,11 +1661,25 @@ export interface components {
             priority: "urgent" | "high" | "normal" | "low" | "background";
             provider: string | null;
             model: string | null;
-            metadata: unknown | null;
+            metadata: components["schemas"]["JobMetadata"] | null;
             webhook: {
                 url: string;
             } | null;
             cancelRequested: boolean;
+            /**
+             * @description `economy`: items run on the providers' batch APIs at their batch price (up to 24 hours)
+             * @enum {string}
+             */
+            tier: "online" | "economy";
+            /** @description Economy batches on `GET /v1/batches/{id}`; null otherwise */
+            cost: {
+                /** @description What the finished items cost (economy items at batch prices) */
+                totalMicroUsd: number;
+                /** @description What the same tokens would have cost online */
+                onlineMicroUsd: number;
+                /** @description `onlineMicroUsd − totalMicroUsd` */
+                savingsMicroUsd: number;
+            } | null;
             counts: {
                 /** @description Valid items (each a job) */
                 total: number;
@@ -3919,14 +1715,14 @@ export interface components {
             /** @description How many items were rejected (all of them, even past the first 1,000) */
             invalidCount: number;
         };
-        BatchResult: {
+        BatchItemResult: {
             /** @description The item's position in the submitted items, from 0 */
             itemIndex: number;
             jobId: string;
             /** @enum {string} */
             status: "queued" | "active" | "completed" | "failed" | "canceled";
             /** @description As on the job; image results carry fresh signed links */
-            result: unknown | null;
+            result: components["schemas"]["JobResult"] | null;
             error: {
                 code: string;
                 message: string;
@@ -3937,23 +1733,458 @@ export interface components {
             } | null;
             costMicroUsd: number | null;
         };
-        Image: {
-            index: number;
-            /** @description A signed link to the image; null once retention deleted it */
-            url: string | null;
-            urlExpiresAt: string | null;
-            contentType: string;
-            bytes: number;
-            /** @description SHA-256 of the stored bytes, hex */
-            sha256: string;
-            width?: number;
-            height?: number;
-            revisedPrompt?: string;
+        RedriveRefusal: {
+            jobId: string;
+            /** @enum {string} */
+            code: "not_found" | "conflict" | "quota_exceeded";
+            message: string;
         };
-        PutProviderKey: {
+        RedriveSummary: {
+            /** @description Failed jobs this request took (at most `limit`) */
+            matched: number;
+            /** @description Jobs queued again */
+            redriven: number;
+            /** @description Jobs not redriven, by refusal code (`quota_exceeded`, `conflict`, `not_found`) */
+            refused: {
+                [key: string]: number;
+            };
+            /** @description The first 20 refusals */
+            refusals: components["schemas"]["RedriveRefusal"][];
+            redrivenJobIds: string[];
+            /** @description Failed jobs still matching after this request (a later request takes them) */
+            remaining: number;
+        };
+        /**
+         * @example {
+         *       "id": "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+         *       "object": "job",
+         *       "type": "text",
+         *       "status": "queued",
+         *       "priority": "normal",
+         *       "provider": null,
+         *       "model": null,
+         *       "progress": 0,
+         *       "attempts": 3,
+         *       "cancelRequested": false,
+         *       "input": {
+         *         "prompt": "Summarize the attached report in three bullet points."
+         *       },
+         *       "metadata": {
+         *         "customer": "acme"
+         *       },
+         *       "result": null,
+         *       "error": {
+         *         "code": "provider_unavailable",
+         *         "message": "every provider failed or was unavailable"
+         *       },
+         *       "usage": null,
+         *       "costMicroUsd": null,
+         *       "priceVersion": null,
+         *       "createdAt": "2026-12-03T15:00:00.000Z",
+         *       "queuedAt": "2026-12-03T16:10:00.000Z",
+         *       "startedAt": null,
+         *       "finishedAt": null,
+         *       "batchId": null,
+         *       "itemIndex": null,
+         *       "webhook": null,
+         *       "links": {
+         *         "self": "/v1/jobs/0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+         *         "cancel": "/v1/jobs/0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192/cancel"
+         *       }
+         *     }
+         */
+        RetriedJob: components["schemas"]["Job"];
+        /**
+         * @example {
+         *       "matched": 2,
+         *       "redriven": 2,
+         *       "refused": {},
+         *       "refusals": [],
+         *       "redrivenJobIds": [
+         *         "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192"
+         *       ],
+         *       "remaining": 0,
+         *       "batch": {
+         *         "id": "0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b",
+         *         "object": "batch",
+         *         "type": "text",
+         *         "status": "running",
+         *         "priority": "normal",
+         *         "provider": null,
+         *         "model": null,
+         *         "metadata": null,
+         *         "webhook": null,
+         *         "tier": "online",
+         *         "cost": null,
+         *         "cancelRequested": false,
+         *         "counts": {
+         *           "total": 10,
+         *           "queued": 2,
+         *           "active": 0,
+         *           "completed": 8,
+         *           "failed": 0,
+         *           "canceled": 0
+         *         },
+         *         "progress": 80,
+         *         "invalidItems": [],
+         *         "createdAt": "2026-12-03T15:00:00.000Z",
+         *         "startedAt": "2026-12-03T15:00:01.000Z",
+         *         "finishedAt": null,
+         *         "etaSeconds": null,
+         *         "links": {
+         *           "self": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b",
+         *           "results": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/results",
+         *           "resultsJsonl": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/results.jsonl",
+         *           "failedItems": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/results?status=failed",
+         *           "cancel": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/cancel",
+         *           "events": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/events"
+         *         }
+         *       }
+         *     }
+         */
+        BatchRetry: {
+            /** @description Failed jobs this request took (at most `limit`) */
+            matched: number;
+            /** @description Jobs queued again */
+            redriven: number;
+            /** @description Jobs not redriven, by refusal code (`quota_exceeded`, `conflict`, `not_found`) */
+            refused: {
+                [key: string]: number;
+            };
+            /** @description The first 20 refusals */
+            refusals: components["schemas"]["RedriveRefusal"][];
+            redrivenJobIds: string[];
+            /** @description Failed jobs still matching after this request (a later request takes them) */
+            remaining: number;
+            batch: components["schemas"]["Batch"];
+        };
+        AdminLastCall: {
+            attempt: number;
+            seq: number;
             provider: string;
-            /** @description Your own key for the provider; stored encrypted, never returned or logged */
-            apiKey: string;
+            model: string;
+            keyId: string | null;
+            startedAt: string;
+            latencyMs: number;
+            outcome: string;
+            errorCode: string | null;
+            errorMessage: string | null;
+        };
+        AdminJob: {
+            id: string;
+            /** @constant */
+            object: "job";
+            /** @enum {string} */
+            type: "text" | "image";
+            /** @enum {string} */
+            status: "queued" | "active" | "completed" | "failed" | "canceled";
+            /** @enum {string} */
+            priority: "urgent" | "high" | "normal" | "low" | "background";
+            provider: string | null;
+            model: string | null;
+            /** @description 0–100 */
+            progress: number;
+            /** @description How many attempts the job spent (runs handed back because every provider was rate limited or unavailable do not count) */
+            attempts: number;
+            cancelRequested: boolean;
+            input: components["schemas"]["AnyJobInput"];
+            metadata: components["schemas"]["JobMetadata"] | null;
+            /** @description Set once the job completed */
+            result: components["schemas"]["JobResult"] | null;
+            /** @description Why the job failed; on a queued job, why the last attempt failed before a retry */
+            error: {
+                code: string;
+                message: string;
+            } | null;
+            usage: {
+                inputTokens: number;
+                outputTokens: number;
+            } | null;
+            /** @description Cost in millionths of a US dollar */
+            costMicroUsd: number | null;
+            /** @description The version of the price list `costMicroUsd` was computed with */
+            priceVersion: string | null;
+            createdAt: string;
+            queuedAt: string;
+            startedAt: string | null;
+            finishedAt: string | null;
+            /** @description The batch the job is an item of; null for a single job */
+            batchId: string | null;
+            /** @description The job's position in its batch's items, from 0 */
+            itemIndex: number | null;
+            /** @description The per-request webhook, if any */
+            webhook: {
+                url: string;
+            } | null;
+            links: {
+                self: string;
+                cancel: string;
+            };
+            userId: string;
+            /** @description The job's last provider call (null: none was made) */
+            lastCall: components["schemas"]["AdminLastCall"] | null;
+        };
+        /**
+         * @example {
+         *       "matched": 2,
+         *       "redriven": 1,
+         *       "refused": {
+         *         "quota_exceeded": 1
+         *       },
+         *       "refusals": [
+         *         {
+         *           "jobId": "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708193",
+         *           "code": "quota_exceeded",
+         *           "message": "text token quota exceeded"
+         *         }
+         *       ],
+         *       "redrivenJobIds": [
+         *         "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192"
+         *       ],
+         *       "remaining": 1
+         *     }
+         */
+        AdminRedriveSummary: components["schemas"]["RedriveSummary"];
+        AdminProviderCall: {
+            attempt: number;
+            seq: number;
+            provider: string;
+            model: string;
+            keyId: string | null;
+            startedAt: string;
+            latencyMs: number;
+            outcome: string;
+            errorCode: string | null;
+            errorMessage: string | null;
+            id: string;
+            jobId: string;
+            userId: string;
+            inputTokens: number | null;
+            outputTokens: number | null;
+        };
+        UsageTrendPoint: {
+            /** @description The UTC day, YYYY-MM-DD */
+            day: string;
+            provider: string;
+            model: string;
+            jobs: number;
+            inputTokens: number;
+            outputTokens: number;
+            images: number;
+            costMicroUsd: number;
+        };
+        /**
+         * @example {
+         *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d8e",
+         *       "name": "primary",
+         *       "hint": "sk-…cdef",
+         *       "priority": 1,
+         *       "rpm": 500,
+         *       "tpm": null,
+         *       "rpd": null,
+         *       "disabled": false,
+         *       "check": {
+         *         "status": "valid",
+         *         "checkedAt": "2026-12-03T14:00:00.000Z"
+         *       }
+         *     }
+         */
+        ManagedKey: {
+            id: string;
+            name: string;
+            /** @description A masked hint of the secret; the secret is never returned */
+            hint: string;
+            priority: number;
+            rpm: number | null;
+            tpm: number | null;
+            rpd: number | null;
+            disabled: boolean;
+            /** @description The last validate result; null before the first */
+            check: {
+                /** @enum {string} */
+                status: "valid" | "invalid";
+                checkedAt: string;
+                /** @description genq's code: auth_failed, credit_exhausted, ... */
+                errorCode?: string;
+                /** @description The provider's own error code, e.g. invalid_api_key */
+                providerCode?: string;
+                httpStatus?: number;
+                message?: string;
+            } | null;
+        };
+        /**
+         * @example {
+         *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d8f",
+         *       "model": "acme-chat",
+         *       "settings": {
+         *         "capabilities": [
+         *           "text"
+         *         ]
+         *       },
+         *       "price": {
+         *         "input": 100000,
+         *         "output": 300000
+         *       },
+         *       "priceVersion": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d90"
+         *     }
+         */
+        ManagedModel: {
+            id: string;
+            model: string;
+            settings: {
+                [key: string]: unknown;
+            };
+            price: {
+                [key: string]: unknown;
+            } | null;
+            /** @description The id jobs record as their price version */
+            priceVersion: string | null;
+        };
+        /**
+         * @example {
+         *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d80",
+         *       "name": "acme",
+         *       "type": "openai-compatible",
+         *       "settings": {
+         *         "baseUrl": "https://llm.acme.example/v1"
+         *       },
+         *       "disabled": false,
+         *       "modelSync": null,
+         *       "keys": [],
+         *       "models": [],
+         *       "createdAt": "2026-12-03T14:00:00.000Z",
+         *       "updatedAt": "2026-12-03T14:00:00.000Z"
+         *     }
+         */
+        ManagedProvider: {
+            id: string;
+            name: string;
+            type: string;
+            /** @description Header values are masked */
+            settings: {
+                [key: string]: unknown;
+            };
+            disabled: boolean;
+            /** @description The last sync-models result; null before the first */
+            modelSync: {
+                checkedAt: string;
+                models?: string[];
+                errorCode?: string;
+                message?: string;
+            } | null;
+            keys: components["schemas"]["ManagedKey"][];
+            models: components["schemas"]["ManagedModel"][];
+            createdAt: string;
+            updatedAt: string;
+        };
+        /**
+         * @example {
+         *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d81",
+         *       "name": "cheap",
+         *       "strategy": "cost",
+         *       "targets": [
+         *         {
+         *           "provider": "acme",
+         *           "model": "acme-chat"
+         *         }
+         *       ],
+         *       "disabled": false
+         *     }
+         */
+        ManagedRoute: {
+            id: string;
+            name: string;
+            strategy: string;
+            targets: {
+                [key: string]: unknown;
+            }[];
+            disabled: boolean;
+        };
+        /**
+         * @example {
+         *       "version": 3,
+         *       "providers": [],
+         *       "routes": []
+         *     }
+         */
+        ManagedProviderConfig: {
+            /** @description Raised by every change; workers apply it within seconds */
+            version: number;
+            providers: components["schemas"]["ManagedProvider"][];
+            routes: components["schemas"]["ManagedRoute"][];
+        };
+        PriceVersion: {
+            id: string;
+            provider: string;
+            model: string;
+            price: {
+                [key: string]: unknown;
+            };
+            createdBy: string;
+            createdAt: string;
+        };
+        ProviderConfigAuditEntry: {
+            id: string;
+            at: string;
+            /** @description The operator's user name */
+            actor: string;
+            /** @description e.g. provider.create, key.disable, model.price, route.delete */
+            action: string;
+            entityType: string;
+            entityId: string;
+            entityName: string;
+            /** @description The entity before the change, secrets masked; null for a creation */
+            before: unknown;
+            /** @description The entity after the change, secrets masked; null for a deletion */
+            after: unknown;
+            configVersion: number;
+        };
+        /**
+         * @description A worker runs the check; its result appears on the key or provider
+         * @example {
+         *       "taskId": "17",
+         *       "status": "queued"
+         *     }
+         */
+        ProviderCheckQueued: {
+            taskId: string;
+            /** @constant */
+            status: "queued";
+        };
+        BatchPage: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["Batch"][];
+            nextCursor: string | null;
+        };
+        BatchItemResultPage: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["BatchItemResult"][];
+            nextCursor: string | null;
+        };
+        /**
+         * @example {
+         *       "status": "ok",
+         *       "checks": {
+         *         "redis": "ok",
+         *         "postgres": "ok"
+         *       }
+         *     }
+         */
+        Health: {
+            /** @enum {string} */
+            status: "ok" | "unavailable";
+            /** @description Each backing service's state (readiness only) */
+            checks?: {
+                [key: string]: "ok" | "unavailable";
+            };
+        };
+        JobPage: {
+            /** @constant */
+            object: "list";
+            data: components["schemas"]["Job"][];
+            nextCursor: string | null;
         };
         ProviderKey: {
             id: string;
@@ -3990,6 +2221,10 @@ export interface components {
                 reasoningTokens: number;
                 images: number;
                 costMicroUsd: number;
+                /** @description What the same tokens would have cost online (economy items at online prices) */
+                onlineCostMicroUsd: number;
+                /** @description `onlineCostMicroUsd − costMicroUsd`: saved by the economy tier */
+                savingsMicroUsd: number;
             };
             groups: {
                 jobs: number;
@@ -3999,6 +2234,10 @@ export interface components {
                 reasoningTokens: number;
                 images: number;
                 costMicroUsd: number;
+                /** @description What the same tokens would have cost online (economy items at online prices) */
+                onlineCostMicroUsd: number;
+                /** @description `onlineCostMicroUsd − costMicroUsd`: saved by the economy tier */
+                savingsMicroUsd: number;
                 key: string;
             }[];
             quota: {
@@ -4114,7 +2353,7 @@ export interface components {
             deliveredAt: string | null;
             createdAt: string;
             /** @description The body that is POSTed */
-            payload: unknown;
+            payload: components["schemas"]["WebhookEvent"];
             deliveries: components["schemas"]["WebhookAttempt"][];
         };
         WebhookMessagePage: {
@@ -4148,6 +2387,128 @@ export interface components {
             object: "list";
             data: components["schemas"]["WebhookEndpoint"][];
         };
+        /**
+         * @description What an image job asks for; the chosen model's capabilities decide what is accepted
+         * @example {
+         *       "operation": "generate",
+         *       "prompt": "A lighthouse at dawn, watercolour",
+         *       "n": 1,
+         *       "size": "1024x1024"
+         *     }
+         */
+        ImageJobInput: {
+            /**
+             * @default generate
+             * @enum {string}
+             */
+            operation?: "generate" | "edit" | "variation";
+            prompt?: string;
+            image?: string;
+            mask?: string;
+            /** @default 1 */
+            n?: number;
+            size?: string;
+            quality?: string;
+            /** @enum {string} */
+            style?: "vivid" | "natural";
+            aspectRatio?: string;
+            providerOptions?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+        };
+        /**
+         * @description A text or an image job, told apart by `type`
+         * @example {
+         *       "type": "text",
+         *       "input": {
+         *         "prompt": "Write a haiku about queues",
+         *         "maxTokens": 200
+         *       },
+         *       "priority": "normal",
+         *       "metadata": {
+         *         "orderId": "A-1042"
+         *       }
+         *     }
+         */
+        CreateJobRequest: {
+            /** @constant */
+            type: "text";
+            input: components["schemas"]["TextJobInput"];
+            /**
+             * @default normal
+             * @enum {string}
+             */
+            priority?: "urgent" | "high" | "normal" | "low" | "background";
+            provider?: string;
+            model?: string;
+            metadata?: components["schemas"]["JobMetadata"];
+            webhook?: {
+                /** Format: uri */
+                url: string;
+            };
+        } | {
+            /** @constant */
+            type: "image";
+            input: components["schemas"]["ImageJobInput"];
+            /**
+             * @default normal
+             * @enum {string}
+             */
+            priority?: "urgent" | "high" | "normal" | "low" | "background";
+            provider?: string;
+            model?: string;
+            metadata?: components["schemas"]["JobMetadata"];
+            webhook?: {
+                /** Format: uri */
+                url: string;
+            };
+        };
+        /** @description The job's `input` as submitted (`TextJobInput` or `ImageJobInput`, as `type` says) */
+        AnyJobInput: components["schemas"]["TextJobInput"] | components["schemas"]["ImageJobInput"];
+        /**
+         * @example {
+         *       "type": "text",
+         *       "priority": "low",
+         *       "items": [
+         *         {
+         *           "prompt": "Summarize: queues are lines"
+         *         },
+         *         {
+         *           "prompt": "Translate to French: good morning"
+         *         }
+         *       ],
+         *       "metadata": {
+         *         "run": "nightly-7"
+         *       }
+         *     }
+         */
+        CreateBatchRequest: {
+            /** @enum {string} */
+            type: "text" | "image";
+            /**
+             * @default low
+             * @enum {string}
+             */
+            priority?: "urgent" | "high" | "normal" | "low" | "background";
+            provider?: string;
+            model?: string;
+            metadata?: components["schemas"]["JobMetadata"];
+            webhook?: {
+                /** Format: uri */
+                url: string;
+            };
+            /** @enum {string} */
+            tier?: "online" | "economy";
+            /** @description The items, each a `TextJobInput` or an `ImageJobInput` as `type` says */
+            items: components["schemas"]["AnyJobInput"][];
+        };
+        PutProviderKey: {
+            provider: string;
+            /** @description Your own key for the provider; stored encrypted, never returned or logged */
+            apiKey: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -4156,4 +2517,8137 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    getLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "checks": {
+                     *         "redis": "ok",
+                     *         "postgres": "ok"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    getReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "checks": {
+                     *         "redis": "ok",
+                     *         "postgres": "ok"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Redis or Postgres does not answer (`checks` says which) */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: {
+                status?: "queued" | "active" | "completed" | "failed" | "canceled";
+                type?: "text" | "image";
+                /** @description Asked for, run on, or called by an attempt */
+                provider?: string;
+                model?: string;
+                /** @description The job's (last) error code */
+                errorCode?: string;
+                batchId?: string;
+                priority?: "urgent" | "high" | "normal" | "low" | "background";
+                /** @description Created at or after */
+                from?: string;
+                /** @description Created before */
+                to?: string;
+                /** @description `key:value`, repeatable: jobs whose metadata has every such key with that string value */
+                metadata?: string | string[];
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "job",
+                     *           "type": "text",
+                     *           "status": "queued",
+                     *           "priority": "urgent",
+                     *           "provider": "provider",
+                     *           "model": "model",
+                     *           "progress": 0,
+                     *           "attempts": 0,
+                     *           "cancelRequested": false,
+                     *           "input": {
+                     *             "prompt": "Write a haiku about queues",
+                     *             "maxTokens": 200
+                     *           },
+                     *           "metadata": {},
+                     *           "result": {
+                     *             "type": "text",
+                     *             "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *             "finishReason": "stop",
+                     *             "provider": "openai",
+                     *             "model": "gpt-4o-mini"
+                     *           },
+                     *           "error": {
+                     *             "code": "code",
+                     *             "message": "message"
+                     *           },
+                     *           "usage": {
+                     *             "inputTokens": 0,
+                     *             "outputTokens": 0
+                     *           },
+                     *           "costMicroUsd": 0,
+                     *           "priceVersion": "priceVersion",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "queuedAt": "2026-12-03T16:00:00.000Z",
+                     *           "startedAt": "2026-12-03T16:00:00.000Z",
+                     *           "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *           "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "itemIndex": 0,
+                     *           "webhook": {
+                     *             "url": "url"
+                     *           },
+                     *           "links": {
+                     *             "self": "self",
+                     *             "cancel": "cancel"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "nextCursor": "nextCursor"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["JobPage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Repeat a request safely: the same key and body return the same job */
+                "idempotency-key"?: string;
+                /**
+                 * @description `wait=N` (RFC 7240): hold the response up to N seconds (1–60; `wait` alone means 60, more is capped at 60) and answer 200 with the finished job if it ends in time, else 202 as usual. The response carries `Preference-Applied: wait=N` when the wait was honoured; values that are not a positive integer are ignored, and when the caller (10) or the API process (500) holds its maximum of waits the request is answered at once without `Preference-Applied`
+                 * @example wait=30
+                 */
+                prefer?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "text",
+                 *       "input": {
+                 *         "prompt": "Write a haiku about queues",
+                 *         "maxTokens": 200
+                 *       },
+                 *       "priority": "normal",
+                 *       "metadata": {
+                 *         "orderId": "A-1042"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateJobRequest"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "job",
+                     *       "type": "text",
+                     *       "status": "queued",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "progress": 0,
+                     *       "attempts": 0,
+                     *       "cancelRequested": false,
+                     *       "input": {
+                     *         "prompt": "Write a haiku about queues",
+                     *         "maxTokens": 200
+                     *       },
+                     *       "metadata": {},
+                     *       "result": {
+                     *         "type": "text",
+                     *         "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *         "finishReason": "stop",
+                     *         "provider": "openai",
+                     *         "model": "gpt-4o-mini"
+                     *       },
+                     *       "error": {
+                     *         "code": "code",
+                     *         "message": "message"
+                     *       },
+                     *       "usage": {
+                     *         "inputTokens": 0,
+                     *         "outputTokens": 0
+                     *       },
+                     *       "costMicroUsd": 0,
+                     *       "priceVersion": "priceVersion",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "queuedAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "itemIndex": 0,
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "links": {
+                     *         "self": "self",
+                     *         "cancel": "cancel"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description Accepted: stored, and it will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "job",
+                     *       "type": "text",
+                     *       "status": "queued",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "progress": 0,
+                     *       "attempts": 0,
+                     *       "cancelRequested": false,
+                     *       "input": {
+                     *         "prompt": "Write a haiku about queues",
+                     *         "maxTokens": 200
+                     *       },
+                     *       "metadata": {},
+                     *       "result": {
+                     *         "type": "text",
+                     *         "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *         "finishReason": "stop",
+                     *         "provider": "openai",
+                     *         "model": "gpt-4o-mini"
+                     *       },
+                     *       "error": {
+                     *         "code": "code",
+                     *         "message": "message"
+                     *       },
+                     *       "usage": {
+                     *         "inputTokens": 0,
+                     *         "outputTokens": 0
+                     *       },
+                     *       "costMicroUsd": 0,
+                     *       "priceVersion": "priceVersion",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "queuedAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "itemIndex": 0,
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "links": {
+                     *         "self": "self",
+                     *         "cancel": "cancel"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credentials may not do this (`forbidden`), e.g. a priority the plan does not include */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "job",
+                     *       "type": "text",
+                     *       "status": "queued",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "progress": 0,
+                     *       "attempts": 0,
+                     *       "cancelRequested": false,
+                     *       "input": {
+                     *         "prompt": "Write a haiku about queues",
+                     *         "maxTokens": 200
+                     *       },
+                     *       "metadata": {},
+                     *       "result": {
+                     *         "type": "text",
+                     *         "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *         "finishReason": "stop",
+                     *         "provider": "openai",
+                     *         "model": "gpt-4o-mini"
+                     *       },
+                     *       "error": {
+                     *         "code": "code",
+                     *         "message": "message"
+                     *       },
+                     *       "usage": {
+                     *         "inputTokens": 0,
+                     *         "outputTokens": 0
+                     *       },
+                     *       "costMicroUsd": 0,
+                     *       "priceVersion": "priceVersion",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "queuedAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "itemIndex": 0,
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "links": {
+                     *         "self": "self",
+                     *         "cancel": "cancel"
+                     *       },
+                     *       "calls": [
+                     *         {
+                     *           "attempt": 0,
+                     *           "seq": 0,
+                     *           "provider": "provider",
+                     *           "model": "model",
+                     *           "keyId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "startedAt": "2026-12-03T16:00:00.000Z",
+                     *           "latencyMs": 0,
+                     *           "outcome": "ok",
+                     *           "errorCode": "errorCode",
+                     *           "errorMessage": "errorMessage",
+                     *           "inputTokens": 0,
+                     *           "outputTokens": 0
+                     *         }
+                     *       ],
+                     *       "queue": {
+                     *         "state": "waiting",
+                     *         "position": 12,
+                     *         "ahead": 11,
+                     *         "etaSeconds": 4
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["JobDetail"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "job",
+                     *       "type": "text",
+                     *       "status": "queued",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "progress": 0,
+                     *       "attempts": 0,
+                     *       "cancelRequested": false,
+                     *       "input": {
+                     *         "prompt": "Write a haiku about queues",
+                     *         "maxTokens": 200
+                     *       },
+                     *       "metadata": {},
+                     *       "result": {
+                     *         "type": "text",
+                     *         "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *         "finishReason": "stop",
+                     *         "provider": "openai",
+                     *         "model": "gpt-4o-mini"
+                     *       },
+                     *       "error": {
+                     *         "code": "code",
+                     *         "message": "message"
+                     *       },
+                     *       "usage": {
+                     *         "inputTokens": 0,
+                     *         "outputTokens": 0
+                     *       },
+                     *       "costMicroUsd": 0,
+                     *       "priceVersion": "priceVersion",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "queuedAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "itemIndex": 0,
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "links": {
+                     *         "self": "self",
+                     *         "cancel": "cancel"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Job"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listBatches: {
+        parameters: {
+            query?: {
+                status?: "running" | "completed" | "canceled";
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "batch",
+                     *           "type": "text",
+                     *           "status": "running",
+                     *           "priority": "urgent",
+                     *           "provider": "provider",
+                     *           "model": "model",
+                     *           "metadata": {},
+                     *           "webhook": {
+                     *             "url": "url"
+                     *           },
+                     *           "cancelRequested": false,
+                     *           "tier": "online",
+                     *           "cost": {
+                     *             "totalMicroUsd": 0,
+                     *             "onlineMicroUsd": 0,
+                     *             "savingsMicroUsd": 0
+                     *           },
+                     *           "counts": {
+                     *             "total": 0,
+                     *             "queued": 0,
+                     *             "active": 0,
+                     *             "completed": 0,
+                     *             "failed": 0,
+                     *             "canceled": 0
+                     *           },
+                     *           "progress": 0,
+                     *           "invalidItems": [
+                     *             {
+                     *               "index": 0,
+                     *               "message": "message"
+                     *             }
+                     *           ],
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "startedAt": "2026-12-03T16:00:00.000Z",
+                     *           "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *           "etaSeconds": 0,
+                     *           "links": {
+                     *             "self": "self",
+                     *             "results": "results",
+                     *             "resultsJsonl": "resultsJsonl",
+                     *             "failedItems": "failedItems",
+                     *             "cancel": "cancel",
+                     *             "events": "events"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "nextCursor": "nextCursor"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BatchPage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createBatch: {
+        parameters: {
+            query?: {
+                /** @description JSONL bodies only: `text` or `image` */
+                type?: string;
+                /** @description JSONL bodies only; default `low` */
+                priority?: string;
+                /** @description JSONL bodies only */
+                provider?: string;
+                /** @description JSONL bodies only */
+                model?: string;
+                /** @description JSONL bodies only: where batch events are POSTed */
+                webhookUrl?: string;
+                /** @description JSONL bodies only: a JSON object */
+                metadata?: string;
+                /** @description JSONL bodies only: `online` (default) or `economy` */
+                tier?: string;
+            };
+            header?: {
+                /** @description Repeat a request safely: the same key and items return the same batch */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "type": "text",
+                 *       "priority": "low",
+                 *       "items": [
+                 *         {
+                 *           "prompt": "Summarize: queues are lines"
+                 *         },
+                 *         {
+                 *           "prompt": "Translate to French: good morning"
+                 *         }
+                 *       ],
+                 *       "metadata": {
+                 *         "run": "nightly-7"
+                 *       }
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateBatchRequest"];
+                /**
+                 * @example {
+                 *       "prompt": "Write a haiku about queues",
+                 *       "maxTokens": 200
+                 *     }
+                 */
+                "application/x-ndjson": components["schemas"]["AnyJobInput"];
+                /**
+                 * @example {
+                 *       "prompt": "Write a haiku about queues",
+                 *       "maxTokens": 200
+                 *     }
+                 */
+                "application/jsonl": components["schemas"]["AnyJobInput"];
+            };
+        };
+        responses: {
+            /** @description The batch of an earlier request with the same Idempotency-Key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "batch",
+                     *       "type": "text",
+                     *       "status": "running",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "metadata": {},
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "cancelRequested": false,
+                     *       "tier": "online",
+                     *       "cost": {
+                     *         "totalMicroUsd": 0,
+                     *         "onlineMicroUsd": 0,
+                     *         "savingsMicroUsd": 0
+                     *       },
+                     *       "counts": {
+                     *         "total": 0,
+                     *         "queued": 0,
+                     *         "active": 0,
+                     *         "completed": 0,
+                     *         "failed": 0,
+                     *         "canceled": 0
+                     *       },
+                     *       "progress": 0,
+                     *       "invalidItems": [
+                     *         {
+                     *           "index": 0,
+                     *           "message": "message"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "etaSeconds": 0,
+                     *       "links": {
+                     *         "self": "self",
+                     *         "results": "results",
+                     *         "resultsJsonl": "resultsJsonl",
+                     *         "failedItems": "failedItems",
+                     *         "cancel": "cancel",
+                     *         "events": "events"
+                     *       },
+                     *       "invalidCount": 0
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BatchAccepted"];
+                };
+            };
+            /** @description The batch is stored; its valid items will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "batch",
+                     *       "type": "text",
+                     *       "status": "running",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "metadata": {},
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "cancelRequested": false,
+                     *       "tier": "online",
+                     *       "cost": {
+                     *         "totalMicroUsd": 0,
+                     *         "onlineMicroUsd": 0,
+                     *         "savingsMicroUsd": 0
+                     *       },
+                     *       "counts": {
+                     *         "total": 0,
+                     *         "queued": 0,
+                     *         "active": 0,
+                     *         "completed": 0,
+                     *         "failed": 0,
+                     *         "canceled": 0
+                     *       },
+                     *       "progress": 0,
+                     *       "invalidItems": [
+                     *         {
+                     *           "index": 0,
+                     *           "message": "message"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "etaSeconds": 0,
+                     *       "links": {
+                     *         "self": "self",
+                     *         "results": "results",
+                     *         "resultsJsonl": "resultsJsonl",
+                     *         "failedItems": "failedItems",
+                     *         "cancel": "cancel",
+                     *         "events": "events"
+                     *       },
+                     *       "invalidCount": 0
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BatchAccepted"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credentials may not do this (`forbidden`), e.g. a priority the plan does not include */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "batch",
+                     *       "type": "text",
+                     *       "status": "running",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "metadata": {},
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "cancelRequested": false,
+                     *       "tier": "online",
+                     *       "cost": {
+                     *         "totalMicroUsd": 0,
+                     *         "onlineMicroUsd": 0,
+                     *         "savingsMicroUsd": 0
+                     *       },
+                     *       "counts": {
+                     *         "total": 0,
+                     *         "queued": 0,
+                     *         "active": 0,
+                     *         "completed": 0,
+                     *         "failed": 0,
+                     *         "canceled": 0
+                     *       },
+                     *       "progress": 0,
+                     *       "invalidItems": [
+                     *         {
+                     *           "index": 0,
+                     *           "message": "message"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "etaSeconds": 0,
+                     *       "links": {
+                     *         "self": "self",
+                     *         "results": "results",
+                     *         "resultsJsonl": "resultsJsonl",
+                     *         "failedItems": "failedItems",
+                     *         "cancel": "cancel",
+                     *         "events": "events"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listBatchResults: {
+        parameters: {
+            query?: {
+                /** @description Only items of this status (`failed` lists the failed items) */
+                status?: "queued" | "active" | "completed" | "failed" | "canceled";
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of results (JSON), or every result as JSONL with `Accept: application/x-ndjson` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "itemIndex": 0,
+                     *           "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "status": "queued",
+                     *           "result": {
+                     *             "type": "text",
+                     *             "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *             "finishReason": "stop",
+                     *             "provider": "openai",
+                     *             "model": "gpt-4o-mini"
+                     *           },
+                     *           "error": {
+                     *             "code": "code",
+                     *             "message": "message"
+                     *           },
+                     *           "usage": {
+                     *             "inputTokens": 0,
+                     *             "outputTokens": 0
+                     *           },
+                     *           "costMicroUsd": 0
+                     *         }
+                     *       ],
+                     *       "nextCursor": "nextCursor"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BatchItemResultPage"];
+                    /**
+                     * @example {
+                     *       "itemIndex": 0,
+                     *       "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "status": "queued",
+                     *       "result": {
+                     *         "type": "text",
+                     *         "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *         "finishReason": "stop",
+                     *         "provider": "openai",
+                     *         "model": "gpt-4o-mini"
+                     *       },
+                     *       "error": {
+                     *         "code": "code",
+                     *         "message": "message"
+                     *       },
+                     *       "usage": {
+                     *         "inputTokens": 0,
+                     *         "outputTokens": 0
+                     *       },
+                     *       "costMicroUsd": 0
+                     *     }
+                     */
+                    "application/x-ndjson": components["schemas"]["BatchItemResult"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    downloadBatchResults: {
+        parameters: {
+            query?: {
+                /** @description Only items of this status (`failed` lists the failed items) */
+                status?: "queued" | "active" | "completed" | "failed" | "canceled";
+            };
+            header?: never;
+            path: {
+                /** @description The batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every result, one `BatchItemResult` per line, in item order */
+            200: {
+                headers: {
+                    /** @description attachment; filename="batch-<id>.jsonl" */
+                    "content-disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "itemIndex": 0,
+                     *       "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "status": "queued",
+                     *       "result": {
+                     *         "type": "text",
+                     *         "text": "Jobs wait in line / priorities decide / the queue never sleeps",
+                     *         "finishReason": "stop",
+                     *         "provider": "openai",
+                     *         "model": "gpt-4o-mini"
+                     *       },
+                     *       "error": {
+                     *         "code": "code",
+                     *         "message": "message"
+                     *       },
+                     *       "usage": {
+                     *         "inputTokens": 0,
+                     *         "outputTokens": 0
+                     *       },
+                     *       "costMicroUsd": 0
+                     *     }
+                     */
+                    "application/x-ndjson": components["schemas"]["BatchItemResult"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancelBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "batch",
+                     *       "type": "text",
+                     *       "status": "running",
+                     *       "priority": "urgent",
+                     *       "provider": "provider",
+                     *       "model": "model",
+                     *       "metadata": {},
+                     *       "webhook": {
+                     *         "url": "url"
+                     *       },
+                     *       "cancelRequested": false,
+                     *       "tier": "online",
+                     *       "cost": {
+                     *         "totalMicroUsd": 0,
+                     *         "onlineMicroUsd": 0,
+                     *         "savingsMicroUsd": 0
+                     *       },
+                     *       "counts": {
+                     *         "total": 0,
+                     *         "queued": 0,
+                     *         "active": 0,
+                     *         "completed": 0,
+                     *         "failed": 0,
+                     *         "canceled": 0
+                     *       },
+                     *       "progress": 0,
+                     *       "invalidItems": [
+                     *         {
+                     *           "index": 0,
+                     *           "message": "message"
+                     *         }
+                     *       ],
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "startedAt": "2026-12-03T16:00:00.000Z",
+                     *       "finishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "etaSeconds": 0,
+                     *       "links": {
+                     *         "self": "self",
+                     *         "results": "results",
+                     *         "resultsJsonl": "resultsJsonl",
+                     *         "failedItems": "failedItems",
+                     *         "cancel": "cancel",
+                     *         "events": "events"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Batch"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    streamJobEvents: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event, for clients that cannot set the Last-Event-ID header */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description Resume after this event (EventSource sends it when it reconnects) */
+                "last-event-id"?: string;
+            };
+            path: {
+                /** @description The job or batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job's events; each `data` is a `JobEvent` (JSON), `event` its name, `id` what to send back as `Last-Event-ID` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "job",
+                     *       "type": "text",
+                     *       "status": "completed"
+                     *     }
+                     */
+                    "text/event-stream": components["schemas"]["JobEvent"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    streamBatchEvents: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event, for clients that cannot set the Last-Event-ID header */
+                lastEventId?: string;
+            };
+            header?: {
+                /** @description Resume after this event (EventSource sends it when it reconnects) */
+                "last-event-id"?: string;
+            };
+            path: {
+                /** @description The job or batch id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The batch's events; each `data` is a `BatchEvent` (JSON), `event` its name, `id` what to send back as `Last-Event-ID` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-000000000b01",
+                     *       "object": "batch",
+                     *       "status": "running",
+                     *       "counts": {
+                     *         "total": 3,
+                     *         "queued": 1,
+                     *         "completed": 2,
+                     *         "failed": 0,
+                     *         "canceled": 0
+                     *       },
+                     *       "progress": 66
+                     *     }
+                     */
+                    "text/event-stream": components["schemas"]["BatchEvent"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                /** @description Start (inclusive); default: the start of this month (UTC) */
+                from?: string;
+                /** @description End (exclusive); default: now */
+                to?: string;
+                groupBy?: "day" | "provider" | "model" | "type";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "from",
+                     *       "to": "to",
+                     *       "groupBy": "groupBy",
+                     *       "totals": {
+                     *         "jobs": 0,
+                     *         "inputTokens": 0,
+                     *         "cachedInputTokens": 0,
+                     *         "outputTokens": 0,
+                     *         "reasoningTokens": 0,
+                     *         "images": 0,
+                     *         "costMicroUsd": 0,
+                     *         "onlineCostMicroUsd": 0,
+                     *         "savingsMicroUsd": 0
+                     *       },
+                     *       "groups": [
+                     *         {
+                     *           "jobs": 0,
+                     *           "inputTokens": 0,
+                     *           "cachedInputTokens": 0,
+                     *           "outputTokens": 0,
+                     *           "reasoningTokens": 0,
+                     *           "images": 0,
+                     *           "costMicroUsd": 0,
+                     *           "onlineCostMicroUsd": 0,
+                     *           "savingsMicroUsd": 0,
+                     *           "key": "key"
+                     *         }
+                     *       ],
+                     *       "quota": {
+                     *         "plan": "plan",
+                     *         "periodStart": "periodStart",
+                     *         "resetsAt": "2026-12-03T16:00:00.000Z",
+                     *         "textTokens": {
+                     *           "used": 0,
+                     *           "reserved": 0,
+                     *           "limit": 0
+                     *         },
+                     *         "images": {
+                     *           "used": 0,
+                     *           "reserved": 0,
+                     *           "limit": 0
+                     *         },
+                     *         "costMicroUsd": {
+                     *           "used": 0,
+                     *           "reserved": 0,
+                     *           "limit": 0
+                     *         }
+                     *       },
+                     *       "projection": {
+                     *         "costSoFarMicroUsd": 0,
+                     *         "daysElapsed": 0,
+                     *         "daysInMonth": 0,
+                     *         "projectedMonthEndCostMicroUsd": 0
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "webhook_endpoint",
+                     *           "url": "url",
+                     *           "description": "description",
+                     *           "eventTypes": [
+                     *             "eventTypes"
+                     *           ],
+                     *           "disabled": false,
+                     *           "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *           "disabledReason": "disabledReason",
+                     *           "batchItemEvents": false,
+                     *           "failingSince": "failingSince",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "updatedAt": "2026-12-03T16:00:00.000Z",
+                     *           "links": {
+                     *             "self": "self",
+                     *             "deliveries": "deliveries"
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://genq.example.com/hooks/genq",
+                 *       "description": "description",
+                 *       "eventTypes": [
+                 *         "job.completed"
+                 *       ],
+                 *       "batchItemEvents": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateWebhookEndpoint"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "webhook_endpoint",
+                     *       "url": "url",
+                     *       "description": "description",
+                     *       "eventTypes": [
+                     *         "eventTypes"
+                     *       ],
+                     *       "disabled": false,
+                     *       "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *       "disabledReason": "disabledReason",
+                     *       "batchItemEvents": false,
+                     *       "failingSince": "failingSince",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "updatedAt": "2026-12-03T16:00:00.000Z",
+                     *       "links": {
+                     *         "self": "self",
+                     *         "deliveries": "deliveries"
+                     *       },
+                     *       "secret": "secret"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointWithSecret"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "webhook_endpoint",
+                     *       "url": "url",
+                     *       "description": "description",
+                     *       "eventTypes": [
+                     *         "eventTypes"
+                     *       ],
+                     *       "disabled": false,
+                     *       "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *       "disabledReason": "disabledReason",
+                     *       "batchItemEvents": false,
+                     *       "failingSince": "failingSince",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "updatedAt": "2026-12-03T16:00:00.000Z",
+                     *       "links": {
+                     *         "self": "self",
+                     *         "deliveries": "deliveries"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://genq.example.com/hooks/genq",
+                 *       "description": "description",
+                 *       "eventTypes": [
+                 *         "job.completed"
+                 *       ],
+                 *       "batchItemEvents": false,
+                 *       "disabled": false
+                 *     }
+                 */
+                "application/json": components["schemas"]["UpdateWebhookEndpoint"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "webhook_endpoint",
+                     *       "url": "url",
+                     *       "description": "description",
+                     *       "eventTypes": [
+                     *         "eventTypes"
+                     *       ],
+                     *       "disabled": false,
+                     *       "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *       "disabledReason": "disabledReason",
+                     *       "batchItemEvents": false,
+                     *       "failingSince": "failingSince",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "updatedAt": "2026-12-03T16:00:00.000Z",
+                     *       "links": {
+                     *         "self": "self",
+                     *         "deliveries": "deliveries"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "secret",
+                     *       "previousSecretExpiresAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateWebhookEndpointSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "graceSeconds": 0
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description How long the old secret keeps signing (a second signature); default 24 h
+                     * @default 86400
+                     */
+                    graceSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "secret",
+                     *       "previousSecretExpiresAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "webhook_message",
+                     *           "eventType": "eventType",
+                     *           "endpointId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "url": "url",
+                     *           "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "status": "pending",
+                     *           "attempts": 0,
+                     *           "nextAttemptAt": "2026-12-03T16:00:00.000Z",
+                     *           "lastAttemptAt": "2026-12-03T16:00:00.000Z",
+                     *           "deliveredAt": "2026-12-03T16:00:00.000Z",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "payload": {
+                     *             "type": "job.completed",
+                     *             "timestamp": "2026-12-03T16:00:00.000Z",
+                     *             "data": {
+                     *               "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *               "object": "job",
+                     *               "type": "text",
+                     *               "status": "completed",
+                     *               "links": {
+                     *                 "job": "https://genq.example.com/v1/jobs/0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a"
+                     *               }
+                     *             }
+                     *           },
+                     *           "deliveries": [
+                     *             {
+                     *               "attempt": 0,
+                     *               "outcome": "outcome",
+                     *               "responseStatus": 0,
+                     *               "latencyMs": 0,
+                     *               "responseExcerpt": "responseExcerpt",
+                     *               "errorMessage": "errorMessage",
+                     *               "createdAt": "2026-12-03T16:00:00.000Z"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "nextCursor": "nextCursor"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookMessagePage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "secret",
+                     *       "previousSecretExpiresAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "graceSeconds": 0
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description How long the old secret keeps signing (a second signature); default 24 h
+                     * @default 86400
+                     */
+                    graceSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "secret",
+                     *       "previousSecretExpiresAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listWebhookMessages: {
+        parameters: {
+            query?: {
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+                jobId?: string;
+                batchId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "webhook_message",
+                     *           "eventType": "eventType",
+                     *           "endpointId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "url": "url",
+                     *           "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "status": "pending",
+                     *           "attempts": 0,
+                     *           "nextAttemptAt": "2026-12-03T16:00:00.000Z",
+                     *           "lastAttemptAt": "2026-12-03T16:00:00.000Z",
+                     *           "deliveredAt": "2026-12-03T16:00:00.000Z",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "payload": {
+                     *             "type": "job.completed",
+                     *             "timestamp": "2026-12-03T16:00:00.000Z",
+                     *             "data": {
+                     *               "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *               "object": "job",
+                     *               "type": "text",
+                     *               "status": "completed",
+                     *               "links": {
+                     *                 "job": "https://genq.example.com/v1/jobs/0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a"
+                     *               }
+                     *             }
+                     *           },
+                     *           "deliveries": [
+                     *             {
+                     *               "attempt": 0,
+                     *               "outcome": "outcome",
+                     *               "responseStatus": 0,
+                     *               "latencyMs": 0,
+                     *               "responseExcerpt": "responseExcerpt",
+                     *               "errorMessage": "errorMessage",
+                     *               "createdAt": "2026-12-03T16:00:00.000Z"
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "nextCursor": "nextCursor"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookMessagePage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    redeliverWebhookMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: stored, and it will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "webhook_message",
+                     *       "eventType": "eventType",
+                     *       "endpointId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "url": "url",
+                     *       "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "batchId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "status": "pending",
+                     *       "attempts": 0,
+                     *       "nextAttemptAt": "2026-12-03T16:00:00.000Z",
+                     *       "lastAttemptAt": "2026-12-03T16:00:00.000Z",
+                     *       "deliveredAt": "2026-12-03T16:00:00.000Z",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "payload": {
+                     *         "type": "job.completed",
+                     *         "timestamp": "2026-12-03T16:00:00.000Z",
+                     *         "data": {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "job",
+                     *           "type": "text",
+                     *           "status": "completed",
+                     *           "links": {
+                     *             "job": "https://genq.example.com/v1/jobs/0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a"
+                     *           }
+                     *         }
+                     *       },
+                     *       "deliveries": [
+                     *         {
+                     *           "attempt": 0,
+                     *           "outcome": "outcome",
+                     *           "responseStatus": 0,
+                     *           "latencyMs": 0,
+                     *           "responseExcerpt": "responseExcerpt",
+                     *           "errorMessage": "errorMessage",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookMessage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** @description The image: PNG, JPEG or WebP */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "contentType": "contentType",
+                     *       "bytes": 0,
+                     *       "sha256": "sha256",
+                     *       "width": 0,
+                     *       "height": 0,
+                     *       "createdAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Upload"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUpload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The upload id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "contentType": "contentType",
+                     *       "bytes": 0,
+                     *       "sha256": "sha256",
+                     *       "width": 0,
+                     *       "height": 0,
+                     *       "createdAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Upload"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listProviderKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "provider": "provider",
+                     *           "hint": "hint",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "lastUsedAt": "2026-12-03T16:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ProviderKeyList"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "provider": "provider",
+                 *       "apiKey": "apiKeyxx"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PutProviderKey"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "provider": "provider",
+                     *       "hint": "hint",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "lastUsedAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ProviderKey"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retryJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: stored, and it will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+                     *       "object": "job",
+                     *       "type": "text",
+                     *       "status": "queued",
+                     *       "priority": "normal",
+                     *       "provider": null,
+                     *       "model": null,
+                     *       "progress": 0,
+                     *       "attempts": 3,
+                     *       "cancelRequested": false,
+                     *       "input": {
+                     *         "prompt": "Summarize the attached report in three bullet points."
+                     *       },
+                     *       "metadata": {
+                     *         "customer": "acme"
+                     *       },
+                     *       "result": null,
+                     *       "error": {
+                     *         "code": "provider_unavailable",
+                     *         "message": "every provider failed or was unavailable"
+                     *       },
+                     *       "usage": null,
+                     *       "costMicroUsd": null,
+                     *       "priceVersion": null,
+                     *       "createdAt": "2026-12-03T15:00:00.000Z",
+                     *       "queuedAt": "2026-12-03T16:10:00.000Z",
+                     *       "startedAt": null,
+                     *       "finishedAt": null,
+                     *       "batchId": null,
+                     *       "itemIndex": null,
+                     *       "webhook": null,
+                     *       "links": {
+                     *         "self": "/v1/jobs/0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+                     *         "cancel": "/v1/jobs/0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192/cancel"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RetriedJob"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    retryFailedBatchItems: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "limit": 100
+                 *     }
+                 */
+                "application/json": {
+                    /**
+                     * @description The most failed items this request redrives
+                     * @default 1000
+                     */
+                    limit?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "matched": 2,
+                     *       "redriven": 2,
+                     *       "refused": {},
+                     *       "refusals": [],
+                     *       "redrivenJobIds": [
+                     *         "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192"
+                     *       ],
+                     *       "remaining": 0,
+                     *       "batch": {
+                     *         "id": "0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b",
+                     *         "object": "batch",
+                     *         "type": "text",
+                     *         "status": "running",
+                     *         "priority": "normal",
+                     *         "provider": null,
+                     *         "model": null,
+                     *         "metadata": null,
+                     *         "webhook": null,
+                     *         "tier": "online",
+                     *         "cost": null,
+                     *         "cancelRequested": false,
+                     *         "counts": {
+                     *           "total": 10,
+                     *           "queued": 2,
+                     *           "active": 0,
+                     *           "completed": 8,
+                     *           "failed": 0,
+                     *           "canceled": 0
+                     *         },
+                     *         "progress": 80,
+                     *         "invalidItems": [],
+                     *         "createdAt": "2026-12-03T15:00:00.000Z",
+                     *         "startedAt": "2026-12-03T15:00:01.000Z",
+                     *         "finishedAt": null,
+                     *         "etaSeconds": null,
+                     *         "links": {
+                     *           "self": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b",
+                     *           "results": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/results",
+                     *           "resultsJsonl": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/results.jsonl",
+                     *           "failedItems": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/results?status=failed",
+                     *           "cancel": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/cancel",
+                     *           "events": "/v1/batches/0193a5af-1d2e-7f3a-8b4c-5d6e7f809a1b/events"
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BatchRetry"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAdminUsage: {
+        parameters: {
+            query?: {
+                /** @description Start (inclusive); default: the start of this month (UTC) */
+                from?: string;
+                /** @description End (exclusive); default: now */
+                to?: string;
+                groupBy?: "user" | "provider" | "model" | "day" | "type";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "from": "from",
+                     *       "to": "to",
+                     *       "groupBy": "groupBy",
+                     *       "totals": {
+                     *         "jobs": 0,
+                     *         "inputTokens": 0,
+                     *         "cachedInputTokens": 0,
+                     *         "outputTokens": 0,
+                     *         "images": 0,
+                     *         "costMicroUsd": 0
+                     *       },
+                     *       "groups": [
+                     *         {
+                     *           "jobs": 0,
+                     *           "inputTokens": 0,
+                     *           "cachedInputTokens": 0,
+                     *           "outputTokens": 0,
+                     *           "images": 0,
+                     *           "costMicroUsd": 0,
+                     *           "key": "key",
+                     *           "email": "email"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        from: string;
+                        to: string;
+                        groupBy: string;
+                        totals: {
+                            jobs: number;
+                            inputTokens: number;
+                            cachedInputTokens: number;
+                            outputTokens: number;
+                            images: number;
+                            costMicroUsd: number;
+                        };
+                        groups: {
+                            jobs: number;
+                            inputTokens: number;
+                            cachedInputTokens: number;
+                            outputTokens: number;
+                            images: number;
+                            costMicroUsd: number;
+                            key: string;
+                            email?: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "version": "version",
+                     *       "priceVersion": "priceVersion",
+                     *       "defaultRoute": "defaultRoute",
+                     *       "publishedAt": "2026-12-03T16:00:00.000Z",
+                     *       "providers": [
+                     *         {
+                     *           "name": "name",
+                     *           "type": "type",
+                     *           "acceptsUserKeys": false,
+                     *           "models": [
+                     *             {
+                     *               "model": "model",
+                     *               "capabilities": [
+                     *                 "capabilities"
+                     *               ],
+                     *               "zeroCost": false,
+                     *               "circuit": "closed",
+                     *               "circuitOpenUntil": "circuitOpenUntil",
+                     *               "inFlight": 0,
+                     *               "p50LatencyMs": 0,
+                     *               "p95LatencyMs": 0,
+                     *               "ewmaLatencyMs": 0,
+                     *               "calls": 0,
+                     *               "errors": 0,
+                     *               "errorRate": 0,
+                     *               "lastError": {
+                     *                 "code": "code",
+                     *                 "message": "message",
+                     *                 "at": "at"
+                     *               }
+                     *             }
+                     *           ],
+                     *           "keys": [
+                     *             {
+                     *               "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *               "hint": "hint",
+                     *               "priority": 0,
+                     *               "limits": {
+                     *                 "rpm": 0,
+                     *                 "tpm": 0,
+                     *                 "rpd": 0
+                     *               },
+                     *               "state": "ok",
+                     *               "until": "until",
+                     *               "reason": "reason",
+                     *               "requestsLastMinute": 0,
+                     *               "tokensLastMinute": 0,
+                     *               "requestsToday": 0
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "routes": [
+                     *         {
+                     *           "name": "name",
+                     *           "strategy": "strategy",
+                     *           "targets": [
+                     *             {
+                     *               "provider": "provider",
+                     *               "model": "model",
+                     *               "weight": 0,
+                     *               "tier": 0
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description the configuration version the workers published */
+                        version: string;
+                        priceVersion: string;
+                        defaultRoute: string;
+                        publishedAt: string;
+                        providers: {
+                            name: string;
+                            type: string;
+                            /** @description whether users may run jobs here on their own keys */
+                            acceptsUserKeys: boolean;
+                            models: {
+                                model: string;
+                                capabilities: string[];
+                                zeroCost: boolean;
+                                /** @enum {string} */
+                                circuit: "closed" | "open" | "half-open";
+                                /** @description when an open circuit half-opens */
+                                circuitOpenUntil?: string;
+                                inFlight: number;
+                                p50LatencyMs?: number;
+                                p95LatencyMs?: number;
+                                ewmaLatencyMs?: number;
+                                /** @description calls in the recent sample window */
+                                calls: number;
+                                errors: number;
+                                /** @description errors ÷ calls over the recent sample window; 0 without calls */
+                                errorRate: number;
+                                lastError?: {
+                                    code: string;
+                                    message: string;
+                                    at: string;
+                                };
+                            }[];
+                            keys: {
+                                id: string;
+                                /** @description a masked hint of the secret; the secret itself is never returned */
+                                hint: string;
+                                priority: number;
+                                limits: {
+                                    rpm?: number;
+                                    tpm?: number;
+                                    rpd?: number;
+                                };
+                                /** @enum {string} */
+                                state: "ok" | "cooling" | "exhausted";
+                                /** @description when a cooling key returns to rotation, or when the next call may probe an exhausted key (a success puts it back) */
+                                until?: string;
+                                reason?: string;
+                                requestsLastMinute: number;
+                                tokensLastMinute: number;
+                                requestsToday: number;
+                            }[];
+                        }[];
+                        routes: {
+                            name: string;
+                            strategy: string;
+                            targets: {
+                                provider: string;
+                                model: string;
+                                weight: number;
+                                tier: number;
+                            }[];
+                        }[];
+                    };
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "acme",
+                 *       "type": "openai-compatible",
+                 *       "baseUrl": "https://llm.acme.example/v1",
+                 *       "keys": [
+                 *         {
+                 *           "name": "primary",
+                 *           "apiKey": "sk-acme-0123456789abcdef",
+                 *           "priority": 1
+                 *         },
+                 *         {
+                 *           "name": "backup",
+                 *           "apiKey": "sk-acme-fedcba9876543210",
+                 *           "priority": 2
+                 *         }
+                 *       ],
+                 *       "models": [
+                 *         {
+                 *           "id": "acme-chat",
+                 *           "price": {
+                 *             "input": 100000,
+                 *             "output": 300000
+                 *           }
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    name: string;
+                    /** @description openai, openai-compatible, anthropic, gemini or mock */
+                    type: string;
+                    baseUrl?: string | null;
+                    timeoutMs?: number | null;
+                    defaultModel?: string | null;
+                    options?: {
+                        [key: string]: unknown;
+                    } | null;
+                    acceptsUserKeys?: boolean | null;
+                    userKeyLimits?: {
+                        rpm?: number;
+                        tpm?: number;
+                        rpd?: number;
+                    } | null;
+                    disabled?: boolean;
+                    keys?: {
+                        /** @description The key's id in the router; default `key-` and 8 characters */
+                        name?: string;
+                        /** @description The secret; stored encrypted, never shown again */
+                        apiKey?: string;
+                        /** @description Lower runs first; default 1 */
+                        priority?: number;
+                        rpm?: number | null;
+                        tpm?: number | null;
+                        rpd?: number | null;
+                        disabled?: boolean;
+                    }[];
+                    models?: {
+                        id: string;
+                        capabilities?: string[];
+                        contextWindow?: number;
+                        maxOutputTokens?: number;
+                        zeroCost?: boolean;
+                        image?: {
+                            sizes?: string[];
+                            qualities?: string[];
+                            maxImages?: number;
+                        };
+                        /** @description A new price creates a new price version; jobs keep the version they ran with */
+                        price?: {
+                            input?: number;
+                            cachedInput?: number;
+                            output?: number;
+                            perImage?: number;
+                            images?: {
+                                [key: string]: number;
+                            };
+                        };
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d80",
+                     *       "name": "acme",
+                     *       "type": "openai-compatible",
+                     *       "settings": {
+                     *         "baseUrl": "https://llm.acme.example/v1"
+                     *       },
+                     *       "disabled": false,
+                     *       "modelSync": null,
+                     *       "keys": [],
+                     *       "models": [],
+                     *       "createdAt": "2026-12-03T14:00:00.000Z",
+                     *       "updatedAt": "2026-12-03T14:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedProvider"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    resetProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getProviderConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "version": 3,
+                     *       "providers": [],
+                     *       "routes": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedProviderConfig"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getManagedProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d80",
+                     *       "name": "acme",
+                     *       "type": "openai-compatible",
+                     *       "settings": {
+                     *         "baseUrl": "https://llm.acme.example/v1"
+                     *       },
+                     *       "disabled": false,
+                     *       "modelSync": null,
+                     *       "keys": [],
+                     *       "models": [],
+                     *       "createdAt": "2026-12-03T14:00:00.000Z",
+                     *       "updatedAt": "2026-12-03T14:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedProvider"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        /** @description Fields given replace the stored ones; null removes one (back to its default) */
+        requestBody: {
+            content: {
+                "application/json": {
+                    baseUrl?: string | null;
+                    timeoutMs?: number | null;
+                    defaultModel?: string | null;
+                    options?: {
+                        [key: string]: unknown;
+                    } | null;
+                    acceptsUserKeys?: boolean | null;
+                    userKeyLimits?: {
+                        rpm?: number;
+                        tpm?: number;
+                        rpd?: number;
+                    } | null;
+                    disabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d80",
+                     *       "name": "acme",
+                     *       "type": "openai-compatible",
+                     *       "settings": {
+                     *         "baseUrl": "https://llm.acme.example/v1"
+                     *       },
+                     *       "disabled": false,
+                     *       "modelSync": null,
+                     *       "keys": [],
+                     *       "models": [],
+                     *       "createdAt": "2026-12-03T14:00:00.000Z",
+                     *       "updatedAt": "2026-12-03T14:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedProvider"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    addManagedProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "primary",
+                 *       "apiKey": "sk-live-0123456789abcdef",
+                 *       "priority": 1,
+                 *       "rpm": 500
+                 *     }
+                 */
+                "application/json": {
+                    /** @description The key's id in the router; default `key-` and 8 characters */
+                    name?: string;
+                    /** @description The secret; stored encrypted, never shown again */
+                    apiKey?: string;
+                    /** @description Lower runs first; default 1 */
+                    priority?: number;
+                    rpm?: number | null;
+                    tpm?: number | null;
+                    rpd?: number | null;
+                    disabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d8e",
+                     *       "name": "primary",
+                     *       "hint": "sk-…cdef",
+                     *       "priority": 1,
+                     *       "rpm": 500,
+                     *       "tpm": null,
+                     *       "rpd": null,
+                     *       "disabled": false,
+                     *       "check": {
+                     *         "status": "valid",
+                     *         "checkedAt": "2026-12-03T14:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedKey"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteManagedProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateManagedProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description The secret; stored encrypted, never shown again */
+                    apiKey?: string;
+                    /** @description Lower runs first; default 1 */
+                    priority?: number;
+                    rpm?: number | null;
+                    tpm?: number | null;
+                    rpd?: number | null;
+                    disabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d8e",
+                     *       "name": "primary",
+                     *       "hint": "sk-…cdef",
+                     *       "priority": 1,
+                     *       "rpm": 500,
+                     *       "tpm": null,
+                     *       "rpd": null,
+                     *       "disabled": false,
+                     *       "check": {
+                     *         "status": "valid",
+                     *         "checkedAt": "2026-12-03T14:00:00.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedKey"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    validateManagedProviderKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                keyId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: stored, and it will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "taskId": "17",
+                     *       "status": "queued"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ProviderCheckQueued"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    syncProviderModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Accepted: stored, and it will run */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "taskId": "17",
+                     *       "status": "queued"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ProviderCheckQueued"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putProviderModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "capabilities": [
+                 *         "text"
+                 *       ],
+                 *       "price": {
+                 *         "input": 150000,
+                 *         "output": 600000
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    capabilities?: string[];
+                    contextWindow?: number;
+                    maxOutputTokens?: number;
+                    zeroCost?: boolean;
+                    image?: {
+                        sizes?: string[];
+                        qualities?: string[];
+                        maxImages?: number;
+                    };
+                    /** @description A new price creates a new price version; jobs keep the version they ran with */
+                    price?: {
+                        input?: number;
+                        cachedInput?: number;
+                        output?: number;
+                        perImage?: number;
+                        images?: {
+                            [key: string]: number;
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d8f",
+                     *       "model": "acme-chat",
+                     *       "settings": {
+                     *         "capabilities": [
+                     *           "text"
+                     *         ]
+                     *       },
+                     *       "price": {
+                     *         "input": 100000,
+                     *         "output": 300000
+                     *       },
+                     *       "priceVersion": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d90"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedModel"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteProviderModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listModelPriceVersions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d90",
+                     *           "provider": "acme",
+                     *           "model": "acme-chat",
+                     *           "price": {
+                     *             "input": 100000,
+                     *             "output": 300000
+                     *           },
+                     *           "createdBy": "admin",
+                     *           "createdAt": "2026-12-03T14:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["PriceVersion"][];
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    putRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "strategy": "cost",
+                 *       "targets": [
+                 *         {
+                 *           "provider": "acme",
+                 *           "model": "acme-chat",
+                 *           "tier": 0
+                 *         },
+                 *         {
+                 *           "provider": "openai",
+                 *           "model": "gpt-4o-mini",
+                 *           "tier": 1
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": {
+                    /** @description priority (default), cost, latency, weighted or least-busy */
+                    strategy?: string;
+                    targets: {
+                        provider: string;
+                        model?: string;
+                        weight?: number;
+                        /** @description Fallback tier: all of tier 0 before tier 1 */
+                        tier?: number;
+                    }[];
+                    disabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d81",
+                     *       "name": "cheap",
+                     *       "strategy": "cost",
+                     *       "targets": [
+                     *         {
+                     *           "provider": "acme",
+                     *           "model": "acme-chat"
+                     *         }
+                     *       ],
+                     *       "disabled": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ManagedRoute"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    deleteRoute: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                route: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done; no body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listProviderConfigAudit: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description nextCursor of the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d91",
+                     *           "at": "2026-12-03T14:00:00.000Z",
+                     *           "actor": "admin",
+                     *           "action": "key.create",
+                     *           "entityType": "key",
+                     *           "entityId": "0193a0c4-5b7e-7d1a-9c3e-2f4b5a6c7d8e",
+                     *           "entityName": "acme/primary",
+                     *           "before": null,
+                     *           "after": {
+                     *             "name": "primary",
+                     *             "hint": "sk-…cdef",
+                     *             "priority": 1
+                     *           },
+                     *           "configVersion": 2
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["ProviderConfigAuditEntry"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listUsers: {
+        parameters: {
+            query?: {
+                /** @description Users whose email contains this text */
+                email?: string;
+                plan?: "basic" | "professional" | "enterprise";
+                /** @description `true`: only disabled users; `false`: only enabled ones */
+                disabled?: "true" | "false";
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "user",
+                     *           "email": "email",
+                     *           "plan": "basic",
+                     *           "disabled": false,
+                     *           "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": "nextCursor"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUserPage"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "plan": "basic"
+                 *     }
+                 */
+                "application/json": {
+                    /** Format: email */
+                    email: string;
+                    /**
+                     * @default basic
+                     * @enum {string}
+                     */
+                    plan?: "basic" | "professional" | "enterprise";
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "user": {
+                     *         "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *         "object": "user",
+                     *         "email": "email",
+                     *         "plan": "basic",
+                     *         "disabled": false,
+                     *         "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *         "createdAt": "2026-12-03T16:00:00.000Z"
+                     *       },
+                     *       "key": {
+                     *         "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *         "object": "api_key",
+                     *         "userId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *         "name": "name",
+                     *         "prefix": "prefix",
+                     *         "createdAt": "2026-12-03T16:00:00.000Z",
+                     *         "lastUsedAt": "2026-12-03T16:00:00.000Z",
+                     *         "revokedAt": "2026-12-03T16:00:00.000Z"
+                     *       },
+                     *       "apiKey": "apiKey"
+                     *     }
+                     */
+                    "application/json": {
+                        user: components["schemas"]["AdminUser"];
+                        key: components["schemas"]["AdminApiKey"];
+                        /** @description The full API key; shown only in this response, never again */
+                        apiKey: string;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request conflicts with the resource's state (`conflict`, `idempotency_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "user",
+                     *       "email": "email",
+                     *       "plan": "basic",
+                     *       "disabled": false,
+                     *       "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "plan": "basic",
+                 *       "disabled": false
+                 *     }
+                 */
+                "application/json": {
+                    /** @enum {string} */
+                    plan?: "basic" | "professional" | "enterprise";
+                    /** @description `true` disables the user (its API keys stop working); `false` enables it */
+                    disabled?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "user",
+                     *       "email": "email",
+                     *       "plan": "basic",
+                     *       "disabled": false,
+                     *       "disabledAt": "2026-12-03T16:00:00.000Z",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminUser"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listUserApiKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "api_key",
+                     *           "userId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "name": "name",
+                     *           "prefix": "prefix",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "lastUsedAt": "2026-12-03T16:00:00.000Z",
+                     *           "revokedAt": "2026-12-03T16:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["AdminApiKey"][];
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The user id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "name"
+                 *     }
+                 */
+                "application/json": {
+                    name?: string;
+                } | null;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *         "object": "api_key",
+                     *         "userId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *         "name": "name",
+                     *         "prefix": "prefix",
+                     *         "createdAt": "2026-12-03T16:00:00.000Z",
+                     *         "lastUsedAt": "2026-12-03T16:00:00.000Z",
+                     *         "revokedAt": "2026-12-03T16:00:00.000Z"
+                     *       },
+                     *       "apiKey": "apiKey"
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["AdminApiKey"];
+                        /** @description The full API key; shown only in this response, never again */
+                        apiKey: string;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query: {
+                /** @description The start of a key's visible prefix, e.g. `gq_AbCd` */
+                prefix: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "object": "api_key",
+                     *           "userId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "name": "name",
+                     *           "prefix": "prefix",
+                     *           "createdAt": "2026-12-03T16:00:00.000Z",
+                     *           "lastUsedAt": "2026-12-03T16:00:00.000Z",
+                     *           "revokedAt": "2026-12-03T16:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["AdminApiKey"][];
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The key id, or its visible prefix (`gq_` and 8 characters) */
+                idOrPrefix: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "object": "api_key",
+                     *       "userId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "name": "name",
+                     *       "prefix": "prefix",
+                     *       "createdAt": "2026-12-03T16:00:00.000Z",
+                     *       "lastUsedAt": "2026-12-03T16:00:00.000Z",
+                     *       "revokedAt": "2026-12-03T16:00:00.000Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminApiKey"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getJobCallLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The job id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "jobId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "userId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *       "status": "queued",
+                     *       "calls": [
+                     *         {
+                     *           "attempt": 0,
+                     *           "seq": 0,
+                     *           "provider": "provider",
+                     *           "model": "model",
+                     *           "keyId": "0193a8f2-7c41-7d2e-9a6b-3f1e2d4c5b6a",
+                     *           "startedAt": "2026-12-03T16:00:00.000Z",
+                     *           "latencyMs": 0,
+                     *           "outcome": "ok",
+                     *           "errorCode": "errorCode",
+                     *           "errorMessage": "errorMessage",
+                     *           "inputTokens": 0,
+                     *           "outputTokens": 0
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminJobCallLog"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    clearResultCache: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "cleared": 0
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description cached results deleted from Redis */
+                        cleared: number;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listAdminJobs: {
+        parameters: {
+            query?: {
+                status?: "queued" | "active" | "completed" | "failed" | "canceled";
+                type?: "text" | "image";
+                /** @description Asked for, run on, or called by an attempt */
+                provider?: string;
+                model?: string;
+                /** @description The job's (last) error code */
+                errorCode?: string;
+                batchId?: string;
+                priority?: "urgent" | "high" | "normal" | "low" | "background";
+                /** @description Created at or after */
+                from?: string;
+                /** @description Created before */
+                to?: string;
+                /** @description `key:value`, repeatable: jobs whose metadata has every such key with that string value */
+                metadata?: string | string[];
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+                /** @description Only this user's jobs */
+                userId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+                     *           "object": "job",
+                     *           "type": "text",
+                     *           "status": "failed",
+                     *           "priority": "normal",
+                     *           "provider": null,
+                     *           "model": null,
+                     *           "progress": 0,
+                     *           "attempts": 3,
+                     *           "cancelRequested": false,
+                     *           "input": {
+                     *             "prompt": "Summarize the attached report in three bullet points."
+                     *           },
+                     *           "metadata": {
+                     *             "customer": "acme"
+                     *           },
+                     *           "result": null,
+                     *           "error": {
+                     *             "code": "provider_unavailable",
+                     *             "message": "every provider failed or was unavailable"
+                     *           },
+                     *           "usage": null,
+                     *           "costMicroUsd": null,
+                     *           "priceVersion": null,
+                     *           "createdAt": "2026-12-03T15:00:00.000Z",
+                     *           "queuedAt": "2026-12-03T16:10:00.000Z",
+                     *           "startedAt": null,
+                     *           "finishedAt": "2026-12-03T15:00:09.000Z",
+                     *           "batchId": null,
+                     *           "itemIndex": null,
+                     *           "webhook": null,
+                     *           "links": {
+                     *             "self": "/v1/jobs/0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+                     *             "cancel": "/v1/jobs/0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192/cancel"
+                     *           },
+                     *           "userId": "0193a5a0-0000-7000-8000-000000000001",
+                     *           "lastCall": {
+                     *             "attempt": 3,
+                     *             "seq": 1,
+                     *             "provider": "openai",
+                     *             "model": "gpt-4o-mini",
+                     *             "keyId": "primary",
+                     *             "startedAt": "2026-12-03T15:00:08.000Z",
+                     *             "latencyMs": 812,
+                     *             "outcome": "error",
+                     *             "errorCode": "provider_unavailable",
+                     *             "errorMessage": "503 Service Unavailable"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["AdminJob"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    redriveJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "errorCode": "provider_unavailable",
+                 *       "provider": "openai",
+                 *       "limit": 500
+                 *     }
+                 */
+                "application/json": {
+                    errorCode?: string;
+                    provider?: string;
+                    model?: string;
+                    userId?: string;
+                    batchId?: string;
+                    /** @enum {string} */
+                    type?: "text" | "image";
+                    /**
+                     * Format: date-time
+                     * @description Created at or after
+                     */
+                    from?: string;
+                    /**
+                     * Format: date-time
+                     * @description Created before
+                     */
+                    to?: string;
+                    /**
+                     * @description The most jobs this request redrives, oldest first; `remaining` says how many are left
+                     * @default 100
+                     */
+                    limit?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "matched": 2,
+                     *       "redriven": 1,
+                     *       "refused": {
+                     *         "quota_exceeded": 1
+                     *       },
+                     *       "refusals": [
+                     *         {
+                     *           "jobId": "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708193",
+                     *           "code": "quota_exceeded",
+                     *           "message": "text token quota exceeded"
+                     *         }
+                     *       ],
+                     *       "redrivenJobIds": [
+                     *         "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192"
+                     *       ],
+                     *       "remaining": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminRedriveSummary"];
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than the route's limit (`payload_too_large`); `error.details.limitBytes` says how large it may be */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The Content-Type is not one the route accepts (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listProviderCalls: {
+        parameters: {
+            query?: {
+                provider?: string;
+                model?: string;
+                /** @description The configured id of the provider key */
+                keyId?: string;
+                outcome?: "ok" | "error" | "skipped";
+                errorCode?: string;
+                /** @description Started at or after */
+                from?: string;
+                /** @description Started before */
+                to?: string;
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "id": "0193a5b0-0000-7000-8000-0000000000aa",
+                     *           "jobId": "0193a5b0-7c1e-7d2a-9b3c-4d5e6f708192",
+                     *           "userId": "0193a5a0-0000-7000-8000-000000000001",
+                     *           "attempt": 1,
+                     *           "seq": 1,
+                     *           "provider": "openai",
+                     *           "model": "gpt-4o-mini",
+                     *           "keyId": "primary",
+                     *           "startedAt": "2026-12-03T15:00:08.000Z",
+                     *           "latencyMs": 640,
+                     *           "outcome": "ok",
+                     *           "errorCode": null,
+                     *           "errorMessage": null,
+                     *           "inputTokens": 120,
+                     *           "outputTokens": 48
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["AdminProviderCall"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getUsageTrends: {
+        parameters: {
+            query?: {
+                /** @description Start (inclusive); default: 30 days ago */
+                from?: string;
+                /** @description End (exclusive); default: now */
+                to?: string;
+                provider?: string;
+                model?: string;
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "object": "list",
+                     *       "data": [
+                     *         {
+                     *           "day": "2026-12-02",
+                     *           "provider": "openai",
+                     *           "model": "gpt-4o-mini",
+                     *           "jobs": 1520,
+                     *           "inputTokens": 812000,
+                     *           "outputTokens": 301000,
+                     *           "images": 0,
+                     *           "costMicroUsd": 302400
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @enum {string} */
+                        object: "list";
+                        data: components["schemas"]["UsageTrendPoint"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No valid credentials (`unauthorized`): send `Authorization: Bearer <api key>` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many requests (`rate_limited`, with `Retry-After`) or over the plan's quota (`quota_exceeded`) */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getAsset: {
+        parameters: {
+            query?: {
+                expires?: string;
+                signature?: string;
+                filename?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The object key; it may contain `/` */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The object's bytes: PNG, JPEG, WebP and GIF inline, anything else as an `application/octet-stream` attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": string;
+                    "image/jpeg": string;
+                    "image/webp": string;
+                    "image/gif": string;
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description The request is invalid (`invalid_request`); `error.details` names the field and `error.message` says what to fix */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The credentials may not do this (`forbidden`), e.g. a priority the plan does not include */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing with that id belongs to the caller (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An unexpected error (`internal_error`); it has been logged under `error.details.requestId` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is unavailable or the feature is not configured (`service_unavailable`); retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before trying again (sent with `rate_limited` and `service_unavailable`) */
+                    "retry-after"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    onJobCompleted: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobWebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onJobFailed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobWebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onJobCanceled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobWebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onBatchProgress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchWebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onBatchCompleted: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BatchWebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    onWebhookEndpointDisabled: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointWebhookEvent"];
+            };
+        };
+        responses: {
+            /** @description Received; any 2xx will do */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+}
