@@ -217,7 +217,20 @@ export class EconomyRepository {
        WHERE id = ${id}::uuid`;
   }
 
-  /** Records what completed economy items would have cost online (the savings report). */
+  /**
+   * Notes what items of a provider batch would have cost online, before they complete: the
+   * batch view's saving is then right from the moment the batch completes.
+   */
+  async noteOnlineCosts(providerBatchId: string, costs: readonly OnlineCost[]): Promise<void> {
+    if (costs.length === 0) return;
+    const rows = JSON.stringify(costs.map((cost) => ({ job_id: cost.jobId, cost: cost.onlineCostMicroUsd })));
+    await this.#db.$executeRaw`
+      UPDATE provider_batch_items i SET online_cost_micro_usd = c.cost
+        FROM jsonb_to_recordset(${rows}::jsonb) AS c(job_id uuid, cost bigint)
+       WHERE i.provider_batch_id = ${providerBatchId}::uuid AND i.job_id = c.job_id`;
+  }
+
+  /** Records what completed economy items would have cost online (the usage report). */
   async recordOnlineCosts(costs: readonly OnlineCost[]): Promise<void> {
     if (costs.length === 0) return;
     const rows = JSON.stringify(costs.map((cost) => ({ job_id: cost.jobId, cost: cost.onlineCostMicroUsd })));
@@ -234,8 +247,11 @@ export class EconomyRepository {
   async batchCost(batchId: string): Promise<BatchCost> {
     const [row] = await this.#db.$queryRaw<Array<{ total: bigint | null; online: bigint | null }>>`
       SELECT sum(u.cost_micro_usd)::bigint AS total,
-             sum(COALESCE(u.online_cost_micro_usd, u.cost_micro_usd))::bigint AS online
+             sum(COALESCE(u.online_cost_micro_usd, i.online_cost_micro_usd, u.cost_micro_usd))::bigint AS online
         FROM jobs j JOIN usage_records u ON u.job_id = j.id
+        LEFT JOIN LATERAL (
+          SELECT max(online_cost_micro_usd) AS online_cost_micro_usd FROM provider_batch_items WHERE job_id = j.id
+        ) i ON true
        WHERE j.batch_id = ${batchId}::uuid AND j.status = 'completed'`;
     const total = Number(row?.total ?? 0n);
     const online = Number(row?.online ?? 0n);

@@ -79,13 +79,28 @@ export class EconomyCollector {
     const flush = async () => {
       const chunk = pending;
       pending = [];
+      // Completions first, and their online costs noted before any of them completes.
+      const completions = new Map<string, { completion: JobCompletion; online: OnlineCost }>();
+      for (const result of chunk) {
+        const attempt = attempts.get(result.customId);
+        if (result.kind !== "succeeded" || attempt === undefined) continue;
+        completions.set(
+          result.customId,
+          this.#completion(leased, result.customId, attempt, result.result, endedAt),
+        );
+      }
+      await economy.noteOnlineCosts(
+        leased.id,
+        [...completions.values()].map((completion) => completion.online),
+      );
       await forEachLimited(chunk, ECONOMY_CONCURRENCY, async (result) => {
         const attempt = attempts.get(result.customId);
         if (attempt === undefined) return;
         attempts.delete(result.customId);
         switch (result.kind) {
           case "succeeded": {
-            const completion = this.#completion(leased, result.customId, attempt, result.result, endedAt);
+            const completion = completions.get(result.customId);
+            if (completion === undefined) return;
             if (await lifecycle.complete(completion.completion)) onlineCosts.push(completion.online);
             return;
           }
