@@ -1,30 +1,27 @@
-import { FinishReason, ImageJobInput, type JobType, TextJobInput } from "@genq/core";
+import { ImageJobInput, type JobType, TextJobInput, TextJobResult } from "@genq/core";
 import { z } from "zod";
 
 /** A completed text job's result as the API shows it. */
-export const TextJobResultView = z
-  .object({
-    type: z.literal("text"),
-    text: z.string(),
-    finishReason: FinishReason,
-    provider: z.string(),
-    model: z.string(),
-    providerRequestId: z.string().optional(),
-    cached: z.boolean().optional().describe("Served from the result cache: no provider was called"),
-    cachedFrom: z.string().optional().describe("The job whose provider call produced a cached result"),
-  })
-  .meta({
-    id: "TextJobResult",
-    examples: [
-      {
-        type: "text",
-        text: "Jobs wait in line / priorities decide / the queue never sleeps",
-        finishReason: "stop",
-        provider: "openai",
-        model: "gpt-4o-mini",
-      },
-    ],
-  });
+export const TextJobResultView = TextJobResult.extend({
+  type: z.literal("text"),
+  cached: z.boolean().optional().describe("Served from the result cache: no provider was called"),
+  cachedFrom: z.string().optional().describe("The job whose provider call produced a cached result"),
+  tier: z
+    .enum(["online", "economy"])
+    .optional()
+    .describe("`economy`: answered through the provider's batch API, at its batch price"),
+}).meta({
+  id: "TextJobResult",
+  examples: [
+    {
+      type: "text",
+      text: "Jobs wait in line / priorities decide / the queue never sleeps",
+      finishReason: "stop",
+      provider: "openai",
+      model: "gpt-4o-mini",
+    },
+  ],
+});
 
 /** One image of a completed image job; `url` is minted when one job is read (`GET /v1/jobs/{id}`, batch results). */
 const JobImage = z

@@ -1374,8 +1374,6 @@ export interface components {
          *     }
          */
         TextJobResult: {
-            /** @constant */
-            type: "text";
             text: string;
             /** @enum {string} */
             finishReason: "stop" | "length" | "content_filter" | "tool_calls" | "error" | "other";
@@ -1386,6 +1384,13 @@ export interface components {
             cached?: boolean;
             /** @description The job whose provider call produced a cached result */
             cachedFrom?: string;
+            /**
+             * @description `economy`: answered through the provider's batch API, at its batch price
+             * @enum {string}
+             */
+            tier?: "online" | "economy";
+            /** @constant */
+            type: "text";
         };
         JobImage: {
             index: number;
