@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import fastifySwagger from "@fastify/swagger";
 import fastifySwaggerUi from "@fastify/swagger-ui";
-import type { SecretBox } from "@genq/core";
+import type { BatchTier, SecretBox } from "@genq/core";
 import type { Database } from "@genq/db";
 import type { GenqMetrics } from "@genq/metrics";
 import type { JobQueues } from "@genq/queue";
@@ -94,6 +94,8 @@ export interface AppOptions {
   };
   /** `Prefer: wait` on `POST /v1/jobs`: waits per process (default 500) and per user over all processes (default 10). */
   waits?: { maxWaits?: number; maxWaitsPerUser?: number; checkIntervalMs?: number };
+  /** The tier OpenAI-compatible batches run on (`GENQ_OPENAI_BATCH_TIER`); default online. */
+  openaiBatchTier?: BatchTier | undefined;
   /** The largest JSONL `POST /v1/batches` body (streamed), in bytes. Default 64 MiB. */
   batchBodyLimitBytes?: number;
   /** The largest JSON `POST /v1/batches` body (parsed in memory), in bytes. Default 16 MiB. */
@@ -240,7 +242,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         perMinute: options.submitRateLimitPerMinute ?? 0,
         writesPerMinute: options.writeRateLimitPerMinute ?? 0,
       });
-      await openai.register(openAIRoutes, {});
+      const tier = options.openaiBatchTier ?? "online";
+      await openai.register(openAIRoutes, { tierFor: () => tier });
     },
     { prefix: "/openai/v1" },
   );

@@ -106,6 +106,12 @@ export const ApiEnv = CommonEnv.extend({
   GENQ_WAIT_MAX: z.coerce.number().int().min(1).max(100_000).default(500),
   /** `Prefer: wait`: waits one user may hold at once across every API process (counted in Redis). */
   GENQ_WAIT_MAX_PER_USER: z.coerce.number().int().min(1).max(100_000).default(10),
+  /**
+   * The tier OpenAI-compatible batches (`completion_window: "24h"`, the only window OpenAI has) run on:
+   * `online` (default; they finish in minutes) or `economy` (the providers' batch APIs at their batch
+   * price; docs/batches.md).
+   */
+  GENQ_OPENAI_BATCH_TIER: z.enum(["online", "economy"]).default("online"),
   /** Live events: about this many entries are kept per job or batch stream (as the workers'). */
   GENQ_EVENTS_MAX_LENGTH: z.coerce.number().int().min(10).max(1_000_000).default(1_000),
   /** Live events: a stream expires this long after its last event (as the workers'). */

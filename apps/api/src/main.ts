@@ -115,6 +115,7 @@ async function main(): Promise<void> {
       finishedRetentionMs: env.GENQ_EVENTS_FINISHED_RETENTION_MS,
     },
     waits: { maxWaits: env.GENQ_WAIT_MAX, maxWaitsPerUser: env.GENQ_WAIT_MAX_PER_USER },
+    openaiBatchTier: env.GENQ_OPENAI_BATCH_TIER,
     batchBodyLimitBytes: env.GENQ_BATCH_BODY_LIMIT_BYTES,
     batchJsonBodyLimitBytes: env.GENQ_BATCH_JSON_BODY_LIMIT_BYTES,
     batchLineLimitBytes: env.GENQ_BATCH_LINE_LIMIT_BYTES,

@@ -1,4 +1,6 @@
+import type { AddressInfo } from "node:net";
 import { type FakeOpenAIServer, startFakeOpenAIServer } from "@genq/providers/testing";
+import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Harness, waitUntil } from "./harness.ts";
 
@@ -23,6 +25,8 @@ interface BatchBody extends Json {
 beforeAll(async () => {
   server = await startFakeOpenAIServer({ apiKey: "sk-economy-e2e" });
   harness = await new Harness({
+    // OpenAI-compatible batches run on the economy tier here (GENQ_OPENAI_BATCH_TIER=economy).
+    openaiBatchTier: "economy",
     workerEnv: {
       OPENAI_API_KEY: "sk-economy-e2e",
       OPENAI_BASE_URL: server.url,
@@ -136,5 +140,44 @@ describe("economy batches", () => {
     const batch = await waitForBatch(id);
     expect(batch).toMatchObject({ status: "canceled", counts: { canceled: 5, completed: 0 } });
     expect(server.requests.some((request) => /^\/v1\/batches\/[^/]+\/cancel$/.test(request.path))).toBe(true);
+  });
+
+  it("runs an OpenAI-compatible batch on the economy tier when the operator says so", async () => {
+    await harness.app.listen({ port: 0, host: "127.0.0.1" });
+    const port = (harness.app.server.address() as AddressInfo).port;
+    const client = new OpenAI({ apiKey, baseURL: `http://127.0.0.1:${port}/openai/v1`, maxRetries: 0 });
+    const lines = ["a", "b", "c"].map((id) =>
+      JSON.stringify({
+        custom_id: id,
+        method: "POST",
+        url: "/v1/chat/completions",
+        body: { model: "gpt-4o-mini", messages: [{ role: "user", content: `say ${id}` }], max_tokens: 16 },
+      }),
+    );
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(`${lines.join("\n")}\n`), "economy.jsonl"),
+      purpose: "batch",
+    });
+    const created = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/chat/completions",
+      completion_window: "24h",
+    });
+    let batch = created;
+    await waitUntil(async () => {
+      batch = await client.batches.retrieve(created.id);
+      return batch.status === "completed";
+    }, 30_000);
+    expect(batch.request_counts).toMatchObject({ total: 3, completed: 3, failed: 0 });
+    // Through the provider's batch API, not its online endpoint.
+    expect(server.requests.filter((request) => request.path === "/v1/chat/completions")).toHaveLength(0);
+    expect(server.requests.filter((request) => request.path === "/v1/batches")).toHaveLength(1);
+    const output = await (await client.files.content(batch.output_file_id as string)).text();
+    const ids = output
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { custom_id: string; response: { status_code: number } });
+    expect(ids.map((line) => line.custom_id).sort()).toEqual(["a", "b", "c"]);
+    expect(ids.every((line) => line.response.status_code === 200)).toBe(true);
   });
 });

@@ -44,6 +44,8 @@ export interface HarnessOptions {
   databaseUrl?: string;
   /** Extra worker environment (GENQ_*, OPENAI_*). */
   workerEnv?: Record<string, string>;
+  /** The API's OpenAI-compatible batches' tier (`GENQ_OPENAI_BATCH_TIER`); default online. */
+  openaiBatchTier?: "online" | "economy";
   /** Start an in-process worker now (default true). */
   startWorker?: boolean;
   /**
@@ -76,6 +78,7 @@ export class Harness {
   readonly storageDirectory = join(tmpdir(), `genq-objects-${randomBytes(5).toString("hex")}`);
   readonly #s3: HarnessOptions["s3"];
   readonly #databaseUrl: string | undefined;
+  readonly #openaiBatchTier: "online" | "economy" | undefined;
   readonly #workerEnv: Record<string, string>;
   readonly #children = new Set<ChildProcess>();
   /** Every response `app.inject` returns; `close()` fails when one does not match contract/openapi.json. */
@@ -86,6 +89,7 @@ export class Harness {
     this.#workerEnv = options.workerEnv ?? {};
     this.#s3 = options.s3;
     this.#databaseUrl = options.databaseUrl;
+    this.#openaiBatchTier = options.openaiBatchTier;
   }
 
   /** The storage settings API and workers of this harness share. */
@@ -155,6 +159,7 @@ export class Harness {
       queues: this.queues,
       logger: false,
       admin: { ...ADMIN, loginLimits: HARNESS_LOGIN_LIMITS },
+      openaiBatchTier: this.#openaiBatchTier,
       // The API checks webhook URLs against the same allowlist as the worker.
       ...(this.#workerEnv.GENQ_WEBHOOK_ALLOWED_HOSTS === undefined
         ? {}

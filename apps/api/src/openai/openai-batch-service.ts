@@ -1,4 +1,11 @@
-import { type CheckedBatchItem, GenqError, newId, PRIORITIES } from "@genq/core";
+import {
+  type BatchTier,
+  type CheckedBatchItem,
+  checkBatchTier,
+  GenqError,
+  newId,
+  PRIORITIES,
+} from "@genq/core";
 import {
   type BatchCreation,
   BatchItemSpool,
@@ -29,13 +36,6 @@ import type { OpenAIBatchState } from "./openai-views.ts";
 
 /** How long a batch may run before it expires: OpenAI's only completion window. */
 const COMPLETION_WINDOW_MS = 24 * 60 * 60 * 1000;
-
-/**
- * How a genq batch runs its items: `online` (each item a job on the providers'
- * ordinary APIs, now) or `economy` (through the providers' own batch APIs, when the
- * caller can wait). Every OpenAI batch asks for `completion_window: "24h"`.
- */
-export type BatchTier = "online" | "economy";
 
 /** Options for {@link OpenAIBatchService}. */
 export interface OpenAIBatchServiceOptions {
@@ -147,15 +147,12 @@ export class OpenAIBatchService {
   }
 
   /**
-   * Stores the genq batch that runs an OpenAI batch's requests. `tier` is where an
-   * OpenAI batch's completion window reaches genq's batches; genq's batches run
-   * online only so far, and the choice defaults to online.
+   * Stores the genq batch that runs an OpenAI batch's requests, on the tier the operator
+   * chose for OpenAI batches (economy: the providers' batch APIs, decision 0022).
    */
   async #storeGenqBatch(batch: NewBatch, spool: BatchItemSpool, tier: BatchTier): Promise<BatchCreation> {
-    if (tier !== "online") {
-      throw new GenqError("service_unavailable", `batches on the ${tier} tier are not available`);
-    }
-    return this.#options.batches.create(batch, spool);
+    checkBatchTier({ type: batch.type, tier });
+    return this.#options.batches.create({ ...batch, tier }, spool);
   }
 
   async #failed(

@@ -1,10 +1,11 @@
 import fastifyMultipart from "@fastify/multipart";
+import type { BatchTier } from "@genq/core";
 import { GenqError, NotFoundError } from "@genq/core";
 import { BatchRepository, OpenAIBatchRepository, OpenAIFileRepository } from "@genq/db";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { type BatchTier, OpenAIBatchService } from "../openai/openai-batch-service.ts";
+import { OpenAIBatchService } from "../openai/openai-batch-service.ts";
 import { OpenAIErrorBody, useOpenAIErrors } from "../openai/openai-errors.ts";
 import { OpenAIFileService, type SpooledFile } from "../openai/openai-file-service.ts";
 import { parseBatchId, parseFileId, toFileId } from "../openai/openai-ids.ts";
