@@ -135,6 +135,9 @@ it("totals equal the sum of the per-job costs and usage, in every grouping", asy
     reasoningTokens: 0,
     images: 3,
     costMicroUsd: inRange.reduce((sum, job) => sum + job.costMicroUsd, 0),
+    // Every job ran online: what it would have cost online is what it cost, nothing saved.
+    onlineCostMicroUsd: inRange.reduce((sum, job) => sum + job.costMicroUsd, 0),
+    savingsMicroUsd: 0,
   });
   expect(byDay.groups.map((group) => [group.key, group.jobs, group.costMicroUsd])).toEqual([
     ["2026-11-01", 2, 3_250],
