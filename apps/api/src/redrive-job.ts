@@ -7,7 +7,7 @@ import { QuotaExceededError, type QuotaLedger } from "@genq/quota";
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
 import { RouterCatalogCache } from "./router-catalog-cache.ts";
-import { userKeyProviders } from "./submit-job.ts";
+import { admissionHold } from "./submit-job.ts";
 import { planRequest } from "./worst-case-quota.ts";
 
 /** What {@link JobRedrive} needs: the API's resources. */
@@ -126,17 +126,7 @@ export class JobRedrive {
     return {
       outputTokens: plan.outputTokens,
       resetsAt: terms?.period.resetsAt ?? new Date(),
-      hold:
-        terms === undefined
-          ? undefined
-          : {
-              periodStart: terms.period.start,
-              planLimits: terms.planLimits,
-              textTokens: plan.textTokens,
-              images: plan.images,
-              costMicroUsd: plan.costMicroUsd,
-              userKeyProviders: userKeyProviders(catalog?.catalog, plan),
-            },
+      hold: admissionHold(this.#options.quota, plan, catalog),
     };
   }
 

@@ -40,18 +40,7 @@ export async function admitJob(
 ): Promise<{ job: JobRecord; created: boolean; plan: JobPlan }> {
   const { body } = submission;
   const plan = planRequest(body, submission.catalog?.routing);
-  const terms = dependencies.quota?.holdTerms();
-  const hold: AdmissionHold | undefined =
-    terms === undefined
-      ? undefined
-      : {
-          periodStart: terms.period.start,
-          planLimits: terms.planLimits,
-          textTokens: plan.textTokens,
-          images: plan.images,
-          costMicroUsd: plan.costMicroUsd,
-          userKeyProviders: userKeyProviders(submission.catalog?.catalog, plan),
-        };
+  const hold = admissionHold(dependencies.quota, plan, submission.catalog);
   const admitted = await dependencies.admission.admit({
     userId: submission.userId,
     type: body.type,
@@ -68,7 +57,8 @@ export async function admitJob(
   });
   if (admitted.outcome === "quota_exceeded") {
     const { outcome: _, ...exceeded } = admitted;
-    throw new QuotaExceededError({ ...exceeded, resetsAt: terms?.period.resetsAt ?? new Date() });
+    const resetsAt = dependencies.quota?.holdTerms().period.resetsAt ?? new Date();
+    throw new QuotaExceededError({ ...exceeded, resetsAt });
   }
   return { job: admitted.job, created: admitted.outcome === "created", plan };
 }
@@ -84,4 +74,25 @@ export function userKeyProviders(catalog: RouterCatalog | undefined, plan: JobPl
   const accepting = (name: string) =>
     catalog.providers.find((provider) => provider.name === name)?.acceptsUserKeys === true;
   return providers.every(accepting) ? providers : undefined;
+}
+
+/**
+ * The quota hold admitting a job with this plan takes (a submission's, a redrive's);
+ * undefined without a quota ledger.
+ */
+export function admissionHold(
+  quota: QuotaLedger | undefined,
+  plan: JobPlan,
+  catalog: CatalogSnapshot | undefined,
+): AdmissionHold | undefined {
+  const terms = quota?.holdTerms();
+  if (terms === undefined) return undefined;
+  return {
+    periodStart: terms.period.start,
+    planLimits: terms.planLimits,
+    textTokens: plan.textTokens,
+    images: plan.images,
+    costMicroUsd: plan.costMicroUsd,
+    userKeyProviders: userKeyProviders(catalog?.catalog, plan),
+  };
 }
