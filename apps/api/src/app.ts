@@ -19,6 +19,7 @@ import { errorHandlerPlugin, frameworkErrorHandler } from "./plugins/error-handl
 import { metricsPlugin } from "./plugins/metrics.ts";
 import type { OperatorCredentials } from "./plugins/operator-auth.ts";
 import { resourcesPlugin } from "./plugins/resources.ts";
+import { refuseUnstorableInput } from "./plugins/storable-input.ts";
 import { submissionRateLimitPlugin } from "./plugins/submission-rate-limit.ts";
 import { createJobRedrive } from "./redrive-job.ts";
 import { adminAccountRoutes } from "./routes/admin-account-routes.ts";
@@ -150,6 +151,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  refuseUnstorableInput(app);
 
   await app.register(errorHandlerPlugin);
   await app.register(resourcesPlugin, {

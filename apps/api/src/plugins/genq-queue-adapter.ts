@@ -254,7 +254,7 @@ export function boardError(error: unknown): Error {
  * message (its UI shows `message`); anything else goes to Bull Board's own handler.
  */
 export function boardErrorResponse(error: Error & { statusCode?: HTTPStatus }): ControllerHandlerReturnType {
-  const status = error.statusCode ?? 500;
+  const status = error.statusCode ?? (GenqError.is(error) ? httpStatusFor(error.code) : 500);
   // Anything else (a body Fastify could not parse, a failure) is answered as the board always did.
   if (!GenqError.is(error) || status >= 500) return errorHandler(error);
   // Bull Board's type lists the statuses its own handlers use; Fastify sends any (429 included).

@@ -1,0 +1,37 @@
+import { findUnstorableJson, GenqError } from "@genq/core";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+
+/**
+ * Refuses, with 400 `invalid_request`, a request whose path parameters, query or JSON body
+ * hold what Postgres cannot store or compare (a NUL character: text and jsonb reject it) or
+ * JSON nested too deep, before any route reads it. Every route is covered, the ones added
+ * later too: such input was a 500 wherever a route passed it to Postgres unchecked.
+ */
+export function refuseUnstorableInput(app: FastifyInstance): void {
+  app.addHook("preValidation", async (request: FastifyRequest) => {
+    for (const [location, value] of [
+      ["params", request.params],
+      ["querystring", request.query],
+      ["body", request.body],
+    ] as const) {
+      // Raw bodies (JSONL streams, uploads) are checked by the routes that read them.
+      if (value === undefined || value === null || Buffer.isBuffer(value) || isStream(value)) continue;
+      const problem = findUnstorableJson(value);
+      if (problem === undefined) continue;
+      const field = problem.path.join(".");
+      throw new GenqError(
+        "invalid_request",
+        `${location}${field === "" ? "" : `.${field}`}: ${problem.message}`,
+        {
+          details: { location, field },
+        },
+      );
+    }
+  });
+}
+
+function isStream(value: unknown): boolean {
+  return (
+    typeof value === "object" && value !== null && typeof (value as { pipe?: unknown }).pipe === "function"
+  );
+}
