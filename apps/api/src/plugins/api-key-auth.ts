@@ -2,7 +2,7 @@ import { GenqError } from "@genq/core";
 import type { Principal } from "@genq/db";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fastifyPlugin from "fastify-plugin";
-import { ApiKeyCache } from "../api-key-cache.ts";
+import { ApiKeyCache, apiKeyCacheOf } from "../api-key-cache.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -52,17 +52,24 @@ async function authenticate(
  */
 export const apiKeyAuthPlugin = fastifyPlugin(
   async (app: FastifyInstance, options: ApiKeyAuthOptions) => {
-    const cache = new ApiKeyCache({
-      redis: app.genq.redis,
-      prefix: app.genq.queues.prefix,
-      ttlMs: options.cacheTtlMs ?? 0,
-      log: app.log,
-    });
-    cache.attach(app.server);
-    app.addHook("onClose", () => cache.close());
-    await cache.ready();
+    // One cache per server, shared by every scope that requires a key (/v1, /openai/v1): an
+    // eviction (a revoked key) must reach the cache each scope reads.
+    let cache = apiKeyCacheOf(app.server);
+    if (cache === undefined) {
+      const created = new ApiKeyCache({
+        redis: app.genq.redis,
+        prefix: app.genq.queues.prefix,
+        ttlMs: options.cacheTtlMs ?? 0,
+        log: app.log,
+      });
+      created.attach(app.server);
+      app.addHook("onClose", () => created.close());
+      await created.ready();
+      cache = created;
+    }
+    const shared = cache;
     app.decorateRequest("principal", undefined as unknown as Principal);
-    app.addHook("onRequest", async (request) => authenticate(app, cache, request));
+    app.addHook("onRequest", async (request) => authenticate(app, shared, request));
   },
   { name: "genq-api-key-auth", dependencies: ["genq-resources"] },
 );
