@@ -1,8 +1,10 @@
 import type { AddressInfo } from "node:net";
 import {
   type FakeAnthropicServer,
+  type FakeGeminiServer,
   type FakeOpenAIServer,
   startFakeAnthropicServer,
+  startFakeGeminiServer,
   startFakeOpenAIServer,
 } from "@genq/providers/testing";
 import OpenAI, { toFile } from "openai";
@@ -49,6 +51,7 @@ async function fileLines(client: OpenAI, fileId: string): Promise<OutputLine[]> 
 describe("the OpenAI Batch API through the official openai SDK", () => {
   let openai: FakeOpenAIServer;
   let anthropic: FakeAnthropicServer;
+  let gemini: FakeGeminiServer;
   let harness: Harness;
   let baseURL: string;
   let client: OpenAI;
@@ -57,6 +60,7 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
   beforeAll(async () => {
     openai = await startFakeOpenAIServer({ apiKey: "sk-test-fake-key" });
     anthropic = await startFakeAnthropicServer({ apiKey: "anthropic-test-key" });
+    gemini = await startFakeGeminiServer({ apiKey: "gemini-test-key" });
     harness = await new Harness({
       workerEnv: {
         OPENAI_API_KEY: "sk-test-fake-key",
@@ -64,6 +68,8 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
         OPENAI_DEFAULT_MODEL: "gpt-4o-mini",
         ANTHROPIC_API_KEY: "anthropic-test-key",
         ANTHROPIC_BASE_URL: anthropic.url,
+        GEMINI_API_KEY: "gemini-test-key",
+        GEMINI_BASE_URL: gemini.url,
       },
     }).start();
     await harness.app.listen({ port: 0, host: "127.0.0.1" });
@@ -77,6 +83,7 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
     await harness.close();
     await openai.close();
     await anthropic.close();
+    await gemini.close();
   });
 
   async function waitForBatch(id: string, reader: OpenAI = client): Promise<Batch> {
@@ -90,7 +97,7 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
     return last as Batch;
   }
 
-  it("runs a file end to end on OpenAI and Anthropic models, and the output parses as OpenAI's", async () => {
+  it("runs a file end to end on OpenAI, Anthropic and Gemini models, and the output parses as OpenAI's", async () => {
     const input = await client.files.create({
       file: await jsonl([
         requestLine("first", chat("gpt-4o-mini", "Say one", { max_tokens: 20, temperature: 0.2 })),
@@ -102,7 +109,7 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
           ],
           max_completion_tokens: 30,
         }),
-        requestLine("third", chat("gpt-4o-mini", "Say three")),
+        requestLine("third", chat("gemini-2.5-flash", "Say three")),
       ]),
       purpose: "batch",
     });
@@ -170,13 +177,15 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
     expect(lines[0]?.response?.body.choices[0]?.message.content).toContain("Say one");
     expect(lines[1]?.response?.body.model).toMatch(/^claude-haiku-4-5/);
     expect(lines[1]?.response?.body.choices[0]?.message.content).toContain("Say two");
+    expect(lines[2]?.response?.body.model).toBe("gemini-2.5-flash");
+    expect(lines[2]?.response?.body.choices[0]?.message.content).toContain("Say three");
+    expect(
+      gemini.requests.some((request) => request.path === "/v1beta/models/gemini-2.5-flash:generateContent"),
+    ).toBe(true);
 
     // Each line went to the provider its model names, with its parameters mapped.
     const openAICalls = openai.requests.filter((request) => request.path === "/v1/chat/completions");
-    expect(openAICalls.map((call) => (call.body as { model: string }).model)).toEqual([
-      "gpt-4o-mini",
-      "gpt-4o-mini",
-    ]);
+    expect(openAICalls.map((call) => (call.body as { model: string }).model)).toEqual(["gpt-4o-mini"]);
     expect(openAICalls.find((call) => JSON.stringify(call.body).includes("Say one"))?.body).toMatchObject({
       max_tokens: 20,
       temperature: 0.2,
