@@ -3,10 +3,14 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 
 /**
  * Refuses, with 400 `invalid_request`, a request whose path parameters, query or JSON body
- * hold what Postgres cannot store or compare (a NUL character: text and jsonb reject it) or
- * JSON nested too deep, before any route reads it. Every route is covered, the ones added
- * later too: such input was a 500 wherever a route passed it to Postgres unchecked.
+ * hold what Postgres cannot store or compare (a NUL character: text and jsonb reject it),
+ * before any route reads it. Every route is covered, the ones added later too: such input
+ * was a 500 wherever a route passed it to Postgres unchecked. Nesting depth is left to the
+ * routes' own checks (their limits count from the field, e.g. `metadata`, and name it).
  */
+/** How deep the scan goes: past every route's own depth limit, short of quadratic work on hostile nesting. */
+const SCAN_DEPTH = 64;
+
 export function refuseUnstorableInput(app: FastifyInstance): void {
   app.addHook("preValidation", async (request: FastifyRequest) => {
     for (const [location, value] of [
@@ -16,8 +20,9 @@ export function refuseUnstorableInput(app: FastifyInstance): void {
     ] as const) {
       // Raw bodies (JSONL streams, uploads) are checked by the routes that read them.
       if (value === undefined || value === null || Buffer.isBuffer(value) || isStream(value)) continue;
-      const problem = findUnstorableJson(value);
-      if (problem === undefined) continue;
+      const problem = findUnstorableJson(value, SCAN_DEPTH);
+      // Deeper than the scan: the route's own depth check answers it.
+      if (problem === undefined || problem.message.startsWith("nests deeper")) continue;
       const field = problem.path.join(".");
       throw new GenqError(
         "invalid_request",
