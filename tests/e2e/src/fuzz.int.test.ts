@@ -46,7 +46,8 @@ const CORE_ROUTES = [
  * design ("Absent: those routes answer 503"); they are fuzzed again on an app
  * that has it, where a 503 fails.
  */
-const NEEDS_SECRET_BOX = (route: FuzzRoute) => route.path.startsWith("/v1/provider-keys");
+const NEEDS_SECRET_BOX = (route: FuzzRoute) =>
+  route.path.startsWith("/v1/provider-keys") || route.path.startsWith("/v1/admin/providers");
 
 /** Fewer runs for Bull Board's routes: a third-party UI, behind the operator's credentials. */
 function runsFor(route: FuzzRoute): number {

@@ -17,7 +17,9 @@ import { ErrorResponse } from "./error-response.ts";
 // Bodies. Field types only: the rules (names, URLs, prices, cross-field checks)
 // are the providers file's, applied to the merged configuration with its messages.
 
-const Limit = z.number().int().nullable().optional();
+/** The largest value a Postgres INTEGER column holds. */
+const MAX_INT = 2_147_483_647;
+const Limit = z.number().int().min(1).max(MAX_INT).nullable().optional();
 
 const KeyBody = z
   .object({
@@ -33,7 +35,7 @@ const KeyBody = z
       .max(4_096)
       .optional()
       .describe("The secret; stored encrypted, never shown again"),
-    priority: z.number().int().optional().describe("Lower runs first; default 1"),
+    priority: z.number().int().min(0).max(MAX_INT).optional().describe("Lower runs first; default 1"),
     rpm: Limit,
     tpm: Limit,
     rpd: Limit,
