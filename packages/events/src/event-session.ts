@@ -27,6 +27,12 @@ export interface EventSessionOptions {
    * event (the publish happens after commit) before the session synthesizes it. Default 2 s.
    */
   terminalGraceMs?: number;
+  /**
+   * While a watch is unconfirmed (a publisher did not acknowledge it in time, so it may
+   * skip this subject's events), the row is re-read this often instead of at each
+   * heartbeat. Default 1 s.
+   */
+  unconfirmedRecheckMs?: number;
   /** Aborted when the client went away. */
   signal: AbortSignal;
   /** Writes SSE text to the client; resolves when it may write more (backpressure). */
@@ -63,24 +69,43 @@ export type EventSessionEnd = "terminal" | "synthesized" | "aborted";
  */
 export async function runEventSession(options: EventSessionOptions): Promise<EventSessionEnd> {
   const { watches } = options;
-  if (watches === undefined) return streamSession(options);
-  await watches.watch(options.subject);
+  if (watches === undefined) return streamSession(options, { confirmed: true });
+  const watch = { confirmed: await watches.watch(options.subject) };
+  // A renewal every publisher acknowledged confirms a watch that started unconfirmed (the
+  // session reads the row once more after it, so nothing committed before is missed).
   const renewal = setInterval(() => {
-    watches.watch(options.subject).catch(() => {});
+    watches.watch(options.subject).then(
+      (confirmed) => {
+        if (confirmed) watch.confirmed = true;
+      },
+      () => {},
+    );
   }, watches.leaseMs / 3);
   renewal.unref();
   try {
-    return await streamSession(options);
+    return await streamSession(options, watch);
   } finally {
     clearInterval(renewal);
   }
 }
 
-async function streamSession(options: EventSessionOptions): Promise<EventSessionEnd> {
+/**
+ * `watch.confirmed` false: some publisher may not know of this session, so it may never
+ * publish the terminal event; the row is then re-read every `unconfirmedRecheckMs`
+ * (rather than every heartbeat) and a finished row's event is sent at once.
+ */
+async function streamSession(
+  options: EventSessionOptions,
+  watch: { confirmed: boolean },
+): Promise<EventSessionEnd> {
   const { log, subject, reader, signal } = options;
   const now = options.now ?? Date.now;
   const graceMs = options.terminalGraceMs ?? 2_000;
+  const recheckMs = options.unconfirmedRecheckMs ?? 1_000;
   let lastId = options.afterId;
+  let lastSentAt = now();
+  // Whether the row was read after the watch was confirmed: only then are the publishes to come trusted.
+  let trusted = watch.confirmed;
   let finished = await options.finished();
   if (finished === undefined && options.current !== undefined) {
     const state = await options.current();
@@ -90,7 +115,7 @@ async function streamSession(options: EventSessionOptions): Promise<EventSession
   // this session saw it at the latest (a clock ahead of this one cannot stretch the wait).
   let deadline: number | undefined;
   const overdueAt = (state: FinishedState) =>
-    Math.min((state.finishedAt?.getTime() ?? 0) + graceMs, now() + graceMs);
+    trusted ? Math.min((state.finishedAt?.getTime() ?? 0) + graceMs, now() + graceMs) : now();
   // Watched: a subject finished before this session watched it may never get its terminal event
   // published (its publisher decided before the watch): what the stream has now, else the row's.
   if (finished !== undefined) deadline = options.watches === undefined ? overdueAt(finished) : now();
@@ -101,6 +126,7 @@ async function streamSession(options: EventSessionOptions): Promise<EventSession
       await options.send(
         formatSseEvent({ id: event.id, event: event.type, data: JSON.stringify(event.data) }),
       );
+      lastSentAt = now();
       if (event.id !== undefined) lastId = event.id;
       if (isTerminalEventType(event.type)) return true;
     }
@@ -110,8 +136,11 @@ async function streamSession(options: EventSessionOptions): Promise<EventSession
   while (!signal.aborted) {
     const graceLeftMs = deadline === undefined ? undefined : Math.max(0, deadline - now());
     // A finished subject: read what is there; wait only for what is left of the grace.
-    const blockMs =
-      graceLeftMs === undefined ? options.heartbeatMs : Math.min(options.heartbeatMs, graceLeftMs);
+    // Unconfirmed: wake for the next row check; else for the heartbeat.
+    const idleMs = trusted
+      ? options.heartbeatMs
+      : Math.min(recheckMs, Math.max(0, options.heartbeatMs - (now() - lastSentAt)));
+    const blockMs = graceLeftMs === undefined ? idleMs : Math.min(idleMs, graceLeftMs);
     let events: LiveEvent[];
     try {
       events = await log.read(subject, lastId, {
@@ -134,8 +163,13 @@ async function streamSession(options: EventSessionOptions): Promise<EventSession
       return "synthesized";
     }
     if (finished === undefined) {
-      await options.send(formatSseComment("keep-alive"));
+      if (trusted || now() - lastSentAt >= options.heartbeatMs) {
+        await options.send(formatSseComment("keep-alive"));
+        lastSentAt = now();
+      }
+      const confirmedBeforeRead = watch.confirmed;
       finished = await options.finished();
+      if (confirmedBeforeRead) trusted = true;
       if (finished !== undefined) deadline = overdueAt(finished);
     }
   }

@@ -205,6 +205,31 @@ describe("EventWatches and the watched-only EventPublisher (real Redis)", () => 
       }
     }, 20_000);
 
+    it("re-reads the row every second, not every heartbeat, while a stalled process has not acknowledged the watch", async () => {
+      const api = await startProcess({ ackTimeoutMs: 100 });
+      // A worker whose subscription receives announcements but never acknowledges (stalled):
+      // it may have decided not to publish, so the session cannot wait for its event.
+      const stalled = connect();
+      await stalled.subscribe(`${prefix}:events:watch`);
+      let reads = 0;
+      const started = Date.now();
+      const result = await session(api, {
+        subject: { kind: "job", id: "unconfirmed" },
+        unconfirmedRecheckMs: 50,
+        finished: async () => {
+          reads += 1;
+          // Finished after the first read, its terminal event never published.
+          return reads === 1
+            ? undefined
+            : { event: { type: "job.completed", data: { id: "unconfirmed" } }, finishedAt: new Date() };
+        },
+      });
+      expect(result.end).toBe("synthesized");
+      expect(result.received.map((event) => [event.event, event.hasId])).toEqual([["job.completed", false]]);
+      // The heartbeat is 60 s: the old session waited that long before it looked at the row again.
+      expect(Date.now() - started).toBeLessThan(5_000);
+    });
+
     it("gives a job finished before anyone listened its terminal event at once, synthesized from the row", async () => {
       const api = await startProcess();
       const worker = await startProcess();
