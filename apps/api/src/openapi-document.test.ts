@@ -10,7 +10,7 @@ const METHODS = ["get", "put", "post", "delete", "patch"];
 type Operation = {
   operationId?: string;
   security?: unknown[];
-  responses: Record<string, { description: string }>;
+  responses: Record<string, { description: string; headers?: Record<string, unknown> }>;
 };
 
 function operations(document: OpenApiDocument): Array<[string, Operation]> {
@@ -53,5 +53,14 @@ describe("the API contract", () => {
     for (const path of ["/health/live", "/health/ready"]) {
       expect((document.paths[path]?.get as Operation | undefined)?.security).toEqual([]);
     }
+  });
+
+  it("documents the headers a submission answers with: Preference-Applied on 200/202, Retry-After on 429/503", () => {
+    const responses = (document.paths["/v1/jobs"]?.post as Operation | undefined)?.responses ?? {};
+    const headersOf = (status: string) => Object.keys(responses[status]?.headers ?? {});
+    expect(headersOf("200")).toEqual(["preference-applied"]);
+    expect(headersOf("202")).toEqual(["preference-applied"]);
+    expect(headersOf("429")).toEqual(["retry-after"]);
+    expect(headersOf("503")).toEqual(["retry-after"]);
   });
 });

@@ -94,6 +94,7 @@ export function contractTransform(input: TransformInput): ReturnType<typeof json
   delete schema.responseDescriptions;
   delete schema.documentedBody;
   delete schema.documentedResponses;
+  delete schema.responseHeaders;
 
   const responses: Record<string, JsonObject> = {};
   for (const [status, json] of Object.entries(schema.response ?? {})) {
@@ -101,9 +102,13 @@ export function contractTransform(input: TransformInput): ReturnType<typeof json
     const description = original.responseDescriptions?.[code] ?? defaultDescription(code);
     const content =
       "content" in json ? (json.content as JsonObject) : { "application/json": { schema: json } };
+    const headers = {
+      ...(code === 429 || code === 503 ? RETRY_AFTER : {}),
+      ...original.responseHeaders?.[code],
+    };
     responses[status] = {
       description,
-      ...(code === 429 || code === 503 ? { headers: RETRY_AFTER } : {}),
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
       // `z.null()` (a 204): `@fastify/swagger` then prints no body at all.
       ...(json.type === "null" ? { type: "null" } : { content }),
     };

@@ -18,6 +18,8 @@ declare module "fastify" {
      * document only: Fastify does not validate it (a `body` schema would).
      */
     documentedBody?: { description?: string; content: Record<string, z.ZodType | Record<string, unknown>> };
+    /** Headers a JSON response carries (e.g. `Preference-Applied`), by status then name. */
+    responseHeaders?: Partial<Record<number, DocumentedResponse["headers"]>>;
     /** Responses the route writes itself (SSE, JSONL, files), for the document only. */
     documentedResponses?: Partial<Record<number, DocumentedResponse>>;
   }

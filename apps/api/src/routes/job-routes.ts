@@ -61,6 +61,17 @@ function requireJobId(id: string): string {
 }
 
 /** `/v1/jobs`: submit, read, list and cancel jobs. */
+/** Sent when the server honoured `Prefer: wait=N` (RFC 7240). */
+const PREFERENCE_APPLIED = {
+  "preference-applied": {
+    description:
+      "`wait=N` when the answer waited (up to N s) for the job to finish, as `Prefer: wait=N` asked",
+    type: "string",
+    pattern: "^wait=\\d+$",
+    example: "wait=30",
+  },
+};
+
 export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions): Promise<void> {
   const routes = app.withTypeProvider<ZodTypeProvider>();
   const { jobs, queues, redis } = app.genq;
@@ -93,6 +104,7 @@ export async function jobRoutes(app: FastifyInstance, options: JobRoutesOptions)
           "`Preference-Applied: wait=N` says the wait was honoured.",
         tags: ["jobs"],
         headers: SubmitHeaders,
+        responseHeaders: { 200: PREFERENCE_APPLIED, 202: PREFERENCE_APPLIED },
         body: CreateJobRequest,
         response: {
           200: JobView,

@@ -2761,6 +2761,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description `wait=N` when the answer waited (up to N s) for the job to finish, as `Prefer: wait=N` asked */
+                    "preference-applied"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2819,6 +2821,8 @@ export interface operations {
             /** @description Accepted: stored, and it will run */
             202: {
                 headers: {
+                    /** @description `wait=N` when the answer waited (up to N s) for the job to finish, as `Prefer: wait=N` asked */
+                    "preference-applied"?: string;
                     [name: string]: unknown;
                 };
                 content: {
