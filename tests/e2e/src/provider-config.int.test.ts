@@ -95,6 +95,19 @@ describe("runtime provider configuration (/v1/admin/providers, routes, audit)", 
       15_000,
     );
 
+    // The operators' health view lists the stored provider beside the file's, its keys by hint only.
+    const health = await admin("GET", "/v1/admin/providers");
+    expect(health.statusCode, health.body).toBe(200);
+    const listed = health.json().providers.find((entry: { name: string }) => entry.name === "acme") as
+      | { models: Array<{ model: string }>; keys: Array<{ hint: string; priority: number }> }
+      | undefined;
+    expect(listed?.models.map((model) => model.model)).toEqual(["acme-chat"]);
+    expect(listed?.keys.map((key) => [key.hint, key.priority])).toEqual([
+      ["sk-…6789", 1],
+      ["sk-…3210", 2],
+    ]);
+    expect(health.json().providers.map((entry: { name: string }) => entry.name)).toContain("mock");
+
     const submitted = await harness.submit(apiKey, {
       type: "text",
       provider: "acme",
