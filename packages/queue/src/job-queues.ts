@@ -24,6 +24,15 @@ export interface EnqueueRequest {
   trace?: Record<string, string> | undefined;
 }
 
+/** KEYS[1] the lease; ARGV: holder, ttl ms. 1 when ARGV[1] holds it afterwards. */
+const HOLD_LEASE = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
 /**
  * The producer side of genq's queues. The BullMQ job id is the genq job id, so
  * adding the same job twice (reconciler and API racing) keeps a single entry.
@@ -146,6 +155,24 @@ export class JobQueues {
       (await this.#connection.set(`${this.prefix}:lease:${name}`, String(process.pid), "PX", ttlMs, "NX")) ===
       "OK"
     );
+  }
+
+  /**
+   * Takes or renews a lease named `name` for `ttlMs`, held by `holder` (a token of
+   * the caller's own, e.g. a random UUID): true when `holder` holds it now, whether
+   * it was free or `holder` held it already. For a holder that keeps the lease over
+   * many passes: unlike {@link JobQueues.acquireLease}, its own unexpired lease does
+   * not lock it out.
+   */
+  async holdLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    const held = await this.#connection.eval(
+      HOLD_LEASE,
+      1,
+      `${this.prefix}:lease:${name}`,
+      holder,
+      String(ttlMs),
+    );
+    return held === 1;
   }
 
   /** Removes a waiting job; an active (locked) one stays and is canceled by its worker. */

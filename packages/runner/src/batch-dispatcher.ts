@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { BatchRepository, DispatchCandidate, Plan } from "@genq/db";
 import type { JobQueues } from "@genq/queue";
 import type { Logger } from "pino";
@@ -68,6 +69,8 @@ export class BatchDispatcher {
   #wakeTimer: NodeJS.Timeout | undefined;
   #lastPassAt = 0;
   #leaseUntil = 0;
+  /** This instance's token in the dispatch lease. */
+  readonly #holder = randomUUID();
   #turn = 0;
   #stopped = true;
   /** Whether the last pass saw a running batch; if not, wake-ups wait for the next tick. */
@@ -131,11 +134,11 @@ export class BatchDispatcher {
   }
 
   async #holdsLease(): Promise<boolean> {
-    // Taken with NX for ttl: nobody else can hold it before it lapses, so it is ours until then.
+    // Taken or renewed for ttl: nobody else can hold it before it lapses, so it is ours until then.
     if (Date.now() < this.#leaseUntil) return true;
     const ttlMs = Math.max(1_000, this.#intervalMs * 5);
     const start = Date.now();
-    if (!(await this.#options.queues.acquireLease(LEASE_NAME, ttlMs))) return false;
+    if (!(await this.#options.queues.holdLease(LEASE_NAME, this.#holder, ttlMs))) return false;
     this.#leaseUntil = start + ttlMs - this.#intervalMs;
     return true;
   }

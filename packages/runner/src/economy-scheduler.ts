@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { EconomyCollector } from "./economy-collector.ts";
 import {
   type EconomySchedulerOptions,
@@ -30,6 +31,8 @@ export class EconomyScheduler {
   /** Set by {@link EconomyScheduler.stop}: a pass in progress ends at its next step. */
   #stopped = false;
   #submitLeaseUntil = 0;
+  /** This instance's token in the submit lease. */
+  readonly #holder = randomUUID();
 
   constructor(options: EconomySchedulerOptions) {
     this.#options = resolveEconomyOptions(options);
@@ -85,12 +88,14 @@ export class EconomyScheduler {
     }
   }
 
-  /** The submit lease: taken with NX for `ttlMs`, so it is this process's until then. */
+  /**
+   * The submit lease, held by this instance (taken or renewed for `ttlMs`). Renewed at
+   * half its time, so a pass near the end of it cannot outlive it.
+   */
   async #holdsSubmitLease(queues: ResolvedEconomyOptions["queues"], ttlMs: number): Promise<boolean> {
     if (Date.now() < this.#submitLeaseUntil) return true;
     const start = Date.now();
-    if (!(await queues.acquireLease(SUBMIT_LEASE, ttlMs))) return false;
-    // Given up a little early, so a long pass near the end does not outlive it.
+    if (!(await queues.holdLease(SUBMIT_LEASE, this.#holder, ttlMs))) return false;
     this.#submitLeaseUntil = start + ttlMs / 2;
     return true;
   }
