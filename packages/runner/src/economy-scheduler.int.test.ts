@@ -108,8 +108,10 @@ afterAll(async () => {
 function scheduler(
   fallback: EconomyFallback = "online",
   routedBy: ProviderRouter = router,
+  leaseMs?: number,
 ): EconomyScheduler {
   return new EconomyScheduler({
+    ...(leaseMs === undefined ? {} : { leaseMs }),
     economy,
     batches,
     lifecycle,
@@ -338,6 +340,21 @@ describe("EconomyScheduler", () => {
     ]);
   });
 
+  it("keeps submitting past half its submit lease (it renews its own lease; another scheduler stays out)", async () => {
+    const userId = await createUser();
+    const [first, second] = [scheduler("online", router, 2_000), scheduler("online", router, 2_000)];
+    const early = await economyBatch(userId, 2);
+    await first.runOnce();
+    expect(providerBatchOf(early)).toBeDefined();
+    // Past half the lease (when the holder renews it), before it lapses.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const late = await economyBatch(userId, 2);
+    await second.runOnce();
+    expect(providerBatchOf(late)).toBeUndefined();
+    await first.runOnce();
+    expect(providerBatchOf(late)).toBeDefined();
+  });
+
   it("polls one provider batch from one scheduler at a time", async () => {
     server.batches.setPollsUntilEnd(100);
     const userId = await createUser();
@@ -345,6 +362,8 @@ describe("EconomyScheduler", () => {
     const [first, second] = [scheduler(), scheduler()];
     await first.runOnce();
     const retrievesBefore = server.requests.filter((request) => request.method === "GET").length;
+    // Due now (its next poll was set 1 ms ahead, which a fast machine has not reached yet).
+    await db.$executeRaw`UPDATE provider_batches SET next_poll_at = now() WHERE batch_id = ${batchId}::uuid`;
     const leased = await economy.leaseDue(10, 60_000);
     expect(leased.filter((row) => row.batchId === batchId)).toHaveLength(1);
     // Leased above: neither scheduler may poll it now.
