@@ -23,6 +23,29 @@ describe("EventLog (real Redis)", () => {
     redis.disconnect();
   });
 
+  it("appends a job.started identical to the newest entry once: a listener's snapshot and the worker's own event", async () => {
+    const log = new EventLog({ redis, prefix });
+    const subject = { kind: "job", id: "started-twice" } as const;
+    const started = (attempt: number) => ({
+      subject,
+      type: "job.started",
+      data: { id: "started-twice", object: "job", status: "active", attempt },
+    });
+    // The SSE session's snapshot of the running job, then the worker's publish of the same attempt.
+    expect(await log.appendIfEmpty(started(1))).toBeDefined();
+    expect(await log.append([started(1)])).toEqual([]);
+    // Deltas repeat freely; a later attempt's job.started is a new event.
+    const delta = { subject, type: "job.delta", data: { id: "started-twice", attempt: 1, delta: "the " } };
+    expect(await log.append([delta, delta])).toHaveLength(2);
+    expect(await log.append([started(2)])).toHaveLength(1);
+    expect((await log.read(subject, "0")).map((event) => [event.type, event.data.attempt])).toEqual([
+      ["job.started", 1],
+      ["job.delta", 1],
+      ["job.delta", 1],
+      ["job.started", 2],
+    ]);
+  });
+
   it("appends in order, bounds the stream and sets its retention", async () => {
     const log = new EventLog({ redis, prefix, maxLength: 10, retentionMs: 60_000 });
     const subject = { kind: "job", id: "job-1" } as const;

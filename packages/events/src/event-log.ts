@@ -38,18 +38,35 @@ export interface EventReadOptions {
 }
 
 /**
- * KEYS: one stream per event; ARGV[1] max length, then per event: type, data, retention ms.
- * Returns the entry ids.
+ * KEYS: one stream per event; ARGV[1] max length, then per event: type, data, retention ms,
+ * and "1" when the event is skipped if the stream's newest entry is the same (type and data).
+ * Returns the entry ids (false for a skipped event).
  */
 const APPEND_SCRIPT = `
 local ids = {}
 for index = 1, #KEYS do
-  local base = 1 + (index - 1) * 3
-  ids[index] = redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[base + 1], 'data', ARGV[base + 2])
-  redis.call('PEXPIRE', KEYS[index], ARGV[base + 3])
+  local base = 1 + (index - 1) * 4
+  local repeated = false
+  if ARGV[base + 4] == '1' then
+    local newest = redis.call('XREVRANGE', KEYS[index], '+', '-', 'COUNT', 1)[1]
+    repeated = newest ~= nil and newest[2][2] == ARGV[base + 1] and newest[2][4] == ARGV[base + 2]
+  end
+  if repeated then
+    ids[index] = false
+  else
+    ids[index] = redis.call('XADD', KEYS[index], 'MAXLEN', '~', ARGV[1], '*', 'type', ARGV[base + 1], 'data', ARGV[base + 2])
+    redis.call('PEXPIRE', KEYS[index], ARGV[base + 3])
+  end
 end
 return ids
 `;
+
+/**
+ * Events appended at most once in a row: a listener that joins a running job appends its
+ * `job.started` from the row (appendIfEmpty) while the worker, which saw the watch just
+ * after the claim, publishes the same event; the second is the same entry again.
+ */
+const ONCE_IN_A_ROW = new Set(["job.started"]);
 
 /** KEYS[1] the stream; ARGV: max length, type, data, retention ms. Returns the id, or nil when not empty. */
 const APPEND_IF_EMPTY_SCRIPT = `
@@ -60,7 +77,7 @@ return id
 `;
 
 interface EventLogCommands {
-  genqEventsAppend(numberOfKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  genqEventsAppend(numberOfKeys: number, ...args: Array<string | number>): Promise<Array<string | null>>;
   genqEventsAppendIfEmpty(key: string, ...args: Array<string | number>): Promise<string | null>;
 }
 
@@ -109,7 +126,8 @@ export class EventLog {
    * Appends events in order, in one script (one round trip, atomic): each
    * `XADD key MAXLEN ~ n * type t data json` followed by a `PEXPIRE` that restarts
    * the stream's retention (the shorter finished retention after a terminal event).
-   * Returns the entry ids.
+   * A `job.started` identical to the stream's newest entry is not appended again.
+   * Returns the ids of the entries appended.
    */
   async append(events: readonly EventAppend[]): Promise<string[]> {
     if (events.length === 0) return [];
@@ -121,10 +139,11 @@ export class EventLog {
         event.type,
         JSON.stringify(event.data),
         isTerminalEventType(event.type) ? this.finishedRetentionMs : this.retentionMs,
+        ONCE_IN_A_ROW.has(event.type) ? 1 : 0,
       );
     }
     const ids = await this.#redis.genqEventsAppend(keys.length, ...keys, ...args);
-    return ids.map(String);
+    return ids.flatMap((id) => (typeof id === "string" ? [id] : []));
   }
 
   /**
