@@ -14,8 +14,11 @@ const CONTRACT_PATH = join(
   "openapi.json",
 );
 const DOCUMENT_ID = "genq-openapi.json";
-/** Not described by genq's document: Bull Board, the API docs themselves, OpenAI's own routes. */
-const EXCLUDED = [/^\/admin\/queues(\/|$)/, /^\/docs(\/|$)/, /^\/openai\/v1(\/|$)/];
+/**
+ * Not described by genq's document: Bull Board, the API docs themselves, OpenAI's own
+ * routes, and Prometheus' scrape endpoint (its exposition format, docs/operations.md).
+ */
+const EXCLUDED = [/^\/admin\/queues(\/|$)/, /^\/docs(\/|$)/, /^\/openai\/v1(\/|$)/, /^\/metrics$/];
 
 type JsonObject = Record<string, unknown>;
 interface Operation {
