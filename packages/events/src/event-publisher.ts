@@ -69,8 +69,19 @@ export class EventPublisher {
     }
   }
 
-  /** Publishes a job event (started, retrying, delta...) to the job's stream. Never rejects. */
-  async publishJobEvent(jobId: string, type: string, data: Record<string, unknown>): Promise<void> {
+  /**
+   * Publishes a job event (started, retrying, delta...) to the job's stream. Never rejects.
+   * `streaming`: the job streams its text (`input.stream`), so this and every later event
+   * is published whether or not someone listens (as its deltas are): a client that joins
+   * mid-stream reads its `job.started` before the text.
+   */
+  async publishJobEvent(
+    jobId: string,
+    type: string,
+    data: Record<string, unknown>,
+    options: { streaming?: boolean } = {},
+  ): Promise<void> {
+    if (options.streaming === true && this.#watches !== undefined) this.#markStreaming(jobId);
     if (!this.#wantsJobEvent(jobId, type)) return;
     await this.#append([{ subject: { kind: "job", id: jobId }, type, data }]);
   }
@@ -85,13 +96,17 @@ export class EventPublisher {
     const watches = this.#watches;
     if (watches === undefined) return true;
     if (type === "job.delta") {
-      if (this.#streaming.size > 10_000) this.#forgetStreaming();
-      this.#streaming.set(jobId, Date.now() + STREAMING_MEMORY_MS);
+      this.#markStreaming(jobId);
       return true;
     }
     const streaming = this.#streaming.has(jobId);
     if (streaming && isTerminalEventType(type)) this.#streaming.delete(jobId);
     return streaming || watches.isWatched({ kind: "job", id: jobId });
+  }
+
+  #markStreaming(jobId: string): void {
+    if (this.#streaming.size > 10_000) this.#forgetStreaming();
+    this.#streaming.set(jobId, Date.now() + STREAMING_MEMORY_MS);
   }
 
   #forgetStreaming(): void {

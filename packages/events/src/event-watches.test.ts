@@ -106,15 +106,24 @@ describe("EventWatches and the watched-only EventPublisher (real Redis)", () => 
     await waitFor(async () => !late.watches.isWatched({ kind: "job", id: "brief" }), 3_000);
   });
 
-  it("publishes a streaming job's deltas and every later event even when nobody watches", async () => {
+  it("publishes a streaming job's events from job.started on even when nobody watches", async () => {
     const worker = await startProcess();
-    await worker.publisher.publishJobEvent("s1", "job.started", { id: "s1" });
+    // The worker says the job streams: its job.started goes out, so a client joining
+    // mid-stream reads it before the text.
+    await worker.publisher.publishJobEvent("s1", "job.started", { id: "s1" }, { streaming: true });
     await worker.publisher.publishJobEvent("s1", "job.delta", { id: "s1", delta: "Hel" });
     await worker.publisher.publishJobEvent("s1", "job.delta", { id: "s1", delta: "lo" });
     worker.publisher.publishFinished([finishedEvent("s1", "job.completed")]);
-    await waitFor(async () => (await worker.log.read({ kind: "job", id: "s1" }, "0")).length === 3);
+    await waitFor(async () => (await worker.log.read({ kind: "job", id: "s1" }, "0")).length === 4);
     const types = (await worker.log.read({ kind: "job", id: "s1" }, "0")).map((event) => event.type);
-    expect(types).toEqual(["job.delta", "job.delta", "job.completed"]);
+    expect(types).toEqual(["job.started", "job.delta", "job.delta", "job.completed"]);
+    // Without the word, a job's job.started is published only when watched.
+    await worker.publisher.publishJobEvent("s2", "job.started", { id: "s2" });
+    await worker.publisher.publishJobEvent("s2", "job.delta", { id: "s2", delta: "Hi" });
+    await waitFor(async () => (await worker.log.read({ kind: "job", id: "s2" }, "0")).length === 1);
+    expect((await worker.log.read({ kind: "job", id: "s2" }, "0")).map((event) => event.type)).toEqual([
+      "job.delta",
+    ]);
   });
 
   it("publishes a batch's events only while someone watches the batch", async () => {

@@ -123,12 +123,16 @@ export class JobProcessor {
   async #run(delivery: Delivery, record: JobRecord): Promise<AttemptResult> {
     const options = this.#options;
     this.#logger.info(delivery.fields({ type: record.type, priority: record.priority }), "job started");
-    await options.events?.publishJobEvent(record.id, "job.started", {
-      id: record.id,
-      object: "job",
-      status: "active",
-      attempt: record.attempts,
-    });
+    // A streaming text job's events are published even unwatched (as its deltas are), so a
+    // client joining mid-stream reads job.started before the text.
+    const streaming =
+      record.type === "text" && (record.input as { stream?: unknown } | null)?.stream === true;
+    await options.events?.publishJobEvent(
+      record.id,
+      "job.started",
+      { id: record.id, object: "job", status: "active", attempt: record.attempts },
+      { streaming },
+    );
     const signal = delivery.start(options.attemptTimeoutMs);
     try {
       const output =

@@ -183,6 +183,29 @@ describe("server-sent events", () => {
     expect(deltas.length).toBeLessThanOrEqual(text.split(/\s+/).length);
   });
 
+  it("gives a client that joins a streaming job mid-text its job.started first, once, then the text so far", async () => {
+    const id = await submitText({
+      prompt: "a reply streamed slowly enough that a client can join it halfway through its words",
+      stream: true,
+      providerOptions: { mock: { deltaDelayMs: 40 } },
+    });
+    // Nobody listened while it started: join once some text is out.
+    await waitUntil(
+      async () => (await streamEntries("job", id)).some((entry) => entry.type === "job.delta"),
+      10_000,
+    );
+    const stream = await read(`/v1/jobs/${id}/events`);
+    const types = stream.events.map((event) => event.event);
+    expect(types[0]).toBe("job.started");
+    expect(types.filter((type) => type === "job.started")).toHaveLength(1);
+    expect(types.at(-1)).toBe("job.completed");
+    const text = stream.events
+      .filter((event) => event.event === "job.delta")
+      .map((event) => JSON.parse(event.data).delta as string)
+      .join("");
+    expect(text).toBe(((await harness.getJob(apiKey, id)).result as { text: string }).text);
+  });
+
   it("tells a streaming client to start over with job.retrying, then streams the next attempt", async () => {
     const id = await submitText({
       prompt: "streamed after a failed attempt",
