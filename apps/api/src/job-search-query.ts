@@ -15,7 +15,7 @@ const MetadataPair = z
 /**
  * The job search filters of `GET /v1/jobs` and `GET /v1/admin/jobs`, as a querystring.
  * `metadata` repeats (`?metadata=customer:acme&metadata=env:prod`): every pair must be a
- * top-level key of the job's metadata holding that string value.
+ * top-level key of the job's metadata holding that value (`tier:3` matches 3 and "3").
  */
 export const JobSearchParams = z.object({
   status: JobStatus.optional(),
@@ -30,7 +30,9 @@ export const JobSearchParams = z.object({
   metadata: z
     .union([MetadataPair, z.array(MetadataPair).max(MAX_METADATA_PAIRS)])
     .optional()
-    .describe("`key:value`, repeatable: jobs whose metadata has every such key with that string value"),
+    .describe(
+      "`key:value`, repeatable: jobs whose metadata has every such key with that value; a value that reads as a JSON number, boolean or null (`tier:3`, `vip:true`) matches that value and the string",
+    ),
   cursor: z.string().max(64).optional().describe("`nextCursor` of the previous page"),
   limit: z.coerce.number().int().min(1).max(100).default(20),
 });

@@ -65,10 +65,42 @@ export function jobSearchWhere(filter: JobSearchFilter & { cursor?: string | und
     conditions.push(Prisma.sql`j.created_at >= ${filter.createdFrom}::timestamptz`);
   if (filter.createdTo !== undefined)
     conditions.push(Prisma.sql`j.created_at < ${filter.createdTo}::timestamptz`);
-  if (filter.metadata !== undefined && Object.keys(filter.metadata).length > 0)
-    conditions.push(Prisma.sql`j.metadata @> ${JSON.stringify(filter.metadata)}::jsonb`);
+  if (filter.metadata !== undefined) conditions.push(...metadataConditions(filter.metadata));
   if (filter.cursor !== undefined) conditions.push(Prisma.sql`j.id < ${filter.cursor}::uuid`);
   return conditions.length === 0 ? Prisma.sql`TRUE` : Prisma.join(conditions, " AND ");
+}
+
+/**
+ * Metadata pairs as containments the GIN index serves: the exact pairs in one `@>`, and
+ * for each string that also reads as a JSON number, boolean or null (a query string
+ * carries only strings: `tier:3`) a choice of the string and that value, so metadata
+ * stored as `{"tier": 3}` is found as `{"tier": "3"}` is.
+ */
+function metadataConditions(metadata: NonNullable<JobSearchFilter["metadata"]>): Prisma.Sql[] {
+  const exact: Record<string, unknown> = {};
+  const conditions: Prisma.Sql[] = [];
+  for (const [key, value] of Object.entries(metadata)) {
+    const scalar = typeof value === "string" ? jsonScalar(value) : undefined;
+    if (scalar === undefined) {
+      exact[key] = value;
+      continue;
+    }
+    conditions.push(Prisma.sql`(j.metadata @> ${JSON.stringify({ [key]: value })}::jsonb
+      OR j.metadata @> ${JSON.stringify({ [key]: scalar })}::jsonb)`);
+  }
+  if (Object.keys(exact).length > 0)
+    conditions.unshift(Prisma.sql`j.metadata @> ${JSON.stringify(exact)}::jsonb`);
+  return conditions;
+}
+
+/** The number, boolean or null a string spells as JSON (`3`, `-1.5`, `true`, `null`), else undefined. */
+function jsonScalar(text: string): number | boolean | null | undefined {
+  if (text === "true") return true;
+  if (text === "false") return false;
+  if (text === "null") return null;
+  if (!/^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(text)) return undefined;
+  const number = Number(text);
+  return Number.isFinite(number) ? number : undefined;
 }
 
 /** Runs job searches; the filter → SQL lives in {@link jobSearchWhere}. */

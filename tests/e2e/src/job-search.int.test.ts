@@ -36,8 +36,16 @@ beforeAll(async () => {
   owner = await harness.createUser(undefined, "enterprise");
   stranger = await harness.createUser();
   const bodies: Record<string, Json> = {
-    acme: { type: "text", input: { prompt: "search one" }, metadata: { customer: "acme", env: "test" } },
-    globex: { type: "text", input: { prompt: "search two" }, metadata: { customer: "globex" } },
+    acme: {
+      type: "text",
+      input: { prompt: "search one" },
+      metadata: { customer: "acme", env: "test", tier: "3" },
+    },
+    globex: {
+      type: "text",
+      input: { prompt: "search two" },
+      metadata: { customer: "globex", tier: 3, vip: true },
+    },
     acmeProd: {
       type: "text",
       priority: "high",
@@ -81,6 +89,17 @@ describe("job search", () => {
     const theirs = await list(stranger.apiKey, "metadata=customer:acme");
     expect(listedIds(theirs)).toHaveLength(1);
     expect(listedIds(theirs)).not.toContain(ids.acme);
+  });
+
+  it("matches a metadata value a query string spells as a number or boolean both as that and as a string", async () => {
+    expect(listedIds(await list(owner.apiKey, "metadata=tier:3")).sort()).toEqual(
+      [ids.acme, ids.globex].sort(),
+    );
+    expect(listedIds(await list(owner.apiKey, "metadata=tier:3&metadata=customer:globex"))).toEqual([
+      ids.globex,
+    ]);
+    expect(listedIds(await list(owner.apiKey, "metadata=vip:true"))).toEqual([ids.globex]);
+    expect(listedIds(await list(owner.apiKey, "metadata=tier:03"))).toEqual([]);
   });
 
   it("filters by status, error code, priority and time, and pages with the cursor", async () => {

@@ -2608,7 +2608,7 @@ export interface operations {
                 from?: string;
                 /** @description Created before */
                 to?: string;
-                /** @description `key:value`, repeatable: jobs whose metadata has every such key with that string value */
+                /** @description `key:value`, repeatable: jobs whose metadata has every such key with that value; a value that reads as a JSON number, boolean or null (`tier:3`, `vip:true`) matches that value and the string */
                 metadata?: string | string[];
                 /** @description `nextCursor` of the previous page */
                 cursor?: string;
@@ -9956,7 +9956,7 @@ export interface operations {
                 from?: string;
                 /** @description Created before */
                 to?: string;
-                /** @description `key:value`, repeatable: jobs whose metadata has every such key with that string value */
+                /** @description `key:value`, repeatable: jobs whose metadata has every such key with that value; a value that reads as a JSON number, boolean or null (`tier:3`, `vip:true`) matches that value and the string */
                 metadata?: string | string[];
                 /** @description `nextCursor` of the previous page */
                 cursor?: string;
