@@ -395,6 +395,45 @@ describe("claims within the owner's limits, fenced completion", () => {
     expect(await jobs.countUsageRecords(first.id)).toBe(1);
   });
 
+  it("keeps a redriven run from being undone by late reports of the attempts before the redrive", async () => {
+    const userId = await createUser();
+    const first = await claimedJob(userId);
+    // Attempt 1 stalled; attempt 2 was delivered and failed for good; an operator redrives.
+    const second = await claim(first.id);
+    expect(second?.attempts).toBe(2);
+    expect(await lifecycle.fail(first.id, { code: "timeout", message: "gave up" }, [call(1)], 2)).toBe(true);
+    const redriven = await lifecycle.redrive({ jobId: first.id, hold: undefined });
+    expect(redriven.outcome).toBe("redriven");
+    const stale = { code: "timeout", message: "late" };
+    const lateReports = async (attempt: number) => [
+      await lifecycle.complete(completion(first.id, attempt)),
+      await lifecycle.fail(first.id, stale, [], attempt),
+      await lifecycle.retry(first.id, stale, [], attempt),
+      await lifecycle.postpone(first.id, [], attempt),
+    ];
+    // While it waits in the queue: the stalled attempt 1 and a repeated report of attempt 2 change nothing.
+    expect([...(await lateReports(1)), ...(await lateReports(2))]).toEqual(Array(8).fill(false));
+    expect(await db.job.findUniqueOrThrow({ where: { id: first.id } })).toMatchObject({
+      status: "queued",
+      attempts: 2,
+      // The failure it was redriven from, not a late report's.
+      errorMessage: "gave up",
+    });
+    // Its new run is attempt 3, and only attempt 3 may finish it.
+    const third = await claim(first.id);
+    expect(third?.attempts).toBe(3);
+    expect([...(await lateReports(1)), ...(await lateReports(2))]).toEqual(Array(8).fill(false));
+    expect((await db.job.findUniqueOrThrow({ where: { id: first.id } })).status).toBe("active");
+    expect(await lifecycle.complete(completion(first.id, 3, { calls: [call(1)] }))).toBe(true);
+    expect(await db.job.findUniqueOrThrow({ where: { id: first.id } })).toMatchObject({
+      status: "completed",
+      attempts: 3,
+    });
+    expect(await jobs.countUsageRecords(first.id)).toBe(1);
+    // The history stays: the failed attempt's call and the new run's.
+    expect((await jobs.listCalls(first.id)).map((entry) => entry.jobAttempt)).toEqual([2, 3]);
+  });
+
   it("leaves a job queued while its owner runs its cap of jobs, and claims it once one stops", async () => {
     const userId = await createUser();
     const other = await createUser();

@@ -454,9 +454,11 @@ export class JobLifecycle {
     return this.#finishGeneral(
       {
         id: jobId,
-        status: { in: ACTIVE_OR_QUEUED },
+        // A worker's report (an attempt) ends only the job active in that attempt; see FINISH.
+        ...(change.attempt === undefined
+          ? { status: { in: ACTIVE_OR_QUEUED } }
+          : { status: "active", attempts: change.attempt }),
         ...(change.onlyIfCancelRequested ? { cancelRequested: true } : {}),
-        ...(change.attempt === undefined ? {} : { attempts: change.attempt }),
       },
       change.failure === undefined
         ? { status: change.status, finishedAt: new Date() }

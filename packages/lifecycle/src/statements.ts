@@ -194,6 +194,14 @@ export const COMPLETE = statement(
 );
 
 /**
+ * The rows a finish may end: given an attempt (`$2`, a worker's report), only the job
+ * active in that attempt (a job queued again, e.g. redriven after it failed in that
+ * attempt, is not that attempt's any more); without one, any unfinished job.
+ */
+const FINISHABLE_IN_ATTEMPT = `(CASE WHEN $2::int IS NULL THEN j.status IN ('queued', 'active')
+     ELSE j.status = 'active' AND j.attempts = $2::int END)`;
+
+/**
  * Ends an unfinished job (failed, or canceled when its cancel was requested) that
  * has no other effects: the row, the attempt's calls and the release of its hold.
  * `$1` job id, `$2` attempt or null (any), `$3` status, `$4` error code, `$5`
@@ -204,7 +212,7 @@ export const FINISH = statement(
   `WITH done AS (
      UPDATE jobs j SET status = $3::text::"JobStatus", error_code = COALESCE($4, j.error_code),
             error_message = COALESCE($5, j.error_message), finished_at = now(), updated_at = now()
-      WHERE j.id = $1::uuid AND j.status IN ('queued', 'active') AND ($2::int IS NULL OR j.attempts = $2::int)
+      WHERE j.id = $1::uuid AND ${FINISHABLE_IN_ATTEMPT}
         AND (NOT $7::boolean OR j.cancel_requested) AND ${FAST_FINISH}
      RETURNING ${FINISHED_COLUMNS}, j.attempts
    ), releasing AS (SELECT id FROM done WHERE dispatched_at IS NOT NULL)
