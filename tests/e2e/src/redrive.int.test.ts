@@ -83,6 +83,33 @@ async function reservedTextTokens(userId: string): Promise<bigint> {
 }
 
 describe("redrive", () => {
+  // First in the file: Bull Board's "Retry all" takes every failed entry of the queue.
+  it("redrives every failed job of a queue with Bull Board's Retry all, each for its own owner", async () => {
+    const owners = [await harness.createUser(), await harness.createUser()];
+    const ids = [
+      await submitFailed(owners[0]!.apiKey, "retry all, first"),
+      await submitFailed(owners[1]!.apiKey, "retry all, second"),
+    ];
+    await waitUntil(
+      async () =>
+        (await Promise.all(ids.map((id) => harness.queues.state("text", id)))).every(
+          (state) => state === "failed",
+        ),
+      5_000,
+    );
+    const retried = await operator("PUT", "/admin/queues/api/queues/text/retry/failed");
+    expect(retried.statusCode, retried.body).toBe(200);
+    expect(retried.json()).toEqual({ retried: 2, skipped: 0 });
+    for (const [index, id] of ids.entries()) {
+      const done = await harness.waitForJob(owners[index]!.apiKey, id);
+      expect(done).toMatchObject({ status: "completed", attempts: 2 });
+      expect((await reservation(id))?.status).toBe("settled");
+    }
+    // Nothing failed is left to retry: the redriven entries left the failed set.
+    const again = await operator("PUT", "/admin/queues/api/queues/text/retry/failed");
+    expect(again.json()).toEqual({ retried: 0, skipped: 0 });
+  });
+
   it("retries a failed job for its owner: queued again with a hold, attempts continue, earlier calls stay", async () => {
     const { apiKey, userId } = await harness.createUser();
     const id = await submitFailed(apiKey, "owner retry");
