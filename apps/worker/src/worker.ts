@@ -310,6 +310,7 @@ export async function startWorker(
     firstPollMs: env.GENQ_ECONOMY_POLL_BASE_MS,
     pollBaseMs: env.GENQ_ECONOMY_POLL_BASE_MS,
     pollMaxMs: env.GENQ_ECONOMY_POLL_MAX_MS,
+    metrics,
   });
   economy.start();
 

@@ -111,6 +111,25 @@ export class GenqMetrics {
     registers: [this.registry],
   });
 
+  readonly providerBatches = new Counter({
+    name: "genq_provider_batches_total",
+    help: "Economy-tier provider batches by provider and outcome: submitted, then completed, expired, canceled, failed (refused) or interrupted (the submission was cut off)",
+    labelNames: ["provider", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly providerBatchItems = new Counter({
+    name: "genq_provider_batch_items_total",
+    help: "Items of ended economy-tier provider batches by provider and outcome (succeeded, errored, unfinished: fell back or were canceled)",
+    labelNames: ["provider", "outcome"] as const,
+    registers: [this.registry],
+  });
+  readonly providerBatchesOpen = new Gauge({
+    name: "genq_provider_batches_open",
+    help: "Economy-tier provider batches not ended yet, by provider and status (submitting, running, canceling); read at scrape",
+    labelNames: ["provider", "status"] as const,
+    registers: [this.registry],
+  });
+
   readonly webhookDeliveries = new Counter({
     name: "genq_webhook_deliveries_total",
     help: "Webhook delivery attempts by outcome (delivered, failed, timeout, refused, error)",

@@ -36,6 +36,7 @@ export class EconomyCollector {
         message: "the submission of the provider batch was interrupted",
       });
       await economy.finish(leased.id, "failed", "submission interrupted");
+      this.#options.metrics?.providerBatches.inc({ provider: leased.provider, outcome: "interrupted" });
       return;
     }
     const api = batchApiOf(router.config(), leased.provider, leased.keyId);
@@ -75,6 +76,7 @@ export class EconomyCollector {
     const unfinished: Array<{ jobId: string; attempt: number; reason: "expired" | "canceled" }> = [];
     const onlineCosts: OnlineCost[] = [];
     const endedAt = new Date();
+    const itemOutcomes = { succeeded: 0, errored: 0, unfinished: 0 };
     let pending: ProviderBatchResult[] = [];
     const flush = async () => {
       const chunk = pending;
@@ -97,11 +99,15 @@ export class EconomyCollector {
         const attempt = attempts.get(result.customId);
         if (attempt === undefined) return;
         attempts.delete(result.customId);
+        itemOutcomes[result.kind] += 1;
         switch (result.kind) {
           case "succeeded": {
             const completion = completions.get(result.customId);
             if (completion === undefined) return;
-            if (await lifecycle.complete(completion.completion)) onlineCosts.push(completion.online);
+            if (await lifecycle.complete(completion.completion)) {
+              onlineCosts.push(completion.online);
+              this.#countCompleted(completion.completion);
+            }
             return;
           }
           case "errored":
@@ -135,6 +141,25 @@ export class EconomyCollector {
     await this.#settleUnfinished(leased, state, unfinished);
     await economy.recordOnlineCosts(onlineCosts);
     await economy.finish(leased.id, state.outcome ?? "completed", state.message);
+    const metrics = this.#options.metrics;
+    if (metrics !== undefined) {
+      const { provider } = leased;
+      metrics.providerBatches.inc({ provider, outcome: state.outcome ?? "completed" });
+      // Requests the provider reported nothing for count as unfinished, as they are settled.
+      itemOutcomes.unfinished = unfinished.length;
+      for (const [outcome, count] of Object.entries(itemOutcomes))
+        if (count > 0) metrics.providerBatchItems.inc({ provider, outcome }, count);
+    }
+  }
+
+  /** An item the provider ran, in the provider token and cost counters as online calls are. */
+  #countCompleted(completion: JobCompletion): void {
+    const metrics = this.#options.metrics;
+    if (metrics === undefined) return;
+    const labels = { provider: completion.provider, model: completion.model };
+    metrics.providerTokens.inc({ ...labels, direction: "input" }, completion.usage.inputTokens);
+    metrics.providerTokens.inc({ ...labels, direction: "output" }, completion.usage.outputTokens);
+    metrics.providerCost.inc(labels, completion.costMicroUsd);
   }
 
   async #settleUnfinished(

@@ -1,4 +1,5 @@
 import type { BatchRepository, EconomyRepository } from "@genq/db";
+import type { GenqMetrics } from "@genq/metrics";
 import type { ProviderRouter } from "@genq/providers";
 import type { JobQueues } from "@genq/queue";
 import type { QuotaLedger } from "@genq/quota";
@@ -36,11 +37,15 @@ export interface EconomySchedulerOptions {
   leaseMs?: number | undefined;
   /** Items taken from one genq batch per pass. @defaultValue 5000 */
   submitChunk?: number | undefined;
+  /** Provider batch outcomes, and the tokens and cost of the items they completed, for /metrics. */
+  metrics?:
+    | Pick<GenqMetrics, "providerBatches" | "providerBatchItems" | "providerTokens" | "providerCost">
+    | undefined;
 }
 
 /** {@link EconomySchedulerOptions} with every default applied. */
-export type ResolvedEconomyOptions = Required<Omit<EconomySchedulerOptions, "quota">> &
-  Pick<EconomySchedulerOptions, "quota">;
+export type ResolvedEconomyOptions = Required<Omit<EconomySchedulerOptions, "quota" | "metrics">> &
+  Pick<EconomySchedulerOptions, "quota" | "metrics">;
 
 /** Applies the defaults documented on {@link EconomySchedulerOptions}, and checks the numbers. */
 export function resolveEconomyOptions(options: EconomySchedulerOptions): ResolvedEconomyOptions {

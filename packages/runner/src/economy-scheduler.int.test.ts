@@ -10,6 +10,7 @@ import {
 } from "@genq/db";
 import { createTestDatabase, type TestDatabase } from "@genq/db/testing";
 import { JobLifecycle } from "@genq/lifecycle";
+import { GenqMetrics } from "@genq/metrics";
 import {
   buildRouterConfig,
   defaultProvidersFile,
@@ -109,9 +110,11 @@ function scheduler(
   fallback: EconomyFallback = "online",
   routedBy: ProviderRouter = router,
   leaseMs?: number,
+  metrics?: GenqMetrics,
 ): EconomyScheduler {
   return new EconomyScheduler({
     ...(leaseMs === undefined ? {} : { leaseMs }),
+    ...(metrics === undefined ? {} : { metrics }),
     economy,
     batches,
     lifecycle,
@@ -157,6 +160,14 @@ async function runUntilCollected(run: EconomyScheduler, batchId: string): Promis
     if (submitted > 0 && open === 0) return;
   }
   throw new Error("the provider batches never ended");
+}
+
+/** A counter's values by its labels' values joined with "/" (provider/outcome, provider/model). */
+async function counterValues(metrics: GenqMetrics, name: string): Promise<Record<string, number>> {
+  const metric = await metrics.registry.getSingleMetric(name)?.get();
+  return Object.fromEntries(
+    (metric?.values ?? []).map((value) => [Object.values(value.labels).join("/"), value.value]),
+  );
 }
 
 /** The fake's provider batch of a genq batch (named in its metadata). */
@@ -219,7 +230,25 @@ describe("EconomyScheduler", () => {
     );
     const userId = await createUser();
     const batchId = await economyBatch(userId, 5);
-    await runUntilCollected(scheduler(), batchId);
+    const metrics = new GenqMetrics({ process: "worker", defaultMetrics: false });
+    await runUntilCollected(scheduler("online", router, undefined, metrics), batchId);
+    // /metrics: one provider batch submitted and completed, its items by outcome, and the
+    // tokens and cost of those the provider ran, as online calls count theirs.
+    expect(await counterValues(metrics, "genq_provider_batches_total")).toEqual({
+      "openai/submitted": 1,
+      "openai/completed": 1,
+    });
+    expect(await counterValues(metrics, "genq_provider_batch_items_total")).toEqual({
+      "openai/succeeded": 4,
+      "openai/errored": 1,
+    });
+    const itemCosts = await db.job.findMany({
+      where: { batchId, status: "completed" },
+      select: { costMicroUsd: true },
+    });
+    expect(await counterValues(metrics, "genq_provider_cost_micro_usd_total")).toEqual({
+      "openai/gpt-4o-mini": itemCosts.reduce((sum, job) => sum + Number(job.costMicroUsd), 0),
+    });
     const failed = await db.job.findFirstOrThrow({ where: { batchId, itemIndex: 3 } });
     expect(failed).toMatchObject({ status: "failed", errorCode: "context_length_exceeded" });
     expect(await db.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({

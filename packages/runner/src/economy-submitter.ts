@@ -134,6 +134,7 @@ export class EconomySubmitter {
         { metadata: { genq_batch: batchId, genq_provider_batch: id } },
       );
       await economy.markSubmitted(id, state.id, firstPollMs);
+      this.#options.metrics?.providerBatches.inc({ provider: target.provider, outcome: "submitted" });
       logger.info(
         { batchId, providerBatch: id, provider: target.provider, model: target.model, items: items.length },
         "economy items submitted to the provider's batch API",
@@ -150,6 +151,7 @@ export class EconomySubmitter {
         message: `the provider batch was refused: ${reason.message}`,
       });
       await economy.finish(id, "failed", reason.message);
+      this.#options.metrics?.providerBatches.inc({ provider: target.provider, outcome: "failed" });
     }
   }
 

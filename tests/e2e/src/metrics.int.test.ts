@@ -76,6 +76,37 @@ describe("Prometheus metrics", () => {
     expect(text).toContain("genq_http_request_duration_seconds_bucket");
   });
 
+  it("reports the economy tier's provider batches not ended yet, by provider and status, at scrape time", async () => {
+    const created = await harness.app.inject({
+      method: "POST",
+      url: "/v1/batches",
+      headers: { authorization: `Bearer ${apiKey}` },
+      payload: { type: "text", items: [{ prompt: "at the provider" }] },
+    });
+    expect(created.statusCode, created.body).toBe(202);
+    const batch = created.json() as { id: string };
+    const { userId } = await harness.db.batch.findUniqueOrThrow({ where: { id: batch.id } });
+    const open = async () => {
+      const scraped = await harness.app.inject({
+        method: "GET",
+        url: "/metrics",
+        headers: { authorization: OPERATOR },
+      });
+      return sample(scraped.body, "genq_provider_batches_open", { provider: "openai", status: "running" });
+    };
+    // Two provider batches of the batch at OpenAI, as the economy scheduler records them.
+    for (const id of ["0190a3b4-0000-7000-8000-0000000000b1", "0190a3b4-0000-7000-8000-0000000000b2"]) {
+      await harness.db.$executeRaw`
+        INSERT INTO provider_batches (id, batch_id, user_id, provider, model, key_id, status, item_count, updated_at)
+        VALUES (${id}::uuid, ${batch.id}::uuid, ${userId}::uuid, 'openai', 'gpt-4o-mini', 'openai', 'running', 1, now())`;
+    }
+    expect(await open()).toBe(2);
+    // Ended: the gauge drops to nothing rather than keeping its last count.
+    await harness.db
+      .$executeRaw`UPDATE provider_batches SET status = 'ended' WHERE batch_id = ${batch.id}::uuid`;
+    expect(await open()).toBeUndefined();
+  });
+
   it("exposes the worker's job, provider and circuit figures on its health port", async () => {
     const port = await freePort();
     await harness.startInProcessWorker({ GENQ_WORKER_HEALTH_PORT: String(port) });

@@ -74,6 +74,7 @@ export const metricsPlugin = fastifyPlugin(
             }
           }),
         );
+        await observeProviderBatches(app, metrics);
         const { contentType, body } = await metrics.render();
         return reply.header("content-type", contentType).send(body);
       },
@@ -81,3 +82,18 @@ export const metricsPlugin = fastifyPlugin(
   },
   { name: "genq-metrics", dependencies: ["genq-resources"] },
 );
+
+/** The economy tier's provider batches not ended yet, by provider and status (one indexed query). */
+async function observeProviderBatches(app: FastifyInstance, metrics: GenqMetrics): Promise<void> {
+  try {
+    const rows = await app.genq.db.$queryRaw<Array<{ provider: string; status: string; n: number }>>`
+      SELECT provider, status, count(*)::int AS n FROM provider_batches
+       WHERE status IN ('submitting', 'running', 'canceling') GROUP BY provider, status`;
+    // Reset first: a provider whose batches all ended reads 0, not its last count.
+    metrics.providerBatchesOpen.reset();
+    for (const row of rows)
+      metrics.providerBatchesOpen.set({ provider: row.provider, status: row.status }, row.n);
+  } catch {
+    // PostgreSQL is unreachable: the gauge keeps its last values; /health/ready reports the outage.
+  }
+}
