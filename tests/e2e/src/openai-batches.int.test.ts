@@ -455,6 +455,28 @@ describe("the OpenAI Batch API through the official openai SDK", () => {
     await waitForBatch(batch.id);
   });
 
+  it("answers a malformed or cut-off multipart upload with 400 in OpenAI's error shape, storing nothing", async () => {
+    const apiKey = (client as unknown as { apiKey: string }).apiKey;
+    const before = await harness.db.openAIFile.count({ where: { userId } });
+    for (const payload of [
+      // Cut off inside the file part (no closing boundary): the parser's error, not a 500.
+      '--zzz\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n{"custom_id"',
+      '--zzz\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc',
+    ]) {
+      const response = await harness.app.inject({
+        method: "POST",
+        url: "/openai/v1/files",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "multipart/form-data; boundary=zzz" },
+        payload,
+      });
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json()).toMatchObject({
+        error: { type: "invalid_request_error", code: "invalid_request" },
+      });
+    }
+    expect(await harness.db.openAIFile.count({ where: { userId } })).toBe(before);
+  });
+
   it("pages batches with after and limit", async () => {
     const user = await harness.createUser();
     const paged = new OpenAI({ apiKey: user.apiKey, baseURL, maxRetries: 0 });

@@ -5,6 +5,7 @@ import { BatchRepository, OpenAIBatchRepository, OpenAIFileRepository } from "@g
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { readPart } from "../multipart-part.ts";
 import { OpenAIBatchService } from "../openai/openai-batch-service.ts";
 import { OpenAIErrorBody, useOpenAIErrors } from "../openai/openai-errors.ts";
 import { OpenAIFileService, type SpooledFile } from "../openai/openai-file-service.ts";
@@ -172,16 +173,23 @@ export async function openAIRoutes(app: FastifyInstance, options: OpenAIRoutesOp
       let spooled: SpooledFile | undefined;
       const fields = new Map<string, string>();
       try {
-        for await (const part of request.parts()) {
-          if (part.type === "field") {
-            fields.set(part.fieldname, String(part.value));
-          } else if (part.fieldname !== FILE_FIELD || spooled !== undefined) {
-            part.file.resume();
-            throw badParam(FILE_FIELD, "send one file, in the multipart field `file`");
-          } else {
-            spooled = await fileService.spool({ stream: part.file, filename: part.filename });
-          }
-        }
+        // A malformed or unterminated body is the client's: 400, never a 500 from the parser.
+        await readPart(
+          async () => {
+            for await (const part of request.parts()) {
+              if (part.type === "field") {
+                fields.set(part.fieldname, String(part.value));
+              } else if (part.fieldname !== FILE_FIELD || spooled !== undefined) {
+                part.file.resume();
+                throw badParam(FILE_FIELD, "send one file, in the multipart field `file`");
+              } else {
+                spooled = await fileService.spool({ stream: part.file, filename: part.filename });
+              }
+            }
+          },
+          fileLimitBytes,
+          FILE_FIELD,
+        );
         const purpose = fields.get("purpose");
         if (purpose !== "batch") {
           throw badParam(

@@ -5,6 +5,7 @@ import { detectImageMediaType, imageDimensions } from "@genq/providers";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { readPart } from "../multipart-part.ts";
 import { ErrorResponse } from "./error-response.ts";
 
 /** The largest upload accepted when no limit is configured: 20 MiB. */
@@ -108,7 +109,7 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
           `send the image as multipart/form-data in the field \`${FILE_FIELD}\``,
         );
       }
-      const part = await readPart(() => request.file(), options.limitBytes);
+      const part = await readPart(() => request.file(), options.limitBytes, FILE_FIELD);
       if (part === undefined) {
         throw new GenqError(
           "invalid_request",
@@ -126,7 +127,7 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
           { details: { field: FILE_FIELD } },
         );
       }
-      const bytes = await readPart(() => part.toBuffer(), options.limitBytes);
+      const bytes = await readPart(() => part.toBuffer(), options.limitBytes, FILE_FIELD);
       const mediaType = detectImageMediaType(bytes);
       const dimensions = imageDimensions(bytes);
       if (mediaType === undefined || !ACCEPTED_MEDIA_TYPES.has(mediaType) || dimensions === undefined) {
@@ -171,29 +172,4 @@ export async function uploadRoutes(app: FastifyInstance, options: UploadRoutesOp
     },
     async (request) => toView(await uploads.findForUser(request.principal.userId, request.params.id)),
   );
-}
-
-/** Runs a multipart read, turning the plugin's and the parser's errors into genq's codes. */
-async function readPart<T>(read: () => Promise<T>, limitBytes: number): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === "FST_REQ_FILE_TOO_LARGE") {
-      throw new GenqError(
-        "payload_too_large",
-        `the file is larger than the upload limit of ${limitBytes} bytes`,
-        {
-          details: { limitBytes },
-        },
-      );
-    }
-    if (code === "FST_FILES_LIMIT" || code === "FST_PARTS_LIMIT" || code === "FST_FIELDS_LIMIT") {
-      throw new GenqError("invalid_request", `send one file, in the multipart field \`${FILE_FIELD}\``, {
-        details: { field: FILE_FIELD },
-      });
-    }
-    // Everything else here comes from parsing what the client sent (a malformed body, a cut connection).
-    throw new GenqError("invalid_request", "the multipart body could not be read", { cause: error });
-  }
 }
