@@ -138,36 +138,40 @@ function bodyValues(mediaType: string, body: string): unknown[] | undefined {
 }
 
 /**
- * The path as the router matches it, for the exclusions: dot segments resolved (as the
- * URL parser does: `/admin/./queues` is Bull Board's) and each valid `%XX` decoded
- * (`/admin%2Fqueues`), a malformed one left as it is.
+ * The path as the router matches it: dot segments resolved, as the URL parser does
+ * (`/admin/./queues` is Bull Board's, `/health/./live` the probe's). Percent-escapes
+ * stay: the router does not take `%2F` for a separator.
  */
 function routedPath(path: string): string {
-  let resolved = path;
   try {
-    resolved = new URL(path, "http://genq.invalid").pathname;
+    return new URL(path, "http://genq.invalid").pathname;
   } catch {
-    // Not a URL path at all: matched as sent.
+    return path;
   }
-  return resolved.replace(/%[0-9a-fA-F]{2}/g, (encoded) => {
-    try {
-      return decodeURIComponent(encoded);
-    } catch {
-      return encoded;
-    }
-  });
+}
+
+const ERROR_SCHEMA = { $ref: `${DOCUMENT_ID}#/components/schemas/Error` };
+
+/** Whether a response's body is genq's error body (`{"error": {code, message}}`). */
+function isErrorBody(ajv: Ajv2020, response: RecordedResponse): boolean {
+  if (!response.contentType?.startsWith("application/json")) return false;
+  try {
+    return validatorFor(ajv, ERROR_SCHEMA)(JSON.parse(response.body));
+  } catch {
+    return false;
+  }
 }
 
 /** Checks one response against contract/openapi.json; undefined when it matches. */
 export function checkResponse(response: RecordedResponse): string | undefined {
-  const path = response.url.split("?")[0] ?? "";
-  if (EXCLUDED.some((pattern) => pattern.test(routedPath(path)))) return undefined;
+  const path = routedPath(response.url.split("?")[0] ?? "");
+  if (EXCLUDED.some((pattern) => pattern.test(path))) return undefined;
   const { paths, ajv } = loadContract();
   const item = paths.find(({ pattern }) => pattern.test(path))?.item;
   const operation = item?.[response.method.toLowerCase()];
   if (operation === undefined) {
-    // The router's own answer to a path or method no route has.
-    if (response.status === 404) return undefined;
+    // The router's (or a hook's) refusal of a path or method no route has: a coded client error.
+    if (response.status >= 400 && response.status < 500 && isErrorBody(ajv, response)) return undefined;
     return "no such operation in the document";
   }
   const described = operation.responses?.[String(response.status)];

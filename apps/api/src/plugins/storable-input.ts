@@ -13,6 +13,7 @@ const SCAN_DEPTH = 64;
 
 export function refuseUnstorableInput(app: FastifyInstance): void {
   app.addHook("preValidation", async (request: FastifyRequest) => {
+    const schema = request.routeOptions.schema;
     for (const [location, value] of [
       ["params", request.params],
       ["querystring", request.query],
@@ -20,6 +21,8 @@ export function refuseUnstorableInput(app: FastifyInstance): void {
     ] as const) {
       // Raw bodies (JSONL streams, uploads) are checked by the routes that read them.
       if (value === undefined || value === null || Buffer.isBuffer(value) || isStream(value)) continue;
+      // A route with a schema reads only what it declares: a probe's ignored query is not refused.
+      if (schema !== undefined && location === "querystring" && schema.querystring === undefined) continue;
       const problem = findUnstorableJson(value, SCAN_DEPTH);
       // Deeper than the scan: the route's own depth check answers it.
       if (problem === undefined || problem.message.startsWith("nests deeper")) continue;
