@@ -168,6 +168,15 @@ export function checkResponse(response: RecordedResponse): string | undefined {
   if (EXCLUDED.some((pattern) => pattern.test(path))) return undefined;
   const { paths, ajv } = loadContract();
   const item = paths.find(({ pattern }) => pattern.test(path))?.item;
+  if (response.method === "HEAD") {
+    // Fastify answers HEAD for every GET route: the GET's statuses, without a body.
+    const get = item?.get;
+    if (get === undefined)
+      return response.status >= 400 && response.status < 500 ? undefined : "no such operation";
+    return get.responses?.[String(response.status)] === undefined
+      ? `status ${response.status} is not listed`
+      : undefined;
+  }
   const operation = item?.[response.method.toLowerCase()];
   if (operation === undefined) {
     // The router's (or a hook's) refusal of a path or method no route has: a coded client error.
