@@ -180,7 +180,18 @@ export interface ProviderBatchApi {
   results(id: string, options?: { signal?: AbortSignal }): AsyncIterable<ProviderBatchResult>;
   /** Asks the provider to cancel; requests that finished meanwhile keep their results. */
   cancel(id: string, options?: { signal?: AbortSignal }): Promise<ProviderBatchState>;
+  /**
+   * The batch submitted lately with `metadata[PROVIDER_BATCH_TAG] = tag` (genq tags each
+   * submission with its provider batch row's id), if the provider lists batches with their
+   * metadata: how a submission cut off after the provider accepted it, before its id was
+   * recorded, is found again instead of run twice. Absent where the provider cannot say
+   * (Anthropic's batches carry no metadata).
+   */
+  findSubmitted?(tag: string, options?: { signal?: AbortSignal }): Promise<ProviderBatchState | undefined>;
 }
+
+/** The metadata key under which genq tags a provider batch with its own id ({@link ProviderBatchApi.findSubmitted}). */
+export const PROVIDER_BATCH_TAG = "genq_provider_batch";
 
 /** How many model ids {@link Provider.listModels} returns at most. */
 export const MAX_LISTED_MODELS = 1_000;

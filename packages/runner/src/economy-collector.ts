@@ -29,7 +29,20 @@ export class EconomyCollector {
   async poll(leased: LeasedProviderBatch): Promise<void> {
     const { economy, router } = this.#options;
     if (leased.status === "submitting" || leased.externalId === null) {
-      // Its submitter died before the provider's answer was recorded.
+      // Its submitter died before the provider's answer was recorded. If the provider took
+      // the batch (found by its tag), it is polled as any other; else its items fall back.
+      const found = await batchApiOf(router.config(), leased.provider, leased.keyId)?.findSubmitted?.(
+        leased.id,
+      );
+      if (found !== undefined) {
+        await economy.markSubmitted(leased.id, found.id, 0);
+        this.#options.logger.warn(
+          { providerBatch: leased.id, provider: leased.provider, externalId: found.id },
+          "found the provider's batch of an interrupted submission; polling it",
+        );
+        this.#options.metrics?.providerBatches.inc({ provider: leased.provider, outcome: "recovered" });
+        return;
+      }
       const items = await economy.items(leased.id);
       await this.#submitter.fallBack(leased.id, items, {
         code: "provider_unavailable",

@@ -347,6 +347,38 @@ describe("EconomyScheduler", () => {
     expect(await queues.queue("text").count()).toBe(0);
   });
 
+  it("finds the provider's batch of a submission cut off before its id was recorded, instead of running it twice", async () => {
+    server.batches.setPollsUntilEnd(2);
+    const userId = await createUser();
+    const batchId = await economyBatch(userId, 3);
+    const run = scheduler();
+    await run.runOnce();
+    const accepted = providerBatchOf(batchId);
+    expect(accepted).toBeDefined();
+    // The worker died between the provider's answer and recording it: the row as it then was,
+    // its submit lease lapsed.
+    await db.$executeRaw`
+      UPDATE provider_batches SET status = 'submitting', external_id = NULL, lease_until = now() - interval '1 second'
+       WHERE batch_id = ${batchId}::uuid`;
+    const metrics = new GenqMetrics({ process: "worker", defaultMetrics: false });
+    await runUntilCollected(scheduler("online", router, undefined, metrics), batchId);
+    const [row] = await db.providerBatch.findMany({ where: { batchId } });
+    expect(row).toMatchObject({ externalId: accepted?.id, status: "ended", outcome: "completed" });
+    expect(await db.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({
+      status: "completed",
+      completedCount: 3,
+    });
+    // Run once, at the provider: nothing fell back to the online queue, no second batch.
+    expect(await queues.queue("text").count()).toBe(0);
+    const ofThisBatch = [...server.batches.batches.values()].filter(
+      (batch) => (batch.metadata as { genq_batch?: string } | undefined)?.genq_batch === batchId,
+    );
+    expect(ofThisBatch).toHaveLength(1);
+    expect(await counterValues(metrics, "genq_provider_batches_total")).toMatchObject({
+      "openai/recovered": 1,
+    });
+  });
+
   it("keeps the reconciler away from items at a provider, and gives it back those taken back", async () => {
     server.batches.setPollsUntilEnd(1_000_000);
     const userId = await createUser();

@@ -1,6 +1,6 @@
 import { GenqError, TextJobInput, type TextJobInput as TextJobInputType, toChatMessages } from "@genq/core";
 import type { ClaimedBatchItem, JobRecord } from "@genq/db";
-import { type ProviderBatchRequest, planJob } from "@genq/providers";
+import { PROVIDER_BATCH_TAG, type ProviderBatchRequest, planJob } from "@genq/providers";
 import { parseStoredInput } from "./attempt-output.ts";
 import type { ResolvedEconomyOptions } from "./economy-options.ts";
 import { type EconomyTarget, economyTarget } from "./economy-targets.ts";
@@ -131,7 +131,7 @@ export class EconomySubmitter {
     try {
       const state = await target.api.submit(
         items.map((item) => item.request),
-        { metadata: { genq_batch: batchId, genq_provider_batch: id } },
+        { metadata: { genq_batch: batchId, [PROVIDER_BATCH_TAG]: id } },
       );
       await economy.markSubmitted(id, state.id, firstPollMs);
       this.#options.metrics?.providerBatches.inc({ provider: target.provider, outcome: "submitted" });

@@ -5,3 +5,4 @@ export type {
   ProviderBatchResult,
   ProviderBatchState,
 } from "../provider.ts";
+export { PROVIDER_BATCH_TAG } from "../provider.ts";

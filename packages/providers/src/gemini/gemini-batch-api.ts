@@ -6,7 +6,12 @@ import {
   type GoogleGenAI,
   type InlinedRequest,
 } from "@google/genai";
-import type { ProviderBatchApi, ProviderBatchResult, ProviderBatchState } from "../batch/provider-batch.ts";
+import {
+  PROVIDER_BATCH_TAG,
+  type ProviderBatchApi,
+  type ProviderBatchResult,
+  type ProviderBatchState,
+} from "../batch/provider-batch.ts";
 import type { TextGenerationRequest, TextGenerationResult } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
 import { mapGeminiError } from "./map-gemini-error.ts";
@@ -67,7 +72,7 @@ export function createGeminiBatchApi(options: GeminiBatchApiOptions): ProviderBa
           model,
           src: inlinedRequests,
           config: {
-            displayName: submitOptions.metadata?.genq_provider_batch ?? "genq",
+            displayName: submitOptions.metadata?.[PROVIDER_BATCH_TAG] ?? "genq",
             ...(submitOptions.signal === undefined ? {} : { abortSignal: submitOptions.signal }),
           },
         }),

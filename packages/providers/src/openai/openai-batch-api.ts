@@ -1,10 +1,11 @@
 import type OpenAI from "openai";
 import { APIError, toFile } from "openai";
-import type {
-  ProviderBatchApi,
-  ProviderBatchRequest,
-  ProviderBatchResult,
-  ProviderBatchState,
+import {
+  PROVIDER_BATCH_TAG,
+  type ProviderBatchApi,
+  type ProviderBatchRequest,
+  type ProviderBatchResult,
+  type ProviderBatchState,
 } from "../batch/provider-batch.ts";
 import type { TextGenerationRequest, TextGenerationResult } from "../provider.ts";
 import { ProviderError } from "../provider-error.ts";
@@ -31,6 +32,9 @@ export interface OpenAIBatchApiOptions {
  * 24-hour window), polled (`batches.retrieve`), and its output and error files read
  * back (`files.content`). Each line's `custom_id` names the request.
  */
+/** How many of the newest batches {@link ProviderBatchApi.findSubmitted} looks through. */
+const FIND_SUBMITTED_SCAN = 500;
+
 export function createOpenAIBatchApi(options: OpenAIBatchApiOptions): ProviderBatchApi {
   const { client, name } = options;
 
@@ -94,6 +98,20 @@ export function createOpenAIBatchApi(options: OpenAIBatchApiOptions): ProviderBa
 
     async cancel(id, cancelOptions = {}) {
       return toState(await call(() => client.batches.cancel(id, { signal: cancelOptions.signal ?? null })));
+    },
+
+    async findSubmitted(tag, findOptions = {}) {
+      // Newest first: a cut-off submission is among the last few (the lease it ran under is minutes).
+      let seen = 0;
+      const page = await call(() =>
+        client.batches.list({ limit: 100 }, { signal: findOptions.signal ?? null }),
+      );
+      for await (const batch of page) {
+        if (batch.metadata?.[PROVIDER_BATCH_TAG] === tag) return toState(batch);
+        seen += 1;
+        if (seen >= FIND_SUBMITTED_SCAN) return undefined;
+      }
+      return undefined;
     },
 
     async *results(id, resultOptions = {}): AsyncGenerator<ProviderBatchResult> {

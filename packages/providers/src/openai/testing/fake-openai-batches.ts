@@ -66,7 +66,7 @@ type Answer = { status?: number; body?: unknown };
 
 /**
  * OpenAI's Files and Batches endpoints as the public API reference describes them
- * (`POST /v1/files`, `GET /v1/files/{id}/content`, `POST /v1/batches`,
+ * (`POST /v1/files`, `GET /v1/files/{id}/content`, `POST /v1/batches`, `GET /v1/batches`,
  * `GET /v1/batches/{id}`, `POST /v1/batches/{id}/cancel`), in memory. A batch
  * advances at each retrieve: `validating` → `in_progress` → its scripted outcome,
  * writing an output file (`{id, custom_id, response: {status_code, request_id, body}, error}`)
@@ -258,6 +258,23 @@ export function createFakeOpenAIBatches(answerChat: (body: Record<string, unknow
       };
       batches.set(batch.id, batch);
       return { body: batchObject(batch) };
+    }
+    if (method === "GET" && path === "/v1/batches") {
+      // Newest first, `after` a batch id and `limit` (default 20), as OpenAI's list.
+      const all = [...batches.values()].reverse();
+      const after = request.query.after;
+      const start = after === undefined ? 0 : all.findIndex((batch) => batch.id === after) + 1;
+      const limit = Number(request.query.limit ?? 20);
+      const page = all.slice(start, start + limit);
+      return {
+        body: {
+          object: "list",
+          data: page.map(batchObject),
+          first_id: page[0]?.id ?? null,
+          last_id: page.at(-1)?.id ?? null,
+          has_more: start + limit < all.length,
+        },
+      };
     }
     const batchPath = /^\/v1\/batches\/([^/]+)(\/cancel)?$/.exec(path);
     if (batchPath !== null) {
