@@ -162,6 +162,40 @@ async function runUntilCollected(run: EconomyScheduler, batchId: string): Promis
   throw new Error("the provider batches never ended");
 }
 
+/**
+ * A worker dies between a provider's acceptance of a batch and recording its id: the row
+ * as it then was, its submit lease lapsed. The next pass must find the provider's batch
+ * by its tag and collect it, with nothing falling back online and no second batch.
+ */
+async function expectCutOffSubmissionFound(
+  routedBy: ProviderRouter,
+  provider: string,
+  providerBatches: () => number,
+): Promise<void> {
+  const userId = await createUser();
+  const batchId = await economyBatch(userId, 3);
+  await scheduler("online", routedBy).runOnce();
+  const [submitted] = await db.providerBatch.findMany({ where: { batchId } });
+  expect(submitted?.externalId).toBeTruthy();
+  const sent = providerBatches();
+  await db.$executeRaw`
+    UPDATE provider_batches SET status = 'submitting', external_id = NULL, lease_until = now() - interval '1 second'
+     WHERE batch_id = ${batchId}::uuid`;
+  const metrics = new GenqMetrics({ process: "worker", defaultMetrics: false });
+  await runUntilCollected(scheduler("online", routedBy, undefined, metrics), batchId);
+  const [row] = await db.providerBatch.findMany({ where: { batchId } });
+  expect(row).toMatchObject({ externalId: submitted?.externalId, status: "ended", outcome: "completed" });
+  expect(await db.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({
+    status: "completed",
+    completedCount: 3,
+  });
+  expect(await queues.queue("text").count()).toBe(0);
+  expect(providerBatches()).toBe(sent);
+  expect(await counterValues(metrics, "genq_provider_batches_total")).toMatchObject({
+    [`${provider}/recovered`]: 1,
+  });
+}
+
 /** A counter's values by its labels' values joined with "/" (provider/outcome, provider/model). */
 async function counterValues(metrics: GenqMetrics, name: string): Promise<Record<string, number>> {
   const metric = await metrics.registry.getSingleMetric(name)?.get();
@@ -349,34 +383,7 @@ describe("EconomyScheduler", () => {
 
   it("finds the provider's batch of a submission cut off before its id was recorded, instead of running it twice", async () => {
     server.batches.setPollsUntilEnd(2);
-    const userId = await createUser();
-    const batchId = await economyBatch(userId, 3);
-    const run = scheduler();
-    await run.runOnce();
-    const accepted = providerBatchOf(batchId);
-    expect(accepted).toBeDefined();
-    // The worker died between the provider's answer and recording it: the row as it then was,
-    // its submit lease lapsed.
-    await db.$executeRaw`
-      UPDATE provider_batches SET status = 'submitting', external_id = NULL, lease_until = now() - interval '1 second'
-       WHERE batch_id = ${batchId}::uuid`;
-    const metrics = new GenqMetrics({ process: "worker", defaultMetrics: false });
-    await runUntilCollected(scheduler("online", router, undefined, metrics), batchId);
-    const [row] = await db.providerBatch.findMany({ where: { batchId } });
-    expect(row).toMatchObject({ externalId: accepted?.id, status: "ended", outcome: "completed" });
-    expect(await db.batch.findUniqueOrThrow({ where: { id: batchId } })).toMatchObject({
-      status: "completed",
-      completedCount: 3,
-    });
-    // Run once, at the provider: nothing fell back to the online queue, no second batch.
-    expect(await queues.queue("text").count()).toBe(0);
-    const ofThisBatch = [...server.batches.batches.values()].filter(
-      (batch) => (batch.metadata as { genq_batch?: string } | undefined)?.genq_batch === batchId,
-    );
-    expect(ofThisBatch).toHaveLength(1);
-    expect(await counterValues(metrics, "genq_provider_batches_total")).toMatchObject({
-      "openai/recovered": 1,
-    });
+    await expectCutOffSubmissionFound(router, "openai", () => server.batches.batches.size);
   });
 
   it("keeps the reconciler away from items at a provider, and gives it back those taken back", async () => {
@@ -551,4 +558,9 @@ describe("EconomyScheduler on Gemini batch mode", () => {
     }
     expect((await ledger.status(userId)).kinds.textTokens).toMatchObject({ used: tokens, reserved: 0 });
   }, 120_000);
+
+  it("finds Gemini's batch of a submission cut off before its id was recorded (by its display name)", async () => {
+    gemini.batches.setPollsUntilEnd(1);
+    await expectCutOffSubmissionFound(geminiRouter, "gemini", () => gemini.batches.batches.size);
+  });
 });

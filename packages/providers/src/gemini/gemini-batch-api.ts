@@ -39,6 +39,9 @@ export interface GeminiBatchApiOptions {
  * requests, `batches.get`, `batches.cancel`): one model per batch; each request
  * carries its `customId` as `metadata.key`, which comes back on its inlined response.
  */
+/** How many batches {@link ProviderBatchApi.findSubmitted} looks through. */
+const FIND_SUBMITTED_SCAN = 500;
+
 export function createGeminiBatchApi(options: GeminiBatchApiOptions): ProviderBatchApi {
   const { client, name } = options;
 
@@ -91,6 +94,25 @@ export function createGeminiBatchApi(options: GeminiBatchApiOptions): ProviderBa
           }),
         ),
       );
+    },
+
+    async findSubmitted(tag, findOptions = {}) {
+      // Submissions carry the tag as their display name.
+      const pager = await call(() =>
+        client.batches.list({
+          config: {
+            pageSize: 100,
+            ...(findOptions.signal === undefined ? {} : { abortSignal: findOptions.signal }),
+          },
+        }),
+      );
+      let seen = 0;
+      for await (const batch of pager) {
+        if (batch.displayName === tag) return toState(batch);
+        seen += 1;
+        if (seen >= FIND_SUBMITTED_SCAN) return undefined;
+      }
+      return undefined;
     },
 
     async cancel(id, cancelOptions = {}) {

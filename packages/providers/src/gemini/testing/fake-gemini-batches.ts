@@ -42,7 +42,7 @@ const BATCH_RESOURCE = /^\/v1beta\/batches\/([^/:]+)(:cancel)?$/;
 
 /**
  * Gemini's batch mode endpoints as the public API reference describes them
- * (`POST /v1beta/models/{model}:batchGenerateContent` with inlined requests,
+ * (`POST /v1beta/models/{model}:batchGenerateContent` with inlined requests, `GET /v1beta/batches`,
  * `GET /v1beta/batches/{id}`, `POST /v1beta/batches/{id}:cancel`), in memory: the
  * batch is a long-running operation whose `metadata` carries its `state`
  * (`BATCH_STATE_*`) and, once it ended, `output.inlinedResponses`. `answer` builds
@@ -134,6 +134,18 @@ export function createFakeGeminiBatches(
       };
       batches.set(batch.name, batch);
       return { body: operation(batch) };
+    }
+    if (request.method === "GET" && request.path === "/v1beta/batches") {
+      // Newest first, `pageSize` (default 50) and `pageToken` (here: the offset).
+      const all = [...batches.values()].reverse();
+      const start = Number(request.query.pageToken ?? 0);
+      const size = Number(request.query.pageSize ?? 50);
+      return {
+        body: {
+          operations: all.slice(start, start + size).map(operation),
+          ...(start + size < all.length ? { nextPageToken: String(start + size) } : {}),
+        },
+      };
     }
     const resource = BATCH_RESOURCE.exec(request.path);
     if (resource === null) return undefined;
