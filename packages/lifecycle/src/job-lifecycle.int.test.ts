@@ -434,6 +434,19 @@ describe("claims within the owner's limits, fenced completion", () => {
     expect((await jobs.listCalls(first.id)).map((entry) => entry.jobAttempt)).toEqual([2, 3]);
   });
 
+  it("lets a run past its postponement deadline fail the job it just postponed, and no other attempt", async () => {
+    const job = await claimedJob();
+    // The processor's order for such a run: counted as a postponement, then failed.
+    expect(await lifecycle.postpone(job.id, [], job.attempt, new Date())).toBe(true);
+    const stale = { code: "provider_unavailable", message: "past the deadline" };
+    expect(await lifecycle.fail(job.id, stale, [], job.attempt - 1)).toBe(false);
+    expect(await lifecycle.fail(job.id, stale, [], job.attempt)).toBe(true);
+    expect(await db.job.findUniqueOrThrow({ where: { id: job.id } })).toMatchObject({
+      status: "failed",
+      postponements: 1,
+    });
+  });
+
   it("leaves a job queued while its owner runs its cap of jobs, and claims it once one stops", async () => {
     const userId = await createUser();
     const other = await createUser();

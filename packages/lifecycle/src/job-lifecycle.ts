@@ -454,10 +454,13 @@ export class JobLifecycle {
     return this.#finishGeneral(
       {
         id: jobId,
-        // A worker's report (an attempt) ends only the job active in that attempt; see FINISH.
+        // A worker's report (an attempt) ends only the job of that attempt; see FINISH.
         ...(change.attempt === undefined
           ? { status: { in: ACTIVE_OR_QUEUED } }
-          : { status: "active", attempts: change.attempt }),
+          : {
+              attempts: change.attempt,
+              OR: [{ status: "active" }, { status: "queued", postponedSince: { not: null } }],
+            }),
         ...(change.onlyIfCancelRequested ? { cancelRequested: true } : {}),
       },
       change.failure === undefined

@@ -194,12 +194,15 @@ export const COMPLETE = statement(
 );
 
 /**
- * The rows a finish may end: given an attempt (`$2`, a worker's report), only the job
- * active in that attempt (a job queued again, e.g. redriven after it failed in that
- * attempt, is not that attempt's any more); without one, any unfinished job.
+ * The rows a finish may end: given an attempt (`$2`, a worker's report), the job in that
+ * attempt while it is active, or queued by that delivery's own postponement (a run past the
+ * postponement deadline is postponed, then failed); not a job queued again otherwise, e.g.
+ * redriven after it failed in that attempt (a redrive clears `postponed_since`). Without an
+ * attempt, any unfinished job.
  */
 const FINISHABLE_IN_ATTEMPT = `(CASE WHEN $2::int IS NULL THEN j.status IN ('queued', 'active')
-     ELSE j.status = 'active' AND j.attempts = $2::int END)`;
+     ELSE j.attempts = $2::int
+          AND (j.status = 'active' OR (j.status = 'queued' AND j.postponed_since IS NOT NULL)) END)`;
 
 /**
  * Ends an unfinished job (failed, or canceled when its cancel was requested) that
