@@ -97,22 +97,23 @@ export function createGeminiBatchApi(options: GeminiBatchApiOptions): ProviderBa
     },
 
     async findSubmitted(tag, findOptions = {}) {
-      // Submissions carry the tag as their display name.
-      const pager = await call(() =>
-        client.batches.list({
+      // Submissions carry the tag as their display name. Every page inside `call`: a later
+      // page's failure is a ProviderError too.
+      return call(async () => {
+        const pager = await client.batches.list({
           config: {
             pageSize: 100,
             ...(findOptions.signal === undefined ? {} : { abortSignal: findOptions.signal }),
           },
-        }),
-      );
-      let seen = 0;
-      for await (const batch of pager) {
-        if (batch.displayName === tag) return toState(batch);
-        seen += 1;
-        if (seen >= FIND_SUBMITTED_SCAN) return undefined;
-      }
-      return undefined;
+        });
+        let seen = 0;
+        for await (const batch of pager) {
+          if (batch.displayName === tag) return toState(batch);
+          seen += 1;
+          if (seen >= FIND_SUBMITTED_SCAN) return undefined;
+        }
+        return undefined;
+      });
     },
 
     async cancel(id, cancelOptions = {}) {

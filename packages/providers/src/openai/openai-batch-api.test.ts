@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ProviderBatchApi, ProviderBatchRequest, ProviderBatchResult } from "../batch/provider-batch.ts";
+import {
+  PROVIDER_BATCH_TAG,
+  type ProviderBatchApi,
+  type ProviderBatchRequest,
+  type ProviderBatchResult,
+} from "../batch/provider-batch.ts";
+import { ProviderError } from "../provider-error.ts";
 import { createOpenAIProvider } from "./openai-provider.ts";
 import {
   type FakeOpenAIServer,
@@ -135,6 +141,19 @@ describe("OpenAI batch API", () => {
     server.batches.setOutcome({ status: "failed", message: "bad input file" });
     const { id } = await batches.submit(requests(1));
     expect(await runToEnd(id)).toEqual({ id, status: "ended", outcome: "failed", message: "bad input file" });
+  });
+
+  it("finds a submission by its tag past the first page, and a later page's failure is a provider error", async () => {
+    const { id } = await batches.submit(requests(1), { metadata: { [PROVIDER_BATCH_TAG]: "tag-oldest" } });
+    // More than one page (100) of newer batches.
+    for (let index = 0; index < 100; index++) await batches.submit(requests(1));
+    expect(await batches.findSubmitted?.("tag-oldest")).toMatchObject({ id });
+    server.setHandler((request) =>
+      request.method === "GET" && request.path === "/v1/batches" && request.query.after !== undefined
+        ? { status: 500, body: openAIErrorBodies.serverError }
+        : undefined,
+    );
+    await expect(batches.findSubmitted?.("tag-oldest")).rejects.toBeInstanceOf(ProviderError);
   });
 
   it("is absent unless enabled (OpenAI-compatible servers mostly have no batch API)", () => {

@@ -102,16 +102,17 @@ export function createOpenAIBatchApi(options: OpenAIBatchApiOptions): ProviderBa
 
     async findSubmitted(tag, findOptions = {}) {
       // Newest first: a cut-off submission is among the last few (the lease it ran under is minutes).
-      let seen = 0;
-      const page = await call(() =>
-        client.batches.list({ limit: 100 }, { signal: findOptions.signal ?? null }),
-      );
-      for await (const batch of page) {
-        if (batch.metadata?.[PROVIDER_BATCH_TAG] === tag) return toState(batch);
-        seen += 1;
-        if (seen >= FIND_SUBMITTED_SCAN) return undefined;
-      }
-      return undefined;
+      // Every page inside `call`: a later page's failure is a ProviderError too.
+      return call(async () => {
+        let seen = 0;
+        const page = await client.batches.list({ limit: 100 }, { signal: findOptions.signal ?? null });
+        for await (const batch of page) {
+          if (batch.metadata?.[PROVIDER_BATCH_TAG] === tag) return toState(batch);
+          seen += 1;
+          if (seen >= FIND_SUBMITTED_SCAN) return undefined;
+        }
+        return undefined;
+      });
     },
 
     async *results(id, resultOptions = {}): AsyncGenerator<ProviderBatchResult> {
