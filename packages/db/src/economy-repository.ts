@@ -97,13 +97,19 @@ export class EconomyRepository {
     return id;
   }
 
-  /** The provider accepted the batch: poll it first after `firstPollMs`. */
-  async markSubmitted(id: string, externalId: string, firstPollMs: number): Promise<void> {
-    await this.#db.$executeRaw`
+  /**
+   * The provider accepted the batch: poll it first after `firstPollMs`. False when the row
+   * ended meanwhile (its submission was given up and its items fell back) or already names
+   * another provider batch: the caller's batch then runs nothing of genq's and must be canceled.
+   */
+  async markSubmitted(id: string, externalId: string, firstPollMs: number): Promise<boolean> {
+    const updated = await this.#db.$executeRaw`
       UPDATE provider_batches
          SET external_id = ${externalId}, status = 'running', lease_until = NULL,
              next_poll_at = now() + ${firstPollMs} * interval '1 millisecond', updated_at = now()
-       WHERE id = ${id}::uuid`;
+       WHERE id = ${id}::uuid AND status <> 'ended'
+         AND (external_id IS NULL OR external_id = ${externalId})`;
+    return updated === 1;
   }
 
   /**

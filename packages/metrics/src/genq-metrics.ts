@@ -113,7 +113,7 @@ export class GenqMetrics {
 
   readonly providerBatches = new Counter({
     name: "genq_provider_batches_total",
-    help: "Economy-tier provider batches by provider and outcome: submitted, then completed, expired, canceled, failed (refused) or interrupted (the submission was cut off)",
+    help: "Economy-tier provider batches by provider and outcome: submitted, then completed, expired, canceled, failed (refused), interrupted (the submission was cut off and its items fell back), recovered (a cut-off submission found at the provider) or abandoned (accepted after its submission was given up; canceled)",
     labelNames: ["provider", "outcome"] as const,
     registers: [this.registry],
   });

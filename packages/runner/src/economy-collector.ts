@@ -10,6 +10,9 @@ import type { ResolvedEconomyOptions } from "./economy-options.ts";
 import { ECONOMY_CONCURRENCY, type EconomySubmitter, forEachLimited } from "./economy-submitter.ts";
 import { batchApiOf } from "./economy-targets.ts";
 
+/** How many failed lookups of an interrupted submission's batch before its items fall back. */
+export const MAX_FAILED_LOOKUPS = 5;
+
 /**
  * Polls one leased provider batch and, once it ended, hands every item on through
  * the lifecycle: results complete their items (usage and cost at the provider's
@@ -31,9 +34,7 @@ export class EconomyCollector {
     if (leased.status === "submitting" || leased.externalId === null) {
       // Its submitter died before the provider's answer was recorded. If the provider took
       // the batch (found by its tag), it is polled as any other; else its items fall back.
-      const found = await batchApiOf(router.config(), leased.provider, leased.keyId)?.findSubmitted?.(
-        leased.id,
-      );
+      const found = await this.#findSubmitted(leased);
       if (found !== undefined) {
         await economy.markSubmitted(leased.id, found.id, 0);
         this.#options.logger.warn(
@@ -70,6 +71,26 @@ export class EconomyCollector {
       return;
     }
     await this.#collect(leased, leased.externalId, api, state);
+  }
+
+  /**
+   * The provider's batch of an interrupted submission, by its tag. A lookup that fails is
+   * tried again later (the scheduler backs off); after {@link MAX_FAILED_LOOKUPS} the batch
+   * counts as not found, so its items fall back instead of waiting on a provider's list
+   * endpoint (or a key that may submit but not list) for ever.
+   */
+  async #findSubmitted(leased: LeasedProviderBatch): Promise<ProviderBatchState | undefined> {
+    const api = batchApiOf(this.#options.router.config(), leased.provider, leased.keyId);
+    try {
+      return await api?.findSubmitted?.(leased.id);
+    } catch (error) {
+      if (leased.polls + 1 < MAX_FAILED_LOOKUPS) throw error;
+      this.#options.logger.warn(
+        { err: error, providerBatch: leased.id, provider: leased.provider, lookups: leased.polls + 1 },
+        "could not look for the provider's batch of an interrupted submission; its items fall back",
+      );
+      return undefined;
+    }
   }
 
   /** The wait before the next poll of a provider batch polled `polls` times. */

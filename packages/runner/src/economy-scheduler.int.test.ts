@@ -32,7 +32,8 @@ import { QuotaLedger, resolvePlans } from "@genq/quota";
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { MAX_FAILED_LOOKUPS } from "./economy-collector.ts";
 import type { EconomyFallback } from "./economy-options.ts";
 import { EconomyScheduler } from "./economy-scheduler.ts";
 import { JobProcessor } from "./job-processor.ts";
@@ -384,6 +385,70 @@ describe("EconomyScheduler", () => {
   it("finds the provider's batch of a submission cut off before its id was recorded, instead of running it twice", async () => {
     server.batches.setPollsUntilEnd(2);
     await expectCutOffSubmissionFound(router, "openai", () => server.batches.batches.size);
+  });
+
+  it("falls back the items of a cut-off submission when the provider's batch list keeps failing, instead of waiting for ever", async () => {
+    const userId = await createUser();
+    const batchId = await economyBatch(userId, 3);
+    await scheduler().runOnce();
+    await db.$executeRaw`
+      UPDATE provider_batches SET status = 'submitting', external_id = NULL, polls = 0, lease_until = now() - interval '1 second'
+       WHERE batch_id = ${batchId}::uuid`;
+    // The key may submit but not list (or the list endpoint is down).
+    server.setHandler((request) =>
+      request.method === "GET" && request.path === "/v1/batches"
+        ? { status: 500, body: openAIErrorBodies.serverError }
+        : undefined,
+    );
+    await runUntilCollected(scheduler(), batchId);
+    const lookups = server.requests.filter(
+      (request) => request.method === "GET" && request.path === "/v1/batches",
+    );
+    expect(lookups).toHaveLength(MAX_FAILED_LOOKUPS);
+    const [row] = await db.providerBatch.findMany({ where: { batchId } });
+    expect(row).toMatchObject({ status: "ended", outcome: "failed" });
+    // Its three items run online.
+    expect(await queues.queue("text").count()).toBe(3);
+  });
+
+  it("cancels a provider batch accepted after its submission was given up (its items fell back), instead of running them twice", async () => {
+    const userId = await createUser();
+    const batchId = await economyBatch(userId, 3);
+    // The provider holds its answer to the batch's creation until the test lets it go.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let creating = false;
+    server.setHandler(async (request) => {
+      if (request.method === "POST" && request.path === "/v1/batches") {
+        creating = true;
+        await held;
+      }
+      return undefined;
+    });
+    const slowMetrics = new GenqMetrics({ process: "worker", defaultMetrics: false });
+    const slow = scheduler("online", router, undefined, slowMetrics).runOnce();
+    while (!creating) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Meanwhile its lease lapses and another scheduler gives the submission up: not at the
+    // provider yet, so its items fall back online.
+    await db.$executeRaw`
+      UPDATE provider_batches SET lease_until = now() - interval '1 second' WHERE batch_id = ${batchId}::uuid`;
+    const metrics = new GenqMetrics({ process: "worker", defaultMetrics: false });
+    await scheduler("online", router, undefined, metrics).runOnce();
+    expect(await queues.queue("text").count()).toBe(3);
+    release();
+    await slow;
+    const [row] = await db.providerBatch.findMany({ where: { batchId } });
+    expect(row).toMatchObject({ status: "ended", outcome: "failed", externalId: null });
+    expect(providerBatchOf(batchId)?.status).toBe("cancelling");
+    expect(server.requests.some((request) => request.path.endsWith("/cancel"))).toBe(true);
+    expect(await counterValues(metrics, "genq_provider_batches_total")).toMatchObject({
+      "openai/interrupted": 1,
+    });
+    expect(await counterValues(slowMetrics, "genq_provider_batches_total")).toMatchObject({
+      "openai/abandoned": 1,
+    });
   });
 
   it("keeps the reconciler away from items at a provider, and gives it back those taken back", async () => {

@@ -133,7 +133,24 @@ export class EconomySubmitter {
         items.map((item) => item.request),
         { metadata: { genq_batch: batchId, [PROVIDER_BATCH_TAG]: id } },
       );
-      await economy.markSubmitted(id, state.id, firstPollMs);
+      if (!(await economy.markSubmitted(id, state.id, firstPollMs))) {
+        // This submitter was taken for dead while the provider answered (its lease lapsed):
+        // the items fell back already, so the provider must not run them a second time.
+        logger.warn(
+          { batchId, providerBatch: id, provider: target.provider, externalId: state.id },
+          "the provider accepted a batch whose submission was already given up; canceling it",
+        );
+        await target.api
+          .cancel(state.id)
+          .catch((error: unknown) =>
+            logger.error(
+              { err: error, providerBatch: id, provider: target.provider, externalId: state.id },
+              "could not cancel an abandoned provider batch; its requests may run (and be billed) unused",
+            ),
+          );
+        this.#options.metrics?.providerBatches.inc({ provider: target.provider, outcome: "abandoned" });
+        return;
+      }
       this.#options.metrics?.providerBatches.inc({ provider: target.provider, outcome: "submitted" });
       logger.info(
         { batchId, providerBatch: id, provider: target.provider, model: target.model, items: items.length },
