@@ -36,4 +36,16 @@ describe("JobQueues.holdLease (real Redis)", () => {
     expect(await queues.holdLease("pass", "b", 60_000)).toBe(true);
     expect(await queues.holdLease("pass", "a", 60_000)).toBe(false);
   });
+
+  it("gives up a lease only for its holder: a stopping holder's successor takes it at once", async () => {
+    expect(await queues.holdLease("pass", "a", 60_000)).toBe(true);
+    // Not b's to give up.
+    await queues.releaseLease("pass", "b");
+    expect(await queues.holdLease("pass", "b", 60_000)).toBe(false);
+    await queues.releaseLease("pass", "a");
+    expect(await queues.holdLease("pass", "b", 60_000)).toBe(true);
+    // a's late release (it held the lease once) leaves b's alone.
+    await queues.releaseLease("pass", "a");
+    expect(await redis.get(`${prefix}:lease:pass`)).toBe("b");
+  });
 });

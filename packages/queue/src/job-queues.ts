@@ -33,6 +33,10 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
+const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 /**
  * The producer side of genq's queues. The BullMQ job id is the genq job id, so
  * adding the same job twice (reconciler and API racing) keeps a single entry.
@@ -173,6 +177,14 @@ export class JobQueues {
       String(ttlMs),
     );
     return held === 1;
+  }
+
+  /**
+   * Gives up a lease `holder` holds (a lease another holder took meanwhile stays), so
+   * that a stopping process's successor need not wait out its time.
+   */
+  async releaseLease(name: string, holder: string): Promise<void> {
+    await this.#connection.eval(RELEASE_LEASE, 1, `${this.prefix}:lease:${name}`, holder);
   }
 
   /** Removes a waiting job; an active (locked) one stays and is canceled by its worker. */

@@ -122,6 +122,9 @@ export class BatchDispatcher {
     this.#timer = undefined;
     this.#wakeTimer = undefined;
     await this.#running?.catch(() => 0);
+    // Its successor need not wait out the lease.
+    this.#leaseUntil = 0;
+    await this.#options.queues.releaseLease(LEASE_NAME, this.#holder).catch(() => undefined);
   }
 
   #tick(): void {

@@ -19,7 +19,7 @@ export interface EconomySchedulerOptions {
   batches: Pick<BatchRepository, "claimItems">;
   lifecycle: Pick<JobTransitions, "claim" | "complete" | "fail" | "cancelIfRequested">;
   router: Pick<ProviderRouter, "config">;
-  queues: Pick<JobQueues, "enqueueBulk" | "holdLease">;
+  queues: Pick<JobQueues, "enqueueBulk" | "holdLease" | "releaseLease">;
   logger: Logger;
   /** Reserves each item's worst case at submission; without it items are not metered. */
   quota?: Pick<QuotaLedger, "reserve"> | undefined;

@@ -475,16 +475,36 @@ describe("EconomyScheduler", () => {
 
   it("keeps submitting past half its submit lease (it renews its own lease; another scheduler stays out)", async () => {
     const userId = await createUser();
-    const [first, second] = [scheduler("online", router, 2_000), scheduler("online", router, 2_000)];
+    const [first, second] = [scheduler("online", router, 60_000), scheduler("online", router, 60_000)];
     const early = await economyBatch(userId, 2);
     await first.runOnce();
     expect(providerBatchOf(early)).toBeDefined();
-    // Past half the lease (when the holder renews it), before it lapses.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // Past half the lease by the schedulers' clock (when the holder renews it), long before
+    // Redis lets it lapse: no sleep, so a slow machine cannot make the lease run out.
+    const realNow = Date.now.bind(Date);
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 31_000);
+    try {
+      const late = await economyBatch(userId, 2);
+      await second.runOnce();
+      expect(providerBatchOf(late)).toBeUndefined();
+      await first.runOnce();
+      expect(providerBatchOf(late)).toBeDefined();
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
+  it("gives up its submit lease when it stops: another scheduler submits at once", async () => {
+    const userId = await createUser();
+    const [first, second] = [scheduler("online", router, 300_000), scheduler("online", router, 300_000)];
+    const early = await economyBatch(userId, 2);
+    await first.runOnce();
+    expect(providerBatchOf(early)).toBeDefined();
     const late = await economyBatch(userId, 2);
     await second.runOnce();
     expect(providerBatchOf(late)).toBeUndefined();
-    await first.runOnce();
+    await first.stop();
+    await second.runOnce();
     expect(providerBatchOf(late)).toBeDefined();
   });
 

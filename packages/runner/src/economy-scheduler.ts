@@ -49,12 +49,14 @@ export class EconomyScheduler {
     this.#tick();
   }
 
-  /** Stops passes and waits for one in progress. */
+  /** Stops passes, waits for one in progress and gives up the submit lease. */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
     this.#timer = undefined;
     await this.#running?.catch(() => undefined);
+    this.#submitLeaseUntil = 0;
+    await this.#options.queues.releaseLease(SUBMIT_LEASE, this.#holder).catch(() => undefined);
   }
 
   #tick(): void {
