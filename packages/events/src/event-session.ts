@@ -92,7 +92,8 @@ export async function runEventSession(options: EventSessionOptions): Promise<Eve
 /**
  * `watch.confirmed` false: some publisher may not know of this session, so it may never
  * publish the terminal event; the row is then re-read every `unconfirmedRecheckMs`
- * (rather than every heartbeat) and a finished row's event is sent at once.
+ * (rather than every heartbeat), and a finished row's event is sent when the grace for
+ * the published one has passed, as for a confirmed watch.
  */
 async function streamSession(
   options: EventSessionOptions,
@@ -115,7 +116,7 @@ async function streamSession(
   // this session saw it at the latest (a clock ahead of this one cannot stretch the wait).
   let deadline: number | undefined;
   const overdueAt = (state: FinishedState) =>
-    trusted ? Math.min((state.finishedAt?.getTime() ?? 0) + graceMs, now() + graceMs) : now();
+    Math.min((state.finishedAt?.getTime() ?? 0) + graceMs, now() + graceMs);
   // Watched: a subject finished before this session watched it may never get its terminal event
   // published (its publisher decided before the watch): what the stream has now, else the row's.
   if (finished !== undefined) deadline = options.watches === undefined ? overdueAt(finished) : now();
