@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ProviderBatchApi, ProviderBatchRequest, ProviderBatchResult } from "../batch/provider-batch.ts";
+import {
+  PROVIDER_BATCH_TAG,
+  type ProviderBatchApi,
+  type ProviderBatchRequest,
+  type ProviderBatchResult,
+} from "../batch/provider-batch.ts";
+import { ProviderError } from "../provider-error.ts";
 import { createGeminiProvider } from "./gemini-provider.ts";
 import { type FakeGeminiServer, startFakeGeminiServer } from "./testing/fake-gemini-server.ts";
 
@@ -109,6 +115,22 @@ describe("Gemini batch mode", () => {
     expect(await runToEnd(id)).toMatchObject({ outcome: "expired" });
     // Gemini returns no response for requests it never ran: the caller treats them as unfinished.
     expect((await collect(id)).map((result) => result.kind)).toEqual(["succeeded"]);
+  });
+
+  it("finds a submission by its display name past the first page, and a later page's failure is a provider error", async () => {
+    const { id } = await batches.submit(requests(1), { metadata: { [PROVIDER_BATCH_TAG]: "tag-oldest" } });
+    // More than one page (100) of newer batches.
+    for (let index = 0; index < 100; index++) await batches.submit(requests(1));
+    expect(await batches.findSubmitted?.("tag-oldest")).toMatchObject({ id });
+    server.setHandler((request) =>
+      request.method === "GET" && request.path === "/v1beta/batches" && request.query.pageToken !== undefined
+        ? {
+            status: 500,
+            body: { error: { code: 500, message: "Internal error encountered.", status: "INTERNAL" } },
+          }
+        : undefined,
+    );
+    await expect(batches.findSubmitted?.("tag-oldest")).rejects.toBeInstanceOf(ProviderError);
   });
 
   it("cancels a batch: requests that did not run come back canceled", async () => {
